@@ -1,0 +1,39 @@
+"""likelab: a laboratory for likelihood-based objectives.
+
+Why do we maximise the product of per-sample likelihoods (minimise the NLL) rather than their sum,
+or anything else, and what exactly goes wrong if we don't? likelab answers it on your own data and
+models: objectives are scoring rules (:mod:`likelab.objectives`), models are parametric families
+(:mod:`likelab.families`), and :mod:`likelab.landscape` draws what an objective looks like.
+"""
+
+from __future__ import annotations
+
+from likelab.errors import (
+    DataError,
+    LikelabError,
+    ParameterError,
+    SpecError,
+    UnknownNameError,
+    UnsupportedError,
+)
+from likelab.families import Family, get_family, list_families
+from likelab.objectives import Objective, get_objective, list_objectives, objective
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DataError",
+    "Family",
+    "LikelabError",
+    "Objective",
+    "ParameterError",
+    "SpecError",
+    "UnknownNameError",
+    "UnsupportedError",
+    "__version__",
+    "get_family",
+    "get_objective",
+    "list_families",
+    "list_objectives",
+    "objective",
+]

@@ -1,0 +1,44 @@
+"""The errors likelab raises.
+
+Every error a user can cause by bad input is a :class:`LikelabError` (a ``ValueError``), whose
+message names what is wrong and, where it can, what to do instead. The CLI prints that message on
+one line and exits with status 2.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DataError",
+    "LikelabError",
+    "ParameterError",
+    "SpecError",
+    "UnknownNameError",
+    "UnsupportedError",
+]
+
+
+class LikelabError(ValueError):
+    """Base class of every error caused by bad input to likelab."""
+
+
+class UnknownNameError(LikelabError, KeyError):
+    """An objective, family or parameter name that likelab does not know."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ParameterError(LikelabError):
+    """A parameter value outside its valid range (e.g. ``pseudospherical:gamma=0.5``)."""
+
+
+class SpecError(LikelabError):
+    """A spec string that cannot be parsed (e.g. ``lq:q``)."""
+
+
+class DataError(LikelabError):
+    """Observations that are NaN, infinite, empty, of the wrong shape or outside the support."""
+
+
+class UnsupportedError(LikelabError):
+    """An operation undefined for the given input (e.g. the CRPS of a Categorical forecast)."""

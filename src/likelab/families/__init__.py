@@ -1,0 +1,78 @@
+"""Parametric families: torch distributions, unconstrained maps, ``∫ f^k``, samplers.
+
+>>> from likelab.families import get_family
+>>> fam = get_family("normal:scale=0.1")
+>>> fam.free
+('loc',)
+>>> float(fam.distribution(loc=0.0).log_prob(__import__("torch").tensor(0.0)).exp())  # doctest: +ELLIPSIS
+3.989...
+"""
+
+from __future__ import annotations
+
+from likelab._spec import parse_spec
+from likelab.errors import LikelabError, UnknownNameError
+from likelab.families.base import Family, Param, as_tensor
+from likelab.families.continuous import (
+    Cauchy,
+    Exponential,
+    Gamma,
+    Laplace,
+    LogisticFamily,
+    Normal,
+    StudentT,
+    Uniform,
+)
+from likelab.families.discrete import Bernoulli, CategoricalFamily, Poisson
+from likelab.families.distributions import Logistic
+from likelab.families.integrals import power_integral, register_power_integral
+
+__all__ = [
+    "FAMILIES",
+    "Family",
+    "Logistic",
+    "Param",
+    "as_tensor",
+    "get_family",
+    "list_families",
+    "power_integral",
+    "register_family",
+    "register_power_integral",
+]
+
+FAMILIES: dict[str, type[Family]] = {}
+
+
+def register_family(cls: type[Family]) -> type[Family]:
+    """Register a :class:`Family` subclass under ``cls.name`` (usable as a class decorator)."""
+    if not (isinstance(cls, type) and issubclass(cls, Family)):
+        raise LikelabError(f"register_family expects a Family subclass, got {cls!r}")
+    FAMILIES[cls.name] = cls
+    return cls
+
+
+for _cls in (Normal, StudentT, Laplace, LogisticFamily, Cauchy, Uniform, Exponential, Gamma,
+             Poisson, Bernoulli, CategoricalFamily):
+    register_family(_cls)
+
+
+def list_families() -> list[str]:
+    """Registered family names, in registration order."""
+    return list(FAMILIES)
+
+
+def get_family(spec: str | Family, **fixed) -> Family:
+    """A family from a spec string (``"normal"``, ``"normal:scale=0.1"``) or a Family.
+
+    Keyword arguments hold more parameters fixed. Unknown names raise
+    :class:`~likelab.errors.UnknownNameError` listing the known ones.
+    """
+    if isinstance(spec, Family):
+        return spec.fix(**fixed) if fixed else spec
+    parsed = parse_spec(spec, kind="family")
+    cls = FAMILIES.get(parsed.name)
+    if cls is None:
+        raise UnknownNameError(
+            f"unknown family {parsed.name!r}; known families: {', '.join(FAMILIES)}"
+        )
+    return cls(**{**parsed.kwargs, **fixed})

@@ -1,0 +1,297 @@
+"""Continuous families: normal, student_t, laplace, logistic, cauchy, uniform, exponential, gamma."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import torch
+from torch import distributions as D
+
+from likelab.errors import ParameterError
+from likelab.families.base import Family, Param
+from likelab.families.distributions import Logistic
+
+__all__ = [
+    "Cauchy",
+    "Exponential",
+    "Gamma",
+    "Laplace",
+    "LogisticFamily",
+    "Normal",
+    "StudentT",
+    "Uniform",
+]
+
+_LOC = Param("loc", "real", "location")
+_SCALE = Param("scale", "positive", "scale")
+# Normal quantile of 3/4: the MAD of a normal is 0.6745 sigma.
+_MAD_TO_SD = 1.0 / 0.6744897501960817
+
+
+def _median(y: torch.Tensor) -> torch.Tensor:
+    return torch.quantile(y, 0.5, dim=-1)
+
+
+def _iqr(y: torch.Tensor) -> torch.Tensor:
+    q = torch.quantile(y, torch.tensor([0.25, 0.75], dtype=y.dtype, device=y.device), dim=-1)
+    return q[1] - q[0]
+
+
+def _positive(x: torch.Tensor, fallback: torch.Tensor) -> torch.Tensor:
+    """``x`` where it is positive and finite, else ``fallback`` (then 1.0)."""
+    ok = torch.isfinite(x) & (x > 0)
+    x = torch.where(ok, x, fallback)
+    ok = torch.isfinite(x) & (x > 0)
+    return torch.where(ok, x, torch.ones_like(x))
+
+
+def _pos_all(y: torch.Tensor) -> torch.Tensor:
+    return (y > 0).all(dim=-1)
+
+
+class Normal(Family):
+    """Normal (Gaussian) family ``N(loc, scale²)``."""
+
+    name = "normal"
+    params = (_LOC, _SCALE)
+    support = "real line"
+    torch_name = "Normal"
+
+    def _build(self, p):
+        return D.Normal(p["loc"], p["scale"], validate_args=False)
+
+    def _sample(self, rng, p, size):
+        return rng.normal(p["loc"], p["scale"], size)
+
+    def _start(self, y):
+        return {"loc": y.mean(-1), "scale": _positive(y.std(-1, correction=0), _iqr(y) / 1.349)}
+
+    def fisher_information(self, **params):
+        """Fisher information of (loc, scale): diag(1/σ², 2/σ²) (e.g. Lehmann & Casella, 1998)."""
+        return _diag_fisher(self, params, lambda p: {"loc": 1 / p["scale"] ** 2,
+                                                     "scale": 2 / p["scale"] ** 2})
+
+
+class StudentT(Family):
+    """Student-t family with degrees of freedom ``df``, location ``loc`` and scale ``scale``."""
+
+    name = "student_t"
+    params = (Param("df", "positive", "degrees of freedom"), _LOC, _SCALE)
+    support = "real line"
+    torch_name = "StudentT"
+
+    def _build(self, p):
+        return D.StudentT(p["df"], p["loc"], p["scale"], validate_args=False)
+
+    def _sample(self, rng, p, size):
+        return p["loc"] + p["scale"] * rng.standard_t(p["df"], size)
+
+    def _start(self, y):
+        med = _median(y)
+        scale = _positive(_iqr(y) / 2.0, y.std(-1, correction=0))  # t(3)-ish IQR/2 ≈ 0.77 σ
+        return {"df": torch.full_like(med, 5.0), "loc": med, "scale": scale}
+
+
+class Laplace(Family):
+    """Laplace (double exponential) family with location ``loc`` and scale ``scale``."""
+
+    name = "laplace"
+    params = (_LOC, _SCALE)
+    support = "real line"
+    torch_name = "Laplace"
+
+    def _build(self, p):
+        return D.Laplace(p["loc"], p["scale"], validate_args=False)
+
+    def _sample(self, rng, p, size):
+        return rng.laplace(p["loc"], p["scale"], size)
+
+    def _start(self, y):
+        med = _median(y)
+        return {"loc": med, "scale": _positive((y - med.unsqueeze(-1)).abs().mean(-1),
+                                               y.std(-1, correction=0))}
+
+    def fisher_information(self, **params):
+        """Fisher information of (loc, scale): diag(1/b², 1/b²) (Kotz, Kozubowski & Podgórski)."""
+        return _diag_fisher(self, params, lambda p: {"loc": 1 / p["scale"] ** 2,
+                                                     "scale": 1 / p["scale"] ** 2})
+
+
+class LogisticFamily(Family):
+    """Logistic family with location ``loc`` and scale ``scale`` (variance ``π² s² / 3``)."""
+
+    name = "logistic"
+    params = (_LOC, _SCALE)
+    support = "real line"
+    torch_name = "Logistic"
+
+    def _build(self, p):
+        return Logistic(p["loc"], p["scale"], validate_args=False)
+
+    def _sample(self, rng, p, size):
+        return rng.logistic(p["loc"], p["scale"], size)
+
+    def _start(self, y):
+        return {"loc": _median(y),
+                "scale": _positive(y.std(-1, correction=0) * math.sqrt(3) / math.pi, _iqr(y))}
+
+    def fisher_information(self, **params):
+        """Fisher information of (loc, scale): diag(1/(3s²), (π²+3)/(9s²)) (JKB 1995, ch. 23)."""
+        return _diag_fisher(self, params, lambda p: {
+            "loc": 1 / (3 * p["scale"] ** 2),
+            "scale": (math.pi**2 + 3) / (9 * p["scale"] ** 2)})
+
+
+class Cauchy(Family):
+    """Cauchy family with location ``loc`` and scale ``scale`` (no finite mean)."""
+
+    name = "cauchy"
+    params = (_LOC, _SCALE)
+    support = "real line"
+    torch_name = "Cauchy"
+
+    def _build(self, p):
+        return D.Cauchy(p["loc"], p["scale"], validate_args=False)
+
+    def _sample(self, rng, p, size):
+        return p["loc"] + p["scale"] * rng.standard_cauchy(size)
+
+    def _start(self, y):
+        return {"loc": _median(y), "scale": _positive(_iqr(y) / 2.0, torch.ones_like(y[..., 0]))}
+
+    def fisher_information(self, **params):
+        """Fisher information of (loc, scale): diag(1/(2γ²), 1/(2γ²))."""
+        return _diag_fisher(self, params, lambda p: {"loc": 1 / (2 * p["scale"] ** 2),
+                                                     "scale": 1 / (2 * p["scale"] ** 2)})
+
+
+class Uniform(Family):
+    """Continuous uniform family on ``[low, high]``.
+
+    Unconstrained coordinates: ``low`` as is and ``log(high - low)`` (when both are free).
+    """
+
+    name = "uniform"
+    params = (Param("low", "real", "lower end"), Param("high", "real", "upper end"))
+    support = "real line (density 0 outside [low, high])"
+    torch_name = "Uniform"
+
+    def _build(self, p):
+        return D.Uniform(p["low"], p["high"], validate_args=False)
+
+    def _check_joint(self, p: Mapping[str, torch.Tensor]) -> None:
+        if "low" in p and "high" in p and not (p["low"] < p["high"]).all():
+            raise ParameterError("uniform needs low < high")
+
+    def _sample(self, rng, p, size):
+        return rng.uniform(p["low"], p["high"], size)
+
+    def _start(self, y):
+        lo, hi = y.min(-1).values, y.max(-1).values
+        pad = _positive((hi - lo) / (y.shape[-1] - 1 if y.shape[-1] > 1 else 1),
+                        torch.ones_like(lo))
+        return {"low": lo - pad, "high": hi + pad}
+
+    def to_unconstrained(self, params):
+        if len(self.free) < 2:
+            return self._one_free(params)
+        lo = self._check_param("low", params["low"])
+        hi = self._check_param("high", params["high"])
+        self._check_joint({"low": lo, "high": hi})
+        lo, hi = torch.broadcast_tensors(lo, hi)
+        return torch.stack([lo, torch.log(hi - lo)], dim=-1)
+
+    def to_natural(self, u):
+        if len(self.free) == 2:
+            return {"low": u[..., 0], "high": u[..., 0] + torch.exp(u[..., 1])}
+        if self.free == ("low",):
+            return {"low": self.fixed["high"].to(u) - torch.exp(u[..., 0])}
+        if self.free == ("high",):
+            return {"high": self.fixed["low"].to(u) + torch.exp(u[..., 0])}
+        return {}
+
+    def _one_free(self, params):
+        if not self.free:
+            return torch.zeros(0, dtype=torch.float64)
+        name = self.free[0]
+        v = self._check_param(name, params[name])
+        gap = self.fixed["high"] - v if name == "low" else v - self.fixed["low"]
+        if not (gap > 0).all():
+            raise ParameterError("uniform needs low < high")
+        return torch.log(gap).unsqueeze(-1)
+
+
+class Exponential(Family):
+    """Exponential family with rate ``rate`` (mean ``1/rate``)."""
+
+    name = "exponential"
+    params = (Param("rate", "positive", "rate (1/mean)"),)
+    support = "y >= 0"
+    torch_name = "Exponential"
+
+    def _in_support(self, y):
+        return y >= 0
+
+    def _build(self, p):
+        return D.Exponential(p["rate"], validate_args=False)
+
+    def _sample(self, rng, p, size):
+        return rng.exponential(1.0 / p["rate"], size)
+
+    def _start(self, y):
+        return {"rate": 1.0 / _positive(y.mean(-1), torch.ones_like(y[..., 0]))}
+
+    def fisher_information(self, **params):
+        """Fisher information of the rate: 1/λ²."""
+        return _diag_fisher(self, params, lambda p: {"rate": 1 / p["rate"] ** 2})
+
+
+class Gamma(Family):
+    """Gamma family with shape ``concentration`` and ``rate`` (mean ``concentration/rate``)."""
+
+    name = "gamma"
+    params = (Param("concentration", "positive", "shape α"), Param("rate", "positive", "rate β"))
+    support = "y > 0"
+    torch_name = "Gamma"
+
+    def _in_support(self, y):
+        return y > 0
+
+    def _build(self, p):
+        return D.Gamma(p["concentration"], p["rate"], validate_args=False)
+
+    def _sample(self, rng, p, size):
+        return rng.gamma(p["concentration"], 1.0 / p["rate"], size)
+
+    def _start(self, y):
+        m = y.mean(-1)
+        v = _positive(y.var(-1, correction=0), m**2)
+        return {"concentration": m**2 / v, "rate": m / v}
+
+    def fisher_information(self, **params):
+        """Fisher information of (α, β): [[ψ'(α), -1/β], [-1/β, α/β²]]."""
+        full = _full_params(self, params)
+        a, b = full["concentration"], full["rate"]
+        a, b = torch.broadcast_tensors(a, b)
+        info = torch.stack([torch.stack([torch.polygamma(1, a), -1 / b], -1),
+                            torch.stack([-1 / b, a / b**2], -1)], -2)
+        idx = [self.param_names.index(n) for n in self.free]
+        return info[..., idx, :][..., :, idx]
+
+
+def _full_params(family: Family, params) -> dict[str, torch.Tensor]:
+    dist = family.distribution(**params)  # validates
+    del dist
+    out = {k: family._check_param(k, v) for k, v in params.items()}
+    out.update(family.fixed)
+    return out
+
+
+def _diag_fisher(family: Family, params, diag) -> torch.Tensor:
+    full = _full_params(family, params)
+    entries = diag(full)
+    free = [torch.as_tensor(entries[n], dtype=torch.float64) for n in family.free]
+    free = torch.broadcast_tensors(*free)
+    return torch.diag_embed(torch.stack(free, -1))
+

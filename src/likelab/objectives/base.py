@@ -1,0 +1,546 @@
+"""Objectives as scoring rules, and the registry that names them.
+
+An objective is a scoring rule ``S(F, y)`` in loss orientation (lower is better): a batched
+predictive ``torch.distributions.Distribution`` ``F`` and observations ``y`` in, one loss per
+observation out. Its *risk* on a sample is the mean loss along the observation axis, except for the
+batch-level ``product`` (and any objective registered with its own ``risk``).
+
+Objectives are created from spec strings by :func:`get_objective`::
+
+    >>> from likelab.objectives import get_objective
+    >>> get_objective("pseudospherical:gamma=3").spec
+    'pseudospherical:gamma=3'
+
+and new ones are registered with :func:`register_objective` (built-ins) or
+:func:`likelab.objective` (users).
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch.distributions import Categorical, Distribution, constraints
+
+from likelab._spec import format_spec, parse_spec
+from likelab.errors import (
+    DataError,
+    LikelabError,
+    ParameterError,
+    SpecError,
+    UnknownNameError,
+    UnsupportedError,
+)
+
+__all__ = [
+    "Hyper",
+    "Objective",
+    "Properties",
+    "check_observations",
+    "get_objective",
+    "list_objectives",
+    "objective",
+    "register_objective",
+]
+
+LossFn = Callable[..., torch.Tensor]
+RiskFn = Callable[..., torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Properties:
+    """What the literature claims for an objective (``None``: no claim).
+
+    proper: the expected loss under P is minimised by the forecast P.
+    strictly_proper: ... and only by P.
+    local: the loss depends on the forecast only through f(y).
+    robust: proposed as robust to outliers / label noise (bounded influence).
+    demonstration: kept to show a failure, not for use.
+    """
+
+    proper: bool | None = None
+    strictly_proper: bool | None = None
+    local: bool | None = None
+    robust: bool | None = None
+    demonstration: bool = False
+
+    def as_dict(self) -> dict[str, bool | None]:
+        return {
+            "proper": self.proper,
+            "strictly_proper": self.strictly_proper,
+            "local": self.local,
+            "robust": self.robust,
+            "demonstration": self.demonstration,
+        }
+
+
+@dataclass(frozen=True)
+class Hyper:
+    """One hyperparameter of an objective: its name, default and validity condition.
+
+    ``valid`` returns True for admissible values; ``condition`` says which in words
+    (``"gamma > 1"``) and is quoted in the error message.
+    """
+
+    name: str
+    default: float | None
+    valid: Callable[[float], bool]
+    condition: str
+
+
+def gt(bound: float) -> Callable[[float], bool]:
+    """Validity check ``value > bound``."""
+    return lambda v: v > bound
+
+
+def ge(bound: float) -> Callable[[float], bool]:
+    """Validity check ``value >= bound``."""
+    return lambda v: v >= bound
+
+
+def in_interval(lo: float, hi: float, *, lo_open: bool = True, hi_open: bool = False):
+    """Validity check for an interval, e.g. ``(0, 1]``."""
+
+    def check(v: float) -> bool:
+        return (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
+
+    return check
+
+
+@dataclass(frozen=True)
+class _Entry:
+    name: str
+    fn: LossFn
+    hypers: tuple[Hyper, ...]
+    formula: str
+    reference: str
+    properties: Properties | Callable[..., Properties]
+    kind: str
+    risk: RiskFn | None
+    aliases: tuple[str, ...]
+    summary: str
+    user: bool
+
+
+_REGISTRY: dict[str, _Entry] = {}
+_ALIASES: dict[str, str] = {}
+
+
+@dataclass(frozen=True, eq=False)
+class Objective:
+    """A scoring rule with its hyperparameters bound.
+
+    Call it (or :meth:`loss`) on ``(F, y)`` for per-observation losses; :meth:`risk` for the
+    empirical risk along the observation axis. ``formula``, ``reference`` and ``properties`` say
+    what it is and what the literature claims for it.
+
+    >>> import torch
+    >>> from likelab.objectives import get_objective
+    >>> F = torch.distributions.Normal(torch.tensor(0.0), torch.tensor(1.0))
+    >>> round(float(get_objective("log")(F, torch.tensor(0.0))), 6)  # 0.5 log(2π)
+    0.918939
+    """
+
+    name: str
+    hyper: Mapping[str, float]
+    formula: str
+    reference: str
+    properties: Properties
+    kind: str
+    summary: str = ""
+    fn: LossFn = field(default=None, repr=False)  # type: ignore[assignment]
+    risk_fn: RiskFn | None = field(default=None, repr=False)
+    user: bool = False
+
+    @property
+    def spec(self) -> str:
+        """The spec string that rebuilds this objective."""
+        return format_spec(self.name, dict(self.hyper))
+
+    @property
+    def batch_level(self) -> bool:
+        """True when the objective is defined on a whole batch only (``product``)."""
+        return self.kind == "batch"
+
+    def __repr__(self) -> str:
+        return f"Objective({self.spec!r})"
+
+    def __call__(self, dist: Distribution, y: Any) -> torch.Tensor:
+        return self.loss(dist, y)
+
+    def loss(self, dist: Distribution, y: Any, *, validate: bool = True) -> torch.Tensor:
+        """Per-observation losses, shape ``broadcast(F.batch_shape, y.shape)``.
+
+        With ``validate`` (the default) the forecast and the observations are checked first:
+        a likelab :class:`~likelab.errors.DataError` names the first NaN, infinite or
+        out-of-support observation. Hot loops that already checked may pass ``validate=False``.
+        """
+        if self.batch_level:
+            raise UnsupportedError(
+                f"objective {self.name!r} is defined on a whole batch only; use .risk(F, y)"
+            )
+        if validate:
+            y = check_observations(dist, y)
+        return self.fn(dist, y, **self.hyper)
+
+    def risk(
+        self, dist: Distribution, y: Any, *, dim: int = -1, validate: bool = True
+    ) -> torch.Tensor:
+        """The empirical risk: the mean loss along ``dim`` (the observation axis).
+
+        For the batch-level ``product`` it is the negated product of the likelihoods, computed the
+        naive way.
+        """
+        if validate:
+            y = check_observations(dist, y)
+        if self.risk_fn is not None:
+            return self.risk_fn(dist, y, dim=dim, **self.hyper)
+        return self.fn(dist, y, **self.hyper).mean(dim=dim)
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-ready description: name, spec, hyperparameters, formula, reference, properties."""
+        return {
+            "name": self.name,
+            "spec": self.spec,
+            "kind": self.kind,
+            "hyper": dict(self.hyper),
+            "formula": self.formula,
+            "reference": self.reference,
+            "summary": self.summary,
+            "properties": self.properties.as_dict(),
+            "user": self.user,
+        }
+
+
+# ---------------------------------------------------------------------- registry
+def register_objective(
+    name: str,
+    *,
+    formula: str,
+    reference: str,
+    properties: Properties | Callable[..., Properties],
+    kind: str,
+    hypers: Sequence[Hyper] = (),
+    aliases: Sequence[str] = (),
+    risk: RiskFn | None = None,
+    summary: str = "",
+    user: bool = False,
+    replace: bool = False,
+) -> Callable[[LossFn], LossFn]:
+    """Register ``fn(dist, y, **hyper) -> Tensor`` as the objective ``name``.
+
+    ``kind`` is ``"local"``, ``"integral"``, ``"crps"``, ``"hyvarinen"``, ``"batch"`` or
+    ``"user"``. ``properties`` may be a function of the hyperparameters (``lq`` is proper only at
+    ``q = 1``). ``risk`` overrides the mean-over-observations aggregation.
+    """
+    if not re.match(r"^[A-Za-z_][A-Za-z0-9_\-]*$", name):
+        raise SpecError(f"invalid objective name {name!r}")
+
+    def decorate(fn: LossFn) -> LossFn:
+        for key in (name, *aliases):
+            if not replace and (key in _REGISTRY or key in _ALIASES):
+                raise LikelabError(
+                    f"objective {key!r} is already registered; pass replace=True to override"
+                )
+        entry = _Entry(
+            name=name,
+            fn=fn,
+            hypers=tuple(hypers),
+            formula=formula,
+            reference=reference,
+            properties=properties,
+            kind=kind,
+            risk=risk,
+            aliases=tuple(aliases),
+            summary=summary or (fn.__doc__ or "").strip().split("\n")[0],
+            user=user,
+        )
+        _REGISTRY[name] = entry
+        for alias in aliases:
+            _ALIASES[alias] = name
+        return fn
+
+    return decorate
+
+
+def objective(
+    name: str,
+    *,
+    formula: str = "",
+    reference: str = "",
+    proper: bool | None = None,
+    strictly_proper: bool | None = None,
+    local: bool | None = None,
+    robust: bool | None = None,
+    hypers: Sequence[Hyper] = (),
+    replace: bool = False,
+) -> Callable[[LossFn], LossFn]:
+    """Decorator registering a user's own objective ``fn(dist, y, **hyper) -> losses``.
+
+    >>> import torch
+    >>> from likelab import objective, get_objective
+    >>> @objective("half_log", formula="-log f(y) / 2", replace=True)
+    ... def half_log(dist, y):
+    ...     return -dist.log_prob(y) / 2
+    >>> F = torch.distributions.Normal(torch.tensor(0.0), torch.tensor(1.0))
+    >>> round(float(get_objective("half_log")(F, torch.tensor(0.0))), 6)
+    0.459469
+    """
+    props = Properties(proper=proper, strictly_proper=strictly_proper, local=local, robust=robust)
+    return register_objective(
+        name,
+        formula=formula,
+        reference=reference,
+        properties=props,
+        kind="user",
+        hypers=hypers,
+        user=True,
+        replace=replace,
+    )
+
+
+def list_objectives(*, include_user: bool = True) -> list[str]:
+    """Registered objective names (no aliases), in registration order."""
+    _load_builtins()
+    return [n for n, e in _REGISTRY.items() if include_user or not e.user]
+
+
+def aliases_of(name: str) -> tuple[str, ...]:
+    """The aliases registered for ``name``."""
+    _load_builtins()
+    return _REGISTRY[name].aliases
+
+
+def get_objective(spec: str | Objective | Callable[..., torch.Tensor], **hyper: float) -> Objective:
+    """An :class:`Objective` from a spec string, an Objective, or a plain callable.
+
+    Spec strings are ``name`` or ``name:key=value,...`` (``lq:q=0.5``), a registered alias
+    (``sum`` for ``linear``), or an import path ``package.module:function`` naming a registered
+    objective function, an :class:`Objective`, or a callable ``fn(dist, y) -> losses``.
+    """
+    _load_builtins()
+    if isinstance(spec, Objective):
+        return spec if not hyper else _bind(_REGISTRY[spec.name], {**spec.hyper, **hyper})
+    if callable(spec) and not isinstance(spec, str):
+        return _from_callable(spec, label=getattr(spec, "__name__", "user_objective"))
+    if not isinstance(spec, str):
+        raise SpecError(f"objective spec must be a string, got {type(spec).__name__}")
+    text = spec.strip()
+    head = text.split(":", 1)[0].strip()
+    if head not in _REGISTRY and head not in _ALIASES and _looks_like_import_path(text):
+        return _from_import_path(text)
+    parsed = parse_spec(text, kind="objective")
+    name = _ALIASES.get(parsed.name, parsed.name)
+    entry = _REGISTRY.get(name)
+    if entry is None:
+        raise UnknownNameError(
+            f"unknown objective {parsed.name!r}; known objectives: "
+            f"{', '.join(list_objectives())} (aliases: {', '.join(sorted(_ALIASES))}); "
+            "or give an import path module:function"
+        )
+    return _bind(entry, {**parsed.kwargs, **hyper})
+
+
+def _bind(entry: _Entry, given: Mapping[str, Any]) -> Objective:
+    known = {h.name: h for h in entry.hypers}
+    for key in given:
+        if key not in known:
+            expected = ", ".join(known) if known else "none"
+            raise UnknownNameError(
+                f"objective {entry.name!r} has no parameter {key!r} (its parameters: {expected})"
+            )
+    values: dict[str, float] = {}
+    for h in entry.hypers:
+        if h.name in given:
+            raw = given[h.name]
+            if isinstance(raw, str):
+                raise ParameterError(f"{entry.name} parameter {h.name!r} must be a number, got {raw!r}")
+            value = float(raw)
+        elif h.default is not None:
+            value = float(h.default)
+        else:
+            raise ParameterError(
+                f"objective {entry.name!r} needs parameter {h.name!r} ({h.condition}), "
+                f"e.g. {entry.name}:{h.name}=..."
+            )
+        if not math.isfinite(value) or not h.valid(value):
+            raise ParameterError(
+                f"{entry.name} parameter {h.name} must satisfy {h.condition}, got {value:g}"
+            )
+        values[h.name] = value
+    props = entry.properties(**values) if callable(entry.properties) else entry.properties
+    return Objective(
+        name=entry.name,
+        hyper=values,
+        formula=entry.formula,
+        reference=entry.reference,
+        properties=props,
+        kind=entry.kind,
+        summary=entry.summary,
+        fn=entry.fn,
+        risk_fn=entry.risk,
+        user=entry.user,
+    )
+
+
+_IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+def _looks_like_import_path(text: str) -> bool:
+    return bool(_IMPORT_PATH.match(text))
+
+
+def _from_import_path(text: str) -> Objective:
+    module_name, _, attr = text.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise UnknownNameError(
+            f"objective {text!r}: cannot import module {module_name!r} ({exc})"
+        ) from None
+    try:
+        target = getattr(module, attr)
+    except AttributeError:
+        raise UnknownNameError(
+            f"objective {text!r}: module {module_name!r} has no attribute {attr!r}"
+        ) from None
+    if isinstance(target, Objective):
+        return target
+    for entry in _REGISTRY.values():
+        if entry.fn is target:
+            return _bind(entry, {})
+    if callable(target):
+        return _from_callable(target, label=text)
+    raise SpecError(f"objective {text!r} is neither an Objective nor a callable")
+
+
+def _from_callable(fn: Callable[..., torch.Tensor], *, label: str) -> Objective:
+    for entry in _REGISTRY.values():
+        if entry.fn is fn:
+            return _bind(entry, {})
+    return Objective(
+        name=label,
+        hyper={},
+        formula=(fn.__doc__ or "user-supplied callable").strip().split("\n")[0],
+        reference="",
+        properties=Properties(),
+        kind="user",
+        summary="user objective",
+        fn=fn,
+        user=True,
+    )
+
+
+_BUILTINS_LOADED = False
+
+
+def _load_builtins() -> None:
+    global _BUILTINS_LOADED
+    if not _BUILTINS_LOADED:
+        _BUILTINS_LOADED = True
+        importlib.import_module("likelab.objectives.local")
+        importlib.import_module("likelab.objectives.integral")
+        importlib.import_module("likelab.objectives.crps")
+        importlib.import_module("likelab.objectives.hyvarinen")
+        importlib.import_module("likelab.objectives.product")
+
+
+# ---------------------------------------------------------------------- validation
+def check_observations(dist: Distribution, y: Any) -> torch.Tensor:
+    """Observations as a tensor fit for ``dist``, or a :class:`DataError` saying what is wrong.
+
+    Checks: ``dist`` is a torch Distribution; ``y`` is non-empty, finite, broadcastable against
+    ``dist.batch_shape`` and inside the forecast's support (integer labels ``0..K-1`` for a
+    Categorical). The dtype follows the forecast's parameters.
+    """
+    if not isinstance(dist, Distribution):
+        raise LikelabError(
+            f"the forecast must be a torch.distributions.Distribution, got {type(dist).__name__}"
+        )
+    if isinstance(y, torch.Tensor):
+        t = y
+    else:
+        try:
+            arr = np.asarray(y, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise DataError(f"observations must be numeric, got {type(y).__name__}") from None
+        t = torch.as_tensor(arr)
+    if t.numel() == 0:
+        raise DataError("no observations: y is empty")
+    if t.is_floating_point() or t.is_complex():
+        bad = ~torch.isfinite(t)
+        if bad.any():
+            raise DataError(f"observation {_index(bad)} is {t[bad][0].item()}: y must be finite")
+    try:
+        torch.broadcast_shapes(tuple(t.shape), tuple(dist.batch_shape) + tuple(dist.event_shape))
+    except RuntimeError:
+        raise DataError(
+            f"observations of shape {tuple(t.shape)} do not broadcast against the forecast's "
+            f"batch shape {tuple(dist.batch_shape)}"
+        ) from None
+    if isinstance(dist, Categorical):
+        k = dist.probs.shape[-1]
+        bad = (t < 0) | (t >= k) | (t != torch.round(t.to(torch.float64)))
+        if bad.any():
+            raise DataError(
+                f"label {_index(bad)} = {t[bad][0].item():g} is not a class in 0..{k - 1}"
+            )
+        return t.long()
+    ref = _param_tensor(dist)
+    if ref is not None:
+        t = t.to(dtype=ref.dtype, device=ref.device)
+    elif not t.is_floating_point():
+        t = t.to(torch.float64)
+    support = _static_support(dist)
+    if support is not None:
+        ok = torch.as_tensor(support.check(t))
+        if not ok.all():
+            bad = ~ok
+            vals = t.expand(bad.shape) if bad.shape != t.shape else t
+            raise DataError(
+                f"observation {_index(bad)} = {vals[bad][0].item():g} lies outside the support "
+                f"of {type(dist).__name__} ({support})"
+            )
+    return t
+
+
+def _param_tensor(dist: Distribution) -> torch.Tensor | None:
+    for name in dist.arg_constraints:
+        value = getattr(dist, name, None)
+        if isinstance(value, torch.Tensor) and value.is_floating_point():
+            return value
+    for value in vars(dist).values():
+        if isinstance(value, torch.Tensor) and value.is_floating_point():
+            return value
+    return None
+
+
+def _static_support(dist: Distribution):
+    """The support when it does not depend on the parameters (Uniform's does: f = 0 outside)."""
+    cls_attr = None
+    for cls in type(dist).__mro__:
+        if "support" in vars(cls):
+            cls_attr = vars(cls)["support"]
+            break
+    if isinstance(cls_attr, constraints._DependentProperty):
+        return None
+    try:
+        return dist.support
+    except NotImplementedError:
+        return None
+
+
+def _index(mask: torch.Tensor) -> int | tuple[int, ...]:
+    idx = tuple(int(i) for i in torch.nonzero(mask)[0])
+    return idx[0] if len(idx) == 1 else idx
+
+
+def local_prob(dist: Distribution, y: torch.Tensor) -> torch.Tensor:
+    """f(y): the density or probability the forecast gives the observation."""
+    return dist.log_prob(y).exp()
