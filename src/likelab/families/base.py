@@ -298,8 +298,8 @@ class Family(ABC):
                 )
         return t
 
-    def _check_joint(self, p: Mapping[str, torch.Tensor]) -> None:
-        """Constraints between parameters (e.g. uniform ``low < high``)."""
+    def _check_joint(self, p: Mapping[str, torch.Tensor]) -> None:  # noqa: B027
+        """Constraints between parameters (e.g. uniform ``low < high``); none by default."""
 
 
 # ---------------------------------------------------------------------- bijections

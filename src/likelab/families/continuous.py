@@ -1,4 +1,5 @@
-"""Continuous families: normal, student_t, laplace, logistic, cauchy, uniform, exponential, gamma."""
+"""Continuous families: normal, student_t, laplace, logistic, cauchy, uniform, exponential,
+gamma."""
 
 from __future__ import annotations
 

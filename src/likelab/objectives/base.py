@@ -360,7 +360,9 @@ def _bind(entry: _Entry, given: Mapping[str, Any]) -> Objective:
         if h.name in given:
             raw = given[h.name]
             if isinstance(raw, str):
-                raise ParameterError(f"{entry.name} parameter {h.name!r} must be a number, got {raw!r}")
+                raise ParameterError(
+                    f"{entry.name} parameter {h.name!r} must be a number, got {raw!r}"
+                )
             value = float(raw)
         elif h.default is not None:
             value = float(h.default)

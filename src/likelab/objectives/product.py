@@ -1,10 +1,10 @@
 r"""The raw product of likelihoods, computed the naive way on purpose.
 
-:math:`-\prod_i f(y_i)` is the seed's ``l_batch = l1 * l2 * l3`` negated into a loss. It has the same
-minimiser as the log loss in exact arithmetic, but in floating point the product of n numbers below
-one underflows to a subnormal and then to exactly zero once n passes a few dozen (float32) or a few
-hundred (float64); its gradient vanishes with it. It is kept to show that, not for use: fitting
-with it is refused.
+:math:`-\prod_i f(y_i)` is the seed's ``l_batch = l1 * l2 * l3`` negated into a loss. It has
+the same minimiser as the log loss in exact arithmetic, but in floating point the product of n
+numbers below one underflows to a subnormal and then to exactly zero once n passes a few dozen
+(float32) or a few hundred (float64); its gradient vanishes with it. It is kept to show that, not
+for use: fitting with it is refused.
 """
 
 from __future__ import annotations
