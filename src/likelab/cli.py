@@ -1,0 +1,410 @@
+"""The ``likelab`` command: parse, call the library, print.
+
+Every subcommand that reports numbers takes ``--json`` (machine-readable, stable keys) and writes a
+figure only when asked (``--plot FILE``). Bad input prints one line, ``error: ...``, on stderr and
+exits with status 2; never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from likelab.errors import LikelabError, ParameterError, SpecError
+
+try:  # typer >= 0.2x vendors click; its usage errors derive from TyperException
+    from typer import TyperException as _UsageError
+except ImportError:  # pragma: no cover - older typer on top of click
+    from click import ClickException as _UsageError
+
+app = typer.Typer(
+    name="likelab",
+    help="A laboratory for likelihood-based objectives: why the product of likelihoods "
+    "(the NLL), and what goes wrong with the sum or anything else.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+_out = Console(soft_wrap=True, markup=False, highlight=False)
+_err = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+PlotOpt = Annotated[
+    Path | None, typer.Option("--plot", help="Write a figure (PNG, PDF or SVG) to FILE.")
+]
+
+
+# ---------------------------------------------------------------------- helpers
+def _emit_json(obj: Any) -> None:
+    typer.echo(json.dumps(_jsonable(obj), indent=2, allow_nan=False))
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return _jsonable(obj.item())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def split_specs(text: str) -> list[str]:
+    """Split a comma-separated list of specs, keeping ``key=value`` continuations together.
+
+    >>> split_specs("log,dpd:beta=0.5,power:alpha=2")
+    ['log', 'dpd:beta=0.5', 'power:alpha=2']
+    >>> split_specs("mine:a=1,b=2,log")
+    ['mine:a=1,b=2', 'log']
+    """
+    specs: list[str] = []
+    for piece in (p.strip() for p in text.split(",")):
+        if not piece:
+            continue
+        if specs and ":" not in piece and "=" in piece and ":" in specs[-1]:
+            specs[-1] += "," + piece
+        else:
+            specs.append(piece)
+    if not specs:
+        raise SpecError("no objectives given")
+    return specs
+
+
+def _parse_assignment(text: str, *, option: str) -> tuple[str, str]:
+    name, eq, value = text.partition("=")
+    if not eq or not name.strip() or not value.strip():
+        raise SpecError(f"{option} expects NAME=VALUE, got {text!r}")
+    return name.strip(), value.strip()
+
+
+def _parse_fix(items: list[str]) -> dict[str, float]:
+    fixed: dict[str, float] = {}
+    for item in items:
+        name, value = _parse_assignment(item, option="--fix")
+        try:
+            fixed[name] = float(value)
+        except ValueError:
+            raise SpecError(f"--fix {name}: {value!r} is not a number") from None
+        if not math.isfinite(fixed[name]):
+            raise SpecError(f"--fix {name}: {value!r} is not finite")
+    return fixed
+
+
+def _parse_param(items: list[str]) -> dict[str, np.ndarray]:
+    grid: dict[str, np.ndarray] = {}
+    for item in items:
+        name, rng = _parse_assignment(item, option="--param")
+        parts = rng.split(":")
+        if len(parts) != 3:
+            raise SpecError(f"--param {name}: expected LO:HI:N, got {rng!r}")
+        try:
+            lo, hi, n = float(parts[0]), float(parts[1]), int(parts[2])
+        except ValueError:
+            raise SpecError(f"--param {name}: expected numbers LO:HI:N, got {rng!r}") from None
+        if not (math.isfinite(lo) and math.isfinite(hi)) or not lo < hi:
+            raise ParameterError(f"--param {name}: need finite LO < HI, got {lo:g}:{hi:g}")
+        if n < 2:
+            raise ParameterError(f"--param {name}: need N >= 2 grid points, got {n}")
+        if name in grid:
+            raise SpecError(f"--param {name} given twice")
+        grid[name] = np.linspace(lo, hi, n)
+    return grid
+
+
+def _fmt(x: float | None, digits: int = 6) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, float) and not math.isfinite(x):
+        return str(x)
+    return f"{x:.{digits}g}"
+
+
+# ---------------------------------------------------------------------- objectives
+@app.command("objectives")
+def objectives_cmd(as_json: JsonOpt = False) -> None:
+    """List every objective with its formula, reference and claimed properties."""
+    from likelab.objectives import get_objective, list_objectives
+    from likelab.objectives.base import aliases_of
+
+    rows = []
+    for name in list_objectives():
+        desc = get_objective(name).describe()
+        desc["aliases"] = list(aliases_of(name))
+        rows.append(desc)
+    if as_json:
+        _emit_json({"objectives": rows})
+        return
+    table = Table(title="likelab objectives (loss orientation: lower is better)")
+    for col in ("spec", "formula", "proper", "strict", "local", "robust"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        p = r["properties"]
+        spec = r["spec"] + (f" ({', '.join(r['aliases'])})" if r["aliases"] else "")
+        if p["demonstration"]:
+            spec += " [demo]"
+        table.add_row(spec, r["formula"], *(_yn(p[k]) for k in
+                                             ("proper", "strictly_proper", "local", "robust")))
+    _out.print(table)
+
+
+def _yn(value: bool | None) -> str:
+    return "-" if value is None else ("yes" if value else "no")
+
+
+# ---------------------------------------------------------------------- families
+@app.command("families")
+def families_cmd(as_json: JsonOpt = False) -> None:
+    """List the parametric families, their parameters and supports."""
+    from likelab.families import FAMILIES
+
+    rows = [
+        {
+            "name": name,
+            "params": [{"name": p.name, "domain": p.domain, "description": p.description}
+                       for p in cls.params],
+            "support": cls.support,
+            "discrete": cls.discrete,
+            "torch": cls.torch_name,
+        }
+        for name, cls in FAMILIES.items()
+    ]
+    if as_json:
+        _emit_json({"families": rows})
+        return
+    table = Table(title="likelab families")
+    for col in ("name", "parameters", "support", "torch"):
+        table.add_column(col)
+    for r in rows:
+        params = ", ".join(f"{p['name']} ({p['domain']})" for p in r["params"])
+        table.add_row(r["name"], params, r["support"], r["torch"])
+    _out.print(table)
+
+
+# ---------------------------------------------------------------------- landscape
+@app.command("landscape")
+def landscape_cmd(
+    data: Annotated[
+        Path | None, typer.Option("--data", help="Observations: one number per line.")
+    ] = None,
+    simulate: Annotated[
+        str | None,
+        typer.Option("--simulate", help="Simulate data, e.g. normal:loc=0,scale=1,n=10."),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for --simulate.")] = 0,
+    family: Annotated[str, typer.Option("--family", help="Model family, e.g. normal.")] = "normal",
+    fix: Annotated[
+        list[str] | None, typer.Option("--fix", help="Hold a parameter fixed: NAME=VALUE.")
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", help="Grid axis NAME=LO:HI:N (once for 1-D, twice for 2-D)."),
+    ] = None,
+    objectives: Annotated[
+        str, typer.Option("--objectives", help="Comma-separated objective specs.")
+    ] = "linear,product,log",
+    dtype: Annotated[
+        str, typer.Option("--dtype", help="float64 (default) or float32.")
+    ] = "float64",
+    seed_example: Annotated[
+        bool,
+        typer.Option("--seed-example", help="The seed's figure: n=10 from N(0,1), scale=0.1, "
+                     "loc over [-3, 3] on 10,000 points."),
+    ] = False,
+    as_json: JsonOpt = False,
+    plot: PlotOpt = None,
+) -> None:
+    """Evaluate objectives over a 1-D or 2-D parameter grid and find every local minimum."""
+    import torch
+
+    from likelab.landscape import evaluate
+    from likelab.landscape import seed_example as seed_example_fn
+
+    torch_dtype = {"float64": torch.float64, "float32": torch.float32}.get(dtype)
+    if torch_dtype is None:
+        raise SpecError(f"--dtype must be float64 or float32, got {dtype!r}")
+    specs = split_specs(objectives)
+    if seed_example:
+        if data is not None or simulate is not None or param or fix:
+            raise SpecError("--seed-example sets data, family and grid itself; drop the others")
+        result = seed_example_fn(seed=seed, objectives=tuple(specs), dtype=torch_dtype)
+    else:
+        y = _load_data(data, simulate, seed)
+        fixed = _parse_fix(fix or [])
+        grid = _parse_param(param or [])
+        if not grid:
+            raise SpecError("give the grid with --param NAME=LO:HI:N (or use --seed-example)")
+        if len(grid) > 2:
+            raise SpecError("--param may be given once (1-D) or twice (2-D)")
+        from likelab.families import get_family
+
+        fam = get_family(family, **fixed)
+        result = evaluate(y, fam, specs, grid, dtype=torch_dtype)
+    if plot is not None:
+        from likelab.report.figures import plot_landscape
+
+        plot_landscape(result, plot)
+    if as_json:
+        _emit_json(result.to_dict())
+        return
+    _print_landscape(result)
+    if plot is not None:
+        _err.print(f"figure written to {plot}")
+
+
+def _load_data(data: Path | None, simulate: str | None, seed: int) -> np.ndarray:
+    if (data is None) == (simulate is None):
+        raise SpecError("give exactly one of --data FILE and --simulate SPEC")
+    if data is not None:
+        from likelab.io import read_column
+
+        return read_column(data)
+    from likelab.families.dgp import parse_dgp, split_sample_size
+
+    dgp_text, n = split_sample_size(simulate)
+    return parse_dgp(dgp_text).sample(n, seed=seed)
+
+
+def _print_landscape(result) -> None:
+    grid = ", ".join(
+        f"{name} in [{_fmt(float(ax[0]))}, {_fmt(float(ax[-1]))}] ({len(ax)} points)"
+        for name, ax in result.axes.items()
+    )
+    table = Table(title=f"{result.family}, n = {result.n}, {grid}, {result.dtype}")
+    for col in ("objective", "local minima", "global argmin", "min risk", "flat grid"):
+        table.add_column(col)
+    for spec, r in result.results.items():
+        argmin = ", ".join(f"{k} = {_fmt(v, 5)}" for k, v in r.argmin.items())
+        table.add_row(spec, str(r.local_minima), argmin or "-", _fmt(r.min_value),
+                      f"{100 * r.flat_fraction:.1f}%")
+    _out.print(table)
+
+
+# ---------------------------------------------------------------------- underflow
+@app.command("underflow")
+def underflow_cmd(
+    likelihoods: Annotated[
+        str,
+        typer.Option("--likelihoods", help="Per-sample likelihoods l1,l2,... repeated to n."),
+    ] = "0.3,0.2,0.1",
+    num_classes: Annotated[
+        int, typer.Option("--num-classes", help="Classes of the softmax behind each l_i.")
+    ] = 10,
+    as_json: JsonOpt = False,
+    plot: PlotOpt = None,
+) -> None:
+    """Where the naive product of likelihoods underflows, and its gradient with it."""
+    from likelab.landscape import underflow
+
+    try:
+        values = tuple(float(v) for v in likelihoods.split(",") if v.strip())
+    except ValueError:
+        raise SpecError(f"--likelihoods expects numbers like 0.3,0.2,0.1, got {likelihoods!r}") \
+            from None
+    report = underflow(values, num_classes=num_classes)
+    if plot is not None:
+        from likelab.report.figures import plot_underflow
+
+        plot_underflow(report, plot)
+    if as_json:
+        _emit_json(report.to_dict())
+        return
+    _print_underflow(report)
+    if plot is not None:
+        _err.print(f"figure written to {plot}")
+
+
+def _print_underflow(report) -> None:
+    d = report.to_dict()
+    ls = ", ".join(_fmt(v, 4) for v in d["likelihoods"])
+    table = Table(title=f"naive product of likelihoods ({ls}, repeated)")
+    for col in ("dtype", "subnormal at n", "exactly 0 at n", "gradient 0 at n",
+                "log-product there"):
+        table.add_column(col)
+    for dt, t in d["thresholds"].items():
+        table.add_row(dt, _fmt(t["subnormal_at"]), _fmt(t["zero_at"]), _fmt(t["grad_zero_at"]),
+                      _fmt(t["log_product_at_zero"]))
+    _out.print(table)
+    rows = d["rows"]
+    if rows:
+        table = Table(title="by batch size")
+        for col in rows[0]:
+            table.add_column(str(col))
+        for r in rows:
+            table.add_row(*(_fmt(v, 4) if isinstance(v, float) or v is None else str(v)
+                            for v in r.values()))
+        _out.print(table)
+
+
+# ---------------------------------------------------------------------- demo
+@app.command("demo")
+def demo_cmd(
+    out: Annotated[Path, typer.Option("--out", help="Directory for the report.")] = Path("report"),
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the simulated data.")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """The seed walkthrough: underflow, the seed's landscape, the objectives; writes OUT/."""
+    from likelab.report.walkthrough import write_walkthrough
+
+    walk = write_walkthrough(out, seed=seed)
+    if as_json:
+        _emit_json(walk.to_dict())
+        return
+    _out.rule("1. The naive product of likelihoods underflows")
+    _print_underflow(walk.underflow_report)
+    _out.rule("2. The seed's landscape: sum of likelihoods vs product vs log-product")
+    _print_landscape(walk.landscape_report)
+    _out.rule("3. The objectives")
+    objectives_cmd(as_json=False)
+    _out.print(f"\nreport written to {out}/ ({', '.join(walk.files)})")
+
+
+# ---------------------------------------------------------------------- entry point
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (2 for bad input, one line on stderr)."""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        app(args=args, prog_name="likelab", standalone_mode=False)
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        return 130
+    except _UsageError as exc:
+        typer.echo(f"error: {_one_line(exc.format_message())}", err=True)
+        return 2
+    except LikelabError as exc:
+        typer.echo(f"error: {_one_line(str(exc))}", err=True)
+        return 2
+    except Exception as exc:  # a bug, not bad input: still one line unless asked
+        if os.environ.get("LIKELAB_DEBUG"):
+            raise
+        typer.echo(
+            f"internal error: {type(exc).__name__}: {_one_line(str(exc))} "
+            "(set LIKELAB_DEBUG=1 for the traceback)",
+            err=True,
+        )
+        return 1
+    return 0
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

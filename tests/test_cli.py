@@ -1,0 +1,182 @@
+"""The ``likelab`` command: JSON output, figures on request, one-line errors with exit 2."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from likelab.cli import main, split_specs
+
+
+def run(capsys, *args):
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run_json(capsys, *args):
+    code, out, err = run(capsys, *args, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_objectives_json_lists_every_objective_with_formula_and_properties(capsys):
+    data = run_json(capsys, "objectives")
+    names = {o["name"] for o in data["objectives"]}
+    for required in ("log", "linear", "product", "quadratic", "spherical", "pseudospherical",
+                     "power", "lq", "gce", "mae", "focal", "dpd", "gamma", "crps", "hyvarinen"):
+        assert required in names
+    log = next(o for o in data["objectives"] if o["name"] == "log")
+    assert log["formula"] and log["reference"]
+    assert log["properties"]["strictly_proper"] is True
+    linear = next(o for o in data["objectives"] if o["name"] == "linear")
+    assert linear["properties"]["proper"] is False
+    assert "sum" in linear["aliases"]
+
+
+def test_objectives_table(capsys):
+    code, out, _ = run(capsys, "objectives")
+    assert code == 0 and "pseudospherical" in out and "-log f(y)" in out
+
+
+def test_families_json(capsys):
+    data = run_json(capsys, "families")
+    assert [f["name"] for f in data["families"]][:2] == ["normal", "student_t"]
+    assert len(data["families"]) == 11
+
+
+def test_landscape_seed_example_json(capsys):
+    data = run_json(capsys, "landscape", "--seed-example")
+    assert data["n"] == 10 and data["params"] == ["loc"]
+    assert len(data["grid"]["loc"]) == 10_000
+    res = data["objectives"]
+    assert set(res) == {"linear", "product", "log"}
+    assert res["log"]["local_minima"] == 1
+    assert res["product"]["local_minima"] == 1
+    assert res["linear"]["local_minima"] >= 5
+    assert len(res["log"]["values"]) == 10_000
+    assert abs(res["log"]["argmin"]["loc"] - res["product"]["argmin"]["loc"]) <= 6 / 9999
+
+
+def test_landscape_simulated_matches_direct_computation(capsys):
+    data = run_json(capsys, "landscape", "--simulate", "normal:loc=1,scale=2,n=25", "--seed",
+                    "7", "--family", "normal", "--fix", "scale=2", "--param", "loc=-2:4:61",
+                    "--objectives", "log,linear")
+    from likelab.families import get_family
+
+    y = get_family("normal").sample(25, seed=7, loc=1.0, scale=2.0)
+    loc = np.linspace(-2, 4, 61)
+    expected = np.array([np.mean((y - m) ** 2 / 8 + np.log(2 * np.sqrt(2 * np.pi)))
+                         for m in loc])
+    np.testing.assert_allclose(data["objectives"]["log"]["values"], expected, rtol=1e-12)
+    assert abs(data["objectives"]["log"]["argmin"]["loc"] - loc[np.argmin(expected)]) < 1e-12
+
+
+def test_landscape_from_file_2d_with_plot(tmp_path, capsys):
+    y = np.random.default_rng(1).normal(0.5, 1.5, 40)
+    path = tmp_path / "y.txt"
+    path.write_text("\n".join(map(repr, y)) + "\n")
+    plot = tmp_path / "l.png"
+    data = run_json(capsys, "landscape", "--data", str(path), "--family", "normal", "--param",
+                    "loc=-1:2:31", "--param", "scale=0.5:3:26", "--objectives", "log",
+                    "--plot", str(plot))
+    assert plot.stat().st_size > 0
+    values = np.array(data["objectives"]["log"]["values"], dtype=float)
+    assert values.shape == (31, 26)
+
+
+def test_landscape_plot_only_when_asked(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run(capsys, "landscape", "--seed-example")
+    assert code == 0 and "linear" in out
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_underflow_json(capsys):
+    data = run_json(capsys, "underflow")
+    th = data["thresholds"]
+    assert th["float32"]["zero_at"] < th["float64"]["zero_at"]
+    assert data["likelihoods"] == [0.3, 0.2, 0.1]
+
+
+def test_demo_writes_report(tmp_path, capsys):
+    out = tmp_path / "report"
+    code, stdout, err = run(capsys, "demo", "--out", str(out))
+    assert "local minima" in stdout
+    assert code == 0, err
+    for name in ("summary.md", "summary.json", "underflow.png", "landscape.png"):
+        assert (out / name).stat().st_size > 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["landscape"]["objectives"]["log"]["local_minima"] == 1
+    assert "local minima" in (out / "summary.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "args,fragment",
+    [
+        (["landscape", "--seed-example", "--objectives", "nope"], "unknown objective 'nope'"),
+        (["landscape", "--seed-example", "--objectives", "pseudospherical:gamma=0.5"],
+         "gamma > 1"),
+        (["landscape", "--simulate", "normal:loc=0,scale=1,n=10", "--family", "normall",
+          "--param", "loc=-1:1:5"], "unknown family 'normall'"),
+        (["landscape", "--simulate", "normal:loc=0,scale=1,n=10", "--param", "loc=-1:1:5"],
+         "scale"),
+        (["landscape", "--simulate", "normal:loc=0,scale=1,n=10", "--fix", "scale=0.1",
+          "--param", "loc=1:-1:5"], "LO < HI"),
+        (["landscape", "--simulate", "normal:loc=0,scale=1,n=10", "--fix", "scale=0.1",
+          "--param", "loc=-1:1"], "LO:HI:N"),
+        (["landscape", "--simulate", "normal:loc=0,scale=1,n=10", "--fix", "scale=abc",
+          "--param", "loc=-1:1:5"], "not a number"),
+        (["landscape", "--simulate", "normal:loc=0,scale=-1,n=10", "--fix", "scale=0.1",
+          "--param", "loc=-1:1:5"], "scale"),
+        (["landscape", "--data", "/nonexistent/file.txt", "--fix", "scale=0.1",
+          "--param", "loc=-1:1:5"], "does not exist"),
+        (["landscape", "--fix", "scale=0.1", "--param", "loc=-1:1:5"], "exactly one of"),
+        (["landscape", "--seed-example", "--dtype", "float16"], "float64 or float32"),
+        (["underflow", "--likelihoods", "0.5,abc"], "numbers"),
+        (["underflow", "--likelihoods", "0.5,1.5"], "1.5"),
+        (["objectives", "--bogus"], "--bogus"),
+        (["nosuchcommand"], "nosuchcommand"),
+    ],
+)
+def test_bad_input_prints_one_line_and_exits_2(capsys, args, fragment):
+    code, out, err = run(capsys, *args)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: ")
+    assert fragment in lines[0]
+    assert "Traceback" not in err + out
+
+
+def test_bad_data_file_line(tmp_path, capsys):
+    path = tmp_path / "bad.txt"
+    path.write_text("1\n2\nnot-a-number\n")
+    code, _, err = run(capsys, "landscape", "--data", str(path), "--fix", "scale=1",
+                       "--param", "loc=-1:1:5")
+    assert code == 2 and "line 3" in err and len(err.strip().splitlines()) == 1
+
+
+def test_user_objective_by_import_path(tmp_path, capsys, monkeypatch):
+    (tmp_path / "my_losses.py").write_text(
+        "def half_nll(dist, y):\n    return -dist.log_prob(y) / 2\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    data = run_json(capsys, "landscape", "--seed-example", "--objectives",
+                    "log,my_losses:half_nll")
+    np.testing.assert_allclose(data["objectives"]["my_losses:half_nll"]["values"],
+                               np.array(data["objectives"]["log"]["values"]) / 2, rtol=1e-12)
+
+
+def test_split_specs_keeps_parameter_lists_together():
+    assert split_specs("log, dpd:beta=0.5 ,sum") == ["log", "dpd:beta=0.5", "sum"]
+    assert split_specs("mine:a=1,b=2,log") == ["mine:a=1,b=2", "log"]
+
+
+def test_console_script_exit_code():
+    proc = subprocess.run([sys.executable, "-m", "likelab.cli", "landscape", "--seed-example",
+                           "--objectives", "nope"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
