@@ -55,7 +55,7 @@ def test_landscape_seed_example_json(capsys):
     assert set(res) == {"linear", "product", "log"}
     assert res["log"]["local_minima"] == 1
     assert res["product"]["local_minima"] == 1
-    assert res["linear"]["local_minima"] >= 5
+    assert res["linear"]["local_minima"] == 6  # seed 0; across seeds 0..19 at least 4
     assert len(res["log"]["values"]) == 10_000
     assert abs(res["log"]["argmin"]["loc"] - res["product"]["argmin"]["loc"]) <= 6 / 9999
 
@@ -77,7 +77,7 @@ def test_landscape_simulated_matches_direct_computation(capsys):
 def test_landscape_from_file_2d_with_plot(tmp_path, capsys):
     y = np.random.default_rng(1).normal(0.5, 1.5, 40)
     path = tmp_path / "y.txt"
-    path.write_text("\n".join(map(repr, y)) + "\n")
+    path.write_text("\n".join(str(float(v)) for v in y) + "\n")
     plot = tmp_path / "l.png"
     data = run_json(capsys, "landscape", "--data", str(path), "--family", "normal", "--param",
                     "loc=-1:2:31", "--param", "scale=0.5:3:26", "--objectives", "log",

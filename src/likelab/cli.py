@@ -341,13 +341,22 @@ def _print_underflow(report) -> None:
     _out.print(table)
     rows = d["rows"]
     if rows:
-        table = Table(title="by batch size")
-        for col in rows[0]:
-            table.add_column(str(col))
+        table = Table(title="by batch size n (gradient norms: RMS over samples of |dL/dlogits_i|)")
+        for key in rows[0]:
+            table.add_column(_short_header(key))
         for r in rows:
             table.add_row(*(_fmt(v, 4) if isinstance(v, float) or v is None else str(v)
                             for v in r.values()))
         _out.print(table)
+
+
+def _short_header(key: str) -> str:
+    """Short underflow-table headers: ``grad_norm_product_float32`` -> ``|grad prod| f32``."""
+    for long, short in (("grad_norm_product_", "|grad prod| "), ("grad_norm_nll", "|grad NLL|"),
+                        ("product_", "prod "), ("log_product", "log-prod")):
+        if key.startswith(long):
+            return short + key[len(long):].replace("float", "f")
+    return key
 
 
 # ---------------------------------------------------------------------- demo

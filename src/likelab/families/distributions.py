@@ -62,7 +62,9 @@ class Logistic(Distribution):
         if self._validate_args:
             self._validate_sample(value)
         z = (value - self.loc) / self.scale
-        return -z - 2 * torch.nn.functional.softplus(-z) - self.scale.log()
+        # -z - 2 log(1 + e^{-z}) = 2 log σ(z) - z; logsigmoid is exact where softplus's
+        # linear shortcut (threshold 20) would be off by ~e^{-20}.
+        return 2 * torch.nn.functional.logsigmoid(z) - z - self.scale.log()
 
     def cdf(self, value):
         return torch.sigmoid((value - self.loc) / self.scale)

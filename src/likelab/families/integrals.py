@@ -52,7 +52,10 @@ def power_integral(dist: D.Distribution, k: float) -> torch.Tensor:
 
 
 def _lbeta(a: torch.Tensor | float, b: torch.Tensor | float) -> torch.Tensor:
-    a, b = torch.as_tensor(a), torch.as_tensor(b)
+    """log B(a, b); Python floats become tensors of the other argument's dtype, else float64."""
+    ref = a if isinstance(a, torch.Tensor) else b if isinstance(b, torch.Tensor) else None
+    kw = {"dtype": torch.float64} if ref is None else {"dtype": ref.dtype, "device": ref.device}
+    a, b = torch.as_tensor(a, **kw), torch.as_tensor(b, **kw)
     return torch.lgamma(a) + torch.lgamma(b) - torch.lgamma(a + b)
 
 

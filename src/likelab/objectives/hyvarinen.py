@@ -1,1 +1,130 @@
-"""(being written)"""
+r"""The Hyvärinen score: a proper scoring rule that never needs the normalising constant.
+
+.. math:: S(F, y) = 2\, \partial_y^2 \log f(y) + \big(\partial_y \log f(y)\big)^2
+
+(Hyvärinen 2005, JMLR 6:695-709, the score-matching objective; Parry, Dawid & Lauritzen 2012,
+Ann. Statist. 40:561-592; Dawid & Musio 2014, Metron 72:169-183). It depends on the forecast only
+through the first two derivatives of :math:`\log f` at the observation, so it is *local of order
+2* (not local in the order-0 sense of the log score, which is the only proper local rule of order
+0), and a constant factor in :math:`f` cancels. It is strictly proper relative to the smooth
+densities whose :math:`f \, \partial_y \log f` vanishes at the ends of the support (the boundary
+term of Hyvärinen's integration by parts); where that fails, properness fails with it:
+
+- Exponential forecasts: :math:`S = \lambda^2` whatever y is, minimised by λ → 0;
+- a Gamma truth with shape α <= 2 (:math:`f \, \partial_y \log f = f'` does not vanish at 0);
+- Laplace forecasts: :math:`\partial_y^2 \log f = 0` almost everywhere (the kink at the location
+  carries a point mass that the pointwise score misses), so :math:`S = 1/b^2`, minimised by b → ∞.
+
+The uniform forecast is refused: its log-density is flat with jumps, so the score would be 0 for
+every observation, inside the support or not.
+
+Computed by autograd with respect to ``y`` (``create_graph=True``), so the result stays
+differentiable with respect to the forecast's parameters (and to ``y``), to any order.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import distributions as D
+
+from likelab.errors import UnsupportedError
+from likelab.objectives.base import Properties, check_observations, register_objective
+
+__all__ = ["hyvarinen_loss", "hyvarinen_score"]
+
+# Continuous forecasts for which the pointwise score is degenerate, with the reason.
+_REFUSED: dict[type, str] = {
+    D.Uniform: (
+        "the Hyvärinen score needs a log-density that is twice differentiable and whose density "
+        "vanishes smoothly at the ends of the support; the uniform log-density is flat with "
+        "jumps, so the score would be 0 for every observation. Use log or crps instead"
+    ),
+}
+
+
+def _check_forecast(dist: D.Distribution) -> None:
+    if not isinstance(dist, D.Distribution):
+        raise UnsupportedError(
+            f"the forecast must be a torch.distributions.Distribution, got {type(dist).__name__}"
+        )
+    name = type(dist).__name__
+    if tuple(dist.event_shape) != ():
+        raise UnsupportedError(
+            f"the Hyvärinen score is implemented for univariate forecasts; {name} has event shape "
+            f"{tuple(dist.event_shape)} (the multivariate score needs the Laplacian of log f)"
+        )
+    try:
+        support = dist.support
+    except NotImplementedError:
+        support = None
+    if isinstance(dist, D.Categorical) or (support is not None and support.is_discrete):
+        raise UnsupportedError(
+            f"the Hyvärinen score needs a differentiable density, and {name} is a discrete "
+            "forecast (its probabilities are not differentiable in y); use log, brier or crps"
+        )
+    for cls in type(dist).__mro__:
+        reason = _REFUSED.get(cls)
+        if reason is not None:
+            raise UnsupportedError(f"{name} forecast: {reason}")
+
+
+def hyvarinen_score(dist: D.Distribution, y: torch.Tensor) -> torch.Tensor:
+    r""":math:`2\,\partial_y^2 \log f(y) + (\partial_y \log f(y))^2`, one value per observation.
+
+    The derivatives are elementwise: with independent observations,
+    :math:`\partial \sum_i \log f_i(y_i) / \partial y_j = \partial_{y_j} \log f_j(y_j)`, so one
+    backward pass of ``log_prob(y).sum()`` gives them all, and a second pass of the sum of those
+    gives the second derivatives. ``y`` is first expanded to the full broadcast shape so that no
+    derivative is summed over a broadcast axis. The result is differentiable in the parameters
+    (for fitting) and in ``y``, to any order, whenever they require grad; when nothing does (or
+    grad mode is off) it is returned without a graph.
+    """
+    _check_forecast(dist)
+    if not isinstance(y, torch.Tensor) or not y.is_floating_point():
+        y = check_observations(dist, y)  # lists, arrays, integers: a tensor in the forecast's dtype
+    shape = torch.broadcast_shapes(tuple(y.shape), tuple(dist.batch_shape))
+    # Keep the graph only if the caller can differentiate: y or a parameter requires grad (the
+    # parameters are seen through a plain forward log_prob) and grad mode is on.
+    keep_graph = torch.is_grad_enabled() and (
+        y.requires_grad or dist.log_prob(y.detach()).requires_grad
+    )
+    if y.requires_grad:
+        y_var = y.expand(shape).clone()  # a node of its own: derivatives w.r.t. it are ∂/∂y only
+    else:
+        y_var = y.detach().expand(shape).clone().requires_grad_(True)
+    with torch.enable_grad():
+        log_f = dist.log_prob(y_var)
+        (d1,) = torch.autograd.grad(log_f.sum(), y_var, create_graph=True)
+        if d1.requires_grad:
+            (d2,) = torch.autograd.grad(d1.sum(), y_var, create_graph=keep_graph, allow_unused=True)
+        else:  # log f linear in y (and no parameter requires grad): ∂² log f = 0
+            d2 = None
+    if d2 is None:
+        d2 = torch.zeros_like(d1)
+    score = 2.0 * d2 + d1 * d1
+    return score if keep_graph else score.detach()
+
+
+@register_objective(
+    "hyvarinen",
+    formula="S(F, y) = 2 ∂²_y log f(y) + (∂_y log f(y))²   (local of order 2: it depends on f "
+    "through log f and its first two derivatives at y; the normalising constant cancels)",
+    reference="Hyvärinen (2005), Estimation of non-normalized statistical models by score "
+    "matching, JMLR 6:695-709; Parry, Dawid & Lauritzen (2012), Proper local scoring rules, Ann. "
+    "Statist. 40:561-592; Dawid & Musio (2014), Theory and applications of proper scoring rules, "
+    "Metron 72:169-183",
+    properties=Properties(proper=True, strictly_proper=True, local=False, robust=False),
+    kind="hyvarinen",
+    summary="Hyvärinen (score-matching) score: strictly proper for smooth densities that vanish "
+    "at the ends of their support, and free of the normalising constant.",
+)
+def hyvarinen_loss(dist: D.Distribution, y: torch.Tensor) -> torch.Tensor:
+    """2 ∂²_y log f(y) + (∂_y log f(y))², by autograd (differentiable in the parameters).
+
+    >>> import torch
+    >>> from likelab.objectives import get_objective
+    >>> F = torch.distributions.Normal(torch.tensor(0.0), torch.tensor(2.0))
+    >>> get_objective("hyvarinen")(F, torch.tensor([0.0, 2.0])).tolist()  # y²/σ⁴ - 2/σ²
+    [-0.5, -0.25]
+    """
+    return hyvarinen_score(dist, y)

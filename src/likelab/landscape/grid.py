@@ -1,0 +1,398 @@
+r"""Objectives evaluated over a 1-D or 2-D grid of a family's parameters.
+
+:func:`evaluate` computes, for every objective, the empirical risk
+:math:`R(\theta) = \frac1n \sum_i S(F_\theta, y_i)` (for the batch-level ``product``, the naive
+:math:`-\prod_i f_\theta(y_i)`) at every point :math:`\theta` of a grid, vectorised: the family is
+built once per chunk with parameters of shape ``(G, 1)`` against observations of shape ``(n,)``.
+Each landscape then reports all its local minima (plateau-aware, :mod:`likelab.landscape.minima`),
+the global minimiser, and how much of it is exactly flat: the product's underflowed plateau, where
+the gradient is zero. This is the seed's picture (Stats.SE: "the sum plot is highly multimodal
+and nonconvex, while the bottom plot is unimodal") on any data, family and objective.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from likelab.errors import DataError, ParameterError, UnknownNameError, UnsupportedError
+from likelab.families import Family, get_family
+from likelab.landscape.minima import locate_minima
+from likelab.objectives import Objective, get_objective
+
+__all__ = [
+    "Landscape",
+    "Minimum",
+    "ObjectiveLandscape",
+    "evaluate",
+    "flat_mask",
+    "seed_example",
+    "summarise",
+]
+
+
+# ---------------------------------------------------------------------- results
+@dataclass(frozen=True)
+class Minimum:
+    """One local minimum of a landscape (a flat region counts once).
+
+    ``index`` is the representative grid index (the plateau point nearest the plateau's centroid),
+    ``params`` the parameter values there, ``value`` the risk, ``on_boundary`` whether any point
+    of the plateau lies on the edge of the grid (then the true minimum may lie outside it), and
+    ``size`` the number of grid points in the plateau.
+    """
+
+    index: tuple[int, ...]
+    params: dict[str, float]
+    value: float
+    on_boundary: bool
+    size: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: lists and floats, non-finite floats as ``None``."""
+        return {
+            "index": list(self.index),
+            "params": {k: _json_float(v) for k, v in self.params.items()},
+            "value": _json_float(self.value),
+            "on_boundary": self.on_boundary,
+            "size": self.size,
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class ObjectiveLandscape:
+    """One objective's risk over the grid, its local minima and its flat part.
+
+    ``values`` has the grid's shape (axes in the order of :attr:`Landscape.params`); ``minima``
+    lists every local minimum with a finite value, sorted by value; ``argmin`` and ``min_value``
+    give the global minimum over the finite values: the representative point of the lowest
+    minimum (for a flat minimum, the plateau point nearest its centre; empty / NaN when no value
+    is finite);
+    ``flat_fraction`` is the fraction of grid points whose finite value equals that of an
+    adjacent grid point (along an axis) exactly, where every finite difference, hence the
+    numerical gradient along that axis, is zero; ``nonfinite_fraction`` the fraction of NaN or
+    infinite values.
+    """
+
+    objective: str
+    values: np.ndarray
+    minima: list[Minimum]
+    argmin: dict[str, float]
+    min_value: float
+    flat_fraction: float
+    nonfinite_fraction: float
+
+    @property
+    def local_minima(self) -> int:
+        """The number of local minima."""
+        return len(self.minima)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: nested lists and floats, non-finite floats as ``None``."""
+        return {
+            "objective": self.objective,
+            "values": _json_array(self.values),
+            "local_minima": self.local_minima,
+            "argmin": {k: _json_float(v) for k, v in self.argmin.items()},
+            "min_value": _json_float(self.min_value),
+            "minima": [m.to_dict() for m in self.minima],
+            "flat_fraction": self.flat_fraction,
+            "nonfinite_fraction": self.nonfinite_fraction,
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class Landscape:
+    """Objectives evaluated over a 1-D or 2-D parameter grid of one family on one data set.
+
+    ``family`` is the family's spec (fixed parameters included), ``n`` the number of
+    observations, ``params`` the grid axes in order, ``axes`` their values, ``results`` one
+    :class:`ObjectiveLandscape` per objective keyed by the objective's canonical spec (``sum`` is
+    keyed ``linear``), in the order given, and ``dtype`` the floating type of the computation.
+    """
+
+    family: str
+    n: int
+    params: tuple[str, ...]
+    axes: dict[str, np.ndarray]
+    results: dict[str, ObjectiveLandscape]
+    dtype: str
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The grid's shape: one length per axis."""
+        return tuple(len(self.axes[p]) for p in self.params)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, with stable keys::
+
+        {"family", "n", "dtype", "params", "grid": {name: [...]}, "objectives": {spec: {...}}}
+        """
+        return {
+            "family": self.family,
+            "n": self.n,
+            "dtype": self.dtype,
+            "params": list(self.params),
+            "grid": {p: _json_array(self.axes[p]) for p in self.params},
+            "objectives": {spec: r.to_dict() for spec, r in self.results.items()},
+        }
+
+
+# ---------------------------------------------------------------------- evaluation
+def evaluate(
+    data: Any,
+    family: str | Family,
+    objectives: Sequence[str | Objective] | str | Objective,
+    grid: Mapping[str, Any],
+    *,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str | None = None,
+    max_elements: int = 2**24,
+) -> Landscape:
+    r"""Evaluate each objective's empirical risk at every point of a parameter grid.
+
+    The risk is ``objective.risk``: :math:`\frac1n\sum_i S(F_\theta, y_i)`, or the naive
+    :math:`-\prod_i f_\theta(y_i)` for ``product``. Every free parameter of ``family`` must be an
+    axis of ``grid`` (one or two axes, each a strictly increasing 1-D array inside the
+    parameter's domain); fixed parameters stay fixed. The family is built with parameters of shape
+    ``(G, 1)`` against ``y`` of shape ``(n,)``, ``G`` chunked so that ``G * n <= max_elements``.
+    All arithmetic is in ``dtype`` on ``device`` (float32 shows the product underflowing). The
+    axes follow the family's parameter order (``normal``: loc, then scale) whatever the order of
+    ``grid``; results are keyed by each objective's canonical spec (``sum`` -> ``linear``).
+
+    >>> import numpy as np
+    >>> land = evaluate([0.0, 1.0], "normal:scale=1", ["log"], {"loc": np.linspace(-1, 2, 7)})
+    >>> land.results["log"].argmin
+    {'loc': 0.5}
+    """
+    fam = get_family(family)
+    y = _check_data(fam, data)
+    objs = _check_objectives(objectives)
+    names, axes = _check_grid(fam, grid)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ParameterError(f"dtype must be a floating torch dtype, got {dtype!r}")
+    if isinstance(max_elements, bool) or not isinstance(max_elements, int) or max_elements < 1:
+        raise ParameterError(f"max_elements must be a positive integer, got {max_elements!r}")
+
+    shape = tuple(len(axes[p]) for p in names)
+    mesh = np.meshgrid(*(axes[p] for p in names), indexing="ij")
+    points = {
+        p: torch.as_tensor(m.reshape(-1), dtype=dtype, device=device)
+        for p, m in zip(names, mesh, strict=True)
+    }
+    yt = y.to(dtype=dtype, device=device)
+    total = math.prod(shape)
+    chunk = max(1, max_elements // yt.numel())
+    out = {o.spec: torch.empty(total, dtype=dtype, device=device) for o in objs}
+    with torch.no_grad():
+        for start in range(0, total, chunk):
+            stop = min(total, start + chunk)
+            dist = fam.distribution(**{p: v[start:stop, None] for p, v in points.items()})
+            for o in objs:
+                risk = o.risk(dist, yt, dim=-1)
+                if risk.numel() != stop - start:
+                    raise UnsupportedError(
+                        f"objective {o.spec!r} returned a risk of shape {tuple(risk.shape)} for "
+                        f"{stop - start} grid points; it must reduce over the observation axis"
+                    )
+                out[o.spec][start:stop] = risk.reshape(-1)
+
+    results = {
+        spec: summarise(spec, vals.cpu().to(torch.float64).numpy().reshape(shape), names, axes)
+        for spec, vals in out.items()
+    }
+    return Landscape(
+        family=fam.spec,
+        n=int(yt.numel()),
+        params=names,
+        axes=axes,
+        results=results,
+        dtype=str(dtype).removeprefix("torch."),
+    )
+
+
+def summarise(
+    objective: str, values: np.ndarray, names: Sequence[str], axes: Mapping[str, np.ndarray]
+) -> ObjectiveLandscape:
+    """Local minima, global minimum and flat/non-finite fractions of one sampled landscape.
+
+    Non-finite values count as :math:`+\\infty` for the minima; minima whose value is not finite
+    (an entirely non-finite landscape) are dropped.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(values)
+    safe = np.where(finite, values, np.inf)
+    labels, found = locate_minima(safe)
+    border = np.zeros(values.shape, dtype=bool)
+    for axis in range(values.ndim):
+        edge = np.moveaxis(border, axis, 0)  # a view: writes go to ``border``
+        edge[0] = edge[-1] = True
+    border_labels = np.unique(labels[border])
+    minima = [
+        Minimum(
+            index=index,
+            params={p: float(axes[p][i]) for p, i in zip(names, index, strict=True)},
+            value=float(values[index]),
+            on_boundary=bool(np.isin(label, border_labels)),
+            size=size,
+        )
+        for index, size, label in found
+        if math.isfinite(values[index])
+    ]
+    if minima:
+        argmin, min_value = dict(minima[0].params), minima[0].value
+    else:
+        argmin, min_value = {}, math.nan
+    return ObjectiveLandscape(
+        objective=objective,
+        values=values,
+        minima=minima,
+        argmin=argmin,
+        min_value=min_value,
+        flat_fraction=float(flat_mask(values).mean()),
+        nonfinite_fraction=float((~finite).mean()),
+    )
+
+
+def flat_mask(values: np.ndarray) -> np.ndarray:
+    """Finite grid points equal to an axis-adjacent point exactly (a zero finite difference)."""
+    values = np.asarray(values, dtype=np.float64)
+    flat = np.zeros(values.shape, dtype=bool)
+    for axis in range(values.ndim):
+        a = np.moveaxis(values, axis, 0)
+        eq = (a[1:] == a[:-1]) & np.isfinite(a[1:])
+        f = np.moveaxis(flat, axis, 0)  # a view: writes go to ``flat``
+        f[1:] |= eq
+        f[:-1] |= eq
+    return flat
+
+
+# ---------------------------------------------------------------------- the seed's example
+def seed_example(
+    seed: int = 0,
+    *,
+    objectives: Sequence[str | Objective] = ("linear", "product", "log"),
+    points: int = 10_000,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str | None = None,
+) -> Landscape:
+    """The seed's figure: sum of likelihoods vs product vs log-product over the mean.
+
+    n = 10 draws from N(0, 1) (``get_family("normal").sample(10, seed=seed, loc=0, scale=1)``),
+    model N(mu, 0.1²) with the scale fixed, mu on ``np.linspace(-3, 3, points)``. The R code of the
+    seed (Stats.SE answer on "why not the sum of likelihoods"): ``x <- rnorm(10); sigma <- 0.1;
+    mu_seq <- seq(-3, 3, length.out = 10000)``; ``linear`` is minus the mean likelihood (the sum
+    up to the factor -1/n), ``product`` minus the product, ``log`` the mean NLL.
+    """
+    if isinstance(points, bool) or not isinstance(points, int) or points < 3:
+        raise ParameterError(f"points must be an integer >= 3, got {points!r}")
+    data = get_family("normal").sample(10, seed=seed, loc=0.0, scale=1.0)
+    return evaluate(
+        data,
+        "normal:scale=0.1",
+        objectives,
+        {"loc": np.linspace(-3.0, 3.0, points)},
+        dtype=dtype,
+        device=device,
+    )
+
+
+# ---------------------------------------------------------------------- validation
+def _check_data(fam: Family, data: Any) -> torch.Tensor:
+    if isinstance(data, torch.Tensor):
+        data = data.detach().cpu()
+    try:
+        arr = np.asarray(data, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DataError(f"data must be numbers, got {type(data).__name__}") from None
+    if arr.ndim > 1:
+        raise DataError(f"data must be a 1-D array of observations, got shape {arr.shape}")
+    return fam.check_data(arr.reshape(-1))
+
+
+def _check_objectives(objectives: Any) -> list[Objective]:
+    if isinstance(objectives, str | Objective) or callable(objectives):
+        objectives = [objectives]
+    objs = [get_objective(o) for o in objectives]
+    if not objs:
+        raise ParameterError("no objectives given; name at least one, e.g. ['log']")
+    seen: set[str] = set()
+    for o in objs:
+        if o.spec in seen:
+            raise ParameterError(f"objective {o.spec!r} is given twice")
+        seen.add(o.spec)
+    return objs
+
+
+def _check_grid(fam: Family, grid: Mapping[str, Any]) -> tuple[tuple[str, ...], dict]:
+    if not isinstance(grid, Mapping):
+        raise ParameterError(
+            f"grid must be a mapping parameter name -> 1-D array, got {type(grid).__name__}"
+        )
+    if not 1 <= len(grid) <= 2:
+        raise ParameterError(
+            f"grid must have 1 or 2 axes, got {len(grid)} ({', '.join(map(str, grid))})"
+        )
+    for name in grid:
+        if name not in fam.param_names:
+            raise UnknownNameError(
+                f"grid axis {name!r} is not a parameter of {fam.name!r}; its free parameters "
+                f"are: {', '.join(fam.free) or 'none'}"
+            )
+        if name in fam.fixed:
+            raise ParameterError(
+                f"parameter {name!r} of {fam.spec!r} is held fixed; it cannot also be a grid "
+                f"axis (drop it from the family spec to put it on the grid)"
+            )
+    for name in fam.free:
+        if name not in grid:
+            raise ParameterError(
+                f"parameter {name!r} is neither on the grid nor fixed; add it to the grid or fix "
+                f"it in the family spec (e.g. '{fam.name}:{name}=...')"
+            )
+    names = tuple(p for p in fam.param_names if p in grid)
+    axes: dict[str, np.ndarray] = {}
+    for name in names:
+        if fam.param(name).domain == "simplex":
+            raise UnsupportedError(
+                f"parameter {name!r} of {fam.name!r} is a probability vector and cannot be a "
+                f"grid axis"
+            )
+        values = grid[name]
+        if isinstance(values, torch.Tensor):
+            values = values.detach().cpu()
+        try:
+            arr = np.asarray(values, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ParameterError(f"grid axis {name!r} must hold numbers") from None
+        if arr.ndim != 1 or arr.size == 0:
+            raise ParameterError(
+                f"grid axis {name!r} must be a non-empty 1-D array, got shape {arr.shape}"
+            )
+        if not np.isfinite(arr).all():
+            raise ParameterError(f"grid axis {name!r} holds non-finite values")
+        if arr.size > 1 and not (np.diff(arr) > 0).all():
+            raise ParameterError(
+                f"grid axis {name!r} must be strictly increasing (sort it and drop repeats)"
+            )
+        fam._check_param(name, arr)  # ParameterError naming the domain (e.g. scale must be > 0)
+        axes[name] = arr
+    return names, axes
+
+
+# ---------------------------------------------------------------------- JSON helpers
+def _json_float(x: float) -> float | None:
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _json_array(a: np.ndarray) -> list:
+    arr = np.asarray(a, dtype=np.float64)
+    obj = arr.astype(object)
+    obj[~np.isfinite(arr)] = None
+    return obj.tolist()

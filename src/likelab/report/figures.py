@@ -1,0 +1,236 @@
+"""Matplotlib figures of landscapes and of the product's underflow.
+
+Each function builds a :class:`matplotlib.figure.Figure` directly (no ``pyplot``: no global
+figure registry, no interactive backend, nothing to close), saves it when given a path (the format
+follows the suffix, PNG by default at 120 dpi) and returns it.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from likelab.landscape import Landscape, UnderflowReport
+from likelab.landscape.grid import flat_mask
+
+__all__ = ["plot_landscape", "plot_underflow"]
+
+_COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
+_LABELS = {
+    "linear": "sum of likelihoods (linear: -mean f)",
+    "product": "product of likelihoods (product: -prod f)",
+    "log": "log-product (log: mean NLL)",
+}
+
+
+def plot_landscape(landscape: Landscape, path: str | Path | None = None) -> Figure:
+    """Each objective's risk over the grid, with every local minimum marked.
+
+    1-D grids: one panel per objective, stacked with a shared x axis (the seed's picture: sum of
+    likelihoods on top, product below, log-product), local minima marked, their count in the
+    title. 2-D grids: one colour map per objective with contour lines, local minima marked and the
+    global minimum starred. Loss orientation: lower is better.
+    """
+    if len(landscape.params) == 1:
+        fig = _landscape_1d(landscape)
+    else:
+        fig = _landscape_2d(landscape)
+    _save(fig, path)
+    return fig
+
+
+def _title(spec: str, r, *, wrap: bool = False) -> str:
+    k = r.local_minima
+    head = _LABELS.get(spec, spec)
+    if r.minima and r.minima[0].size == r.values.size:
+        facts = ["constant over the whole grid (one flat 'minimum', zero gradient everywhere)"]
+    else:
+        facts = [f"{k} local minim{'um' if k == 1 else 'a'}"]
+        if r.minima and r.minima[0].size > 1:
+            facts.append(f"the lowest is a plateau of {r.minima[0].size} points")
+        if r.flat_fraction > 0:
+            facts.append(f"exactly flat on {100 * r.flat_fraction:.0f}% of the grid")
+    if r.nonfinite_fraction > 0:
+        facts.append(f"non-finite on {100 * r.nonfinite_fraction:.0f}%")
+    text = ", ".join(facts)
+    wrap = wrap or len(head) + len(text) > 90
+    return head + (":\n" if wrap else ": ") + text
+
+
+def _landscape_1d(land: Landscape) -> Figure:
+    name = land.params[0]
+    x = land.axes[name]
+    m = len(land.results)
+    fig = Figure(figsize=(8, 2.6 * m + 0.6), layout="constrained")
+    axes = fig.subplots(m, 1, sharex=True, squeeze=False)[:, 0]
+    for i, (ax, (spec, r)) in enumerate(zip(axes, land.results.items(), strict=True)):
+        color = _COLORS[i % len(_COLORS)]
+        vals = np.where(np.isfinite(r.values), r.values, np.nan)
+        ax.plot(x, vals, color=color, lw=1.2)
+        flat = flat_mask(r.values)
+        if flat.any():
+            ax.fill_between(x, 0, 1, where=flat, step="mid", color="grey", alpha=0.18, lw=0,
+                            transform=ax.get_xaxis_transform(),
+                            label="exactly flat (zero gradient)")
+        if r.minima:
+            idx = np.array([mn.index[0] for mn in r.minima])
+            ax.plot(x[idx], vals[idx], "v", color="black", ms=6, label="local minimum")
+            best = r.minima[0].index[0]
+            ax.plot(x[best], vals[best], "*", color="red", ms=12, label="global minimum")
+        if r.minima or flat.any():
+            ax.legend(loc="best", fontsize=8, frameon=False)
+        ax.set_title(_title(spec, r), fontsize=10)
+        ax.set_ylabel("risk (lower is better)", fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[-1].set_xlabel(name)
+    fig.suptitle(f"{land.family}, n = {land.n}, {land.dtype}", fontsize=11)
+    return fig
+
+
+def _landscape_2d(land: Landscape) -> Figure:
+    px, py = land.params
+    x, y = land.axes[px], land.axes[py]
+    m = len(land.results)
+    ncols = min(3, m)
+    nrows = math.ceil(m / ncols)
+    fig = Figure(figsize=(4.6 * ncols, 3.9 * nrows + 0.5), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax in axes[m:]:
+        ax.set_visible(False)
+    for ax, (spec, r) in zip(axes, land.results.items(), strict=False):
+        z = np.ma.masked_invalid(r.values.T)  # rows: second parameter, columns: first
+        finite = r.values[np.isfinite(r.values)]
+        vmax = None
+        if finite.size:
+            # Risks often span orders of magnitude near the edge of the domain (scale -> 0):
+            # colour the lower 95% and let the rest saturate, so that the minima stay visible.
+            vmax = float(np.quantile(finite, 0.95))
+            if vmax <= finite.min():
+                vmax = None
+        mesh = ax.pcolormesh(x, y, z, shading="auto", cmap="viridis", vmax=vmax)
+        fig.colorbar(mesh, ax=ax, shrink=0.85, extend="max" if vmax is not None else "neither")
+        if finite.size and finite.max() > finite.min() and min(len(x), len(y)) > 1:
+            levels = np.unique(np.quantile(finite, np.linspace(0.02, 0.9, 10)))
+            if levels.size > 1:
+                ax.contour(x, y, z, levels=levels, colors="white", linewidths=0.5, alpha=0.7,
+                           linestyles="solid")
+        if r.minima:
+            mx = [mn.params[px] for mn in r.minima]
+            my = [mn.params[py] for mn in r.minima]
+            ax.plot(mx, my, "x", color="red", ms=7, mew=1.5, ls="none", clip_on=False)
+            ax.plot(mx[0], my[0], "*", color="red", ms=13, ls="none", clip_on=False)
+        ax.set_title(_title(spec, r, wrap=True), fontsize=9)
+        ax.set_xlabel(px)
+        ax.set_ylabel(py)
+    fig.suptitle(f"{land.family}, n = {land.n}, {land.dtype} (x: local minima, *: global)",
+                 fontsize=11)
+    return fig
+
+
+def plot_underflow(report: UnderflowReport, path: str | Path | None = None) -> Figure:
+    """The naive product and its gradient against the batch size n, per floating type.
+
+    Top: log10 of the product per dtype, the exact log10-product (sum of logs, finite at every
+    n), each dtype's smallest normal (``tiny``, dashed) and smallest subnormal (dotted); where the
+    product is exactly 0 it is drawn at the bottom row, marked x. Bottom: the per-sample (RMS)
+    gradient norm with respect to the logits, of the product per dtype and of the log-product
+    (the NLL), zeros drawn the same way.
+    """
+    n = report.n
+    fig = Figure(figsize=(11, 8), layout="constrained")
+    top, bottom = fig.subplots(2, 1, sharex=True)
+    exact = report.log_product / math.log(10.0)
+
+    lows = [math.log10(t["smallest_subnormal"]) for t in report.thresholds.values()]
+    lows.append(float(np.min(exact)))
+    floor = math.floor(min(lows) / 10.0) * 10.0 - 15.0
+    top.plot(n, exact, color="black", ls="--", lw=1.0,
+             label="exact: sum of log10 l_i (finite at every n)")
+    for i, dt in enumerate(report.dtypes):
+        color = _COLORS[i % len(_COLORS)]
+        t = report.thresholds[dt]
+        _log_curve(top, n, report.product[dt], floor, color, f"{dt}: naive product",
+                   width=_width(i, len(report.dtypes)))
+        top.axhline(math.log10(t["tiny"]), color=color, ls="--", lw=0.8, alpha=0.7,
+                    label=f"{dt} smallest normal ({t['tiny']:.3g})")
+        top.axhline(math.log10(t["smallest_subnormal"]), color=color, ls=":", lw=1.0,
+                    label=f"{dt} smallest subnormal ({t['smallest_subnormal']:.3g})")
+        if t["zero_at"] is not None:
+            top.axvline(t["zero_at"], color=color, lw=0.6, alpha=0.5)
+            top.annotate(f"{dt}: 0 from n = {t['zero_at']}", (t["zero_at"], floor),
+                         xytext=(4, 16), textcoords="offset points", color=color, fontsize=8)
+    _floor_axis(top, floor)
+    top.set_ylabel("log10 product of likelihoods")
+    ls = ", ".join(f"{v:g}" for v in report.likelihoods)
+    zeros = [t["zero_at"] for t in report.thresholds.values() if t["zero_at"] is not None]
+    verdict = "underflows to exactly 0" if zeros else f"stays above 0 up to n = {report.max_n}"
+    top.set_title(f"naive product of likelihoods ({ls}, repeated) {verdict}", fontsize=11)
+    top.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    top.grid(alpha=0.3)
+
+    nll = np.log10(report.grad_norm_nll)
+    gfloor = math.floor(
+        min([*(float(np.min(np.log10(a[a > 0]))) for a in report.grad_norm_product.values()
+               if (a > 0).any()), float(np.min(nll))]) / 10.0
+    ) * 10.0 - 15.0
+    bottom.plot(n, nll, color="black", lw=1.5,
+                label="log-product (NLL): RMS ||softmax(z_i) - e_y||")
+    for i, dt in enumerate(report.dtypes):
+        color = _COLORS[i % len(_COLORS)]
+        t = report.thresholds[dt]
+        _log_curve(bottom, n, report.grad_norm_product[dt], gfloor, color,
+                   f"{dt}: product, RMS ||dP/dz_i||", width=_width(i, len(report.dtypes)))
+        if t["grad_zero_at"] is not None:
+            bottom.axvline(t["grad_zero_at"], color=color, lw=0.6, alpha=0.5)
+            bottom.annotate(f"{dt}: gradient 0 from n = {t['grad_zero_at']}",
+                            (t["grad_zero_at"], gfloor), xytext=(4, 16),
+                            textcoords="offset points", color=color, fontsize=8)
+    _floor_axis(bottom, gfloor)
+    bottom.set_ylabel("log10 gradient norm")
+    bottom.set_xlabel("batch size n")
+    bottom.set_title(f"gradient with respect to the logits ({report.num_classes} classes)",
+                     fontsize=11)
+    bottom.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    bottom.grid(alpha=0.3)
+    _save(fig, path)
+    return fig
+
+
+def _width(i: int, count: int) -> float:
+    """Line widths decreasing with i, so that coinciding curves stay visible underneath."""
+    return 1.3 + 2.5 * (count - 1 - i) / max(1, count - 1)
+
+
+def _log_curve(ax, n: np.ndarray, values: np.ndarray, floor: float, color: str, label: str,
+               *, width: float = 1.5) -> None:
+    """log10 of positive values as a line; exact zeros as x markers on the ``floor`` row."""
+    positive = values > 0
+    logs = np.full(values.shape, np.nan)
+    logs[positive] = np.log10(values[positive])
+    ax.plot(n, logs, color=color, lw=width, alpha=0.85, label=label)
+    zeros = np.flatnonzero(values == 0)
+    if zeros.size:
+        step = max(1, math.ceil(n.size / 60))  # about 60 markers across the full axis at most
+        shown = zeros[::step]
+        ax.plot(n[shown], np.full(shown.shape, floor), "x", color=color, ms=5,
+                label=f"{label.split(':')[0]}: exactly 0")
+
+
+def _floor_axis(ax, floor: float) -> None:
+    """Reserve the bottom row for exact zeros and label it."""
+    high = ax.get_ylim()[1]
+    ax.set_ylim(floor - 0.04 * (high - floor), max(high, 1.0))
+    ax.axhline(floor, color="grey", lw=0.5)
+    ticks = [t for t in ax.get_yticks() if floor + 0.06 * (max(high, 1.0) - floor) < t <= high]
+    ax.set_yticks([floor, *ticks])
+    ax.set_yticklabels(["exactly 0", *(f"{t:g}" for t in ticks)])
+
+
+def _save(fig: Figure, path: str | Path | None) -> None:
+    if path is not None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=120)

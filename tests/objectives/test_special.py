@@ -1,0 +1,292 @@
+"""Differentiable incomplete beta / gamma functions and the Student-t CDF.
+
+Oracles: scipy.special.betainc / gammainc / gammaincc and scipy.stats.t (values); exact
+rational values of B(m, n) and B(1/2, n) in integer arithmetic (log B);
+scipy.stats densities (the derivative in x is the density); five-point central differences of the
+scipy functions (derivatives in the shape arguments); torch.autograd.gradcheck / gradgradcheck.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import scipy.special as sc
+import torch
+from scipy import stats
+from torch.autograd import gradcheck, gradgradcheck
+
+from likelab.objectives._special import (
+    _lbeta,
+    betainc,
+    gammainc,
+    gammaincc,
+    student_t_cdf,
+)
+
+F64 = torch.float64
+
+
+def t64(x) -> torch.Tensor:
+    return torch.tensor(np.asarray(x, dtype=np.float64), dtype=F64)
+
+
+def fd5(f, v: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """Five-point central difference (-f(v+2h) + 8f(v+h) - 8f(v-h) + f(v-2h)) / 12h.
+
+    Truncation error h⁴ f⁽⁵⁾/30: with h = 1e-3 v it is ~1e-12 relative. Round-off: scipy's values
+    carry ~1e-14 relative error, divided by h >= 1e-4 (shape arguments >= 0.1 below): < 1e-9
+    absolute. Hence the tolerances rtol=1e-6, atol=1e-9 of the derivative tests.
+    """
+    return (-f(v + 2 * h) + 8 * f(v + h) - 8 * f(v - h) + f(v - 2 * h)) / (12 * h)
+
+
+def beta_grid(n: int, hi: float, seed: int):
+    rng = np.random.default_rng(seed)
+    a = np.exp(rng.uniform(np.log(0.05), np.log(hi), n))
+    b = np.exp(rng.uniform(np.log(0.05), np.log(hi), n))
+    x = np.concatenate([rng.uniform(0, 1, n - 40), 10.0 ** -rng.uniform(1, 12, 20)])
+    x = np.concatenate([x, 1 - 10.0 ** -rng.uniform(1, 12, 20)])
+    return a, b, x
+
+
+# ----------------------------------------------------------------------------- values
+@pytest.mark.parametrize(("hi", "seed"), [(10.0, 0), (200.0, 1)])
+def test_betainc_matches_scipy(hi, seed):
+    a, b, x = beta_grid(3000, hi, seed)
+    want = sc.betainc(a, b, x)
+    got = betainc(t64(a), t64(b), t64(x)).numpy()
+    # scipy (Boost) is accurate to a few ulp. Ours: the prefactor x^a (1-x)^b / B(a,b) in log
+    # space (~1e-14 relative with the cancellation-free log B), and where x > (a+1)/(a+b+2) the
+    # complement 1 - I_{1-x}(b, a) whose absolute error is a few ulp: hence rtol 1e-12 with an
+    # absolute floor of 1e-15. Results below 1e-250 are left out: scipy itself loses accuracy in
+    # that underflow range (e.g. betainc(268, 30, 0.06) ≈ 5e-287 is 40 % off in scipy 1.17).
+    keep = want > 1e-250
+    assert keep.sum() > 0.9 * len(a)
+    np.testing.assert_allclose(got[keep], want[keep], rtol=1e-12, atol=1e-15)
+
+
+def test_betainc_end_points_symmetry_and_domain():
+    a = t64([0.3, 2.0, 50.0])
+    b = t64([4.0, 0.5, 70.0])
+    assert torch.equal(betainc(a, b, torch.zeros(3, dtype=F64)), torch.zeros(3, dtype=F64))
+    assert torch.equal(betainc(a, b, torch.ones(3, dtype=F64)), torch.ones(3, dtype=F64))
+    x = t64([0.1, 0.6, 0.45])
+    # I_x(a, b) + I_{1-x}(b, a) = 1 (Abramowitz & Stegun 26.5.2); float64 round-off only.
+    total = betainc(a, b, x) + betainc(b, a, 1 - x)
+    np.testing.assert_allclose(total.numpy(), 1.0, rtol=0, atol=1e-15)
+    bad = betainc(t64([-1.0, 1.0, 1.0, 1.0]), t64([1.0, 0.0, 1.0, 1.0]), t64([0.5, 0.5, -0.1, 1.1]))
+    assert torch.isnan(bad).all()
+
+
+@pytest.mark.parametrize(("hi", "seed"), [(10.0, 2), (200.0, 3)])
+def test_gammainc_and_gammaincc_match_scipy(hi, seed):
+    rng = np.random.default_rng(seed)
+    n = 3000
+    a = np.exp(rng.uniform(np.log(0.05), np.log(hi), n))
+    # x around a (where both series and continued fraction work hardest) and far from it
+    x = np.concatenate(
+        [a[: n // 2] * np.exp(rng.normal(0, 0.6, n // 2)), 10 ** rng.uniform(-8, 3, n - n // 2)]
+    )
+    p, q = gammainc(t64(a), t64(x)).numpy(), gammaincc(t64(a), t64(x)).numpy()
+    p_want, q_want = sc.gammainc(a, x), sc.gammaincc(a, x)
+    # scipy's igam loses ~eps·a relative accuracy for large a (its prefactor is
+    # exp(a log x - x - lgamma a)): about 1e-13 at a = 200; ours uses the cancellation-free
+    # Temme form. Each of P, Q is computed directly where it is the smaller, the
+    # other as 1 - that (a few ulp absolute): rtol 1e-12, atol 1e-15. Below 1e-250 scipy itself
+    # degrades (underflow of its prefactor), so those points are left out.
+    for got, want in ((p, p_want), (q, q_want)):
+        keep = want > 1e-250
+        assert keep.sum() > 0.8 * n
+        np.testing.assert_allclose(got[keep], want[keep], rtol=1e-12, atol=1e-15)
+
+
+def test_gammainc_end_points_and_domain():
+    a = t64([0.2, 1.0, 30.0])
+    zero, inf = torch.zeros(3, dtype=F64), torch.full((3,), float("inf"), dtype=F64)
+    assert torch.equal(gammainc(a, zero), zero)
+    assert torch.equal(gammaincc(a, zero), torch.ones(3, dtype=F64))
+    assert torch.equal(gammainc(a, inf), torch.ones(3, dtype=F64))
+    assert torch.equal(gammaincc(a, inf), zero)
+    # P(1, x) = 1 - e^{-x} exactly (the exponential CDF): round-off only
+    x = t64([1e-8, 0.3, 2.0, 40.0])
+    np.testing.assert_allclose(
+        gammainc(torch.ones(4, dtype=F64), x).numpy(), -np.expm1(-x.numpy()), rtol=1e-14
+    )
+    assert torch.isnan(gammainc(t64([0.0, -1.0, 1.0]), t64([1.0, 1.0, -1.0]))).all()
+
+
+@pytest.mark.parametrize(("hi", "seed"), [(10.0, 4), (300.0, 5)])
+def test_student_t_cdf_matches_scipy(hi, seed):
+    rng = np.random.default_rng(seed)
+    n = 3000
+    df = np.exp(rng.uniform(np.log(0.1), np.log(hi), n))
+    z = rng.standard_cauchy(n) * rng.choice([0.01, 1.0, 30.0], n)
+    z[:10] = 0.0
+    got = student_t_cdf(t64(z), t64(df)).numpy()
+    want = stats.t.cdf(z, df)
+    # Same error budget as betainc (F is 1/2 I_x or 1 - 1/2 I_x): rtol 1e-12, atol 1e-15 for the
+    # complement; tails below 1e-250 excluded (scipy's own underflow range).
+    keep = want > 1e-250
+    np.testing.assert_allclose(got[keep], want[keep], rtol=1e-12, atol=1e-15)
+    assert np.all(got[:10] == 0.5)
+    ends = student_t_cdf(t64([-np.inf, np.inf]), t64([3.0, 3.0]))
+    assert ends.tolist() == [0.0, 1.0]
+
+
+def _exact_log_ratio(p: int, q: int) -> float:
+    """log(p / q) for big positive integers, with one rounding (no cancellation of large logs)."""
+    shift = q.bit_length() - p.bit_length() + 64
+    ratio = (p << shift) // q if shift >= 0 else (p >> -shift) // q  # ~2^64, exact to 2^-64
+    return math.log(ratio) - shift * math.log(2.0)
+
+
+def test_lbeta_against_exact_rational_values():
+    # Exact oracles in integer arithmetic: B(m, n) = (m-1)! (n-1)! / (m+n-1)! and
+    # B(1/2, n) = 4^n (n-1)! n! / (2n)!  (from Γ(n + 1/2) = (2n)! √π / (4^n n!)).
+    # scipy.special.betaln is no oracle here: it loses ~1e-11 absolute for arguments ~1e4.
+    rng = np.random.default_rng(6)
+    m = np.concatenate([[1, 3, 9, 10, 11, 50], rng.integers(1, 4000, 30)])
+    n = np.concatenate([[1, 12, 9, 3000, 10, 4000], rng.integers(1, 4000, 30)])
+    want = [
+        _exact_log_ratio(math.factorial(i - 1) * math.factorial(j - 1), math.factorial(i + j - 1))
+        for i, j in zip(m.tolist(), n.tolist(), strict=True)
+    ]
+    got = _lbeta(t64(m), t64(n)).numpy()
+    # a few ulp of |log B| (the Stirling series is truncated below 3e-17 for arguments >= 10),
+    # where the naive lgamma sum would lose eps·lgamma(8000) ~ 1e-11 absolute
+    np.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-14)
+    k = np.array([1, 2, 5, 9, 10, 11, 40, 700, 3999])
+    want = [
+        _exact_log_ratio(4**j * math.factorial(j - 1) * math.factorial(j), math.factorial(2 * j))
+        for j in k.tolist()
+    ]
+    got = _lbeta(torch.full((len(k),), 0.5, dtype=F64), t64(k)).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-14)
+
+
+def test_values_do_not_depend_on_the_rest_of_the_batch():
+    # The iteration stops when every element has converged; converged elements are frozen, so an
+    # easy element gives the same result alone or next to one that needs hundreds of iterations.
+    a, b, x = t64([2.0, 900.0]), t64([3.0, 1100.0]), t64([0.3, 0.45])
+    batch = betainc(a, b, x)
+    alone = betainc(a[:1], b[:1], x[:1])
+    np.testing.assert_allclose(batch[:1].numpy(), alone.numpy(), rtol=4e-16, atol=0)
+    g_batch = gammainc(t64([2.0, 5000.0]), t64([1.5, 5050.0]))
+    g_alone = gammainc(t64([2.0]), t64([1.5]))
+    np.testing.assert_allclose(g_batch[:1].numpy(), g_alone.numpy(), rtol=4e-16, atol=0)
+
+
+# ----------------------------------------------------------------------------- derivatives
+def test_derivatives_in_x_are_the_densities():
+    rng = np.random.default_rng(7)
+    a, b = np.exp(rng.uniform(np.log(0.1), np.log(50), (2, 1000)))
+    x = rng.uniform(0.001, 0.999, 1000)
+    xt = t64(x).requires_grad_(True)
+    (g,) = torch.autograd.grad(betainc(t64(a), t64(b), xt).sum(), xt)
+    # autograd differentiates the converged continued fraction: the derivative keeps the
+    # accuracy of the value (~1e-14), checked at rtol 1e-11.
+    np.testing.assert_allclose(g.numpy(), stats.beta.pdf(x, a, b), rtol=1e-11)
+
+    a = np.exp(rng.uniform(np.log(0.1), np.log(100), 1000))
+    x = a * np.exp(rng.normal(0, 0.5, 1000))
+    xt = t64(x).requires_grad_(True)
+    (g,) = torch.autograd.grad(gammainc(t64(a), xt).sum(), xt)
+    np.testing.assert_allclose(g.numpy(), stats.gamma.pdf(x, a), rtol=1e-11)
+
+    df = np.exp(rng.uniform(np.log(0.2), np.log(100), 1000))
+    z = np.concatenate([[0.0, -0.0, 1e-12], rng.standard_cauchy(997)])
+    zt = t64(z).requires_grad_(True)
+    (g,) = torch.autograd.grad(student_t_cdf(zt, t64(df)).sum(), zt)
+    # including z = 0, where the derivative through betainc(z²) would be 0 · ∞
+    np.testing.assert_allclose(g.numpy(), stats.t.pdf(z, df), rtol=1e-11)
+
+
+def test_derivatives_in_shape_arguments_match_finite_differences():
+    rng = np.random.default_rng(8)
+    n = 600
+    a, b = np.exp(rng.uniform(np.log(0.1), np.log(50), (2, n)))
+    x = rng.uniform(0.001, 0.999, n)
+    at, bt = t64(a).requires_grad_(True), t64(b).requires_grad_(True)
+    ga, gb = torch.autograd.grad(betainc(at, bt, t64(x)).sum(), (at, bt))
+    tol = {"rtol": 1e-6, "atol": 1e-9}  # see fd5
+    np.testing.assert_allclose(ga.numpy(), fd5(lambda v: sc.betainc(v, b, x), a, 1e-3 * a), **tol)
+    np.testing.assert_allclose(gb.numpy(), fd5(lambda v: sc.betainc(a, v, x), b, 1e-3 * b), **tol)
+
+    a = np.exp(rng.uniform(np.log(0.1), np.log(100), n))
+    x = a * np.exp(rng.normal(0, 0.5, n))
+    at = t64(a).requires_grad_(True)
+    (ga,) = torch.autograd.grad(gammainc(at, t64(x)).sum(), at)
+    np.testing.assert_allclose(ga.numpy(), fd5(lambda v: sc.gammainc(v, x), a, 1e-3 * a), **tol)
+
+    df = np.exp(rng.uniform(np.log(0.2), np.log(100), n))
+    z = rng.standard_cauchy(n)
+    dft = t64(df).requires_grad_(True)
+    (gd,) = torch.autograd.grad(student_t_cdf(t64(z), dft).sum(), dft)
+    np.testing.assert_allclose(gd.numpy(), fd5(lambda v: stats.t.cdf(z, v), df, 1e-3 * df), **tol)
+
+
+def test_gradcheck_float64():
+    a = t64([0.5, 2.0, 7.0, 30.0]).requires_grad_(True)
+    b = t64([3.0, 0.7, 7.0, 12.0]).requires_grad_(True)
+    x = t64([0.2, 0.9, 0.5, 0.8]).requires_grad_(True)  # both sides of the switch point
+    assert gradcheck(betainc, (a, b, x))
+    assert gradgradcheck(betainc, (a, b, x))
+    xg = t64([0.1, 1.5, 9.0, 45.0]).requires_grad_(True)  # series and continued fraction
+    assert gradcheck(gammainc, (a, xg))
+    assert gradgradcheck(gammainc, (a, xg))
+    assert gradcheck(gammaincc, (a, xg))
+    z = t64([-40.0, -0.3, 0.0, 2.5]).requires_grad_(True)  # tail, centre, z = 0, centre/tail
+    df = t64([1.5, 4.0, 0.7, 25.0]).requires_grad_(True)
+    assert gradcheck(student_t_cdf, (z, df))
+    assert gradgradcheck(student_t_cdf, (z, df))
+
+
+# ----------------------------------------------------------------------------- dtype / device
+def test_float32_follows_inputs():
+    rng = np.random.default_rng(9)
+    a, b = rng.uniform(0.2, 20, (2, 200))
+    x = rng.uniform(0.01, 0.99, 200)
+    f32 = torch.float32
+    got = betainc(
+        torch.tensor(a, dtype=f32), torch.tensor(b, dtype=f32), torch.tensor(x, dtype=f32)
+    )
+    assert got.dtype == f32
+    # float32: eps = 1.2e-7; the prefactor exp(a log x + ... ) amplifies the input rounding of
+    # x by ~a·eps, so 1e-4 relative (with a 1e-6 floor for the complement).
+    want = sc.betainc(a.astype(np.float32), b.astype(np.float32), x.astype(np.float32))
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-4, atol=1e-6)
+    xg = a * rng.uniform(0.5, 1.5, 200)
+    got = gammainc(torch.tensor(a, dtype=f32), torch.tensor(xg, dtype=f32))
+    assert got.dtype == f32
+    np.testing.assert_allclose(
+        got.numpy(), sc.gammainc(a.astype(np.float32), xg.astype(np.float32)), rtol=1e-4, atol=1e-6
+    )
+    z = torch.tensor(rng.normal(0, 3, 200), dtype=f32, requires_grad=True)
+    cdf = student_t_cdf(z, 4.0)
+    assert cdf.dtype == f32
+    (g,) = torch.autograd.grad(cdf.sum(), z)
+    assert g.dtype == f32 and torch.isfinite(g).all()
+    # python numbers with a float64 tensor: float64 out
+    assert betainc(2.0, 3.0, t64([0.5])).dtype == F64
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_follows_inputs():
+    dev = torch.device("cuda")
+    a = torch.tensor([0.5, 3.0, 40.0], dtype=F64, device=dev, requires_grad=True)
+    x = torch.tensor([0.2, 0.5, 0.6], dtype=F64, device=dev)
+    out = betainc(a, 2.0, x)
+    assert out.device.type == "cuda"
+    out.sum().backward()
+    assert a.grad.device.type == "cuda"
+    # same algorithm, same float64 arithmetic on either device: round-off only
+    np.testing.assert_allclose(
+        out.detach().cpu().numpy(),
+        sc.betainc(a.detach().cpu().numpy(), 2.0, [0.2, 0.5, 0.6]),
+        rtol=1e-12,
+    )
+    g = gammainc(a, x * 50)
+    t = student_t_cdf(x - 0.4, a)
+    assert g.device.type == "cuda" and t.device.type == "cuda"

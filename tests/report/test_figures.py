@@ -1,0 +1,79 @@
+"""Figures: they draw, save a PNG, have the expected panels, and leave no pyplot state."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+from likelab.landscape import evaluate, seed_example, underflow
+from likelab.report import plot_landscape, plot_underflow
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _is_png(path) -> bool:
+    return path.exists() and path.stat().st_size > 1000 and path.read_bytes()[:8] == PNG
+
+
+@pytest.fixture(autouse=True)
+def no_pyplot_figures():
+    before = set(plt.get_fignums())
+    yield
+    assert set(plt.get_fignums()) == before  # the library never opens pyplot figures
+
+
+def test_landscape_1d(tmp_path):
+    land = seed_example(0, points=400)
+    path = tmp_path / "sub" / "landscape.png"
+    fig = plot_landscape(land, path)
+    assert isinstance(fig, Figure) and _is_png(path)
+    assert len(fig.axes) == 3  # one panel per objective, stacked
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[0].startswith("sum of likelihoods") and "local minima" in titles[0]
+    assert f"{land.results['linear'].local_minima} local minima" in titles[0]
+    assert "1 local minimum" in titles[2]
+    # shared x axis
+    assert fig.axes[0].get_shared_x_axes().joined(fig.axes[0], fig.axes[2])
+
+
+def test_landscape_1d_float32_constant_product(tmp_path):
+    land = seed_example(0, points=200, dtype=torch.float32)
+    fig = plot_landscape(land, tmp_path / "l32.png")
+    assert "constant over the whole grid" in fig.axes[1].get_title()
+
+
+def test_landscape_2d(tmp_path):
+    y = np.random.default_rng(0).normal(1.0, 2.0, size=30)
+    land = evaluate(y, "normal", ["log", "linear"],
+                    {"loc": np.linspace(-2, 4, 25), "scale": np.linspace(0.3, 4, 20)})
+    path = tmp_path / "l2.png"
+    fig = plot_landscape(land, path)
+    assert _is_png(path)
+    assert len(fig.axes) == 4  # two maps and their two colour bars
+    assert fig.axes[0].get_xlabel() == "loc" and fig.axes[0].get_ylabel() == "scale"
+
+
+def test_landscape_without_path_does_not_write(tmp_path):
+    fig = plot_landscape(seed_example(0, points=50))
+    assert isinstance(fig, Figure) and list(tmp_path.iterdir()) == []
+
+
+def test_underflow_figure(tmp_path):
+    rep = underflow((0.3, 0.2, 0.1), max_n=512)
+    path = tmp_path / "underflow.png"
+    fig = plot_underflow(rep, path)
+    assert _is_png(path)
+    assert len(fig.axes) == 2
+    top, bottom = fig.axes
+    assert top.get_yticklabels()[0].get_text() == "exactly 0"
+    assert bottom.get_xlabel() == "batch size n"
+
+
+def test_underflow_figure_without_any_zero(tmp_path):
+    # nothing underflows within max_n: no zero row markers, still a valid figure
+    rep = underflow((0.9,), dtypes=("float64",), max_n=64)
+    fig = plot_underflow(rep, tmp_path / "u.png")
+    assert _is_png(tmp_path / "u.png") and len(fig.axes) == 2
