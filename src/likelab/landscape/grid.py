@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -113,7 +113,8 @@ class Landscape:
     ``family`` is the family's spec (fixed parameters included), ``n`` the number of
     observations, ``params`` the grid axes in order, ``axes`` their values, ``results`` one
     :class:`ObjectiveLandscape` per objective keyed by the objective's canonical spec (``sum`` is
-    keyed ``linear``), in the order given, and ``dtype`` the floating type of the computation.
+    keyed ``linear``), in the order given, ``dtype`` the floating type of the computation and
+    ``data`` the observations (float64; not part of :meth:`to_dict`).
     """
 
     family: str
@@ -122,6 +123,7 @@ class Landscape:
     axes: dict[str, np.ndarray]
     results: dict[str, ObjectiveLandscape]
     dtype: str
+    data: np.ndarray = field(repr=False, default_factory=lambda: np.empty(0))
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -213,6 +215,7 @@ def evaluate(
         axes=axes,
         results=results,
         dtype=str(dtype).removeprefix("torch."),
+        data=yt.detach().cpu().to(torch.float64).numpy(),
     )
 
 

@@ -139,9 +139,11 @@ def _markdown(w: Walkthrough, seed: int) -> str:
         "",
         f"The sum has {lin.local_minima} local minima: one per cluster of data points, because a "
         "sum preserves convexity, which the normal density lacks, while a product preserves "
-        "log-concavity, which it has. The product and the log-product agree on the single "
-        "optimum, but the product is exactly flat (zero gradient) over "
-        f"{100 * prod.flat_fraction:.1f}% of the grid. Figure: `landscape.png`.",
+        "log-concavity, which it has. Even its global minimum, mu = "
+        f"{lin.argmin['loc']:.4f}, is not the maximum-likelihood estimate, the sample mean "
+        f"{land.data.mean():.4f}. The product and the log-product agree on the single optimum, at "
+        "the grid point nearest the sample mean, but the product is exactly flat (zero gradient) "
+        f"over {100 * prod.flat_fraction:.1f}% of the grid. Figure: `landscape.png`.",
         "",
         "## 3. The objectives likelab knows",
         "",
