@@ -221,3 +221,45 @@ CASES = [
 @pytest.fixture(params=CASES, ids=[c.id for c in CASES])
 def case(request) -> Case:
     return request.param
+
+
+def gradcheck_observations(case: Case) -> torch.Tensor:
+    """The case's observations minus those where a loss is not differentiable in y or theta.
+
+    Laplace: |y - loc| has a kink at the location. Exponential: y = 0 is the edge of the support,
+    which finite differences would leave.
+    """
+    y = case.y_tensor()
+    if case.family == "laplace":
+        y = y[y != case.params["loc"]]
+    if case.family == "exponential":
+        y = y[y > 0]
+    return y
+
+
+def assert_gradcheck(objective, case: Case, y: torch.Tensor) -> None:
+    """float64 ``torch.autograd.gradcheck`` of ``objective`` in the case's parameters (and in y
+    where ``case.diff_y``): autograd against central finite differences (eps 1e-6)."""
+    fam = get_family(case.family)
+    names = list(case.params)
+    params = [torch.tensor(case.params[n], dtype=torch.float64, requires_grad=True)
+              for n in names]
+    y = y.clone().requires_grad_(case.diff_y)
+
+    def fn(*args):
+        dist = fam.distribution(**dict(zip(names, args[: len(names)], strict=True)))
+        return objective(dist, args[-1] if case.diff_y else y)
+
+    inputs = (*params, y) if case.diff_y else tuple(params)
+    assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-6, rtol=1e-5)
+
+
+def assert_gradcheck_categorical_logits(objective, seed: int) -> None:
+    """float64 gradcheck of ``objective`` on a Categorical in its logits."""
+    torch.manual_seed(seed)
+    logits = torch.randn(6, 4, dtype=torch.float64, requires_grad=True)
+    y = torch.tensor([0, 1, 2, 3, 1, 0])
+    assert torch.autograd.gradcheck(
+        lambda z: objective(torch.distributions.Categorical(logits=z), y), (logits,),
+        eps=1e-6, atol=1e-6, rtol=1e-5,
+    )

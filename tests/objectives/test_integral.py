@@ -22,7 +22,10 @@ from likelab.objectives import get_objective
 from .conftest import (
     CASES,
     INTEGRAL_SPECS,
+    assert_gradcheck,
+    assert_gradcheck_categorical_logits,
     categorical_oracle,
+    gradcheck_observations,
     needed_powers,
     numpy_loss,
     random_categorical,
@@ -231,32 +234,11 @@ GRAD_CASES = ["normal", "student_t-df5", "laplace", "logistic", "gamma-a3", "exp
 @pytest.mark.parametrize("which", GRAD_CASES)
 def test_gradcheck_parameters_and_y(integral_spec, which):
     case = CASE_BY_ID[which]
-    objective = get_objective(integral_spec)
-    names = list(case.params)
-    params = [torch.tensor(case.params[n], dtype=F64, requires_grad=True) for n in names]
-    y = case.y_tensor()
-    if case.family == "laplace":
-        y = y[y != case.params["loc"]]  # |y - loc| has a kink at the location
-    if case.family == "exponential":
-        y = y[y > 0]  # y = 0 is the edge of the support: finite differences would leave it
-    y = y.clone().requires_grad_(case.diff_y)
-    fam = get_family(case.family)
-
-    def fn(*args):
-        dist = fam.distribution(**dict(zip(names, args[: len(names)], strict=True)))
-        return objective(dist, args[-1] if case.diff_y else y)
-
-    inputs = (*params, y) if case.diff_y else tuple(params)
-    assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-6, rtol=1e-5)
+    assert_gradcheck(get_objective(integral_spec), case, gradcheck_observations(case))
 
 
 def test_gradcheck_categorical_logits(integral_spec):
-    torch.manual_seed(0)
-    logits = torch.randn(6, 4, dtype=F64, requires_grad=True)
-    y = torch.tensor([0, 1, 2, 3, 1, 0])
-    objective = get_objective(integral_spec)
-    assert torch.autograd.gradcheck(lambda z: objective(Categorical(logits=z), y), (logits,),
-                                    eps=1e-6, atol=1e-6, rtol=1e-5)
+    assert_gradcheck_categorical_logits(get_objective(integral_spec), seed=0)
 
 
 # ----------------------------------------------------------------------------- properness

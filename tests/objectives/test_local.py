@@ -16,7 +16,16 @@ from torch.distributions import Categorical
 from likelab.families import get_family
 from likelab.objectives import get_objective
 
-from .conftest import CASES, LOCAL_SPECS, categorical_oracle, numpy_loss, random_categorical
+from .conftest import (
+    CASES,
+    LOCAL_SPECS,
+    assert_gradcheck,
+    assert_gradcheck_categorical_logits,
+    categorical_oracle,
+    gradcheck_observations,
+    numpy_loss,
+    random_categorical,
+)
 
 F64 = torch.float64
 CASE_BY_ID = {c.id: c for c in CASES}
@@ -142,35 +151,15 @@ GRAD_CASES = ["normal", "student_t-df5", "laplace", "logistic", "cauchy", "gamma
 @pytest.mark.parametrize("which", GRAD_CASES)
 def test_gradcheck_parameters_and_y(local_spec, which):
     case = CASE_BY_ID[which]
-    objective = get_objective(local_spec)
-    names = list(case.params)
-    params = [torch.tensor(case.params[n], dtype=F64, requires_grad=True) for n in names]
-    y = case.y_tensor()
-    if case.family == "laplace":
-        y = y[y != case.params["loc"]]  # |y - loc| has a kink at the location
-    if case.family == "exponential":
-        y = y[y > 0]  # y = 0 is the edge of the support
-    fam = get_family(case.family)
+    y = gradcheck_observations(case)
     # focal's weight (1 - f)_+ has a kink at f = 1: keep observations where f < 0.99.
-    y = y[fam.distribution(**case.params).log_prob(y).exp() < 0.99]
+    y = y[get_family(case.family).distribution(**case.params).log_prob(y).exp() < 0.99]
     assert y.numel() >= 2
-    y = y.clone().requires_grad_(case.diff_y)
-
-    def fn(*args):
-        dist = fam.distribution(**dict(zip(names, args[: len(names)], strict=True)))
-        return objective(dist, args[-1] if case.diff_y else y)
-
-    inputs = (*params, y) if case.diff_y else tuple(params)
-    assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-6, rtol=1e-5)
+    assert_gradcheck(get_objective(local_spec), case, y)
 
 
 def test_gradcheck_categorical_logits(local_spec):
-    torch.manual_seed(1)
-    logits = torch.randn(6, 4, dtype=F64, requires_grad=True)
-    y = torch.tensor([0, 1, 2, 3, 1, 0])
-    objective = get_objective(local_spec)
-    assert torch.autograd.gradcheck(lambda z: objective(Categorical(logits=z), y), (logits,),
-                                    eps=1e-6, atol=1e-6, rtol=1e-5)
+    assert_gradcheck_categorical_logits(get_objective(local_spec), seed=1)
 
 
 # ----------------------------------------------------------------------------- properness
