@@ -23,21 +23,41 @@ from likelab.families.continuous import (
     StudentT,
     Uniform,
 )
+from likelab.families.dgp import (
+    Contaminated,
+    DataGeneratingProcess,
+    FamilyDGP,
+    MixtureDGP,
+    contaminated,
+    parse_dgp,
+    split_sample_size,
+)
 from likelab.families.discrete import Bernoulli, CategoricalFamily, Poisson
 from likelab.families.distributions import Logistic
 from likelab.families.integrals import power_integral, register_power_integral
+from likelab.families.mixture import Mixture
+from likelab.families.quadrature import numerical_power_integral
 
 __all__ = [
     "FAMILIES",
+    "Contaminated",
+    "DataGeneratingProcess",
     "Family",
+    "FamilyDGP",
     "Logistic",
+    "Mixture",
+    "MixtureDGP",
     "Param",
     "as_tensor",
+    "contaminated",
     "get_family",
     "list_families",
+    "numerical_power_integral",
+    "parse_dgp",
     "power_integral",
     "register_family",
     "register_power_integral",
+    "split_sample_size",
 ]
 
 FAMILIES: dict[str, type[Family]] = {}

@@ -275,7 +275,13 @@ class Family(ABC):
     # ------------------------------------------------------------------ validation
     def _check_param(self, name: str, value: ArrayLike, *, dtype=None) -> torch.Tensor:
         p = self.param(name)
-        t = as_tensor(value, dtype=dtype)
+        try:
+            t = as_tensor(value, dtype=dtype)
+        except (TypeError, ValueError):
+            raise ParameterError(
+                f"{self.name} parameter {name!r} must be a number or an array of numbers, "
+                f"got {value!r}"
+            ) from None
         if not torch.isfinite(t).all():
             raise ParameterError(f"{self.name} parameter {name!r} must be finite, got {_show(t)}")
         if p.domain == "positive" and not (t > 0).all():

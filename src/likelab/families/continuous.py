@@ -93,6 +93,39 @@ class StudentT(Family):
         scale = _positive(_iqr(y) / 2.0, y.std(-1, correction=0))  # t(3)-ish IQR/2 ≈ 0.77 σ
         return {"df": torch.full_like(med, 5.0), "loc": med, "scale": scale}
 
+    def fisher_information(self, **params):
+        r"""Fisher information of (ν, μ, σ) (Lange, Little & Taylor 1989, JASA 84:881-896, with
+        their σ² entries converted to the scale σ):
+
+        .. math::
+            I_{\nu\nu} = \tfrac14[\psi'(\tfrac\nu2) - \psi'(\tfrac{\nu+1}2)]
+                         - \frac{\nu+5}{2\nu(\nu+1)(\nu+3)},\quad
+            I_{\mu\mu} = \frac{\nu+1}{(\nu+3)\sigma^2},\quad
+            I_{\sigma\sigma} = \frac{2\nu}{(\nu+3)\sigma^2},\quad
+            I_{\nu\sigma} = -\frac{2}{(\nu+1)(\nu+3)\sigma},
+
+        and :math:`I_{\nu\mu} = I_{\mu\sigma} = 0`; restricted to the free parameters.
+        """
+        full = _full_params(self, params)
+        nu, s, _ = torch.broadcast_tensors(full["df"], full["scale"], full["loc"])
+        zero = torch.zeros_like(nu)
+        i_nn = (torch.polygamma(1, nu / 2) - torch.polygamma(1, (nu + 1) / 2)) / 4 - (nu + 5) / (
+            2 * nu * (nu + 1) * (nu + 3)
+        )
+        i_mm = (nu + 1) / ((nu + 3) * s**2)
+        i_ss = 2 * nu / ((nu + 3) * s**2)
+        i_ns = -2 / ((nu + 1) * (nu + 3) * s)
+        info = torch.stack([torch.stack([i_nn, zero, i_ns], -1),
+                            torch.stack([zero, i_mm, zero], -1),
+                            torch.stack([i_ns, zero, i_ss], -1)], -2)
+        return _restrict(self, info)
+
+
+def _restrict(family: Family, info: torch.Tensor) -> torch.Tensor:
+    """The block of a full Fisher information matrix belonging to the free parameters."""
+    idx = [family.param_names.index(n) for n in family.free]
+    return info[..., idx, :][..., :, idx]
+
 
 class Laplace(Family):
     """Laplace (double exponential) family with location ``loc`` and scale ``scale``."""
@@ -277,8 +310,7 @@ class Gamma(Family):
         a, b = torch.broadcast_tensors(a, b)
         info = torch.stack([torch.stack([torch.polygamma(1, a), -1 / b], -1),
                             torch.stack([-1 / b, a / b**2], -1)], -2)
-        idx = [self.param_names.index(n) for n in self.free]
-        return info[..., idx, :][..., :, idx]
+        return _restrict(self, info)
 
 
 def _full_params(family: Family, params) -> dict[str, torch.Tensor]:
