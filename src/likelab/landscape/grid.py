@@ -154,7 +154,7 @@ def evaluate(
     *,
     dtype: torch.dtype = torch.float64,
     device: torch.device | str | None = None,
-    max_elements: int = 2**24,
+    max_elements: int = 2**16,
 ) -> Landscape:
     r"""Evaluate each objective's empirical risk at every point of a parameter grid.
 
@@ -162,7 +162,10 @@ def evaluate(
     :math:`-\prod_i f_\theta(y_i)` for ``product``. Every free parameter of ``family`` must be an
     axis of ``grid`` (one or two axes, each a strictly increasing 1-D array inside the
     parameter's domain); fixed parameters stay fixed. The family is built with parameters of shape
-    ``(G, 1)`` against ``y`` of shape ``(n,)``, ``G`` chunked so that ``G * n <= max_elements``.
+    ``(G, 1)`` against ``y`` of shape ``(n,)``, ``G`` chunked so that ``G * n <= max_elements``
+    (default 2**16: torch's float64 temporaries of 512 KB are recycled by the allocator; larger
+    chunks are fresh page-faulting allocations, 2**24 was 5x slower on the 200 x 200 x 1,000
+    landscape of ``benchmarks/bench_landscape.py``).
     All arithmetic is in ``dtype`` on ``device`` (float32 shows the product underflowing). The
     axes follow the family's parameter order (``normal``: loc, then scale) whatever the order of
     ``grid``; results are keyed by each objective's canonical spec (``sum`` -> ``linear``).
