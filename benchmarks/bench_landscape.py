@@ -49,8 +49,10 @@ def main() -> None:
     base = seed_loop_baseline(y, mu, 0.1)
     for k, spec in enumerate(objectives):
         np.testing.assert_allclose(land.results[spec].values, base[k], rtol=1e-9, atol=1e-300)
-    print("seed landscape: 10,000 grid points, n = 10, objectives sum/product/log "
-          "(values checked equal)")
+    print(
+        "seed landscape: 10,000 grid points, n = 10, objectives sum/product/log "
+        "(values checked equal)"
+    )
     print(f"  baseline (seed's per-point loop, scipy.stats.norm.pdf): {fmt_seconds(t_base)}")
     print(f"  likelab.landscape.evaluate (incl. local minima):        {fmt_seconds(t_ll)}")
     print(f"  speed-up vs baseline: {t_base / t_ll:.1f}x")
@@ -59,11 +61,12 @@ def main() -> None:
     loc, scale = np.linspace(-1, 1, 200), np.linspace(0.5, 2, 200)
     fam2 = get_family("normal")
     t_np = best_time(lambda: numpy_2d_log(y2, loc, scale), repeat=3)
-    t_ll2 = best_time(lambda: evaluate(y2, fam2, ["log"], {"loc": loc, "scale": scale}),
-                      repeat=3)
+    t_ll2 = best_time(lambda: evaluate(y2, fam2, ["log"], {"loc": loc, "scale": scale}), repeat=3)
     np.testing.assert_allclose(
         evaluate(y2, fam2, ["log"], {"loc": loc, "scale": scale}).results["log"].values,
-        numpy_2d_log(y2, loc, scale), rtol=1e-10)
+        numpy_2d_log(y2, loc, scale),
+        rtol=1e-10,
+    )
     print("2-D landscape: 200 x 200 grid (loc, scale), n = 1,000, log objective")
     print(f"  baseline (vectorised numpy broadcast): {fmt_seconds(t_np)}")
     print(f"  likelab.landscape.evaluate:            {fmt_seconds(t_ll2)}")

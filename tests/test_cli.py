@@ -25,8 +25,23 @@ def run_json(capsys, *args):
 def test_objectives_json_lists_every_objective_with_formula_and_properties(capsys):
     data = run_json(capsys, "objectives")
     names = {o["name"] for o in data["objectives"]}
-    for required in ("log", "linear", "product", "quadratic", "spherical", "pseudospherical",
-                     "power", "lq", "gce", "mae", "focal", "dpd", "gamma", "crps", "hyvarinen"):
+    for required in (
+        "log",
+        "linear",
+        "product",
+        "quadratic",
+        "spherical",
+        "pseudospherical",
+        "power",
+        "lq",
+        "gce",
+        "mae",
+        "focal",
+        "dpd",
+        "gamma",
+        "crps",
+        "hyvarinen",
+    ):
         assert required in names
     log = next(o for o in data["objectives"] if o["name"] == "log")
     assert log["formula"] and log["reference"]
@@ -61,15 +76,27 @@ def test_landscape_seed_example_json(capsys):
 
 
 def test_landscape_simulated_matches_direct_computation(capsys):
-    data = run_json(capsys, "landscape", "--simulate", "normal:loc=1,scale=2,n=25", "--seed",
-                    "7", "--family", "normal", "--fix", "scale=2", "--param", "loc=-2:4:61",
-                    "--objectives", "log,linear")
+    data = run_json(
+        capsys,
+        "landscape",
+        "--simulate",
+        "normal:loc=1,scale=2,n=25",
+        "--seed",
+        "7",
+        "--family",
+        "normal",
+        "--fix",
+        "scale=2",
+        "--param",
+        "loc=-2:4:61",
+        "--objectives",
+        "log,linear",
+    )
     from likelab.families import get_family
 
     y = get_family("normal").sample(25, seed=7, loc=1.0, scale=2.0)
     loc = np.linspace(-2, 4, 61)
-    expected = np.array([np.mean((y - m) ** 2 / 8 + np.log(2 * np.sqrt(2 * np.pi)))
-                         for m in loc])
+    expected = np.array([np.mean((y - m) ** 2 / 8 + np.log(2 * np.sqrt(2 * np.pi))) for m in loc])
     np.testing.assert_allclose(data["objectives"]["log"]["values"], expected, rtol=1e-12)
     assert abs(data["objectives"]["log"]["argmin"]["loc"] - loc[np.argmin(expected)]) < 1e-12
 
@@ -79,9 +106,22 @@ def test_landscape_from_file_2d_with_plot(tmp_path, capsys):
     path = tmp_path / "y.txt"
     path.write_text("\n".join(str(float(v)) for v in y) + "\n")
     plot = tmp_path / "l.png"
-    data = run_json(capsys, "landscape", "--data", str(path), "--family", "normal", "--param",
-                    "loc=-1:2:31", "--param", "scale=0.5:3:26", "--objectives", "log",
-                    "--plot", str(plot))
+    data = run_json(
+        capsys,
+        "landscape",
+        "--data",
+        str(path),
+        "--family",
+        "normal",
+        "--param",
+        "loc=-1:2:31",
+        "--param",
+        "scale=0.5:3:26",
+        "--objectives",
+        "log",
+        "--plot",
+        str(plot),
+    )
     assert plot.stat().st_size > 0
     values = np.array(data["objectives"]["log"]["values"], dtype=float)
     assert values.shape == (31, 26)
@@ -117,22 +157,83 @@ def test_demo_writes_report(tmp_path, capsys):
     "args,fragment",
     [
         (["landscape", "--seed-example", "--objectives", "nope"], "unknown objective 'nope'"),
-        (["landscape", "--seed-example", "--objectives", "pseudospherical:gamma=0.5"],
-         "gamma > 1"),
-        (["landscape", "--simulate", "normal:loc=0,scale=1,n=10", "--family", "normall",
-          "--param", "loc=-1:1:5"], "unknown family 'normall'"),
-        (["landscape", "--simulate", "normal:loc=0,scale=1,n=10", "--param", "loc=-1:1:5"],
-         "scale"),
-        (["landscape", "--simulate", "normal:loc=0,scale=1,n=10", "--fix", "scale=0.1",
-          "--param", "loc=1:-1:5"], "LO < HI"),
-        (["landscape", "--simulate", "normal:loc=0,scale=1,n=10", "--fix", "scale=0.1",
-          "--param", "loc=-1:1"], "LO:HI:N"),
-        (["landscape", "--simulate", "normal:loc=0,scale=1,n=10", "--fix", "scale=abc",
-          "--param", "loc=-1:1:5"], "not a number"),
-        (["landscape", "--simulate", "normal:loc=0,scale=-1,n=10", "--fix", "scale=0.1",
-          "--param", "loc=-1:1:5"], "scale"),
-        (["landscape", "--data", "/nonexistent/file.txt", "--fix", "scale=0.1",
-          "--param", "loc=-1:1:5"], "does not exist"),
+        (["landscape", "--seed-example", "--objectives", "pseudospherical:gamma=0.5"], "gamma > 1"),
+        (
+            [
+                "landscape",
+                "--simulate",
+                "normal:loc=0,scale=1,n=10",
+                "--family",
+                "normall",
+                "--param",
+                "loc=-1:1:5",
+            ],
+            "unknown family 'normall'",
+        ),
+        (
+            ["landscape", "--simulate", "normal:loc=0,scale=1,n=10", "--param", "loc=-1:1:5"],
+            "scale",
+        ),
+        (
+            [
+                "landscape",
+                "--simulate",
+                "normal:loc=0,scale=1,n=10",
+                "--fix",
+                "scale=0.1",
+                "--param",
+                "loc=1:-1:5",
+            ],
+            "LO < HI",
+        ),
+        (
+            [
+                "landscape",
+                "--simulate",
+                "normal:loc=0,scale=1,n=10",
+                "--fix",
+                "scale=0.1",
+                "--param",
+                "loc=-1:1",
+            ],
+            "LO:HI:N",
+        ),
+        (
+            [
+                "landscape",
+                "--simulate",
+                "normal:loc=0,scale=1,n=10",
+                "--fix",
+                "scale=abc",
+                "--param",
+                "loc=-1:1:5",
+            ],
+            "not a number",
+        ),
+        (
+            [
+                "landscape",
+                "--simulate",
+                "normal:loc=0,scale=-1,n=10",
+                "--fix",
+                "scale=0.1",
+                "--param",
+                "loc=-1:1:5",
+            ],
+            "scale",
+        ),
+        (
+            [
+                "landscape",
+                "--data",
+                "/nonexistent/file.txt",
+                "--fix",
+                "scale=0.1",
+                "--param",
+                "loc=-1:1:5",
+            ],
+            "does not exist",
+        ),
         (["landscape", "--fix", "scale=0.1", "--param", "loc=-1:1:5"], "exactly one of"),
         (["landscape", "--seed-example", "--dtype", "float16"], "float64 or float32"),
         (["underflow", "--likelihoods", "0.5,abc"], "numbers"),
@@ -154,8 +255,9 @@ def test_bad_input_prints_one_line_and_exits_2(capsys, args, fragment):
 def test_bad_data_file_line(tmp_path, capsys):
     path = tmp_path / "bad.txt"
     path.write_text("1\n2\nnot-a-number\n")
-    code, _, err = run(capsys, "landscape", "--data", str(path), "--fix", "scale=1",
-                       "--param", "loc=-1:1:5")
+    code, _, err = run(
+        capsys, "landscape", "--data", str(path), "--fix", "scale=1", "--param", "loc=-1:1:5"
+    )
     assert code == 2 and "line 3" in err and len(err.strip().splitlines()) == 1
 
 
@@ -164,10 +266,12 @@ def test_user_objective_by_import_path(tmp_path, capsys, monkeypatch):
         "def half_nll(dist, y):\n    return -dist.log_prob(y) / 2\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    data = run_json(capsys, "landscape", "--seed-example", "--objectives",
-                    "log,my_losses:half_nll")
-    np.testing.assert_allclose(data["objectives"]["my_losses:half_nll"]["values"],
-                               np.array(data["objectives"]["log"]["values"]) / 2, rtol=1e-12)
+    data = run_json(capsys, "landscape", "--seed-example", "--objectives", "log,my_losses:half_nll")
+    np.testing.assert_allclose(
+        data["objectives"]["my_losses:half_nll"]["values"],
+        np.array(data["objectives"]["log"]["values"]) / 2,
+        rtol=1e-12,
+    )
 
 
 def test_split_specs_keeps_parameter_lists_together():
@@ -176,7 +280,18 @@ def test_split_specs_keeps_parameter_lists_together():
 
 
 def test_console_script_exit_code():
-    proc = subprocess.run([sys.executable, "-m", "likelab.cli", "landscape", "--seed-example",
-                           "--objectives", "nope"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "likelab.cli",
+            "landscape",
+            "--seed-example",
+            "--objectives",
+            "nope",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr

@@ -13,9 +13,15 @@ def test_parse_plain_and_with_parameters():
     assert parse_spec("x:mode=fast") == Spec("x", {"mode": "fast"})
 
 
-@pytest.mark.parametrize("name,kwargs", [("log", {}), ("lq", {"q": 0.5}),
-                                         ("pseudospherical", {"gamma": 3.0}),
-                                         ("normal", {"loc": -1.25, "scale": 0.1})])
+@pytest.mark.parametrize(
+    "name,kwargs",
+    [
+        ("log", {}),
+        ("lq", {"q": 0.5}),
+        ("pseudospherical", {"gamma": 3.0}),
+        ("normal", {"loc": -1.25, "scale": 0.1}),
+    ],
+)
 def test_format_round_trips(name, kwargs):
     assert parse_spec(format_spec(name, kwargs)) == Spec(name, kwargs)
 

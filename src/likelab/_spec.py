@@ -63,9 +63,7 @@ def parse_spec(text: str, *, kind: str = "spec") -> Spec:
             key, eq, value = item.partition("=")
             key, value = key.strip(), value.strip()
             if not eq or not key or not value:
-                raise SpecError(
-                    f"{kind} spec {text!r}: expected key=value, got {item.strip()!r}"
-                )
+                raise SpecError(f"{kind} spec {text!r}: expected key=value, got {item.strip()!r}")
             if key in kwargs:
                 raise SpecError(f"{kind} spec {text!r}: {key!r} given twice")
             kwargs[key] = _number_or_text(value, what=f"{kind} {name!r} parameter {key!r}")

@@ -157,8 +157,11 @@ def objectives_cmd(as_json: JsonOpt = False) -> None:
         spec = r["spec"] + (f" ({', '.join(r['aliases'])})" if r["aliases"] else "")
         if p["demonstration"]:
             spec += " [demo]"
-        table.add_row(spec, r["formula"], *(_yn(p[k]) for k in
-                                             ("proper", "strictly_proper", "local", "robust")))
+        table.add_row(
+            spec,
+            r["formula"],
+            *(_yn(p[k]) for k in ("proper", "strictly_proper", "local", "robust")),
+        )
     _out.print(table)
 
 
@@ -175,8 +178,10 @@ def families_cmd(as_json: JsonOpt = False) -> None:
     rows = [
         {
             "name": name,
-            "params": [{"name": p.name, "domain": p.domain, "description": p.description}
-                       for p in cls.params],
+            "params": [
+                {"name": p.name, "domain": p.domain, "description": p.description}
+                for p in cls.params
+            ],
             "support": cls.support,
             "discrete": cls.discrete,
             "torch": cls.torch_name,
@@ -222,8 +227,11 @@ def landscape_cmd(
     ] = "float64",
     seed_example: Annotated[
         bool,
-        typer.Option("--seed-example", help="The seed's figure: n=10 from N(0,1), scale=0.1, "
-                     "loc over [-3, 3] on 10,000 points."),
+        typer.Option(
+            "--seed-example",
+            help="The seed's figure: n=10 from N(0,1), scale=0.1, "
+            "loc over [-3, 3] on 10,000 points.",
+        ),
     ] = False,
     as_json: JsonOpt = False,
     plot: PlotOpt = None,
@@ -289,8 +297,13 @@ def _print_landscape(result) -> None:
         table.add_column(col)
     for spec, r in result.results.items():
         argmin = ", ".join(f"{k} = {_fmt(v, 5)}" for k, v in r.argmin.items())
-        table.add_row(spec, str(r.local_minima), argmin or "-", _fmt(r.min_value),
-                      f"{100 * r.flat_fraction:.1f}%")
+        table.add_row(
+            spec,
+            str(r.local_minima),
+            argmin or "-",
+            _fmt(r.min_value),
+            f"{100 * r.flat_fraction:.1f}%",
+        )
     _out.print(table)
 
 
@@ -313,8 +326,9 @@ def underflow_cmd(
     try:
         values = tuple(float(v) for v in likelihoods.split(",") if v.strip())
     except ValueError:
-        raise SpecError(f"--likelihoods expects numbers like 0.3,0.2,0.1, got {likelihoods!r}") \
-            from None
+        raise SpecError(
+            f"--likelihoods expects numbers like 0.3,0.2,0.1, got {likelihoods!r}"
+        ) from None
     report = underflow(values, num_classes=num_classes)
     if plot is not None:
         from likelab.report.figures import plot_underflow
@@ -332,12 +346,22 @@ def _print_underflow(report) -> None:
     d = report.to_dict()
     ls = ", ".join(_fmt(v, 4) for v in d["likelihoods"])
     table = Table(title=f"naive product of likelihoods ({ls}, repeated)")
-    for col in ("dtype", "subnormal at n", "exactly 0 at n", "gradient 0 at n",
-                "log-product there"):
+    for col in (
+        "dtype",
+        "subnormal at n",
+        "exactly 0 at n",
+        "gradient 0 at n",
+        "log-product there",
+    ):
         table.add_column(col)
     for dt, t in d["thresholds"].items():
-        table.add_row(dt, _fmt(t["subnormal_at"]), _fmt(t["zero_at"]), _fmt(t["grad_zero_at"]),
-                      _fmt(t["log_product_at_zero"]))
+        table.add_row(
+            dt,
+            _fmt(t["subnormal_at"]),
+            _fmt(t["zero_at"]),
+            _fmt(t["grad_zero_at"]),
+            _fmt(t["log_product_at_zero"]),
+        )
     _out.print(table)
     rows = d["rows"]
     if rows:
@@ -345,17 +369,22 @@ def _print_underflow(report) -> None:
         for key in rows[0]:
             table.add_column(_short_header(key))
         for r in rows:
-            table.add_row(*(_fmt(v, 4) if isinstance(v, float) or v is None else str(v)
-                            for v in r.values()))
+            table.add_row(
+                *(_fmt(v, 4) if isinstance(v, float) or v is None else str(v) for v in r.values())
+            )
         _out.print(table)
 
 
 def _short_header(key: str) -> str:
     """Short underflow-table headers: ``grad_norm_product_float32`` -> ``|grad prod| f32``."""
-    for long, short in (("grad_norm_product_", "|grad prod| "), ("grad_norm_nll", "|grad NLL|"),
-                        ("product_", "prod "), ("log_product", "log-prod")):
+    for long, short in (
+        ("grad_norm_product_", "|grad prod| "),
+        ("grad_norm_nll", "|grad NLL|"),
+        ("product_", "prod "),
+        ("log_product", "log-prod"),
+    ):
         if key.startswith(long):
-            return short + key[len(long):].replace("float", "f")
+            return short + key[len(long) :].replace("float", "f")
     return key
 
 

@@ -57,8 +57,11 @@ def test_family_dgp_distribution_is_float64_truth():
     np.testing.assert_allclose(lp.numpy(), stats.t(3, 1, 2).logpdf(y.numpy()), rtol=1e-13)
     pois = parse_dgp("poisson:rate=3").distribution()
     assert parse_dgp("poisson:rate=3").discrete
-    np.testing.assert_allclose(pois.log_prob(torch.tensor([0.0, 4.0], dtype=F64)).numpy(),
-                               stats.poisson(3).logpmf([0, 4]), rtol=1e-13)
+    np.testing.assert_allclose(
+        pois.log_prob(torch.tensor([0.0, 4.0], dtype=F64)).numpy(),
+        stats.poisson(3).logpmf([0, 4]),
+        rtol=1e-13,
+    )
 
 
 def test_categorical_dgp_built_in_python():
@@ -71,16 +74,19 @@ def test_categorical_dgp_built_in_python():
 
 
 def test_mixture_stream_consumption_is_as_documented():
-    dgp = parse_dgp("0.2 normal:loc=0,scale=1 + 0.5 laplace:loc=3,scale=1 + 0.3 cauchy:loc=-5,"
-                    "scale=0.5")
+    dgp = parse_dgp(
+        "0.2 normal:loc=0,scale=1 + 0.5 laplace:loc=3,scale=1 + 0.3 cauchy:loc=-5,scale=0.5"
+    )
     assert isinstance(dgp, MixtureDGP)
     x = dgp.sample(2000, seed=17)
     # documented order: u = rng.random(size); then each component sampled in full, in order
     rng = np.random.default_rng(17)
     u = rng.random(2000)
-    draws = [get_family("normal").sample(2000, seed=rng, loc=0.0, scale=1.0),
-             get_family("laplace").sample(2000, seed=rng, loc=3.0, scale=1.0),
-             get_family("cauchy").sample(2000, seed=rng, loc=-5.0, scale=0.5)]
+    draws = [
+        get_family("normal").sample(2000, seed=rng, loc=0.0, scale=1.0),
+        get_family("laplace").sample(2000, seed=rng, loc=3.0, scale=1.0),
+        get_family("cauchy").sample(2000, seed=rng, loc=-5.0, scale=0.5),
+    ]
     index = np.where(u < 0.2, 0, np.where(u < 0.7, 1, 2))
     want = np.choose(index, draws)
     assert x.tobytes() == want.tobytes()
@@ -112,8 +118,9 @@ def test_contaminated_distribution_and_spec():
     assert isinstance(dist, Mixture)
     y = np.array([-40.0, -1.0, 0.0, 2.5, 30.0])
     want = np.log(0.95 * stats.norm.pdf(y) + 0.05 * stats.cauchy.pdf(y, 0, 10))
-    np.testing.assert_allclose(dist.log_prob(torch.as_tensor(y, dtype=F64)).numpy(), want,
-                               rtol=1e-13)
+    np.testing.assert_allclose(
+        dist.log_prob(torch.as_tensor(y, dtype=F64)).numpy(), want, rtol=1e-13
+    )
     again = parse_dgp(c.spec)
     assert again.spec == c.spec
     assert again.sample(100, seed=1).tobytes() == c.sample(100, seed=1).tobytes()
@@ -135,8 +142,7 @@ def test_mixture_sample_follows_the_mixture_distribution():
 
     # deterministic seed; p < 1e-3 for 0.1% of seeds under a correct sampler
     assert stats.kstest(x, cdf).pvalue > 1e-3
-    np.testing.assert_allclose(dist.cdf(torch.as_tensor(x[:50])).numpy(), cdf(x[:50]),
-                               rtol=1e-12)
+    np.testing.assert_allclose(dist.cdf(torch.as_tensor(x[:50])).numpy(), cdf(x[:50]), rtol=1e-12)
     assert dist.mean.item() == pytest.approx(0.8, rel=1e-14)
 
 
@@ -155,8 +161,9 @@ def test_nested_mixtures_are_flattened():
     inner = parse_dgp("0.5 normal:loc=0,scale=1 + 0.5 normal:loc=4,scale=1")
     outer = Contaminated(inner, "normal:loc=20,scale=1", 0.1)
     np.testing.assert_allclose(outer.weights, [0.45, 0.45, 0.1], rtol=1e-15)
-    assert outer.spec == ("0.45 normal:loc=0,scale=1 + 0.45 normal:loc=4,scale=1 + "
-                          "0.1 normal:loc=20,scale=1")
+    assert outer.spec == (
+        "0.45 normal:loc=0,scale=1 + 0.45 normal:loc=4,scale=1 + 0.1 normal:loc=20,scale=1"
+    )
 
 
 def test_weights_must_sum_to_one_within_1e_9():
@@ -205,13 +212,20 @@ def test_split_sample_size():
     assert parse_dgp(text).sample(n, seed=0).shape == (10,)
 
 
-@pytest.mark.parametrize("text, error, match", [
-    ("normal:loc=0,scale=1", SpecError, r"no sample size"),
-    ("normal:loc=0,scale=1,n=0", ParameterError, r"positive integer"),
-    ("normal:loc=0,scale=1,n=2.5", ParameterError, r"positive integer"),
-    ("normal:loc=0,scale=1,n=ten", ParameterError, r"positive integer"),
-    ("0.5 normal:loc=0,scale=1,n=3 + 0.5 normal:loc=1,scale=1,n=3", SpecError, r"more than once"),
-])
+@pytest.mark.parametrize(
+    "text, error, match",
+    [
+        ("normal:loc=0,scale=1", SpecError, r"no sample size"),
+        ("normal:loc=0,scale=1,n=0", ParameterError, r"positive integer"),
+        ("normal:loc=0,scale=1,n=2.5", ParameterError, r"positive integer"),
+        ("normal:loc=0,scale=1,n=ten", ParameterError, r"positive integer"),
+        (
+            "0.5 normal:loc=0,scale=1,n=3 + 0.5 normal:loc=1,scale=1,n=3",
+            SpecError,
+            r"more than once",
+        ),
+    ],
+)
 def test_split_sample_size_errors(text, error, match):
     with pytest.raises(error, match=match):
         split_sample_size(text)

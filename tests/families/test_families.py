@@ -286,36 +286,68 @@ def test_nan_in_a_batch_names_the_index():
 
 
 BAD_SPECS = [
-    (lambda: get_family("gaussian"), UnknownNameError,
-     r"unknown family 'gaussian'; known families: normal, student_t, .*categorical"),
-    (lambda: get_family("normal:shape=1"), UnknownNameError,
-     r"no parameter 'shape'; its parameters are: loc, scale"),
+    (
+        lambda: get_family("gaussian"),
+        UnknownNameError,
+        r"unknown family 'gaussian'; known families: normal, student_t, .*categorical",
+    ),
+    (
+        lambda: get_family("normal:shape=1"),
+        UnknownNameError,
+        r"no parameter 'shape'; its parameters are: loc, scale",
+    ),
     (lambda: get_family("normal:scale=-1"), ParameterError, r"'scale' must be > 0, got -1"),
     (lambda: get_family("normal:loc=abc"), ParameterError, r"'loc' must be a number"),
     (lambda: get_family("bernoulli:probs=2"), ParameterError, r"'probs' must lie in \[0, 1\]"),
     (lambda: get_family("uniform:low=2,high=1"), ParameterError, r"low < high"),
     (lambda: get_family("categorical", probs=[0.5, 0.6]), ParameterError, r"sum to 1"),
-    (lambda: get_family("categorical", probs=[0.5, -0.5, 1.0]), ParameterError,
-     r"non-negative"),
+    (lambda: get_family("categorical", probs=[0.5, -0.5, 1.0]), ParameterError, r"non-negative"),
     (lambda: get_family("categorical:num_classes=1"), ParameterError, r"integer >= 2"),
-    (lambda: get_family("normal:scale=1").distribution(loc=0.0, scale=2.0), ParameterError,
-     r"'scale' of 'normal' is held fixed at 1.*do not pass it again"),
-    (lambda: get_family("normal").distribution(loc=0.0), ParameterError,
-     r"needs values for its free parameters: scale"),
-    (lambda: get_family("normal").distribution(loc=0.0, scale=1.0, shape=2.0),
-     UnknownNameError, r"no parameter 'shape'"),
-    (lambda: get_family("gamma").distribution(concentration=1.0, rate=0.0), ParameterError,
-     r"'rate' must be > 0"),
-    (lambda: get_family("normal").distribution(loc=float("nan"), scale=1.0), ParameterError,
-     r"must be finite"),
-    (lambda: get_family("uniform:low=0").to_unconstrained({"high": -1.0}), ParameterError,
-     r"low < high"),
-    (lambda: get_family("normal").to_unconstrained({"loc": 0.0}), ParameterError,
-     r"missing free parameter 'scale'"),
-    (lambda: get_family("normal").sample(3, seed=0, loc=0.0), ParameterError,
-     r"needs values for: scale"),
-    (lambda: get_family("normal").sample(-1, seed=0, loc=0.0, scale=1.0), ParameterError,
-     r"non-negative"),
+    (
+        lambda: get_family("normal:scale=1").distribution(loc=0.0, scale=2.0),
+        ParameterError,
+        r"'scale' of 'normal' is held fixed at 1.*do not pass it again",
+    ),
+    (
+        lambda: get_family("normal").distribution(loc=0.0),
+        ParameterError,
+        r"needs values for its free parameters: scale",
+    ),
+    (
+        lambda: get_family("normal").distribution(loc=0.0, scale=1.0, shape=2.0),
+        UnknownNameError,
+        r"no parameter 'shape'",
+    ),
+    (
+        lambda: get_family("gamma").distribution(concentration=1.0, rate=0.0),
+        ParameterError,
+        r"'rate' must be > 0",
+    ),
+    (
+        lambda: get_family("normal").distribution(loc=float("nan"), scale=1.0),
+        ParameterError,
+        r"must be finite",
+    ),
+    (
+        lambda: get_family("uniform:low=0").to_unconstrained({"high": -1.0}),
+        ParameterError,
+        r"low < high",
+    ),
+    (
+        lambda: get_family("normal").to_unconstrained({"loc": 0.0}),
+        ParameterError,
+        r"missing free parameter 'scale'",
+    ),
+    (
+        lambda: get_family("normal").sample(3, seed=0, loc=0.0),
+        ParameterError,
+        r"needs values for: scale",
+    ),
+    (
+        lambda: get_family("normal").sample(-1, seed=0, loc=0.0, scale=1.0),
+        ParameterError,
+        r"non-negative",
+    ),
 ]
 
 
@@ -334,16 +366,24 @@ def test_dtype_follows_the_input():
     assert dist.log_prob(torch.tensor(0.5)).dtype == torch.float32
     d64 = fam.distribution(loc=0.0)
     assert d64.loc.dtype == F64 and d64.scale.dtype == F64
-    g = get_family("gamma").distribution(concentration=torch.tensor(2.0),
-                                         rate=torch.tensor(1.0))
+    g = get_family("gamma").distribution(concentration=torch.tensor(2.0), rate=torch.tensor(1.0))
     assert g.concentration.dtype == torch.float32
-    u = get_family("normal").to_unconstrained({"loc": torch.tensor(0.0),
-                                               "scale": torch.tensor(2.0)})
+    u = get_family("normal").to_unconstrained(
+        {"loc": torch.tensor(0.0), "scale": torch.tensor(2.0)}
+    )
     assert u.dtype == torch.float32
 
 
-@pytest.mark.parametrize("spec", ["normal", "normal:scale=0.1", "student_t:df=3",
-                                  "uniform:low=0,high=2", "categorical:num_classes=3"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "normal",
+        "normal:scale=0.1",
+        "student_t:df=3",
+        "uniform:low=0,high=2",
+        "categorical:num_classes=3",
+    ],
+)
 def test_spec_round_trip(spec):
     fam = get_family(spec)
     assert fam.spec == spec

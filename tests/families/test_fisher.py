@@ -32,8 +32,9 @@ def _score_hessian(fam, free: dict[str, float], y: np.ndarray):
     score = torch.stack(grads, -1)
     rows = []
     for g in grads:
-        second = torch.autograd.grad(g.sum(), [leaves[k] for k in names], retain_graph=True,
-                                     allow_unused=True)
+        second = torch.autograd.grad(
+            g.sum(), [leaves[k] for k in names], retain_graph=True, allow_unused=True
+        )
         rows.append(torch.stack([torch.zeros_like(yt) if s is None else s for s in second], -1))
     return score.detach().numpy(), torch.stack(rows, -2).detach().numpy()
 
@@ -56,8 +57,15 @@ def _expect_continuous(fam, free, frozen, breaks, which):
     edges = sorted({lo, hi, *breaks})
     total = np.zeros(p * p)
     for a, b in itertools.pairwise(edges):
-        res = integrate.tanhsinh(integrand, np.full(p * p, a), np.full(p * p, b),
-                                 preserve_shape=True, rtol=1e-12, atol=1e-14, maxlevel=14)
+        res = integrate.tanhsinh(
+            integrand,
+            np.full(p * p, a),
+            np.full(p * p, b),
+            preserve_shape=True,
+            rtol=1e-12,
+            atol=1e-14,
+            maxlevel=14,
+        )
         assert np.all(res.success), (res.status, res.error)
         total += res.integral
     return total.reshape(p, p)
@@ -88,8 +96,11 @@ CONTINUOUS = [
 ]
 
 
-@pytest.mark.parametrize("spec, free, frozen, breaks, smooth", CONTINUOUS,
-                         ids=[f"{c[0]}-{i}" for i, c in enumerate(CONTINUOUS)])
+@pytest.mark.parametrize(
+    "spec, free, frozen, breaks, smooth",
+    CONTINUOUS,
+    ids=[f"{c[0]}-{i}" for i, c in enumerate(CONTINUOUS)],
+)
 def test_continuous_fisher_information(spec, free, frozen, breaks, smooth):
     fam = get_family(spec)
     info = fam.fisher_information(**free)
@@ -101,8 +112,7 @@ def test_continuous_fisher_information(spec, free, frozen, breaks, smooth):
     np.testing.assert_allclose(info.numpy(), oracle, rtol=1e-7, atol=1e-10 * np.abs(oracle).max())
     if smooth:  # the information equality E[s sᵀ] = E[-∇² log f]
         hess = _expect_continuous(fam, free, frozen, breaks, "hessian")
-        np.testing.assert_allclose(info.numpy(), hess, rtol=1e-7,
-                                   atol=1e-10 * np.abs(hess).max())
+        np.testing.assert_allclose(info.numpy(), hess, rtol=1e-7, atol=1e-10 * np.abs(hess).max())
 
 
 DISCRETE = [
@@ -124,8 +134,8 @@ def test_discrete_fisher_information(spec, free, frozen, support):
 
 def test_student_t_fisher_is_batched_and_restricted_to_free_parameters():
     full = get_family("student_t").fisher_information(
-        df=torch.tensor([3.0, 10.0], dtype=F64), loc=0.0, scale=torch.tensor([1.0, 2.0],
-                                                                           dtype=F64))
+        df=torch.tensor([3.0, 10.0], dtype=F64), loc=0.0, scale=torch.tensor([1.0, 2.0], dtype=F64)
+    )
     assert full.shape == (2, 3, 3)
     torch.testing.assert_close(full, full.transpose(-1, -2))
     assert bool((torch.linalg.eigvalsh(full) > 0).all())  # positive definite
@@ -133,15 +143,19 @@ def test_student_t_fisher_is_batched_and_restricted_to_free_parameters():
     torch.testing.assert_close(fixed_df, full[0][1:, 1:], rtol=1e-15, atol=0)
     # df -> infinity: the location/scale block tends to the normal's diag(1/σ², 2/σ²)
     big = get_family("student_t").fisher_information(df=1e8, loc=0.0, scale=2.0)
-    torch.testing.assert_close(big[1:, 1:], torch.diag(torch.tensor([0.25, 0.5], dtype=F64)),
-                               rtol=1e-7, atol=0)
+    torch.testing.assert_close(
+        big[1:, 1:], torch.diag(torch.tensor([0.25, 0.5], dtype=F64)), rtol=1e-7, atol=0
+    )
     assert abs(big[0, 0].item()) < 1e-15
 
 
-@pytest.mark.parametrize("spec, params", [
-    ("uniform", {"low": 0.0, "high": 1.0}),
-    ("categorical", {"probs": [0.2, 0.8]}),
-])
+@pytest.mark.parametrize(
+    "spec, params",
+    [
+        ("uniform", {"low": 0.0, "high": 1.0}),
+        ("categorical", {"probs": [0.2, 0.8]}),
+    ],
+)
 def test_families_without_fisher_information_say_so(spec, params):
     # uniform: the support depends on the parameters (not a regular model); categorical: no
     # closed form is implemented for the simplex parametrisation

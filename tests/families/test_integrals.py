@@ -74,9 +74,15 @@ def _quad_power(frozen, k: float, breaks: list[float]) -> tuple[float, float]:
     if a_shape is not None and a_shape < 1:
         alpha = k * (a_shape - 1)
         # (quad evaluates the smooth factor at y = 0 itself: take its limit from 1e-300)
-        val, e = integrate.quad(lambda y: frozen.pdf(max(y, 1e-300)) ** k
-                                / max(y, 1e-300) ** alpha, 0.0, 1.0,
-                                weight="alg", wvar=(alpha, 0.0), epsabs=0.0, epsrel=1e-12)
+        val, e = integrate.quad(
+            lambda y: frozen.pdf(max(y, 1e-300)) ** k / max(y, 1e-300) ** alpha,
+            0.0,
+            1.0,
+            weight="alg",
+            wvar=(alpha, 0.0),
+            epsabs=0.0,
+            epsrel=1e-12,
+        )
         total, err = val, e
         edges = [1.0, math.inf]
     for a, b in itertools.pairwise(edges):
@@ -120,15 +126,20 @@ def test_divergent_integrals_are_inf_in_closed_form_and_numerically(name, dist, 
     assert math.isinf(numerical_power_integral(dist, k).item())
     # and quadrature of the truncated integral keeps growing with the range (a sanity check
     # that these really diverge): compare the range to 1e4 and 1e8 scales
-    frozen = {"student_t": lambda: stats.t(float(dist.df)),
-              "cauchy": lambda: stats.cauchy(),
-              "gamma": lambda: stats.gamma(float(dist.concentration))}[name]()
+    frozen = {
+        "student_t": lambda: stats.t(float(dist.df)),
+        "cauchy": lambda: stats.cauchy(),
+        "gamma": lambda: stats.gamma(float(dist.concentration)),
+    }[name]()
     if name == "gamma":
-        parts = [integrate.quad(lambda y: frozen.pdf(y) ** k, 10.0**-e, 1.0, limit=200)[0]
-                 for e in (4, 8)]
+        parts = [
+            integrate.quad(lambda y: frozen.pdf(y) ** k, 10.0**-e, 1.0, limit=200)[0]
+            for e in (4, 8)
+        ]
     else:
-        parts = [integrate.quad(lambda y: frozen.pdf(y) ** k, 0.0, 10.0**e, limit=500)[0]
-                 for e in (4, 8)]
+        parts = [
+            integrate.quad(lambda y: frozen.pdf(y) ** k, 0.0, 10.0**e, limit=500)[0] for e in (4, 8)
+        ]
     assert parts[1] > parts[0] * 1.05
 
 
@@ -141,9 +152,13 @@ def _numeric_cases():
         ("bernoulli", D.Bernoulli(probs=t(0.3, 0.9)), 0.5),
         ("bernoulli", D.Bernoulli(probs=t(0.3, 0.9)), 2.5),
         ("categorical", D.Categorical(probs=torch.tensor([0.1, 0.2, 0.3, 0.4], dtype=F64)), 0.5),
-        ("categorical", D.Categorical(probs=torch.tensor([[0.1, 0.2, 0.3, 0.4],
-                                                          [0.25, 0.25, 0.25, 0.25]],
-                                                         dtype=F64)), 3.0),
+        (
+            "categorical",
+            D.Categorical(
+                probs=torch.tensor([[0.1, 0.2, 0.3, 0.4], [0.25, 0.25, 0.25, 0.25]], dtype=F64)
+            ),
+            3.0,
+        ),
     ]
     return cases
 
@@ -187,8 +202,12 @@ def test_lognormal_without_closed_form_matches_quadrature():
         # and the closed form in terms of the normal: ∫ f^k = σ^{1-k}(2π)^{(1-k)/2} k^{-1/2}
         # exp((1-k)μ + (1-k)^2 σ^2 / (2k)) (complete the square in log y)
         mu, s = 0.2, 0.8
-        closed = (s ** (1 - k) * (2 * math.pi) ** ((1 - k) / 2) / math.sqrt(k)
-                  * math.exp((1 - k) * mu + (1 - k) ** 2 * s**2 / (2 * k)))
+        closed = (
+            s ** (1 - k)
+            * (2 * math.pi) ** ((1 - k) / 2)
+            / math.sqrt(k)
+            * math.exp((1 - k) * mu + (1 - k) ** 2 * s**2 / (2 * k))
+        )
         assert power_integral(dist, k).item() == pytest.approx(closed, rel=1e-10)
 
 
@@ -256,12 +275,14 @@ def test_batched_shapes_and_float32():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_device_follows_distribution():
-    dist = D.Normal(torch.zeros(3, dtype=F64, device="cuda"), torch.ones(3, dtype=F64,
-                                                                         device="cuda"))
+    dist = D.Normal(
+        torch.zeros(3, dtype=F64, device="cuda"), torch.ones(3, dtype=F64, device="cuda")
+    )
     out = numerical_power_integral(dist, 2.0)
     assert out.device.type == "cuda"
-    torch.testing.assert_close(out.cpu(), power_integral(D.Normal(t(0.0), t(1.0)), 2.0)
-                               .expand(3), rtol=1e-10, atol=0)
+    torch.testing.assert_close(
+        out.cpu(), power_integral(D.Normal(t(0.0), t(1.0)), 2.0).expand(3), rtol=1e-10, atol=0
+    )
     pois = numerical_power_integral(D.Poisson(torch.tensor([3.0], device="cuda")), 2.0)
     assert pois.device.type == "cuda"
 
@@ -293,8 +314,10 @@ def test_gauss_legendre_nodes_are_cached_and_exact_for_polynomials():
     assert a is gauss_legendre_nodes(64, 1, F64, cpu)
     u_max = math.asinh(0.45 * math.log(torch.finfo(F64).max) / (math.pi / 2))
     for panels in (1, 3):
-        u, log_w = gauss_legendre_nodes(64, panels, F64, cpu)[0], gauss_legendre_nodes(
-            64, panels, F64, cpu)[3]
+        u, log_w = (
+            gauss_legendre_nodes(64, panels, F64, cpu)[0],
+            gauss_legendre_nodes(64, panels, F64, cpu)[3],
+        )
         assert u.shape == (64 * panels,) and bool((u.diff() > 0).all())
         assert -u_max < float(u.min()) and float(u.max()) < u_max
         # ∫_{-U}^{U} u^6 du = 2 U^7 / 7: exact for 64-point panels (degree <= 127)

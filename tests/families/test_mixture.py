@@ -69,10 +69,17 @@ def _cases():
             [0.0, 0.7],
         ),
         "normal+exponential+t": (
-            Mixture([0.5, 0.3, 0.2], [D.Normal(t(-1.0), t(0.5)), D.Exponential(t(1.5)),
-                                      D.StudentT(t(5.0), t(2.0), t(1.0))]),
-            ScipyMixture([0.5, 0.3, 0.2], [stats.norm(-1, 0.5), stats.expon(scale=1 / 1.5),
-                                           stats.t(5, 2, 1)]),
+            Mixture(
+                [0.5, 0.3, 0.2],
+                [
+                    D.Normal(t(-1.0), t(0.5)),
+                    D.Exponential(t(1.5)),
+                    D.StudentT(t(5.0), t(2.0), t(1.0)),
+                ],
+            ),
+            ScipyMixture(
+                [0.5, 0.3, 0.2], [stats.norm(-1, 0.5), stats.expon(scale=1 / 1.5), stats.t(5, 2, 1)]
+            ),
             [-1.0, 0.0, 2.0],
         ),
     }
@@ -110,16 +117,18 @@ def test_log_prob_validates_like_torch_by_default():
 
 def test_component_outside_its_support_contributes_nothing():
     # Exponential.log_prob(-1) is finite garbage in torch (validate_args=False): masked here
-    mix = Mixture([0.5, 0.5], [D.Normal(t(0.0), t(1.0)),
-                               D.Exponential(t(2.0), validate_args=False)])
+    mix = Mixture(
+        [0.5, 0.5], [D.Normal(t(0.0), t(1.0)), D.Exponential(t(2.0), validate_args=False)]
+    )
     y = t(-1.0, -0.001)
     want = np.log(0.5 * stats.norm.pdf(y.numpy()))
     np.testing.assert_allclose(mix.log_prob(y).numpy(), want, rtol=1e-13)
     np.testing.assert_allclose(mix.cdf(y).numpy(), 0.5 * stats.norm.cdf(y.numpy()), rtol=1e-13)
 
 
-@pytest.mark.parametrize("name", ["two-normals", "normal+uniform", "gamma+exponential",
-                                  "normal+exponential+t"])
+@pytest.mark.parametrize(
+    "name", ["two-normals", "normal+uniform", "gamma+exponential", "normal+exponential+t"]
+)
 def test_mean_and_variance_match_scipy(name):
     mix, ref, _ = CASES[name]
     mean = ref.moment(1)
@@ -137,8 +146,9 @@ def test_mean_is_nan_with_a_cauchy_component_and_ignores_zero_weights():
     assert zero.variance.item() == 1.0
 
 
-@pytest.mark.parametrize("name", ["two-normals", "normal+uniform", "gamma+exponential",
-                                  "laplace+cauchy"])
+@pytest.mark.parametrize(
+    "name", ["two-normals", "normal+uniform", "gamma+exponential", "laplace+cauchy"]
+)
 def test_sampling_is_reproducible_and_follows_the_mixture(name):
     mix, ref, _ = CASES[name]
     torch.manual_seed(1234)
@@ -155,8 +165,10 @@ def test_sampling_is_reproducible_and_follows_the_mixture(name):
 
 
 def test_sample_shape_with_batched_components():
-    mix = Mixture(torch.tensor([0.5, 0.5], dtype=F64),
-                  [D.Normal(t(0.0, 10.0, 20.0), t(1.0)), D.Normal(t(5.0), t(1.0))])
+    mix = Mixture(
+        torch.tensor([0.5, 0.5], dtype=F64),
+        [D.Normal(t(0.0, 10.0, 20.0), t(1.0)), D.Normal(t(5.0), t(1.0))],
+    )
     assert mix.batch_shape == (3,)
     torch.manual_seed(0)
     s = mix.sample((2000,))
@@ -194,8 +206,9 @@ def test_support():
     assert isinstance(box, c._Interval) and (box.lower_bound, box.upper_bound) == (0.0, 3.0)
     counts = Mixture([0.5, 0.5], [D.Poisson(t(1.0)), D.Poisson(t(9.0))]).support
     assert counts.is_discrete and bool(counts.check(t(3.0))) and not bool(counts.check(t(-1.0)))
-    labels = Mixture([0.5, 0.5], [D.Bernoulli(t(0.3)),
-                                  D.Categorical(probs=t(0.2, 0.3, 0.5))]).support
+    labels = Mixture(
+        [0.5, 0.5], [D.Bernoulli(t(0.3)), D.Categorical(probs=t(0.2, 0.3, 0.5))]
+    ).support
     assert isinstance(labels, c._IntegerInterval) and labels.upper_bound == 2.0
 
 
@@ -207,14 +220,25 @@ def test_support():
         ([float("nan"), 1.0], [D.Normal(t(0.0), t(1.0)), D.Normal(t(1.0), t(1.0))], "finite"),
         ([1.0], [D.Normal(t(0.0), t(1.0)), D.Normal(t(1.0), t(1.0))], "one per component"),
         ([0.5, 0.5], [D.Normal(t(0.0), t(1.0)), D.Poisson(t(1.0))], "discrete and continuous"),
-        ([0.5, 0.5], [D.Normal(t(0.0), t(1.0)),
-                      D.MultivariateNormal(torch.zeros(2, dtype=F64), torch.eye(2, dtype=F64))],
-         "univariate"),
+        (
+            [0.5, 0.5],
+            [
+                D.Normal(t(0.0), t(1.0)),
+                D.MultivariateNormal(torch.zeros(2, dtype=F64), torch.eye(2, dtype=F64)),
+            ],
+            "univariate",
+        ),
         ([0.5, 0.5], [D.Normal(t(0.0), t(1.0)), "normal"], "torch Distribution"),
         ([1.0], [], "at least one"),
         (["a", "b"], [D.Normal(t(0.0), t(1.0)), D.Normal(t(1.0), t(1.0))], "must be numbers"),
-        ([0.5, 0.5], [D.Normal(torch.zeros(2, dtype=F64), t(1.0)),
-                      D.Normal(torch.zeros(3, dtype=F64), t(1.0))], "do not broadcast"),
+        (
+            [0.5, 0.5],
+            [
+                D.Normal(torch.zeros(2, dtype=F64), t(1.0)),
+                D.Normal(torch.zeros(3, dtype=F64), t(1.0)),
+            ],
+            "do not broadcast",
+        ),
     ],
 )
 def test_bad_mixtures_raise_parameter_errors(weights, components, match):
@@ -224,14 +248,24 @@ def test_bad_mixtures_raise_parameter_errors(weights, components, match):
 
 
 def test_float32_components_give_float32_mixture():
-    mix = Mixture([0.3, 0.7], [D.Normal(torch.tensor(0.0), torch.tensor(1.0)),
-                               D.Laplace(torch.tensor(1.0), torch.tensor(1.0))])
+    mix = Mixture(
+        [0.3, 0.7],
+        [
+            D.Normal(torch.tensor(0.0), torch.tensor(1.0)),
+            D.Laplace(torch.tensor(1.0), torch.tensor(1.0)),
+        ],
+    )
     assert mix.weights.dtype == torch.float32
     assert mix.log_prob(torch.tensor(0.5)).dtype == torch.float32
     got = power_integral(mix, 2.0)
     assert got.dtype == torch.float32
-    ref = integrate.quad(lambda y: (0.3 * stats.norm.pdf(y) + 0.7 * stats.laplace.pdf(y, 1)) ** 2,
-                         -np.inf, np.inf, points=None, epsrel=1e-12)[0]
+    ref = integrate.quad(
+        lambda y: (0.3 * stats.norm.pdf(y) + 0.7 * stats.laplace.pdf(y, 1)) ** 2,
+        -np.inf,
+        np.inf,
+        points=None,
+        epsrel=1e-12,
+    )[0]
     # float32 arithmetic: ~1e-6 relative
     assert got.item() == pytest.approx(ref, rel=2e-6)
 
@@ -244,8 +278,9 @@ def _quad_mixture_power(ref: ScipyMixture, k: float, breaks: list[float], lo: fl
     edges = [lo, *pts, np.inf]
     total, err = 0.0, 0.0
     for a, b in itertools.pairwise(edges):
-        val, e = integrate.quad(lambda y: ref.pdf(y) ** k, a, b, epsabs=1e-15, epsrel=1e-12,
-                                limit=200)
+        val, e = integrate.quad(
+            lambda y: ref.pdf(y) ** k, a, b, epsabs=1e-15, epsrel=1e-12, limit=200
+        )
         total += val
         err += e
     return total, err
@@ -267,8 +302,15 @@ def test_power_integral_of_mixture_matches_quadrature(name, k):
         # f^k ~ y^{-0.3k} at 0 (integrable): QAWS weight on [0, 1e-3], quad beyond
         alpha = -0.3 * k
         head, e0 = integrate.quad(
-            lambda y: ref.pdf(max(y, 1e-300)) ** k / max(y, 1e-300) ** alpha, 0.0, 1e-3,
-            weight="alg", wvar=(alpha, 0.0), epsabs=1e-15, epsrel=1e-12, limit=200)
+            lambda y: ref.pdf(max(y, 1e-300)) ** k / max(y, 1e-300) ** alpha,
+            0.0,
+            1e-3,
+            weight="alg",
+            wvar=(alpha, 0.0),
+            epsabs=1e-15,
+            epsrel=1e-12,
+            limit=200,
+        )
         rest, e1 = _quad_mixture_power(ref, k, [1e-3, 0.7], lo=1e-3)
         want, err = head + rest, e0 + e1
     else:
@@ -285,9 +327,10 @@ def test_power_integral_of_well_separated_narrow_mixture(k):
     ref = ScipyMixture([0.5, 0.5], [stats.norm(0, 1), stats.norm(6, 0.1)])
     # quad split finely around the trough (y ~ 5.3-5.9) and the narrow component
     pts = sorted({*np.linspace(-40, 46, 44).tolist(), *np.linspace(4.0, 7.0, 61).tolist()})
-    want = sum(integrate.quad(lambda y: ref.pdf(y) ** k, a, b, epsabs=1e-15, epsrel=1e-12,
-                              limit=200)[0]
-               for a, b in itertools.pairwise(pts))
+    want = sum(
+        integrate.quad(lambda y: ref.pdf(y) ** k, a, b, epsabs=1e-15, epsrel=1e-12, limit=200)[0]
+        for a, b in itertools.pairwise(pts)
+    )
     coarse = numerical_power_integral(mix, k, n=256).item()
     assert abs(coarse / want - 1) > 1e-7  # the fixed coarse rule really is too coarse here
     # tails beyond [-40, 46] are below 1e-300; adaptive rule agreed to 1e-10 between levels
@@ -304,10 +347,17 @@ def test_power_integral_gradient_wrt_weights_matches_quadrature():
     def f(y):
         return 0.3 * stats.norm.pdf(y) + 0.7 * stats.laplace.pdf(y, 2, 0.5)
 
-    want = sum(integrate.quad(
-        lambda y: k * f(y) ** (k - 1) * (stats.norm.pdf(y) - stats.laplace.pdf(y, 2, 0.5)),
-        a, b, epsabs=1e-15, epsrel=1e-12, limit=200)[0]
-        for a, b in [(-np.inf, 0.0), (0.0, 2.0), (2.0, np.inf)])
+    want = sum(
+        integrate.quad(
+            lambda y: k * f(y) ** (k - 1) * (stats.norm.pdf(y) - stats.laplace.pdf(y, 2, 0.5)),
+            a,
+            b,
+            epsabs=1e-15,
+            epsrel=1e-12,
+            limit=200,
+        )[0]
+        for a, b in [(-np.inf, 0.0), (0.0, 2.0), (2.0, np.inf)]
+    )
     assert grad.item() == pytest.approx(want, rel=1e-8)
 
 
@@ -332,9 +382,13 @@ def test_poisson_mixture_sum_matches_numpy():
 
 
 def test_categorical_and_bernoulli_mixture_sum():
-    mix = Mixture([0.4, 0.6], [D.Bernoulli(t(0.3)), D.Categorical(probs=t(0.2, 0.3, 0.5))],
-                  validate_args=False)
+    mix = Mixture(
+        [0.4, 0.6],
+        [D.Bernoulli(t(0.3)), D.Categorical(probs=t(0.2, 0.3, 0.5))],
+        validate_args=False,
+    )
     p = np.array([0.4 * 0.7 + 0.6 * 0.2, 0.4 * 0.3 + 0.6 * 0.3, 0.6 * 0.5])
     assert power_integral(mix, 2.0).item() == pytest.approx(np.sum(p**2), rel=1e-13)
-    np.testing.assert_allclose(mix.log_prob(t(0.0, 1.0, 2.0, 3.0)).numpy(),
-                               [*np.log(p), -np.inf], rtol=1e-13)
+    np.testing.assert_allclose(
+        mix.log_prob(t(0.0, 1.0, 2.0, 3.0)).numpy(), [*np.log(p), -np.inf], rtol=1e-13
+    )

@@ -157,8 +157,15 @@ def test_nonfinite_values_and_json():
     assert list(d) == ["family", "n", "dtype", "params", "grid", "objectives"]
     obj = json.loads(text)["objectives"]["log"]
     assert obj["values"][0] is None and obj["values"][-1] == pytest.approx(np.log(2.0))
-    for key in ("values", "local_minima", "argmin", "min_value", "minima", "flat_fraction",
-                "nonfinite_fraction"):
+    for key in (
+        "values",
+        "local_minima",
+        "argmin",
+        "min_value",
+        "minima",
+        "flat_fraction",
+        "nonfinite_fraction",
+    ):
         assert key in obj
     assert obj["local_minima"] == 1 and obj["minima"][0]["on_boundary"] is False
 

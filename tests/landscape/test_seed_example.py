@@ -52,8 +52,9 @@ def test_sum_of_likelihoods_is_multimodal(land64):
 def test_sum_has_at_least_four_minima_for_seeds_0_to_19():
     # Computed honestly over seeds 0..19 (counts 6 4 6 8 5 8 7 5 7 6 6 5 6 7 8 7 6 7 7 4):
     # the bound "5" would be false for seeds 1 and 19; 4 holds for all twenty.
-    counts = [seed_example(s, objectives=("linear",)).results["linear"].local_minima
-              for s in range(20)]
+    counts = [
+        seed_example(s, objectives=("linear",)).results["linear"].local_minima for s in range(20)
+    ]
     assert min(counts) == 4 and all(c >= 4 for c in counts)
 
 

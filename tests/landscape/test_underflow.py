@@ -117,7 +117,7 @@ def test_gradient_vanishes_with_the_product_and_nll_does_not(default):
         assert t["grad_zero_at"] is not None
         assert t["grad_zero_at"] >= t["zero_at"] - 2
         n0 = t["grad_zero_at"]
-        assert (default.grad_norm_product[name][n0 - 1:] == 0).all()
+        assert (default.grad_norm_product[name][n0 - 1 :] == 0).all()
         assert default.grad_norm_product[name][n0 - 2] > 0
     assert (default.grad_norm_nll > 0.1).all()
 
@@ -147,7 +147,8 @@ def test_gradient_norms_match_closed_form(default):
     # float32: the same to float32 precision, n < 52 roundings of 6e-8: rtol = 52 * 6e-8 * 3
     normal32 = default.product["float32"] > np.finfo(np.float32).tiny
     np.testing.assert_allclose(
-        default.grad_norm_product["float32"][normal32], exact[normal32] * nll[normal32],
+        default.grad_norm_product["float32"][normal32],
+        exact[normal32] * nll[normal32],
         rtol=1e-5,
     )
 
@@ -191,9 +192,15 @@ def test_rows_and_json(default):
     row = next(r for r in default.rows if r["n"] == 62)
     assert row["product_float32"] == 0.0 and row["grad_norm_product_float32"] == 0.0
     assert row["product_float64"] > 0 and math.isfinite(row["log_product"])
-    assert list(row) == ["n", "product_float32", "product_float64", "log_product",
-                         "grad_norm_product_float32", "grad_norm_product_float64",
-                         "grad_norm_nll"]
+    assert list(row) == [
+        "n",
+        "product_float32",
+        "product_float64",
+        "log_product",
+        "grad_norm_product_float32",
+        "grad_norm_product_float64",
+        "grad_norm_nll",
+    ]
     d = default.to_dict()
     json.dumps(d, allow_nan=False)
     assert set(d) == {"likelihoods", "num_classes", "max_n", "dtypes", "thresholds", "rows"}
@@ -221,8 +228,18 @@ def test_likelihood_one_has_no_gradient_and_never_underflows():
 
 
 @pytest.mark.parametrize(
-    "bad", [(0.0,), (1.5,), (float("nan"),), (), (0.3, -0.1), (float("inf"),), [[0.1, 0.2]],
-            "0.3", ("a",)]
+    "bad",
+    [
+        (0.0,),
+        (1.5,),
+        (float("nan"),),
+        (),
+        (0.3, -0.1),
+        (float("inf"),),
+        [[0.1, 0.2]],
+        "0.3",
+        ("a",),
+    ],
 )
 def test_invalid_likelihoods(bad):
     with pytest.raises(ParameterError):

@@ -187,34 +187,122 @@ class Case:
 
 inf = math.inf
 CASES = [
-    Case("normal", "normal", {"loc": 0.3, "scale": 1.2}, stats.norm(0.3, 1.2),
-         (-2.0, 0.3, 1.0, 4.5), (-inf, 0.3, inf)),
-    Case("normal-narrow", "normal", {"loc": -1.0, "scale": 0.05}, stats.norm(-1.0, 0.05),
-         (-1.1, -1.0, -0.97, -0.8), (-inf, -1.5, -1.0, -0.5, inf)),
-    Case("student_t-df1.5", "student_t", {"df": 1.5, "loc": 0.0, "scale": 1.0},
-         stats.t(1.5, 0.0, 1.0), (-10.0, -0.5, 0.0, 3.0), (-inf, 0.0, inf)),
-    Case("student_t-df5", "student_t", {"df": 5.0, "loc": 2.0, "scale": 0.5},
-         stats.t(5.0, 2.0, 0.5), (0.0, 1.9, 2.0, 2.7), (-inf, 2.0, inf)),
-    Case("laplace", "laplace", {"loc": 1.0, "scale": 0.7}, stats.laplace(1.0, 0.7),
-         (-1.0, 0.5, 1.2, 4.0), (-inf, 1.0, inf)),
-    Case("logistic", "logistic", {"loc": -0.5, "scale": 2.0}, stats.logistic(-0.5, 2.0),
-         (-9.0, -0.5, 0.0, 3.0), (-inf, -0.5, inf)),
-    Case("cauchy", "cauchy", {"loc": 0.0, "scale": 0.3}, stats.cauchy(0.0, 0.3),
-         (-5.0, 0.1, 0.0, 20.0), (-inf, -1.0, 0.0, 1.0, inf)),
-    Case("uniform", "uniform", {"low": -1.0, "high": 2.5}, stats.uniform(-1.0, 3.5),
-         (-0.9, 0.0, 2.4, 3.0), (-1.0, 2.5), diff_y=False),  # y = 3 lies outside: f = 0
-    Case("exponential", "exponential", {"rate": 3.0}, stats.expon(scale=1 / 3.0),
-         (0.0, 0.1, 1.0, 4.0), (0.0, 1.0, inf)),
-    Case("gamma-a0.8", "gamma", {"concentration": 0.8, "rate": 2.0},
-         stats.gamma(0.8, scale=0.5), (0.01, 0.3, 1.0, 5.0), (0.0, 1.0, inf)),
-    Case("gamma-a3", "gamma", {"concentration": 3.0, "rate": 0.5}, stats.gamma(3.0, scale=2.0),
-         (0.5, 4.0, 10.0, 30.0), (0.0, 4.0, inf)),
-    Case("poisson", "poisson", {"rate": 3.5}, stats.poisson(3.5), (0.0, 2.0, 3.0, 11.0),
-         support=(0, 60), diff_y=False),
-    Case("poisson-small", "poisson", {"rate": 0.2}, stats.poisson(0.2), (0.0, 1.0, 4.0),
-         support=(0, 40), diff_y=False),
-    Case("bernoulli", "bernoulli", {"probs": 0.3}, stats.bernoulli(0.3), (0.0, 1.0, 1.0, 0.0),
-         support=(0, 1), diff_y=False),
+    Case(
+        "normal",
+        "normal",
+        {"loc": 0.3, "scale": 1.2},
+        stats.norm(0.3, 1.2),
+        (-2.0, 0.3, 1.0, 4.5),
+        (-inf, 0.3, inf),
+    ),
+    Case(
+        "normal-narrow",
+        "normal",
+        {"loc": -1.0, "scale": 0.05},
+        stats.norm(-1.0, 0.05),
+        (-1.1, -1.0, -0.97, -0.8),
+        (-inf, -1.5, -1.0, -0.5, inf),
+    ),
+    Case(
+        "student_t-df1.5",
+        "student_t",
+        {"df": 1.5, "loc": 0.0, "scale": 1.0},
+        stats.t(1.5, 0.0, 1.0),
+        (-10.0, -0.5, 0.0, 3.0),
+        (-inf, 0.0, inf),
+    ),
+    Case(
+        "student_t-df5",
+        "student_t",
+        {"df": 5.0, "loc": 2.0, "scale": 0.5},
+        stats.t(5.0, 2.0, 0.5),
+        (0.0, 1.9, 2.0, 2.7),
+        (-inf, 2.0, inf),
+    ),
+    Case(
+        "laplace",
+        "laplace",
+        {"loc": 1.0, "scale": 0.7},
+        stats.laplace(1.0, 0.7),
+        (-1.0, 0.5, 1.2, 4.0),
+        (-inf, 1.0, inf),
+    ),
+    Case(
+        "logistic",
+        "logistic",
+        {"loc": -0.5, "scale": 2.0},
+        stats.logistic(-0.5, 2.0),
+        (-9.0, -0.5, 0.0, 3.0),
+        (-inf, -0.5, inf),
+    ),
+    Case(
+        "cauchy",
+        "cauchy",
+        {"loc": 0.0, "scale": 0.3},
+        stats.cauchy(0.0, 0.3),
+        (-5.0, 0.1, 0.0, 20.0),
+        (-inf, -1.0, 0.0, 1.0, inf),
+    ),
+    Case(
+        "uniform",
+        "uniform",
+        {"low": -1.0, "high": 2.5},
+        stats.uniform(-1.0, 3.5),
+        (-0.9, 0.0, 2.4, 3.0),
+        (-1.0, 2.5),
+        diff_y=False,
+    ),  # y = 3 lies outside: f = 0
+    Case(
+        "exponential",
+        "exponential",
+        {"rate": 3.0},
+        stats.expon(scale=1 / 3.0),
+        (0.0, 0.1, 1.0, 4.0),
+        (0.0, 1.0, inf),
+    ),
+    Case(
+        "gamma-a0.8",
+        "gamma",
+        {"concentration": 0.8, "rate": 2.0},
+        stats.gamma(0.8, scale=0.5),
+        (0.01, 0.3, 1.0, 5.0),
+        (0.0, 1.0, inf),
+    ),
+    Case(
+        "gamma-a3",
+        "gamma",
+        {"concentration": 3.0, "rate": 0.5},
+        stats.gamma(3.0, scale=2.0),
+        (0.5, 4.0, 10.0, 30.0),
+        (0.0, 4.0, inf),
+    ),
+    Case(
+        "poisson",
+        "poisson",
+        {"rate": 3.5},
+        stats.poisson(3.5),
+        (0.0, 2.0, 3.0, 11.0),
+        support=(0, 60),
+        diff_y=False,
+    ),
+    Case(
+        "poisson-small",
+        "poisson",
+        {"rate": 0.2},
+        stats.poisson(0.2),
+        (0.0, 1.0, 4.0),
+        support=(0, 40),
+        diff_y=False,
+    ),
+    Case(
+        "bernoulli",
+        "bernoulli",
+        {"probs": 0.3},
+        stats.bernoulli(0.3),
+        (0.0, 1.0, 1.0, 0.0),
+        support=(0, 1),
+        diff_y=False,
+    ),
 ]
 
 
@@ -242,8 +330,7 @@ def assert_gradcheck(objective, case: Case, y: torch.Tensor) -> None:
     where ``case.diff_y``): autograd against central finite differences (eps 1e-6)."""
     fam = get_family(case.family)
     names = list(case.params)
-    params = [torch.tensor(case.params[n], dtype=torch.float64, requires_grad=True)
-              for n in names]
+    params = [torch.tensor(case.params[n], dtype=torch.float64, requires_grad=True) for n in names]
     y = y.clone().requires_grad_(case.diff_y)
 
     def fn(*args):
@@ -260,6 +347,9 @@ def assert_gradcheck_categorical_logits(objective, seed: int) -> None:
     logits = torch.randn(6, 4, dtype=torch.float64, requires_grad=True)
     y = torch.tensor([0, 1, 2, 3, 1, 0])
     assert torch.autograd.gradcheck(
-        lambda z: objective(torch.distributions.Categorical(logits=z), y), (logits,),
-        eps=1e-6, atol=1e-6, rtol=1e-5,
+        lambda z: objective(torch.distributions.Categorical(logits=z), y),
+        (logits,),
+        eps=1e-6,
+        atol=1e-6,
+        rtol=1e-5,
     )

@@ -132,8 +132,15 @@ def test_infinite_integral_only_where_it_diverges():
 
 
 # ----------------------------------------------------------------------------- identities
-IDENTITY_FORECASTS = ["normal-narrow", "student_t-df1.5", "gamma-a0.8", "cauchy", "bernoulli",
-                      "poisson", "categorical"]
+IDENTITY_FORECASTS = [
+    "normal-narrow",
+    "student_t-df1.5",
+    "gamma-a0.8",
+    "cauchy",
+    "bernoulli",
+    "poisson",
+    "categorical",
+]
 
 
 def _forecast(which: str):
@@ -152,15 +159,17 @@ def _loss(spec, F, y, **hyper):
 def test_power_alpha_2_is_quadratic(which):
     F, y, _ = _forecast(which)
     # (2-1)∫f² - 2 f(y) and ∫f² - 2 f(y) are the same float operations up to one rounding.
-    torch.testing.assert_close(_loss("power:alpha=2", F, y), _loss("quadratic", F, y),
-                               rtol=1e-13, atol=1e-13)
+    torch.testing.assert_close(
+        _loss("power:alpha=2", F, y), _loss("quadratic", F, y), rtol=1e-13, atol=1e-13
+    )
 
 
 @pytest.mark.parametrize("which", IDENTITY_FORECASTS)
 def test_pseudospherical_gamma_2_is_spherical(which):
     F, y, _ = _forecast(which)
-    torch.testing.assert_close(_loss("pseudospherical:gamma=2", F, y), _loss("spherical", F, y),
-                               rtol=1e-13, atol=0.0)
+    torch.testing.assert_close(
+        _loss("pseudospherical:gamma=2", F, y), _loss("spherical", F, y), rtol=1e-13, atol=0.0
+    )
 
 
 @pytest.mark.parametrize("which", IDENTITY_FORECASTS)
@@ -196,12 +205,14 @@ def test_gamma_is_pseudospherical_by_formula_on_a_grid_of_forecasts():
     y = torch.linspace(-3, 3, 7, dtype=F64)
     g = 0.7
     ps = _loss("pseudospherical", F, y, gamma=1.0 + g)
-    torch.testing.assert_close(_loss("gamma", F, y, gamma=g), (1.0 + ps) / g, rtol=1e-12,
-                               atol=1e-12)
+    torch.testing.assert_close(
+        _loss("gamma", F, y, gamma=g), (1.0 + ps) / g, rtol=1e-12, atol=1e-12
+    )
 
 
-@pytest.mark.parametrize("which", ["normal", "student_t-df5", "laplace", "gamma-a3", "bernoulli",
-                                   "categorical"])
+@pytest.mark.parametrize(
+    "which", ["normal", "student_t-df5", "laplace", "gamma-a3", "bernoulli", "categorical"]
+)
 def test_gamma_tends_to_log_as_gamma_vanishes(which):
     # Expansion: log ∫f^{1+γ} = -γ H(F) + O(γ²) with H the (differential) entropy, so
     # S_γ = -log f(y) - γ (H(F) + (log f(y))²/2) + O(γ²).
@@ -222,13 +233,21 @@ def test_gamma_tends_to_log_as_gamma_vanishes(which):
     s_gamma = get_objective("gamma", gamma=g)(F, y).numpy()
     s_log = get_objective("log")(F, y).numpy()
     assert np.all(np.abs(s_gamma - s_log) <= 2 * g * (np.abs(entropy) + logf**2 / 2) + 1e-12)
-    np.testing.assert_allclose((s_gamma - s_log) / g, -(entropy + logf**2 / 2), rtol=1e-4,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        (s_gamma - s_log) / g, -(entropy + logf**2 / 2), rtol=1e-4, atol=1e-6
+    )
 
 
 # ----------------------------------------------------------------------------- gradients
-GRAD_CASES = ["normal", "student_t-df5", "laplace", "logistic", "gamma-a3", "exponential",
-              "bernoulli"]
+GRAD_CASES = [
+    "normal",
+    "student_t-df5",
+    "laplace",
+    "logistic",
+    "gamma-a3",
+    "exponential",
+    "bernoulli",
+]
 
 
 @pytest.mark.parametrize("which", GRAD_CASES)
@@ -251,8 +270,12 @@ def test_truth_minimises_expected_score_on_the_simplex(spec):
     # uniquely at q = p. Check p against 200 random q's (Dirichlet(1)) and near-p perturbations.
     rng = np.random.default_rng(2024)
     p = np.array([0.5, 0.25, 0.15, 0.1])
-    qs = np.concatenate([rng.dirichlet(np.ones(4), size=200),
-                         p + 0.01 * (rng.dirichlet(np.ones(4), size=20) - 0.25)])
+    qs = np.concatenate(
+        [
+            rng.dirichlet(np.ones(4), size=200),
+            p + 0.01 * (rng.dirichlet(np.ones(4), size=20) - 0.25),
+        ]
+    )
     qs = np.concatenate([p[None], qs])
     F = Categorical(probs=torch.tensor(qs, dtype=F64).unsqueeze(1))  # batch (Q, 1)
     losses = get_objective(spec)(F, torch.arange(4)).numpy()  # (Q, 4): S(q, y) for each y
@@ -268,18 +291,25 @@ def test_default_hyperparameters_and_properties():
     for spec in INTEGRAL_SPECS:
         props = get_objective(spec).properties
         assert (props.proper, props.strictly_proper, props.local, props.robust) == (
-            True, True, False, True)
+            True,
+            True,
+            False,
+            True,
+        )
         assert get_objective(spec).kind == "integral"
 
 
-@pytest.mark.parametrize("spec,fragment", [
-    ("pseudospherical:gamma=1", "gamma > 1"),
-    ("pseudospherical:gamma=0.5", "gamma > 1"),
-    ("power:alpha=0.5", "alpha > 1"),
-    ("dpd:beta=0", "beta > 0"),
-    ("gamma:gamma=0", "gamma > 0"),
-    ("gamma:gamma=-2", "gamma > 0"),
-])
+@pytest.mark.parametrize(
+    "spec,fragment",
+    [
+        ("pseudospherical:gamma=1", "gamma > 1"),
+        ("pseudospherical:gamma=0.5", "gamma > 1"),
+        ("power:alpha=0.5", "alpha > 1"),
+        ("dpd:beta=0", "beta > 0"),
+        ("gamma:gamma=0", "gamma > 0"),
+        ("gamma:gamma=-2", "gamma > 0"),
+    ],
+)
 def test_bad_hyperparameters(spec, fragment):
     with pytest.raises(ParameterError, match=fragment):
         get_objective(spec)
@@ -287,8 +317,9 @@ def test_bad_hyperparameters(spec, fragment):
 
 def test_dtype_follows_the_forecast():
     normal = get_family("normal")
-    f32 = normal.distribution(loc=torch.tensor(0.0, dtype=torch.float32),
-                              scale=torch.tensor(1.0, dtype=torch.float32))
+    f32 = normal.distribution(
+        loc=torch.tensor(0.0, dtype=torch.float32), scale=torch.tensor(1.0, dtype=torch.float32)
+    )
     f64 = normal.distribution(loc=0.0, scale=1.0)
     for spec in INTEGRAL_SPECS:
         out = get_objective(spec)(f32, [0.0, 1.0])
@@ -302,16 +333,18 @@ def test_dtype_follows_the_forecast():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_device_follows_the_forecast():
     cuda = torch.device("cuda")
-    F = get_family("normal").distribution(loc=torch.tensor(0.0, dtype=F64, device=cuda),
-                                          scale=torch.tensor(1.0, dtype=F64, device=cuda))
+    F = get_family("normal").distribution(
+        loc=torch.tensor(0.0, dtype=F64, device=cuda),
+        scale=torch.tensor(1.0, dtype=F64, device=cuda),
+    )
     probs, labels = random_categorical(seed=4, batch=8, k=3)
     C = Categorical(probs=torch.tensor(probs, dtype=F64, device=cuda))
     for spec in INTEGRAL_SPECS:
         out = get_objective(spec)(F, [0.0, 1.0])
         assert out.device.type == "cuda"
-        cpu = get_objective(spec)(get_family("normal").distribution(loc=0.0, scale=1.0),
-                                  [0.0, 1.0])
+        cpu = get_objective(spec)(get_family("normal").distribution(loc=0.0, scale=1.0), [0.0, 1.0])
         torch.testing.assert_close(out.cpu(), cpu, rtol=1e-12, atol=1e-14)
         out = get_objective(spec)(C, torch.tensor(labels, device=cuda))
-        np.testing.assert_allclose(out.cpu().numpy(), categorical_oracle(spec, probs, labels),
-                                   rtol=1e-12, atol=1e-13)
+        np.testing.assert_allclose(
+            out.cpu().numpy(), categorical_oracle(spec, probs, labels), rtol=1e-12, atol=1e-13
+        )

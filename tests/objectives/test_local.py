@@ -106,23 +106,29 @@ def _forecasts():
 
 def test_gce_q1_is_half_mae():
     for F, y in _forecasts():
-        torch.testing.assert_close(get_objective("gce:q=1")(F, y), get_objective("mae")(F, y) / 2,
-                                   rtol=1e-13, atol=1e-15)
+        torch.testing.assert_close(
+            get_objective("gce:q=1")(F, y), get_objective("mae")(F, y) / 2, rtol=1e-13, atol=1e-15
+        )
 
 
 @pytest.mark.parametrize("a", [0.1, 0.3, 0.5, 0.9])
 def test_lq_is_gce_at_one_minus_q(a):
     # Ferrari & Yang's (1 - f^{1-q})/(1-q) at q = a is Zhang & Sabuncu's (1 - f^q)/q at q = 1 - a.
     for F, y in _forecasts():
-        torch.testing.assert_close(get_objective("lq", q=a)(F, y),
-                                   get_objective("gce", q=1.0 - a)(F, y), rtol=1e-13, atol=1e-15)
+        torch.testing.assert_close(
+            get_objective("lq", q=a)(F, y),
+            get_objective("gce", q=1.0 - a)(F, y),
+            rtol=1e-13,
+            atol=1e-15,
+        )
 
 
 @pytest.mark.parametrize("spec", ["lq:q=1", "focal:gamma=0"])
 def test_special_cases_equal_log(spec):
     for F, y in _forecasts():
-        torch.testing.assert_close(get_objective(spec)(F, y), get_objective("log")(F, y),
-                                   rtol=0.0, atol=0.0)
+        torch.testing.assert_close(
+            get_objective(spec)(F, y), get_objective("log")(F, y), rtol=0.0, atol=0.0
+        )
 
 
 def test_lq_tends_to_log():
@@ -144,8 +150,17 @@ def test_focal_weight_vanishes_where_density_exceeds_one():
 
 
 # ----------------------------------------------------------------------------- gradients
-GRAD_CASES = ["normal", "student_t-df5", "laplace", "logistic", "cauchy", "gamma-a3",
-              "exponential", "poisson", "bernoulli"]
+GRAD_CASES = [
+    "normal",
+    "student_t-df5",
+    "laplace",
+    "logistic",
+    "cauchy",
+    "gamma-a3",
+    "exponential",
+    "poisson",
+    "bernoulli",
+]
 
 
 @pytest.mark.parametrize("which", GRAD_CASES)

@@ -45,8 +45,10 @@ def test_risk_along_another_dim():
     np.testing.assert_allclose(got, want, rtol=1e-13)
 
 
-@pytest.mark.parametrize("which", ["normal", "student_t-df1.5", "laplace", "gamma-a0.8",
-                                   "poisson", "bernoulli", "uniform"])
+@pytest.mark.parametrize(
+    "which",
+    ["normal", "student_t-df1.5", "laplace", "gamma-a0.8", "poisson", "bernoulli", "uniform"],
+)
 def test_parametric_risk_matches_scipy_product(which):
     case = CASE_BY_ID[which]
     got = float(get_objective("product").risk(case.dist(), case.y_tensor()))
@@ -55,8 +57,9 @@ def test_parametric_risk_matches_scipy_product(which):
     assert got == pytest.approx(want, rel=1e-12, abs=0.0)
 
 
-@pytest.mark.parametrize("which", ["normal", "student_t-df5", "gamma-a3", "poisson", "bernoulli",
-                                   "categorical"])
+@pytest.mark.parametrize(
+    "which", ["normal", "student_t-df5", "gamma-a3", "poisson", "bernoulli", "categorical"]
+)
 def test_product_is_exp_of_minus_n_log_risk(which):
     # -∏ f = -exp(Σ log f) = -exp(-n · mean(-log f)) where nothing underflows (n = 4..40 here).
     if which == "categorical":
@@ -150,5 +153,6 @@ def test_gradcheck_categorical_logits():
     logits = torch.randn(3, 5, 4, dtype=F64, requires_grad=True)
     y = torch.randint(0, 4, (3, 5))
     risk = get_objective("product").risk
-    assert torch.autograd.gradcheck(lambda z: risk(Categorical(logits=z), y), (logits,),
-                                    eps=1e-6, atol=1e-8, rtol=1e-5)
+    assert torch.autograd.gradcheck(
+        lambda z: risk(Categorical(logits=z), y), (logits,), eps=1e-6, atol=1e-8, rtol=1e-5
+    )

@@ -27,8 +27,21 @@ from likelab.objectives import Objective, Properties, get_objective, list_object
 from .conftest import INTEGRAL_SPECS, LOCAL_SPECS
 
 F64 = torch.float64
-MINE = {"log", "linear", "lq", "gce", "mae", "focal", "quadratic", "spherical", "pseudospherical",
-        "power", "dpd", "gamma", "product"}
+MINE = {
+    "log",
+    "linear",
+    "lq",
+    "gce",
+    "mae",
+    "focal",
+    "quadratic",
+    "spherical",
+    "pseudospherical",
+    "power",
+    "dpd",
+    "gamma",
+    "product",
+}
 
 
 def _unique(prefix: str) -> str:
@@ -63,9 +76,16 @@ def test_spec_parsing_values_and_defaults():
     assert dict(get_objective(objective, q=0.2).hyper) == {"q": 0.2}
 
 
-@pytest.mark.parametrize("alias,name", [("sum", "linear"), ("brier", "quadratic"),
-                                        ("l2e", "quadratic"), ("nll", "log"),
-                                        ("joint", "product")])
+@pytest.mark.parametrize(
+    "alias,name",
+    [
+        ("sum", "linear"),
+        ("brier", "quadratic"),
+        ("l2e", "quadratic"),
+        ("nll", "log"),
+        ("joint", "product"),
+    ],
+)
 def test_aliases_resolve_to_their_objective(alias, name):
     objective = get_objective(alias)
     assert objective.name == name
@@ -76,11 +96,13 @@ def test_aliases_resolve_to_their_objective(alias, name):
 def test_aliases_give_the_same_losses():
     F = Categorical(probs=torch.tensor([[0.6, 0.3, 0.1], [0.2, 0.2, 0.6]], dtype=F64))
     y = torch.tensor([0, 1])
-    torch.testing.assert_close(get_objective("sum")(F, y), get_objective("linear")(F, y),
-                               rtol=0, atol=0)
+    torch.testing.assert_close(
+        get_objective("sum")(F, y), get_objective("linear")(F, y), rtol=0, atol=0
+    )
     for alias in ("brier", "l2e"):
-        torch.testing.assert_close(get_objective(alias)(F, y), get_objective("quadratic")(F, y),
-                                   rtol=0, atol=0)
+        torch.testing.assert_close(
+            get_objective(alias)(F, y), get_objective("quadratic")(F, y), rtol=0, atol=0
+        )
 
 
 def test_every_objective_describes_itself():
@@ -94,8 +116,13 @@ def test_every_objective_describes_itself():
         described = objective.describe()
         json.dumps(described)  # JSON-ready
         assert described["spec"] == objective.spec
-        assert set(described["properties"]) == {"proper", "strictly_proper", "local", "robust",
-                                                 "demonstration"}
+        assert set(described["properties"]) == {
+            "proper",
+            "strictly_proper",
+            "local",
+            "robust",
+            "demonstration",
+        }
 
 
 # ----------------------------------------------------------------------------- bad input
@@ -150,8 +177,9 @@ def test_non_string_spec():
 def test_user_objective_by_decorator():
     name = _unique("half_log")
 
-    @likelab.objective(name, formula="-log f(y) / 2", reference="this test", proper=True,
-                       local=True)
+    @likelab.objective(
+        name, formula="-log f(y) / 2", reference="this test", proper=True, local=True
+    )
     def half_log(dist, y):
         return -dist.log_prob(y) / 2
 
@@ -161,8 +189,7 @@ def test_user_objective_by_decorator():
     assert name in list_objectives() and name not in list_objectives(include_user=False)
     F = get_family("normal").distribution(loc=0.0, scale=1.0)
     y = torch.tensor([0.0, 1.0], dtype=F64)
-    torch.testing.assert_close(objective(F, y), get_objective("log")(F, y) / 2, rtol=1e-15,
-                               atol=0)
+    torch.testing.assert_close(objective(F, y), get_objective("log")(F, y) / 2, rtol=1e-15, atol=0)
     # The risk is the mean loss; the callable itself resolves to the registered objective.
     torch.testing.assert_close(objective.risk(F, y), (get_objective("log")(F, y) / 2).mean())
     assert get_objective(half_log).name == name
@@ -207,13 +234,15 @@ def test_plain_callable_is_a_user_objective():
 
 def test_user_objective_by_import_path(tmp_path, monkeypatch):
     module = _unique("likelab_user_objectives")
-    (tmp_path / f"{module}.py").write_text(textwrap.dedent('''
+    (tmp_path / f"{module}.py").write_text(
+        textwrap.dedent('''
         def half_nll(dist, y):
             """-log f(y) / 2"""
             return -dist.log_prob(y) / 2
 
         not_callable = 3
-    '''))
+    ''')
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, module, raising=False)
     objective = get_objective(f"{module}:half_nll")
@@ -306,8 +335,9 @@ def test_validate_false_skips_the_checks():
 
 
 def test_list_input_follows_forecast_dtype():
-    F32 = get_family("normal").distribution(loc=torch.tensor(0.0, dtype=torch.float32),
-                                            scale=torch.tensor(1.0, dtype=torch.float32))
+    F32 = get_family("normal").distribution(
+        loc=torch.tensor(0.0, dtype=torch.float32), scale=torch.tensor(1.0, dtype=torch.float32)
+    )
     assert get_objective("log")(F32, [0.0, 1.0]).dtype == torch.float32
     F = get_family("normal").distribution(loc=0.0, scale=1.0)
     assert get_objective("log")(F, [0, 1]).dtype == torch.float64  # integers become floats

@@ -47,8 +47,12 @@ def test_landscape_1d_float32_constant_product(tmp_path):
 
 def test_landscape_2d(tmp_path):
     y = np.random.default_rng(0).normal(1.0, 2.0, size=30)
-    land = evaluate(y, "normal", ["log", "linear"],
-                    {"loc": np.linspace(-2, 4, 25), "scale": np.linspace(0.3, 4, 20)})
+    land = evaluate(
+        y,
+        "normal",
+        ["log", "linear"],
+        {"loc": np.linspace(-2, 4, 25), "scale": np.linspace(0.3, 4, 20)},
+    )
     path = tmp_path / "l2.png"
     fig = plot_landscape(land, path)
     assert _is_png(path)

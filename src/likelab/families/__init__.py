@@ -71,8 +71,19 @@ def register_family(cls: type[Family]) -> type[Family]:
     return cls
 
 
-for _cls in (Normal, StudentT, Laplace, LogisticFamily, Cauchy, Uniform, Exponential, Gamma,
-             Poisson, Bernoulli, CategoricalFamily):
+for _cls in (
+    Normal,
+    StudentT,
+    Laplace,
+    LogisticFamily,
+    Cauchy,
+    Uniform,
+    Exponential,
+    Gamma,
+    Poisson,
+    Bernoulli,
+    CategoricalFamily,
+):
     register_family(_cls)
 
 

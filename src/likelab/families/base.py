@@ -234,9 +234,7 @@ class Family(ABC):
         full = {**{k: v for k, v in self.fixed.items()}, **params}
         missing = [n for n in self.param_names if n not in full]
         if missing:
-            raise ParameterError(
-                f"sampling {self.name!r} needs values for: {', '.join(missing)}"
-            )
+            raise ParameterError(f"sampling {self.name!r} needs values for: {', '.join(missing)}")
         for k in params:
             self.param(k)
         checked = {k: self._check_param(k, v).numpy() for k, v in full.items()}

@@ -70,8 +70,9 @@ class Normal(Family):
 
     def fisher_information(self, **params):
         """Fisher information of (loc, scale): diag(1/σ², 2/σ²) (e.g. Lehmann & Casella, 1998)."""
-        return _diag_fisher(self, params, lambda p: {"loc": 1 / p["scale"] ** 2,
-                                                     "scale": 2 / p["scale"] ** 2})
+        return _diag_fisher(
+            self, params, lambda p: {"loc": 1 / p["scale"] ** 2, "scale": 2 / p["scale"] ** 2}
+        )
 
 
 class StudentT(Family):
@@ -115,9 +116,14 @@ class StudentT(Family):
         i_mm = (nu + 1) / ((nu + 3) * s**2)
         i_ss = 2 * nu / ((nu + 3) * s**2)
         i_ns = -2 / ((nu + 1) * (nu + 3) * s)
-        info = torch.stack([torch.stack([i_nn, zero, i_ns], -1),
-                            torch.stack([zero, i_mm, zero], -1),
-                            torch.stack([i_ns, zero, i_ss], -1)], -2)
+        info = torch.stack(
+            [
+                torch.stack([i_nn, zero, i_ns], -1),
+                torch.stack([zero, i_mm, zero], -1),
+                torch.stack([i_ns, zero, i_ss], -1),
+            ],
+            -2,
+        )
         return _restrict(self, info)
 
 
@@ -143,13 +149,16 @@ class Laplace(Family):
 
     def _start(self, y):
         med = _median(y)
-        return {"loc": med, "scale": _positive((y - med.unsqueeze(-1)).abs().mean(-1),
-                                               y.std(-1, correction=0))}
+        return {
+            "loc": med,
+            "scale": _positive((y - med.unsqueeze(-1)).abs().mean(-1), y.std(-1, correction=0)),
+        }
 
     def fisher_information(self, **params):
         """Fisher information of (loc, scale): diag(1/b², 1/b²) (Kotz, Kozubowski & Podgórski)."""
-        return _diag_fisher(self, params, lambda p: {"loc": 1 / p["scale"] ** 2,
-                                                     "scale": 1 / p["scale"] ** 2})
+        return _diag_fisher(
+            self, params, lambda p: {"loc": 1 / p["scale"] ** 2, "scale": 1 / p["scale"] ** 2}
+        )
 
 
 class LogisticFamily(Family):
@@ -167,14 +176,21 @@ class LogisticFamily(Family):
         return rng.logistic(p["loc"], p["scale"], size)
 
     def _start(self, y):
-        return {"loc": _median(y),
-                "scale": _positive(y.std(-1, correction=0) * math.sqrt(3) / math.pi, _iqr(y))}
+        return {
+            "loc": _median(y),
+            "scale": _positive(y.std(-1, correction=0) * math.sqrt(3) / math.pi, _iqr(y)),
+        }
 
     def fisher_information(self, **params):
         """Fisher information of (loc, scale): diag(1/(3s²), (π²+3)/(9s²)) (JKB 1995, ch. 23)."""
-        return _diag_fisher(self, params, lambda p: {
-            "loc": 1 / (3 * p["scale"] ** 2),
-            "scale": (math.pi**2 + 3) / (9 * p["scale"] ** 2)})
+        return _diag_fisher(
+            self,
+            params,
+            lambda p: {
+                "loc": 1 / (3 * p["scale"] ** 2),
+                "scale": (math.pi**2 + 3) / (9 * p["scale"] ** 2),
+            },
+        )
 
 
 class Cauchy(Family):
@@ -196,8 +212,11 @@ class Cauchy(Family):
 
     def fisher_information(self, **params):
         """Fisher information of (loc, scale): diag(1/(2γ²), 1/(2γ²))."""
-        return _diag_fisher(self, params, lambda p: {"loc": 1 / (2 * p["scale"] ** 2),
-                                                     "scale": 1 / (2 * p["scale"] ** 2)})
+        return _diag_fisher(
+            self,
+            params,
+            lambda p: {"loc": 1 / (2 * p["scale"] ** 2), "scale": 1 / (2 * p["scale"] ** 2)},
+        )
 
 
 class Uniform(Family):
@@ -223,8 +242,9 @@ class Uniform(Family):
 
     def _start(self, y):
         lo, hi = y.min(-1).values, y.max(-1).values
-        pad = _positive((hi - lo) / (y.shape[-1] - 1 if y.shape[-1] > 1 else 1),
-                        torch.ones_like(lo))
+        pad = _positive(
+            (hi - lo) / (y.shape[-1] - 1 if y.shape[-1] > 1 else 1), torch.ones_like(lo)
+        )
         return {"low": lo - pad, "high": hi + pad}
 
     def to_unconstrained(self, params):
@@ -308,8 +328,10 @@ class Gamma(Family):
         full = _full_params(self, params)
         a, b = full["concentration"], full["rate"]
         a, b = torch.broadcast_tensors(a, b)
-        info = torch.stack([torch.stack([torch.polygamma(1, a), -1 / b], -1),
-                            torch.stack([-1 / b, a / b**2], -1)], -2)
+        info = torch.stack(
+            [torch.stack([torch.polygamma(1, a), -1 / b], -1), torch.stack([-1 / b, a / b**2], -1)],
+            -2,
+        )
         return _restrict(self, info)
 
 
@@ -327,4 +349,3 @@ def _diag_fisher(family: Family, params, diag) -> torch.Tensor:
     free = [torch.as_tensor(entries[n], dtype=torch.float64) for n in family.free]
     free = torch.broadcast_tensors(*free)
     return torch.diag_embed(torch.stack(free, -1))
-

@@ -189,13 +189,15 @@ class MixtureDGP(DataGeneratingProcess):
         return np.take_along_axis(stacked, index[..., None], axis=-1)[..., 0]
 
     def distribution(self) -> Mixture:
-        return Mixture(self.weights, [c.distribution() for c in self.components],
-                       validate_args=False)
+        return Mixture(
+            self.weights, [c.distribution() for c in self.components], validate_args=False
+        )
 
     @property
     def spec(self) -> str:
-        return " + ".join(f"{_fmt_weight(w)} {c.spec}" for w, c in
-                          zip(self.weights, self.components, strict=True))
+        return " + ".join(
+            f"{_fmt_weight(w)} {c.spec}" for w, c in zip(self.weights, self.components, strict=True)
+        )
 
 
 class Contaminated(MixtureDGP):
@@ -375,6 +377,10 @@ def _fmt_weight(w: float) -> str:
 
 
 def _example(fam: Family) -> str:
-    return format_spec(fam.name, {**{k: v.item() if v.numel() == 1 else v.tolist()
-                                     for k, v in fam.fixed.items()},
-                                  **{k: 1 for k in fam.free}})
+    return format_spec(
+        fam.name,
+        {
+            **{k: v.item() if v.numel() == 1 else v.tolist() for k, v in fam.fixed.items()},
+            **{k: 1 for k in fam.free},
+        },
+    )

@@ -118,8 +118,8 @@ def _gamma(dist: D.Gamma, k: float) -> torch.Tensor:
     a, b = torch.broadcast_tensors(dist.concentration, dist.rate)
     m = k * (a - 1) + 1
     safe_m = torch.where(m > 0, m, torch.ones_like(m))
-    log_val = (k - 1) * torch.log(b) + torch.lgamma(safe_m) - k * torch.lgamma(a) - safe_m * (
-        math.log(k)
+    log_val = (
+        (k - 1) * torch.log(b) + torch.lgamma(safe_m) - k * torch.lgamma(a) - safe_m * (math.log(k))
     )
     return torch.where(m > 0, torch.exp(log_val), torch.full_like(log_val, math.inf))
 

@@ -139,8 +139,9 @@ class Mixture(Distribution):
         """The smallest interval (or integer interval) containing every component's support."""
         lows, highs = [], []
         for comp in self.components:
-            lo, hi = support_bounds(comp.support, dtype=self.weights.dtype,
-                                    device=self.weights.device)
+            lo, hi = support_bounds(
+                comp.support, dtype=self.weights.dtype, device=self.weights.device
+            )
             lows.append(lo)
             highs.append(hi)
         lo = _reduce(lows, torch.minimum)
@@ -190,8 +191,7 @@ class Mixture(Distribution):
         for comp in self.components:
             lo, hi = support_bounds(comp.support, dtype=value.dtype, device=value.device)
             inside = (value >= lo) & (value <= hi)
-            safe = torch.where(inside, value, inside_point(comp.support, value.dtype,
-                                                           value.device))
+            safe = torch.where(inside, value, inside_point(comp.support, value.dtype, value.device))
             cdf = comp.cdf(safe)
             cdfs.append(torch.where(inside, cdf, (value > hi).to(cdf.dtype)))
         stacked = torch.stack(torch.broadcast_tensors(*cdfs), dim=-1)
@@ -248,13 +248,17 @@ def support_bounds(
         return t(-inf), t(inf)
     if isinstance(support, constraints._Boolean):
         return t(0.0), t(1.0)
-    if isinstance(support, (constraints._GreaterThan, constraints._GreaterThanEq,
-                            constraints._IntegerGreaterThan)):
+    if isinstance(
+        support,
+        (constraints._GreaterThan, constraints._GreaterThanEq, constraints._IntegerGreaterThan),
+    ):
         return t(support.lower_bound), t(inf)
     if isinstance(support, (constraints._LessThan, constraints._IntegerLessThan)):
         return t(-inf), t(support.upper_bound)
-    if isinstance(support, (constraints._Interval, constraints._HalfOpenInterval,
-                            constraints._IntegerInterval)):
+    if isinstance(
+        support,
+        (constraints._Interval, constraints._HalfOpenInterval, constraints._IntegerInterval),
+    ):
         return t(support.lower_bound), t(support.upper_bound)
     raise NotImplementedError(f"unrecognised support {support!r}")
 
@@ -270,8 +274,9 @@ def inside_point(support: constraints.Constraint, dtype: torch.dtype, device=Non
     zero = torch.zeros((), dtype=dtype, device=device)
     lo0 = torch.where(lo_f, lo, zero)
     hi0 = torch.where(hi_f, hi, zero)
-    return torch.where(lo_f & hi_f, (lo0 + hi0) / 2,
-                       torch.where(lo_f, lo0 + 1, torch.where(hi_f, hi0 - 1, zero)))
+    return torch.where(
+        lo_f & hi_f, (lo0 + hi0) / 2, torch.where(lo_f, lo0 + 1, torch.where(hi_f, hi0 - 1, zero))
+    )
 
 
 def masked_log_prob(dist: Distribution, value: torch.Tensor) -> torch.Tensor:

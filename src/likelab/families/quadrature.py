@@ -203,8 +203,10 @@ def _mixture_integral(
     for j, comp in enumerate(mix.components):
         lo, hi = bounds[j]
         breaks = torch.stack(
-            [torch.where(torch.isfinite(b), torch.minimum(torch.maximum(b, lo), hi), centres[j])
-             for b in candidates],
+            [
+                torch.where(torch.isfinite(b), torch.minimum(torch.maximum(b, lo), hi), centres[j])
+                for b in candidates
+            ],
             dim=-1,
         )
         lw_j = log_w[..., j]
@@ -380,8 +382,12 @@ def _centre_scale(
         loc, scale = getattr(dist, "loc", None), getattr(dist, "scale", None)
         if isinstance(loc, torch.Tensor) and isinstance(scale, torch.Tensor):
             c, s = fill(c, s, loc, scale)
-    c, s = fill(c, s, torch.zeros(shape, dtype=dtype, device=device),
-                torch.ones(shape, dtype=dtype, device=device))
+    c, s = fill(
+        c,
+        s,
+        torch.zeros(shape, dtype=dtype, device=device),
+        torch.ones(shape, dtype=dtype, device=device),
+    )
     # move the centre strictly inside the support
     lo, hi = support_bounds(support, dtype=dtype, device=device)
     lo, hi = lo.detach().expand(shape), hi.detach().expand(shape)

@@ -105,8 +105,9 @@ def locate_minima(
     order = np.lexsort((flat_index, score, lab))
     _, first = np.unique(lab[order], return_index=True)
     chosen = flat_index[order[first]]  # one per label, labels ascending = minimum_labels order
-    reps = [tuple(int(i) for i in idx) for idx in zip(*np.unravel_index(chosen, arr.shape),
-                                                         strict=True)]
+    reps = [
+        tuple(int(i) for i in idx) for idx in zip(*np.unravel_index(chosen, arr.shape), strict=True)
+    ]
     key = np.where(np.isnan(arr), np.inf, arr)
     out = [
         (rep, int(size), int(lab))
@@ -120,9 +121,7 @@ def _check(values: np.ndarray) -> np.ndarray:
     try:
         arr = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
-        raise DataError(
-            f"values must be a numeric array, got {type(values).__name__}"
-        ) from None
+        raise DataError(f"values must be a numeric array, got {type(values).__name__}") from None
     if arr.ndim == 0 or arr.size == 0:
         raise DataError(
             f"values must be a non-empty array with at least one axis, got shape {arr.shape}"

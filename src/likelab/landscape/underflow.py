@@ -90,8 +90,9 @@ class UnderflowReport:
             "num_classes": self.num_classes,
             "max_n": self.max_n,
             "dtypes": list(self.dtypes),
-            "thresholds": {d: {k: _json(v) for k, v in t.items()}
-                           for d, t in self.thresholds.items()},
+            "thresholds": {
+                d: {k: _json(v) for k, v in t.items()} for d, t in self.thresholds.items()
+            },
             "rows": [{k: _json(v) for k, v in r.items()} for r in self.rows],
         }
         if curves:
@@ -184,8 +185,9 @@ def underflow(
     if sizes is None:
         marks = {2**j for j in range(n_max.bit_length()) if 2**j <= n_max}
         for t in thresholds.values():
-            marks |= {t[key] for key in ("subnormal_at", "zero_at", "grad_zero_at")
-                      if t[key] is not None}
+            marks |= {
+                t[key] for key in ("subnormal_at", "zero_at", "grad_zero_at") if t[key] is not None
+            }
         sizes = sorted(marks)
     rows = []
     for s in sizes:
@@ -391,9 +393,7 @@ def _check_dtypes(dtypes: Any) -> list[str]:
     for d in dtypes:
         name = str(d).removeprefix("torch.") if isinstance(d, torch.dtype) else str(d)
         if name not in _DTYPES:
-            raise UnknownNameError(
-                f"unknown dtype {d!r}; choose from: {', '.join(_DTYPES)}"
-            )
+            raise UnknownNameError(f"unknown dtype {d!r}; choose from: {', '.join(_DTYPES)}")
         if name not in names:
             names.append(name)
     if not names:

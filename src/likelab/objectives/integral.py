@@ -195,8 +195,7 @@ def dpd_loss(dist: Distribution, y: torch.Tensor, *, beta: float) -> torch.Tenso
 
 @register_objective(
     "gamma",
-    formula="S(F, y) = (1/gamma) [1 - f(y)^gamma / (∫ f^(1+gamma))^(gamma/(1+gamma))],   "
-    "gamma > 0",
+    formula="S(F, y) = (1/gamma) [1 - f(y)^gamma / (∫ f^(1+gamma))^(gamma/(1+gamma))],   gamma > 0",
     reference="Fujisawa & Eguchi (2008), Robust parameter estimation with a small bias against "
     "heavy contamination, J. Multivariate Anal. 99:2053-2081; a positive affine map of the "
     f"pseudospherical score with exponent 1 + gamma ({_GR}, sec. 4.1)",

@@ -52,8 +52,7 @@ def _lq_properties(q: float) -> Properties:
 @register_objective(
     "lq",
     formula="S(F, y) = (1 - f(y)^(1-q)) / (1 - q)   (-log f(y) at q = 1)",
-    reference="Ferrari & Yang (2010), Maximum Lq-likelihood estimation, Ann. Statist. "
-    "38:753-783",
+    reference="Ferrari & Yang (2010), Maximum Lq-likelihood estimation, Ann. Statist. 38:753-783",
     properties=_lq_properties,
     kind="local",
     hypers=(Hyper("q", 0.5, gt(0.0), "q > 0"),),
@@ -102,9 +101,7 @@ def mae_loss(dist: Distribution, y: torch.Tensor) -> torch.Tensor:
 
 
 def _focal_properties(gamma: float) -> Properties:
-    return Properties(
-        proper=gamma == 0.0, strictly_proper=gamma == 0.0, local=True, robust=False
-    )
+    return Properties(proper=gamma == 0.0, strictly_proper=gamma == 0.0, local=True, robust=False)
 
 
 @register_objective(

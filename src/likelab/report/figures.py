@@ -72,9 +72,18 @@ def _landscape_1d(land: Landscape) -> Figure:
         ax.plot(x, vals, color=color, lw=1.2)
         flat = flat_mask(r.values)
         if flat.any():
-            ax.fill_between(x, 0, 1, where=flat, step="mid", color="grey", alpha=0.18, lw=0,
-                            transform=ax.get_xaxis_transform(),
-                            label="exactly flat (zero gradient)")
+            ax.fill_between(
+                x,
+                0,
+                1,
+                where=flat,
+                step="mid",
+                color="grey",
+                alpha=0.18,
+                lw=0,
+                transform=ax.get_xaxis_transform(),
+                label="exactly flat (zero gradient)",
+            )
         if r.minima:
             idx = np.array([mn.index[0] for mn in r.minima])
             ax.plot(x[idx], vals[idx], "v", color="black", ms=6, label="local minimum")
@@ -115,8 +124,16 @@ def _landscape_2d(land: Landscape) -> Figure:
         if finite.size and finite.max() > finite.min() and min(len(x), len(y)) > 1:
             levels = np.unique(np.quantile(finite, np.linspace(0.02, 0.9, 10)))
             if levels.size > 1:
-                ax.contour(x, y, z, levels=levels, colors="white", linewidths=0.5, alpha=0.7,
-                           linestyles="solid")
+                ax.contour(
+                    x,
+                    y,
+                    z,
+                    levels=levels,
+                    colors="white",
+                    linewidths=0.5,
+                    alpha=0.7,
+                    linestyles="solid",
+                )
         if r.minima:
             mx = [mn.params[px] for mn in r.minima]
             my = [mn.params[py] for mn in r.minima]
@@ -125,8 +142,9 @@ def _landscape_2d(land: Landscape) -> Figure:
         ax.set_title(_title(spec, r, wrap=True), fontsize=9)
         ax.set_xlabel(px)
         ax.set_ylabel(py)
-    fig.suptitle(f"{land.family}, n = {land.n}, {land.dtype} (x: local minima, *: global)",
-                 fontsize=11)
+    fig.suptitle(
+        f"{land.family}, n = {land.n}, {land.dtype} (x: local minima, *: global)", fontsize=11
+    )
     return fig
 
 
@@ -147,21 +165,51 @@ def plot_underflow(report: UnderflowReport, path: str | Path | None = None) -> F
     lows = [math.log10(t["smallest_subnormal"]) for t in report.thresholds.values()]
     lows.append(float(np.min(exact)))
     floor = math.floor(min(lows) / 10.0) * 10.0 - 15.0
-    top.plot(n, exact, color="black", ls="--", lw=1.0,
-             label="exact: sum of log10 l_i (finite at every n)")
+    top.plot(
+        n,
+        exact,
+        color="black",
+        ls="--",
+        lw=1.0,
+        label="exact: sum of log10 l_i (finite at every n)",
+    )
     for i, dt in enumerate(report.dtypes):
         color = _COLORS[i % len(_COLORS)]
         t = report.thresholds[dt]
-        _log_curve(top, n, report.product[dt], floor, color, f"{dt}: naive product",
-                   width=_width(i, len(report.dtypes)))
-        top.axhline(math.log10(t["tiny"]), color=color, ls="--", lw=0.8, alpha=0.7,
-                    label=f"{dt} smallest normal ({t['tiny']:.3g})")
-        top.axhline(math.log10(t["smallest_subnormal"]), color=color, ls=":", lw=1.0,
-                    label=f"{dt} smallest subnormal ({t['smallest_subnormal']:.3g})")
+        _log_curve(
+            top,
+            n,
+            report.product[dt],
+            floor,
+            color,
+            f"{dt}: naive product",
+            width=_width(i, len(report.dtypes)),
+        )
+        top.axhline(
+            math.log10(t["tiny"]),
+            color=color,
+            ls="--",
+            lw=0.8,
+            alpha=0.7,
+            label=f"{dt} smallest normal ({t['tiny']:.3g})",
+        )
+        top.axhline(
+            math.log10(t["smallest_subnormal"]),
+            color=color,
+            ls=":",
+            lw=1.0,
+            label=f"{dt} smallest subnormal ({t['smallest_subnormal']:.3g})",
+        )
         if t["zero_at"] is not None:
             top.axvline(t["zero_at"], color=color, lw=0.6, alpha=0.5)
-            top.annotate(f"{dt}: 0 from n = {t['zero_at']}", (t["zero_at"], floor),
-                         xytext=(4, 16), textcoords="offset points", color=color, fontsize=8)
+            top.annotate(
+                f"{dt}: 0 from n = {t['zero_at']}",
+                (t["zero_at"], floor),
+                xytext=(4, 16),
+                textcoords="offset points",
+                color=color,
+                fontsize=8,
+            )
     _floor_axis(top, floor)
     top.set_ylabel("log10 product of likelihoods")
     ls = ", ".join(f"{v:g}" for v in report.likelihoods)
@@ -172,27 +220,54 @@ def plot_underflow(report: UnderflowReport, path: str | Path | None = None) -> F
     top.grid(alpha=0.3)
 
     nll = np.log10(report.grad_norm_nll)
-    gfloor = math.floor(
-        min([*(float(np.min(np.log10(a[a > 0]))) for a in report.grad_norm_product.values()
-               if (a > 0).any()), float(np.min(nll))]) / 10.0
-    ) * 10.0 - 15.0
-    bottom.plot(n, nll, color="black", lw=1.5,
-                label="log-product (NLL): RMS ||softmax(z_i) - e_y||")
+    gfloor = (
+        math.floor(
+            min(
+                [
+                    *(
+                        float(np.min(np.log10(a[a > 0])))
+                        for a in report.grad_norm_product.values()
+                        if (a > 0).any()
+                    ),
+                    float(np.min(nll)),
+                ]
+            )
+            / 10.0
+        )
+        * 10.0
+        - 15.0
+    )
+    bottom.plot(
+        n, nll, color="black", lw=1.5, label="log-product (NLL): RMS ||softmax(z_i) - e_y||"
+    )
     for i, dt in enumerate(report.dtypes):
         color = _COLORS[i % len(_COLORS)]
         t = report.thresholds[dt]
-        _log_curve(bottom, n, report.grad_norm_product[dt], gfloor, color,
-                   f"{dt}: product, RMS ||dP/dz_i||", width=_width(i, len(report.dtypes)))
+        _log_curve(
+            bottom,
+            n,
+            report.grad_norm_product[dt],
+            gfloor,
+            color,
+            f"{dt}: product, RMS ||dP/dz_i||",
+            width=_width(i, len(report.dtypes)),
+        )
         if t["grad_zero_at"] is not None:
             bottom.axvline(t["grad_zero_at"], color=color, lw=0.6, alpha=0.5)
-            bottom.annotate(f"{dt}: gradient 0 from n = {t['grad_zero_at']}",
-                            (t["grad_zero_at"], gfloor), xytext=(4, 16),
-                            textcoords="offset points", color=color, fontsize=8)
+            bottom.annotate(
+                f"{dt}: gradient 0 from n = {t['grad_zero_at']}",
+                (t["grad_zero_at"], gfloor),
+                xytext=(4, 16),
+                textcoords="offset points",
+                color=color,
+                fontsize=8,
+            )
     _floor_axis(bottom, gfloor)
     bottom.set_ylabel("log10 gradient norm")
     bottom.set_xlabel("batch size n")
-    bottom.set_title(f"gradient with respect to the logits ({report.num_classes} classes)",
-                     fontsize=11)
+    bottom.set_title(
+        f"gradient with respect to the logits ({report.num_classes} classes)", fontsize=11
+    )
     bottom.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     bottom.grid(alpha=0.3)
     _save(fig, path)
@@ -204,8 +279,16 @@ def _width(i: int, count: int) -> float:
     return 1.3 + 2.5 * (count - 1 - i) / max(1, count - 1)
 
 
-def _log_curve(ax, n: np.ndarray, values: np.ndarray, floor: float, color: str, label: str,
-               *, width: float = 1.5) -> None:
+def _log_curve(
+    ax,
+    n: np.ndarray,
+    values: np.ndarray,
+    floor: float,
+    color: str,
+    label: str,
+    *,
+    width: float = 1.5,
+) -> None:
     """log10 of positive values as a line; exact zeros as x markers on the ``floor`` row."""
     positive = values > 0
     logs = np.full(values.shape, np.nan)
@@ -215,8 +298,14 @@ def _log_curve(ax, n: np.ndarray, values: np.ndarray, floor: float, color: str, 
     if zeros.size:
         step = max(1, math.ceil(n.size / 60))  # about 60 markers across the full axis at most
         shown = zeros[::step]
-        ax.plot(n[shown], np.full(shown.shape, floor), "x", color=color, ms=5,
-                label=f"{label.split(':')[0]}: exactly 0")
+        ax.plot(
+            n[shown],
+            np.full(shown.shape, floor),
+            "x",
+            color=color,
+            ms=5,
+            label=f"{label.split(':')[0]}: exactly 0",
+        )
 
 
 def _floor_axis(ax, floor: float) -> None:

@@ -62,8 +62,9 @@ def write_walkthrough(out: str | Path, *, seed: int = 0) -> Walkthrough:
         desc = get_objective(name).describe()
         desc["aliases"] = list(aliases_of(name))
         objectives.append(desc)
-    result = Walkthrough(out=out, underflow_report=flow, landscape_report=land,
-                         objectives=objectives)
+    result = Walkthrough(
+        out=out, underflow_report=flow, landscape_report=land, objectives=objectives
+    )
     plot_underflow(flow, out / "underflow.png")
     plot_landscape(land, out / "landscape.png")
     (out / "summary.md").write_text(_markdown(result, seed))
@@ -129,8 +130,11 @@ def _markdown(w: Walkthrough, seed: int) -> str:
         "| objective | local minima | global argmin mu | grid points where it is flat |",
         "|---|---|---|---|",
     ]
-    for label, r in (("sum of likelihoods (`linear`)", lin), ("product (`product`)", prod),
-                     ("log-product (`log`)", log)):
+    for label, r in (
+        ("sum of likelihoods (`linear`)", lin),
+        ("product (`product`)", prod),
+        ("log-product (`log`)", log),
+    ):
         lines.append(
             f"| {label} | {r.local_minima} | {r.argmin.get('loc', float('nan')):.4f} | "
             f"{100 * r.flat_fraction:.1f}% |"
@@ -156,8 +160,10 @@ def _markdown(w: Walkthrough, seed: int) -> str:
     for o in w.objectives:
         p = o["properties"]
         name = o["spec"] + (f" ({', '.join(o['aliases'])})" if o["aliases"] else "")
-        cells = ["-" if p[k] is None else ("yes" if p[k] else "no")
-                 for k in ("proper", "strictly_proper", "local", "robust")]
+        cells = [
+            "-" if p[k] is None else ("yes" if p[k] else "no")
+            for k in ("proper", "strictly_proper", "local", "robust")
+        ]
         formula = o["formula"].replace("|", "\\|")
         lines.append(f"| `{name}` | {formula} | " + " | ".join(cells) + " |")
     lines.append("")
