@@ -162,9 +162,10 @@ def plot_underflow(report: UnderflowReport, path: str | Path | None = None) -> F
     top, bottom = fig.subplots(2, 1, sharex=True)
     exact = report.log_product / math.log(10.0)
 
-    lows = [math.log10(t["smallest_subnormal"]) for t in report.thresholds.values()]
-    lows.append(float(np.min(exact)))
-    floor = math.floor(min(lows) / 10.0) * 10.0 - 15.0
+    floor = _zero_row(
+        [math.log10(t["smallest_subnormal"]) for t in report.thresholds.values()]
+        + [float(np.min(exact))]
+    )
     top.plot(
         n,
         exact,
@@ -220,22 +221,13 @@ def plot_underflow(report: UnderflowReport, path: str | Path | None = None) -> F
     top.grid(alpha=0.3)
 
     nll = np.log10(report.grad_norm_nll)
-    gfloor = (
-        math.floor(
-            min(
-                [
-                    *(
-                        float(np.min(np.log10(a[a > 0])))
-                        for a in report.grad_norm_product.values()
-                        if (a > 0).any()
-                    ),
-                    float(np.min(nll)),
-                ]
-            )
-            / 10.0
-        )
-        * 10.0
-        - 15.0
+    gfloor = _zero_row(
+        [
+            float(np.log10(a[a > 0]).min())
+            for a in report.grad_norm_product.values()
+            if (a > 0).any()
+        ]
+        + [float(np.min(nll))]
     )
     bottom.plot(
         n, nll, color="black", lw=1.5, label="log-product (NLL): RMS ||softmax(z_i) - e_y||"
@@ -306,6 +298,11 @@ def _log_curve(
             ms=5,
             label=f"{label.split(':')[0]}: exactly 0",
         )
+
+
+def _zero_row(lowest: list[float]) -> float:
+    """The height of the 'exactly 0' row: a round number 15 below the lowest log10 drawn."""
+    return math.floor(min(lowest) / 10.0) * 10.0 - 15.0
 
 
 def _floor_axis(ax, floor: float) -> None:
