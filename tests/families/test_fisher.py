@@ -168,3 +168,15 @@ def test_fisher_information_validates_parameters():
         get_family("student_t").fisher_information(df=-1.0, loc=0.0, scale=1.0)
     assert "must be > 0" in str(err.value)
     assert math.isfinite(get_family("normal").fisher_information(loc=0.0, scale=1.0)[0, 0].item())
+
+
+@pytest.mark.parametrize("name", ["normal", "laplace", "logistic", "cauchy"])
+def test_fisher_information_follows_the_parameters_dtype(name):
+    f32 = {
+        "loc": torch.tensor(0.5, dtype=torch.float32),
+        "scale": torch.tensor(2.0, dtype=torch.float32),
+    }
+    info32 = get_family(name).fisher_information(**f32)
+    info64 = get_family(name).fisher_information(loc=0.5, scale=2.0)
+    assert info32.dtype == torch.float32 and info64.dtype == torch.float64
+    torch.testing.assert_close(info32, info64.to(torch.float32))

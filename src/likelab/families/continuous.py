@@ -345,7 +345,8 @@ def _full_params(family: Family, params) -> dict[str, torch.Tensor]:
 
 def _diag_fisher(family: Family, params, diag) -> torch.Tensor:
     full = _full_params(family, params)
+    ref = next(iter(full.values()))
     entries = diag(full)
-    free = [torch.as_tensor(entries[n], dtype=torch.float64) for n in family.free]
+    free = [torch.as_tensor(entries[n], dtype=ref.dtype, device=ref.device) for n in family.free]
     free = torch.broadcast_tensors(*free)
     return torch.diag_embed(torch.stack(free, -1))
