@@ -16,6 +16,7 @@ from likelab.errors import (
     UnknownNameError,
     UnsupportedError,
 )
+from likelab.estimate import FitResult, fit
 from likelab.families import Family, get_family, list_families
 from likelab.objectives import Objective, get_objective, list_objectives, objective
 
@@ -24,6 +25,7 @@ __version__ = "0.1.0"
 __all__ = [
     "DataError",
     "Family",
+    "FitResult",
     "LikelabError",
     "Objective",
     "ParameterError",
@@ -31,6 +33,7 @@ __all__ = [
     "UnknownNameError",
     "UnsupportedError",
     "__version__",
+    "fit",
     "get_family",
     "get_objective",
     "list_families",

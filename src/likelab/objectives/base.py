@@ -51,6 +51,8 @@ __all__ = [
 
 LossFn = Callable[..., torch.Tensor]
 RiskFn = Callable[..., torch.Tensor]
+#: For a local rule S = φ(log f(y)): ``phi(log_f, **hyper) -> (φ, φ', φ'')`` in log f.
+PhiFn = Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,7 @@ class _Entry:
     aliases: tuple[str, ...]
     summary: str
     user: bool
+    phi: PhiFn | None = None
 
 
 _REGISTRY: dict[str, _Entry] = {}
@@ -157,6 +160,14 @@ class Objective:
     fn: LossFn = field(default=None, repr=False)  # type: ignore[assignment]
     risk_fn: RiskFn | None = field(default=None, repr=False)
     user: bool = False
+    phi_fn: PhiFn | None = field(default=None, repr=False)
+
+    def phi(self, log_f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """For a local rule written S = φ(log f(y)): φ and its first two derivatives at log f.
+
+        ``None`` when the objective has no such form; fitting then differentiates by autograd.
+        """
+        return None if self.phi_fn is None else self.phi_fn(log_f, **self.hyper)
 
     @property
     def spec(self) -> str:
@@ -232,12 +243,15 @@ def register_objective(
     summary: str = "",
     user: bool = False,
     replace: bool = False,
+    phi: PhiFn | None = None,
 ) -> Callable[[LossFn], LossFn]:
     """Register ``fn(dist, y, **hyper) -> Tensor`` as the objective ``name``.
 
     ``kind`` is ``"local"``, ``"integral"``, ``"crps"``, ``"hyvarinen"``, ``"batch"`` or
     ``"user"``. ``properties`` may be a function of the hyperparameters (``lq`` is proper only at
-    ``q = 1``). ``risk`` overrides the mean-over-observations aggregation.
+    ``q = 1``). ``risk`` overrides the mean-over-observations aggregation. ``phi`` writes a
+    local rule as ``S = φ(log f)``: ``phi(log_f, **hyper) -> (φ, φ', φ'')`` (used by fitting
+    to form gradients and Hessians in closed form).
     """
     if not re.match(r"^[A-Za-z_][A-Za-z0-9_\-]*$", name):
         raise SpecError(f"invalid objective name {name!r}")
@@ -260,6 +274,7 @@ def register_objective(
             aliases=tuple(aliases),
             summary=summary or (fn.__doc__ or "").strip().split("\n")[0],
             user=user,
+            phi=phi,
         )
         _REGISTRY[name] = entry
         for alias in aliases:
@@ -388,6 +403,7 @@ def _bind(entry: _Entry, given: Mapping[str, Any]) -> Objective:
         fn=entry.fn,
         risk_fn=entry.risk,
         user=entry.user,
+        phi_fn=entry.phi,
     )
 
 

@@ -15,8 +15,38 @@ from likelab.objectives.base import Hyper, Properties, gt, in_interval, register
 __all__ = ["focal_loss", "gce_loss", "linear_loss", "log_loss", "lq_loss", "mae_loss"]
 
 
+# φ(ℓ), φ'(ℓ), φ''(ℓ) with ℓ = log f(y): each local rule below is S = φ(ℓ).
+def _phi_log(ell):
+    one = torch.ones_like(ell)
+    return -ell, -one, torch.zeros_like(ell)
+
+
+def _phi_linear(ell):
+    f = ell.exp()
+    return -f, -f, -f
+
+
+def _phi_power(ell, a: float, c: float):
+    """S = c (1 - e^{a ℓ}) / a: φ' = -c e^{aℓ}, φ'' = -c a e^{aℓ}."""
+    e = torch.exp(a * ell)
+    return -c * torch.expm1(a * ell) / a, -c * e, -c * a * e
+
+
+def _phi_lq(ell, q: float):
+    return _phi_log(ell) if q == 1.0 else _phi_power(ell, 1.0 - q, 1.0)
+
+
+def _phi_gce(ell, q: float):
+    return _phi_power(ell, q, 1.0)
+
+
+def _phi_mae(ell):
+    return _phi_power(ell, 1.0, 2.0)
+
+
 @register_objective(
     "log",
+    phi=_phi_log,
     formula="S(F, y) = -log f(y)",
     reference="Good (1952), Rational decisions, JRSS B 14:107-114; "
     "Gneiting & Raftery (2007), JASA 102:359-378, sec. 4.1",
@@ -32,6 +62,7 @@ def log_loss(dist: Distribution, y: torch.Tensor) -> torch.Tensor:
 
 @register_objective(
     "linear",
+    phi=_phi_linear,
     formula="S(F, y) = -f(y)",
     reference="Gneiting & Raftery (2007), JASA 102:359-378, sec. 4.1 (the linear score is "
     "improper: it 'encourages over-prediction at the modes')",
@@ -51,6 +82,7 @@ def _lq_properties(q: float) -> Properties:
 
 @register_objective(
     "lq",
+    phi=_phi_lq,
     formula="S(F, y) = (1 - f(y)^(1-q)) / (1 - q)   (-log f(y) at q = 1)",
     reference="Ferrari & Yang (2010), Maximum Lq-likelihood estimation, Ann. Statist. 38:753-783",
     properties=_lq_properties,
@@ -73,6 +105,7 @@ def _gce_properties(q: float) -> Properties:
 
 @register_objective(
     "gce",
+    phi=_phi_gce,
     formula="S(F, y) = (1 - f(y)^q) / q",
     reference="Zhang & Sabuncu (2018), Generalized cross entropy loss for training deep neural "
     "networks with noisy labels, NeurIPS",
@@ -88,6 +121,7 @@ def gce_loss(dist: Distribution, y: torch.Tensor, *, q: float) -> torch.Tensor:
 
 @register_objective(
     "mae",
+    phi=_phi_mae,
     formula="S(F, y) = 2 (1 - f(y))   (= ||e_y - p||_1 for a Categorical forecast)",
     reference="Ghosh, Kumar & Sastry (2017), Robust loss functions under label noise for deep "
     "neural networks, AAAI",

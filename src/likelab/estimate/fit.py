@@ -1,0 +1,399 @@
+"""``fit``: batched M-estimation of any family with any objective.
+
+R datasets of n observations are fitted together: the empirical risk of dataset r is
+:math:`\\frac1n\\sum_i S(F_{\\theta_r}, y_{ri})`, minimised over the free parameters in the
+family's unconstrained coordinates by :func:`~likelab.estimate.newton.newton_minimize` in float64.
+Standard errors are sandwich (Godambe) SEs from the objective's own per-observation gradients and
+Hessians (:mod:`likelab.estimate.sandwich`), mapped to the natural parameters by the delta method
+(exact for the sandwich at a stationary point: it is equivariant under reparametrisation).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from likelab.errors import DataError, ParameterError, UnknownNameError, UnsupportedError
+from likelab.estimate.newton import newton_minimize
+from likelab.estimate.sandwich import sandwich_covariance
+from likelab.families import Family, get_family
+from likelab.families.derivatives import log_prob_derivatives
+from likelab.families.discrete import CategoricalFamily
+from likelab.objectives import Objective, get_objective
+
+__all__ = ["FitResult", "fit"]
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """The outcome of :func:`fit`, one entry per dataset.
+
+    Arrays have shape ``(R,)`` for data of shape ``(R, n)`` and shape ``()`` for one dataset of
+    shape ``(n,)`` (a probability vector adds a trailing axis of length K).
+    """
+
+    family: str
+    objective: str
+    free: tuple[str, ...]
+    params: dict[str, np.ndarray]
+    se: dict[str, np.ndarray]
+    value: np.ndarray
+    converged: np.ndarray
+    n_iter: np.ndarray
+    reason: np.ndarray
+    n: int
+    starts: int = field(default=1)
+
+    @property
+    def R(self) -> int:
+        """The number of datasets."""
+        return int(np.asarray(self.value).size)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, with stable keys (non-finite floats become ``None``)."""
+        return {
+            "family": self.family,
+            "objective": self.objective,
+            "n": self.n,
+            "R": self.R,
+            "free": list(self.free),
+            "params": {k: _json(v) for k, v in self.params.items()},
+            "se": {k: _json(v) for k, v in self.se.items()},
+            "value": _json(self.value),
+            "converged": _json(self.converged),
+            "n_iter": _json(self.n_iter),
+            "reason": _json(self.reason),
+            "starts": self.starts,
+        }
+
+
+def fit(
+    data: Any,
+    family: str | Family,
+    objective: str | Objective | Callable[..., torch.Tensor] = "log",
+    *,
+    fixed: Mapping[str, Any] | None = None,
+    start: Mapping[str, Any] | None = None,
+    multistart: int = 1,
+    seed: int = 0,
+    max_iter: int = 100,
+    se: bool = True,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str | None = None,
+    max_elements: int = 2**18,
+) -> FitResult:
+    """Fit ``family`` to each dataset by minimising ``objective``'s empirical risk.
+
+    ``data`` has shape ``(n,)`` or ``(R, n)``; the R datasets are fitted in one batched
+    computation, each with its own convergence test. ``fixed`` holds parameters fixed (in
+    addition to those in the family spec); ``start`` gives starting values of free parameters
+    (default: the family's quick estimate); ``multistart=K`` adds K - 1 random starts around it
+    (seeded by ``seed``) and keeps the best converged fit, for multimodal objectives.
+    Non-convergence is reported in ``converged`` and ``reason``, never raised.
+
+    >>> import numpy as np
+    >>> y = np.array([0.1, -0.3, 0.5, 1.2, 0.7])
+    >>> res = fit(y, "normal")
+    >>> bool(np.isclose(res.params["loc"], y.mean())), bool(res.converged)
+    (True, True)
+    """
+    fam = get_family(family, **dict(fixed or {}))
+    obj = get_objective(objective)
+    if obj.batch_level:
+        raise UnsupportedError(
+            f"objective {obj.name!r} cannot be fitted: the naive product of likelihoods "
+            "underflows to 0 for all but tiny samples, and its gradient with it; use 'log', "
+            "which has the same minimiser and is computed as a sum of logs"
+        )
+    if not fam.free:
+        raise ParameterError(f"every parameter of {fam.spec!r} is fixed: nothing to fit")
+    if isinstance(multistart, bool) or not isinstance(multistart, int) or multistart < 1:
+        raise ParameterError(f"multistart must be an integer >= 1, got {multistart!r}")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 0:
+        raise ParameterError(f"max_iter must be an integer >= 0, got {max_iter!r}")
+    y, one = _check_data(fam, data, dtype, device)
+    r, n = y.shape
+    if isinstance(fam, CategoricalFamily):
+        if fam.num_classes is None:
+            fam = type(fam)(num_classes=max(2, int(y.max().item()) + 1), **fam.fixed)
+        y = y.long()
+    p = fam.n_free
+    if n < p:
+        raise DataError(
+            f"{n} observations per dataset cannot identify {p} free parameters of {fam.spec!r}"
+        )
+
+    u0 = _starts(fam, y, start, multistart, seed)  # (K * R, p)
+    rows = torch.arange(r, device=y.device).repeat(multistart)
+
+    def risk(u: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        return _chunked(
+            lambda uu, ii: obj.risk(_dist(fam, fam.to_natural(uu), 1), y[rows[ii]], validate=False),
+            u,
+            idx,
+            max(1, max_elements // n),
+        )
+
+    chunk = max(1, max_elements // n)
+    closed = _closed_form(fam, obj, y[:1, : min(n, 4)])
+    derivs = None
+    if closed:
+
+        def derivs(u: torch.Tensor, idx: torch.Tensor):
+            parts = [
+                _risk_derivatives(fam, obj, u[i : i + chunk], y[rows[idx[i : i + chunk]]])
+                for i in range(0, u.shape[0], chunk)
+            ]
+            return tuple(torch.cat(t) for t in zip(*parts, strict=True))
+
+    res = newton_minimize(risk, u0, max_iter=max_iter, derivatives=derivs)
+    best = _best_start(res.value, res.converged.to(res.value.device), multistart, r)
+    pick = best * r + torch.arange(r, device=y.device)
+    u = res.u[pick]
+    natural = {k: v.detach() for k, v in fam.to_natural(u).items()}
+    errors = (
+        _standard_errors(fam, obj, u, y, natural, max_elements)
+        if se
+        else {k: torch.full_like(v, math.nan) for k, v in natural.items()}
+    )
+    reasons = np.array([res.reason[int(i)] for i in pick.cpu()], dtype=object)
+
+    def out(t: torch.Tensor | np.ndarray) -> np.ndarray:
+        a = t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else t
+        return a[0] if one else a
+
+    return FitResult(
+        family=fam.spec,
+        objective=obj.spec,
+        free=fam.free,
+        params={k: out(v.to(torch.float64)) for k, v in natural.items()},
+        se={k: out(v.to(torch.float64)) for k, v in errors.items()},
+        value=out(res.value[pick].to(torch.float64)),
+        converged=out(res.converged[pick.cpu()]),
+        n_iter=out(res.n_iter[pick]),
+        reason=out(reasons),
+        n=n,
+        starts=multistart,
+    )
+
+
+# ---------------------------------------------------------------------- pieces
+def _check_data(fam: Family, data: Any, dtype: torch.dtype, device) -> tuple[torch.Tensor, bool]:
+    """Data as an ``(R, n)`` tensor (and whether it was one 1-D dataset)."""
+    if isinstance(data, torch.Tensor):
+        data = data.detach().cpu()
+    try:
+        arr = np.asarray(data, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DataError(f"data must be numbers, got {type(data).__name__}") from None
+    if arr.ndim not in (1, 2):
+        raise DataError(
+            f"data must have shape (n,) or (R, n) (R datasets of n observations), got shape "
+            f"{arr.shape}"
+        )
+    if arr.size == 0:
+        raise DataError(f"no observations: data of shape {arr.shape} is empty")
+    fam.check_data(arr)  # NaN, inf, support: names the first bad index
+    one = arr.ndim == 1
+    t = torch.as_tensor(arr.reshape(1, -1) if one else arr, dtype=dtype, device=device)
+    return t, one
+
+
+def _dist(fam: Family, params: Mapping[str, torch.Tensor], obs_axes: int):
+    """The family at batched parameters, with ``obs_axes`` trailing axes for observations."""
+    shaped = {}
+    for name, v in params.items():
+        if fam.param(name).domain == "simplex":
+            shaped[name] = v.reshape(*v.shape[:-1], *([1] * obs_axes), v.shape[-1])
+        else:
+            shaped[name] = v.reshape(*v.shape, *([1] * obs_axes))
+    return fam.distribution_unchecked(shaped)
+
+
+def _chunked(fun, u: torch.Tensor, idx: torch.Tensor, chunk: int) -> torch.Tensor:
+    """``fun(u, idx)`` over chunks of at most ``chunk`` rows (rows are independent)."""
+    if u.shape[0] <= chunk:
+        return fun(u, idx)
+    return torch.cat(
+        [fun(u[i : i + chunk], idx[i : i + chunk]) for i in range(0, u.shape[0], chunk)]
+    )
+
+
+def _starts(
+    fam: Family, y: torch.Tensor, start: Mapping[str, Any] | None, k: int, seed: int
+) -> torch.Tensor:
+    """``(K * R, p)`` unconstrained starting points: the base start, then K - 1 perturbations.
+
+    Perturbations are Gaussian in unconstrained coordinates: standard deviation 1 for log- and
+    logit-scale coordinates (a factor e), the dataset's standard deviation for real-valued ones
+    (locations). Drawn with ``numpy.random.default_rng(seed)``: the same seed, the same starts.
+    """
+    base = fam.start(y)
+    if start:
+        for key, value in start.items():
+            if key not in fam.free:
+                raise UnknownNameError(
+                    f"start value for {key!r}, which is not a free parameter of {fam.spec!r} "
+                    f"(free: {', '.join(fam.free)})"
+                )
+            v = fam._check_param(key, value, dtype=y.dtype).to(y.device)
+            base[key] = v.expand_as(base[key]) if v.dim() <= base[key].dim() else v
+    u = fam.to_unconstrained(base).to(dtype=y.dtype, device=y.device)
+    u = u.expand(y.shape[0], u.shape[-1]) if u.dim() == 1 else u
+    if k == 1:
+        return u.clone()
+    spread = y.to(torch.float64).std(dim=-1, correction=0) if y.shape[-1] > 1 else None
+    if spread is None:
+        spread = torch.ones(y.shape[0], dtype=y.dtype, device=y.device)
+    spread = torch.where(torch.isfinite(spread) & (spread > 0), spread, torch.ones_like(spread))
+    scales = []
+    for name in fam.free:
+        domain = fam.param(name).domain
+        width = u.shape[-1] - (len(fam.free) - 1) if domain == "simplex" else 1
+        col = spread if domain == "real" else torch.ones_like(spread)
+        scales += [col] * width
+    scale = torch.stack(scales, dim=-1).to(dtype=y.dtype)  # (R, p)
+    noise = np.random.default_rng(seed).standard_normal((k - 1, *u.shape))
+    extra = u + torch.as_tensor(noise, dtype=y.dtype, device=y.device) * scale
+    return torch.cat([u.unsqueeze(0), extra]).reshape(k * u.shape[0], u.shape[-1])
+
+
+def _best_start(value: torch.Tensor, converged: torch.Tensor, k: int, r: int) -> torch.Tensor:
+    """Index in ``0..K-1`` of each dataset's best start: lowest converged value, else lowest
+    finite value, else the first."""
+    v = value.reshape(k, r)
+    c = converged.reshape(k, r)
+    inf = torch.full_like(v, math.inf)
+    primary = torch.where(c & torch.isfinite(v), v, inf)
+    secondary = torch.where(torch.isfinite(v), v, inf)
+    choose = torch.where(
+        torch.isfinite(primary.min(0).values), primary.argmin(0), secondary.argmin(0)
+    )
+    return choose
+
+
+def _closed_form(fam: Family, obj: Objective, y_probe: torch.Tensor) -> bool:
+    """Whether closed-form derivatives apply: a local rule S = φ(log f), a family with
+    registered log-density derivatives and elementwise maps to unconstrained coordinates."""
+    if obj.phi_fn is None or any(fam.param(n).domain == "simplex" for n in fam.free):
+        return False
+    if type(fam).to_natural is not Family.to_natural:  # e.g. uniform's coupled (low, high)
+        return False
+    probe = fam.start(y_probe.to(torch.float64))
+    dist = _dist(fam, probe, 1)
+    return log_prob_derivatives(dist, y_probe) is not None
+
+
+_LINKS = {  # θ = h(u) per domain: (h'(u), h''(u)) as functions of θ
+    "real": (torch.ones_like, torch.zeros_like),
+    "positive": (lambda t: t, lambda t: t),
+    "unit": (lambda t: t * (1 - t), lambda t: t * (1 - t) * (1 - 2 * t)),
+}
+
+
+def _natural_derivatives(fam: Family, obj: Objective, natural, y: torch.Tensor):
+    """Per-observation φ(ℓ) and φ'(ℓ) ∇ℓ, and the mean over observations of the Hessian of φ(ℓ),
+    in the free natural parameters."""
+    dist = _dist(fam, natural, 1)
+    ell, g_all, h_all = log_prob_derivatives(dist, y)
+    idx = [fam.param_names.index(n) for n in fam.free]
+    gl = g_all[..., idx]
+    hl = h_all[..., idx, :][..., idx]
+    phi, d1, d2 = obj.phi(ell)
+    grad = d1.unsqueeze(-1) * gl
+    n = ell.shape[-1]
+    hess_mean = (
+        torch.einsum("bni,bnj->bij", d2.unsqueeze(-1) * gl, gl)
+        + torch.einsum("bn,bnij->bij", d1, hl)
+    ) / n
+    return phi, grad, hess_mean
+
+
+def _risk_derivatives(fam: Family, obj: Objective, u: torch.Tensor, y: torch.Tensor):
+    """Risk, gradient and Hessian in unconstrained coordinates, in closed form (chain rule)."""
+    natural = fam.to_natural(u)
+    phi, grad, hess = _natural_derivatives(fam, obj, natural, y)
+    g_t, h_t = grad.mean(1), hess
+    theta = torch.stack([natural[n] for n in fam.free], -1)
+    d1 = torch.stack(
+        [_LINKS[fam.param(n).domain][0](theta[..., j]) for j, n in enumerate(fam.free)], -1
+    )
+    d2 = torch.stack(
+        [_LINKS[fam.param(n).domain][1](theta[..., j]) for j, n in enumerate(fam.free)], -1
+    )
+    g_u = g_t * d1
+    h_u = h_t * d1.unsqueeze(-1) * d1.unsqueeze(-2) + torch.diag_embed(g_t * d2)
+    return phi.mean(-1), g_u, h_u
+
+
+def _closed_form_standard_errors(
+    fam: Family, obj: Objective, u: torch.Tensor, y: torch.Tensor, chunk: int
+) -> dict[str, torch.Tensor]:
+    """Sandwich SEs H^-1 J H^-1 / n in the natural parameters from closed-form derivatives."""
+    n = y.shape[1]
+    covs = []
+    for i in range(0, u.shape[0], chunk):
+        natural = fam.to_natural(u[i : i + chunk])
+        _, grad, h = _natural_derivatives(fam, obj, natural, y[i : i + chunk])
+        j_mat = torch.einsum("bni,bnj->bij", grad, grad) / n
+        h_inv, info = torch.linalg.inv_ex(h)
+        cov = h_inv @ j_mat @ h_inv.transpose(-1, -2) / n
+        bad = (info != 0) | ~torch.isfinite(h_inv).all((-1, -2))
+        covs.append(torch.where(bad[:, None, None], torch.full_like(cov, math.nan), cov))
+    var = torch.diagonal(torch.cat(covs), dim1=-2, dim2=-1)
+    sd = var.clamp(min=0).sqrt().where(torch.isfinite(var), var)
+    return {name: sd[:, j] for j, name in enumerate(fam.free)}
+
+
+def _standard_errors(
+    fam: Family,
+    obj: Objective,
+    u: torch.Tensor,
+    y: torch.Tensor,
+    natural: Mapping[str, torch.Tensor],
+    max_elements: int,
+) -> dict[str, torch.Tensor]:
+    """Sandwich SEs of the natural free parameters (delta method from unconstrained ones)."""
+    r, n = y.shape
+    chunk = max(1, max_elements // n)
+    covs = []
+    for i in range(0, r, chunk):
+        yc = y[i : i + chunk]
+
+        def losses(per_obs: torch.Tensor, yc=yc) -> torch.Tensor:
+            return obj.loss(_dist(fam, fam.to_natural(per_obs), 0), yc, validate=False)
+
+        covs.append(sandwich_covariance(losses, u[i : i + chunk], n))
+    cov_u = torch.cat(covs)  # (R, p, p)
+    with torch.enable_grad():
+        uu = u.detach().requires_grad_(True)
+        nat = fam.to_natural(uu)
+        out: dict[str, torch.Tensor] = {}
+        for name, value in nat.items():
+            flat = value.reshape(r, -1)
+            cols = []
+            for c in range(flat.shape[-1]):
+                (jac,) = torch.autograd.grad(flat[:, c].sum(), uu, retain_graph=True)
+                var = torch.einsum("bi,bij,bj->b", jac, cov_u, jac)
+                cols.append(var.clamp(min=0).sqrt().where(torch.isfinite(var), var))
+            out[name] = torch.stack(cols, -1).reshape(natural[name].shape)
+    return out
+
+
+def _json(a: Any) -> Any:
+    a = np.asarray(a)
+    if a.dtype == object:
+        return a.tolist()
+    if a.dtype == bool:
+        return a.tolist()
+    if np.issubdtype(a.dtype, np.integer):
+        return a.tolist()
+    flat = [None if not math.isfinite(x) else float(x) for x in a.reshape(-1).tolist()]
+    if a.ndim == 0:
+        return flat[0]
+    return np.array(flat, dtype=object).reshape(a.shape).tolist()
