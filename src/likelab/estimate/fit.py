@@ -22,7 +22,7 @@ from likelab.errors import DataError, ParameterError, UnknownNameError, Unsuppor
 from likelab.estimate.newton import newton_minimize
 from likelab.estimate.sandwich import sandwich_covariance
 from likelab.families import Family, get_family
-from likelab.families.derivatives import log_prob_derivatives
+from likelab.families.derivatives import log_prob_derivative_components, log_prob_derivatives
 from likelab.families.discrete import CategoricalFamily
 from likelab.objectives import Objective, get_objective
 
@@ -156,12 +156,13 @@ def fit(
     pick = best * r + torch.arange(r, device=y.device)
     u = res.u[pick]
     natural = {k: v.detach() for k, v in fam.to_natural(u).items()}
-    errors = (
-        _standard_errors(fam, obj, u, y, natural, max_elements)
-        if se
-        else {k: torch.full_like(v, math.nan) for k, v in natural.items()}
-    )
-    reasons = np.array([res.reason[int(i)] for i in pick.cpu()], dtype=object)
+    if not se:
+        errors = {k: torch.full_like(v, math.nan) for k, v in natural.items()}
+    elif closed:
+        errors = _closed_form_standard_errors(fam, obj, u, y, chunk)
+    else:
+        errors = _standard_errors(fam, obj, u, y, natural, max_elements)
+    reasons = np.asarray(res.reason, dtype=object)[pick.cpu().numpy()]
 
     def out(t: torch.Tensor | np.ndarray) -> np.ndarray:
         a = t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else t
@@ -297,28 +298,29 @@ _LINKS = {  # θ = h(u) per domain: (h'(u), h''(u)) as functions of θ
 
 
 def _natural_derivatives(fam: Family, obj: Objective, natural, y: torch.Tensor):
-    """Per-observation φ(ℓ) and φ'(ℓ) ∇ℓ, and the mean over observations of the Hessian of φ(ℓ),
-    in the free natural parameters."""
+    """Per-observation φ(ℓ), the per-observation gradients φ'(ℓ) ∂ℓ (a list, one per free
+    parameter) and the mean over observations of the Hessian of φ(ℓ), in the free natural
+    parameters: H_ab = mean(φ''(ℓ) ∂_aℓ ∂_bℓ + φ'(ℓ) ∂_abℓ)."""
     dist = _dist(fam, natural, 1)
-    ell, g_all, h_all = log_prob_derivatives(dist, y)
+    ell, g_all, h_all = log_prob_derivative_components(dist, y)
     idx = [fam.param_names.index(n) for n in fam.free]
-    gl = g_all[..., idx]
-    hl = h_all[..., idx, :][..., idx]
     phi, d1, d2 = obj.phi(ell)
-    grad = d1.unsqueeze(-1) * gl
-    n = ell.shape[-1]
-    hess_mean = (
-        torch.einsum("bni,bnj->bij", d2.unsqueeze(-1) * gl, gl)
-        + torch.einsum("bn,bnij->bij", d1, hl)
-    ) / n
-    return phi, grad, hess_mean
+    gl = [g_all[i] for i in idx]
+    grad = [d1 * g for g in gl]
+    p = len(idx)
+    hess = ell.new_empty(ell.shape[0], p, p)
+    for a in range(p):
+        for b in range(a, p):
+            term = d2 * gl[a] * gl[b] + d1 * h_all[idx[a]][idx[b]]
+            hess[:, a, b] = hess[:, b, a] = term.expand_as(ell).mean(-1)
+    return phi, grad, hess
 
 
 def _risk_derivatives(fam: Family, obj: Objective, u: torch.Tensor, y: torch.Tensor):
     """Risk, gradient and Hessian in unconstrained coordinates, in closed form (chain rule)."""
     natural = fam.to_natural(u)
-    phi, grad, hess = _natural_derivatives(fam, obj, natural, y)
-    g_t, h_t = grad.mean(1), hess
+    phi, grad, h_t = _natural_derivatives(fam, obj, natural, y)
+    g_t = torch.stack([g.expand_as(phi).mean(-1) for g in grad], -1)
     theta = torch.stack([natural[n] for n in fam.free], -1)
     d1 = torch.stack(
         [_LINKS[fam.param(n).domain][0](theta[..., j]) for j, n in enumerate(fam.free)], -1
@@ -339,7 +341,8 @@ def _closed_form_standard_errors(
     covs = []
     for i in range(0, u.shape[0], chunk):
         natural = fam.to_natural(u[i : i + chunk])
-        _, grad, h = _natural_derivatives(fam, obj, natural, y[i : i + chunk])
+        phi, grad, h = _natural_derivatives(fam, obj, natural, y[i : i + chunk])
+        grad = torch.stack([g.expand_as(phi) for g in grad], -1)
         j_mat = torch.einsum("bni,bnj->bij", grad, grad) / n
         h_inv, info = torch.linalg.inv_ex(h)
         cov = h_inv @ j_mat @ h_inv.transpose(-1, -2) / n

@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 __all__ = ["NewtonResult", "newton_minimize"]
@@ -51,7 +52,7 @@ class NewtonResult:
 
     @property
     def converged(self) -> torch.Tensor:
-        return torch.tensor([r in _CONVERGED for r in self.reason], dtype=torch.bool)
+        return torch.as_tensor(np.isin(np.asarray(self.reason, dtype=object), list(_CONVERGED)))
 
 
 def value_grad_hess(
@@ -72,8 +73,26 @@ def value_grad_hess(
 
 
 def saddle_free_direction(g: torch.Tensor, h: torch.Tensor, delta: float) -> torch.Tensor:
-    """``-Q diag(1/max(|λ|, δ·max(1, max|λ|))) Qᵀ g``: a descent direction for any symmetric H."""
+    """``-Q diag(1/max(|λ|, δ·max(1, max|λ|))) Qᵀ g``: a descent direction for any symmetric H.
+
+    Where H is safely positive definite (its Cholesky factor exists and its diagonal is not
+    tiny), that is the plain Newton step ``-H⁻¹g``, solved by Cholesky; the eigendecomposition
+    is only paid for the other problems.
+    """
     h = 0.5 * (h + h.transpose(-1, -2))
+    chol, info = torch.linalg.cholesky_ex(h)
+    diag = torch.diagonal(chol, dim1=-2, dim2=-1)
+    scale = torch.diagonal(h, dim1=-2, dim2=-1).abs().amax(-1).clamp(min=1.0)
+    ok = (info == 0) & (diag.amin(-1) ** 2 > delta * scale)
+    d = torch.empty_like(g)
+    if bool(ok.any()):
+        d[ok] = -torch.cholesky_solve(g[ok].unsqueeze(-1), chol[ok]).squeeze(-1)
+    if not bool(ok.all()):
+        d[~ok] = _eigen_direction(g[~ok], h[~ok], delta)
+    return d
+
+
+def _eigen_direction(g: torch.Tensor, h: torch.Tensor, delta: float) -> torch.Tensor:
     lam, q = torch.linalg.eigh(h)
     scale = lam.abs().amax(dim=-1, keepdim=True).clamp(min=1.0)
     lam = lam.abs().maximum(delta * scale)
@@ -182,5 +201,5 @@ def newton_minimize(
         code[active] = done
         active = active[done == 0]
 
-    reason = [REASONS[int(c)] for c in code.cpu()]
+    reason = [REASONS[c] for c in code.cpu().tolist()]
     return NewtonResult(u=u, value=value, n_iter=n_iter, reason=reason)

@@ -27,14 +27,21 @@ from torch import distributions as D
 
 from likelab.families.distributions import Logistic
 
-__all__ = ["log_prob_derivatives", "register_log_prob_derivatives"]
+__all__ = [
+    "log_prob_derivative_components",
+    "log_prob_derivatives",
+    "register_log_prob_derivatives",
+]
 
 Derivatives = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
-_REGISTRY: dict[type, Callable[[D.Distribution, torch.Tensor], Derivatives]] = {}
+#: ``(ell, [ℓ_i], [[ℓ_ij]])``: the entries separately, each broadcastable to ``ell``'s shape (a
+#: term constant in y, such as -1/σ² for the normal, keeps the parameters' shape).
+Components = tuple[torch.Tensor, list[torch.Tensor], list[list[torch.Tensor]]]
+_REGISTRY: dict[type, Callable[[D.Distribution, torch.Tensor], Components]] = {}
 
 
 def register_log_prob_derivatives(dist_type: type):
-    """Register ``fn(dist, y) -> (ell, grad, hess)`` for ``dist_type`` (exact type match)."""
+    """Register ``fn(dist, y) -> (ell, [ℓ_i], [[ℓ_ij]])`` for ``dist_type`` (exact type)."""
 
     def decorate(fn):
         _REGISTRY[dist_type] = fn
@@ -43,27 +50,40 @@ def register_log_prob_derivatives(dist_type: type):
     return decorate
 
 
-def log_prob_derivatives(dist: D.Distribution, y: torch.Tensor) -> Derivatives | None:
-    """``(ell, grad, hess)`` of ``log f(y)`` in the natural parameters, or ``None``."""
+def log_prob_derivative_components(dist: D.Distribution, y: torch.Tensor) -> Components | None:
+    """The entries of :func:`log_prob_derivatives` unstacked and unbroadcast (cheaper to reduce),
+    or ``None``."""
     fn = _REGISTRY.get(type(dist))
     return None if fn is None else fn(dist, y)
 
 
-def _sym(entries: list[list[torch.Tensor]]) -> torch.Tensor:
-    return torch.stack([torch.stack(row, -1) for row in entries], -2)
+def log_prob_derivatives(dist: D.Distribution, y: torch.Tensor) -> Derivatives | None:
+    """``(ell, grad, hess)`` of ``log f(y)`` in the natural parameters, or ``None``."""
+    parts = log_prob_derivative_components(dist, y)
+    if parts is None:
+        return None
+    ell, grad, hess = parts
+    shape = ell.shape
+    g = torch.stack([t.expand(shape) for t in grad], -1)
+    h = torch.stack([torch.stack([t.expand(shape) for t in row], -1) for row in hess], -2)
+    return ell, g, h
 
 
 def _location_scale(loc, scale, y, g, g1, g2):
     """(ell, grad, hess) of g(z) - log(scale) in (loc, scale); g, g1, g2 take z."""
     z = (y - loc) / scale
-    gz, d1, d2 = g(z), g1(z), g2(z)
+    return _location_scale_at(z, scale, g(z), g1(z), g2(z))
+
+
+def _location_scale_at(z, scale, gz, d1, d2):
+    """The location-scale rule from z and g, g', g'' already evaluated at z."""
     s2 = scale * scale
     ell = gz - torch.log(scale)
-    grad = torch.stack([-d1 / scale, -(1 + z * d1) / scale], -1)
+    grad = [-d1 / scale, -(1 + z * d1) / scale]
     h_ll = d2 / s2
     h_ls = (d1 + z * d2) / s2
     h_ss = (1 + 2 * z * d1 + z * z * d2) / s2
-    return ell, grad, _sym([[h_ll, h_ls], [h_ls, h_ss]])
+    return ell, grad, [[h_ll, h_ls], [h_ls, h_ss]]
 
 
 @register_log_prob_derivatives(D.Normal)
@@ -132,17 +152,12 @@ def _student_t(dist: D.StudentT, y):
     z = (y - loc) / scale
     z2 = z * z
     dd = nu + z2
+    log_w = torch.log1p(z2 / nu)
     c = torch.lgamma((nu + 1) / 2) - torch.lgamma(nu / 2) - 0.5 * torch.log(nu * math.pi)
-    ell_ls, grad_ls, hess_ls = _location_scale(
-        loc,
-        scale,
-        y,
-        lambda z: -(nu + 1) / 2 * torch.log1p(z * z / nu),
-        lambda z: -(nu + 1) * z / (nu + z * z),
-        lambda z: -(nu + 1) * (nu - z * z) / (nu + z * z) ** 2,
+    ell_ls, grad_ls, hess_ls = _location_scale_at(
+        z, scale, -(nu + 1) / 2 * log_w, -(nu + 1) * z / dd, -(nu + 1) * (nu - z2) / (dd * dd)
     )
     ell = ell_ls + c
-    log_w = torch.log1p(z2 / nu)
     d_nu = 0.5 * (
         torch.digamma((nu + 1) / 2)
         - torch.digamma(nu / 2)
@@ -159,16 +174,9 @@ def _student_t(dist: D.StudentT, y):
     )
     d_numu = z * (z2 - 1) / (scale * dd * dd)
     d_nusig = z2 * (z2 - 1) / (scale * dd * dd)
-    d_nu, d_nunu, d_numu, d_nusig = torch.broadcast_tensors(d_nu, d_nunu, d_numu, d_nusig)
-    grad = torch.cat([d_nu.unsqueeze(-1), grad_ls], -1)
     h = hess_ls
-    hess = _sym(
-        [
-            [d_nunu, d_numu, d_nusig],
-            [d_numu, h[..., 0, 0], h[..., 0, 1]],
-            [d_nusig, h[..., 1, 0], h[..., 1, 1]],
-        ]
-    )
+    grad = [d_nu, *grad_ls]
+    hess = [[d_nunu, d_numu, d_nusig], [d_numu, *h[0]], [d_nusig, *h[1]]]
     return ell, grad, hess
 
 
@@ -177,9 +185,7 @@ def _exponential(dist: D.Exponential, y):
     """ℓ = log λ - λy: ℓ_λ = 1/λ - y, ℓ_λλ = -1/λ²."""
     lam = dist.rate
     ell = torch.log(lam) - lam * y
-    g = 1 / lam - y
-    h = (-1 / lam**2).expand_as(g)
-    return ell, g.unsqueeze(-1), h[..., None, None]
+    return ell, [1 / lam - y], [[-1 / lam**2]]
 
 
 @register_log_prob_derivatives(D.Poisson)
@@ -187,8 +193,7 @@ def _poisson(dist: D.Poisson, y):
     """ℓ = y log λ - λ - log y!: ℓ_λ = y/λ - 1, ℓ_λλ = -y/λ²."""
     lam = dist.rate
     ell = y * torch.log(lam) - lam - torch.lgamma(y + 1)
-    g = y / lam - 1
-    return ell, g.unsqueeze(-1), (-y / lam**2)[..., None, None]
+    return ell, [y / lam - 1], [[-y / lam**2]]
 
 
 @register_log_prob_derivatives(D.Gamma)
@@ -200,8 +205,5 @@ def _gamma(dist: D.Gamma, y):
     ell = a * torch.log(b) - torch.lgamma(a) + (a - 1) * log_y - b * y
     g_a = torch.log(b) - torch.digamma(a) + log_y
     g_b = a / b - y
-    g_a, g_b = torch.broadcast_tensors(g_a, g_b)
-    h_aa = (-torch.polygamma(1, a)).expand_as(g_a)
-    h_ab = (1 / b).expand_as(g_a)
-    h_bb = (-a / b**2).expand_as(g_a)
-    return ell, torch.stack([g_a, g_b], -1), _sym([[h_aa, h_ab], [h_ab, h_bb]])
+    h_ab = 1 / b
+    return ell, [g_a, g_b], [[-torch.polygamma(1, a), h_ab], [h_ab, -a / b**2]]
