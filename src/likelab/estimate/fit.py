@@ -116,6 +116,10 @@ def fit(
         raise ParameterError(f"multistart must be an integer >= 1, got {multistart!r}")
     if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 0:
         raise ParameterError(f"max_iter must be an integer >= 0, got {max_iter!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ParameterError(f"seed must be a non-negative integer, got {seed!r}")
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise ParameterError(f"dtype must be a floating torch dtype (float64), got {dtype!r}")
     y, one = _check_data(fam, data, dtype, device)
     r, n = y.shape
     if isinstance(fam, CategoricalFamily):
@@ -166,7 +170,7 @@ def fit(
 
     def out(t: torch.Tensor | np.ndarray) -> np.ndarray:
         a = t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else t
-        return a[0] if one else a
+        return a[0:1].reshape(a.shape[1:]) if one else a  # 0-d arrays for one dataset
 
     return FitResult(
         family=fam.spec,
@@ -243,7 +247,13 @@ def _starts(
                     f"(free: {', '.join(fam.free)})"
                 )
             v = fam._check_param(key, value, dtype=y.dtype).to(y.device)
-            base[key] = v.expand_as(base[key]) if v.dim() <= base[key].dim() else v
+            try:
+                base[key] = torch.broadcast_to(v, base[key].shape).clone()
+            except RuntimeError:
+                raise ParameterError(
+                    f"start value for {key!r} has shape {tuple(v.shape)}; give a scalar or one "
+                    f"value per dataset, shape {tuple(base[key].shape)}"
+                ) from None
     u = fam.to_unconstrained(base).to(dtype=y.dtype, device=y.device)
     u = u.expand(y.shape[0], u.shape[-1]) if u.dim() == 1 else u
     if k == 1:
@@ -344,13 +354,23 @@ def _closed_form_standard_errors(
         phi, grad, h = _natural_derivatives(fam, obj, natural, y[i : i + chunk])
         grad = torch.stack([g.expand_as(phi) for g in grad], -1)
         j_mat = torch.einsum("bni,bnj->bij", grad, grad) / n
-        h_inv, info = torch.linalg.inv_ex(h)
-        cov = h_inv @ j_mat @ h_inv.transpose(-1, -2) / n
-        bad = (info != 0) | ~torch.isfinite(h_inv).all((-1, -2))
-        covs.append(torch.where(bad[:, None, None], torch.full_like(cov, math.nan), cov))
+        cov = _sandwich(h, j_mat, n)
+        covs.append(cov)
     var = torch.diagonal(torch.cat(covs), dim1=-2, dim2=-1)
     sd = var.clamp(min=0).sqrt().where(torch.isfinite(var), var)
     return {name: sd[:, j] for j, name in enumerate(fam.free)}
+
+
+def _sandwich(h: torch.Tensor, j_mat: torch.Tensor, n: int) -> torch.Tensor:
+    """``H^-1 J H^-1 / n``; ``nan`` where H is singular to working precision (reciprocal
+    condition number below 1e-10: the sandwich is then meaningless, e.g. at a Laplace median)."""
+    h = 0.5 * (h + h.transpose(-1, -2))
+    lam = torch.linalg.eigvalsh(h).abs()
+    singular = lam.amin(-1) <= 1e-10 * lam.amax(-1)
+    h_inv, info = torch.linalg.inv_ex(h)
+    cov = h_inv @ j_mat @ h_inv.transpose(-1, -2) / n
+    bad = singular | (info != 0) | ~torch.isfinite(cov).all((-1, -2))
+    return torch.where(bad[:, None, None], torch.full_like(cov, math.nan), cov)
 
 
 def _standard_errors(

@@ -19,7 +19,10 @@ Reasons: ``"gtol"`` (gradient below tolerance), ``"ftol"`` (Newton decrement, th
 remaining decrease, below tolerance relative to the value),
 ``"xtol"`` (no decrease along the direction even for steps below ``xtol``: a minimum to working
 precision, e.g. at a kink), ``"max_iter"``, ``"nonfinite"`` (value, gradient or Hessian not
-finite at the current point), ``"line_search"`` (no decrease found along the direction).
+finite at the current point), ``"line_search"`` (no decrease found along the direction),
+``"flat"`` (gradient and Hessian exactly zero: the objective is flat to the last bit there, as
+on the underflowed plateau of the naive product or of a far-off sum of likelihoods; a stationary
+point, but no evidence of a minimum).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ ValueFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 #: ``derivatives(u, idx) -> (values (B,), gradients (B, p), Hessians (B, p, p))``.
 DerivFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 
-REASONS = ("running", "gtol", "ftol", "xtol", "max_iter", "nonfinite", "line_search")
+REASONS = ("running", "gtol", "ftol", "xtol", "max_iter", "nonfinite", "line_search", "flat")
 _CONVERGED = {"gtol", "ftol", "xtol"}
 
 
@@ -93,9 +96,13 @@ def saddle_free_direction(g: torch.Tensor, h: torch.Tensor, delta: float) -> tor
 
 
 def _eigen_direction(g: torch.Tensor, h: torch.Tensor, delta: float) -> torch.Tensor:
+    """Eigenvalues replaced by max(|λ|, √‖g‖∞, δ·max(1, max|λ|)). The √‖g‖ floor (a regularised
+    Newton step, Mishchenko 2023, SIAM J. Optim. 33:1440-1462) keeps steps of order √‖g‖ along
+    directions of zero curvature (the location of a Laplace fit) and vanishes at a minimum."""
     lam, q = torch.linalg.eigh(h)
     scale = lam.abs().amax(dim=-1, keepdim=True).clamp(min=1.0)
-    lam = lam.abs().maximum(delta * scale)
+    floor = torch.maximum(delta * scale, g.abs().amax(-1, keepdim=True).sqrt())
+    lam = lam.abs().maximum(floor)
     return -(q @ ((q.transpose(-1, -2) @ g.unsqueeze(-1)) / lam.unsqueeze(-1))).squeeze(-1)
 
 
@@ -110,7 +117,7 @@ def newton_minimize(
     max_step: float = 10.0,
     delta: float = 1e-8,
     armijo: float = 1e-4,
-    max_halvings: int = 40,
+    max_halvings: int = 60,
     derivatives: DerivFn | None = None,
 ) -> NewtonResult:
     """Minimise ``fun`` from ``u0`` (shape ``(B, p)``) for every problem independently.
@@ -142,8 +149,10 @@ def newton_minimize(
         value[active] = v
         finite = torch.isfinite(v) & torch.isfinite(g).all(-1) & torch.isfinite(h).all((-1, -2))
         small_g = g.abs().amax(-1) <= gtol * (1.0 + v.abs())
+        flat = (g.abs().amax(-1) == 0) & (h.abs().amax((-1, -2)) == 0)
         done = torch.where(~finite, code_of["nonfinite"], 0)
         done = torch.where(finite & small_g, code_of["gtol"], done)
+        done = torch.where(finite & flat, code_of["flat"], done)
         if it == max_iter:
             done = torch.where(done == 0, code_of["max_iter"], done)
         code[active] = done
@@ -154,14 +163,19 @@ def newton_minimize(
         n_iter[active] += 1
 
         d = saddle_free_direction(g, h, delta)
+        slope = (g * d).sum(-1)
+        # Newton decrement λ²/2 = -gᵀd/2: the decrease still available near a minimum (Boyd &
+        # Vandenberghe 2004, sec. 9.5.1). Below ftol, the full Newton step is taken without a line
+        # search (the quadratic model is exact to rounding there) and the problem is done.
+        close = -0.5 * slope <= ftol * (1.0 + v.abs())
         biggest = d.abs().amax(-1, keepdim=True)
         d = d * torch.where(biggest > max_step, max_step / biggest, torch.ones_like(biggest))
         slope = (g * d).sum(-1)  # < 0: descent
 
         alpha = torch.ones_like(v)
-        accepted = torch.zeros_like(v, dtype=torch.bool)
+        accepted = close.clone()
         v_new = v.clone()
-        searching = torch.arange(active.numel(), device=device)
+        searching = torch.arange(active.numel(), device=device)[~close]
         for _ in range(max_halvings):
             trial = ua[searching] + alpha[searching, None] * d[searching]
             with torch.no_grad():
@@ -187,15 +201,15 @@ def newton_minimize(
         u[active[accepted]] = ua[accepted] + step[accepted]
         value[active[accepted]] = v_new[accepted]
 
+        if bool(close.any()):  # the value after the final full step, for the record
+            with torch.no_grad():
+                v_close = fun(ua[close] + d[close], active[close])
+            v_new[close] = torch.where(torch.isfinite(v_close), v_close, v[close])
         tiny_step = step.abs().amax(-1) <= xtol * (1.0 + ua.abs().amax(-1))
-        # Newton decrement: λ²/2 = -gᵀd/2 predicts the decrease still available near a minimum
-        # (Boyd & Vandenberghe 2004, sec. 9.5.1); unlike the decrease of a backtracked step, it
-        # does not shrink because the line search cut the step.
-        flat = accepted & (-0.5 * slope <= ftol * (1.0 + v.abs()))
         stuck = ~accepted & tiny_step
         failed = ~accepted & ~tiny_step
         done = torch.zeros_like(code[active])
-        done = torch.where(flat, code_of["ftol"], done)
+        done = torch.where(close, code_of["ftol"], done)
         done = torch.where(stuck, code_of["xtol"], done)
         done = torch.where(failed, code_of["line_search"], done)
         code[active] = done

@@ -46,8 +46,6 @@ def sandwich_covariance(losses: LossFn, theta: torch.Tensor, n: int) -> torch.Te
     grad = grad.detach()
     h = torch.stack(rows, dim=-2).detach().mean(dim=1)  # (B, p, p)
     j_mat = torch.einsum("bni,bnj->bij", grad, grad) / n
-    h = 0.5 * (h + h.transpose(-1, -2))
-    h_inv, info = torch.linalg.inv_ex(h)
-    cov = h_inv @ j_mat @ h_inv.transpose(-1, -2) / n
-    bad = (info != 0) | ~torch.isfinite(h_inv).all((-1, -2))
-    return torch.where(bad[:, None, None], torch.full_like(cov, float("nan")), cov)
+    from likelab.estimate.fit import _sandwich
+
+    return _sandwich(h, j_mat, n)
