@@ -1,0 +1,198 @@
+"""``likelab fit``: JSON against the library and the closed-form normal MLE, the side-by-side table,
+``--fix``, ``--column``, and one-line errors with exit status 2."""
+
+import json
+
+import numpy as np
+import pytest
+
+from likelab.cli import main
+
+
+def run(capsys, *args):
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run_json(capsys, *args):
+    code, out, err = run(capsys, *args, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+@pytest.fixture
+def normal_data(tmp_path):
+    """50 draws from N(1, 1.5^2), one number per line (repr keeps every float64 bit)."""
+    y = np.random.default_rng(11).normal(1.0, 1.5, 50)
+    path = tmp_path / "y.txt"
+    path.write_text("\n".join(repr(float(v)) for v in y) + "\n")
+    return y, path
+
+
+def test_json_matches_closed_form_normal_mle_and_sandwich_se(capsys, normal_data):
+    y, path = normal_data
+    data = run_json(capsys, "fit", path, "--family", "normal")
+    assert set(data) == {"family", "n", "fits"}
+    assert data["n"] == 50 and len(data["fits"]) == 1
+    f = data["fits"][0]
+    for key in ("family", "objective", "n", "R", "free", "params", "se", "value", "converged"):
+        assert key in f
+    assert f["objective"] == "log" and f["free"] == ["loc", "scale"]
+    assert f["converged"] is True and f["reason"] in ("gtol", "ftol", "xtol")
+    # Oracle: the normal MLE in closed form, mean and root mean squared deviation (divisor n).
+    n = y.size
+    loc = y.mean()
+    scale = np.sqrt(np.mean((y - loc) ** 2))
+    # The fit stops once max |gradient| <= 1e-9 (1 + |risk|) in (loc, log scale); the inverse
+    # Hessian there is diag(scale^2, 1/2), so the error is at most scale^2 * 1e-9 * (1 + risk)
+    # ~ 2.3 * 1e-9 * 2.9 < 1e-8 relative for these data (loc ~ 1, scale ~ 1.5).
+    np.testing.assert_allclose(f["params"]["loc"], loc, rtol=1e-8)
+    np.testing.assert_allclose(f["params"]["scale"], scale, rtol=1e-8)
+    # Risk: the mean NLL at the MLE is (1 + log(2 pi scale^2)) / 2 exactly.
+    np.testing.assert_allclose(f["value"], 0.5 * (1 + np.log(2 * np.pi * scale**2)), rtol=1e-12)
+    # Sandwich SE at the MLE in closed form: H = diag(1/s^2, 2/s^2) (the cross term is the mean
+    # residual, 0), J_loc,loc = 1/s^2 and J_scale,scale = (m4 - 1)/s^2 with m4 = mean(z^4),
+    # z = (y - loc)/s. So se(loc) = s/sqrt(n) and se(scale) = s sqrt((m4 - 1)/(4 n)). The SEs
+    # are smooth in the parameters, so the 1e-8 parameter error above moves them by < 1e-7.
+    m4 = np.mean(((y - loc) / scale) ** 4)
+    np.testing.assert_allclose(f["se"]["loc"], scale / np.sqrt(n), rtol=1e-7)
+    np.testing.assert_allclose(f["se"]["scale"], scale * np.sqrt((m4 - 1) / (4 * n)), rtol=1e-7)
+
+
+def test_json_equals_the_library_called_directly(capsys, tmp_path):
+    from likelab.estimate import fit
+    from likelab.families import get_family
+
+    y = get_family("student_t").sample(80, seed=3, df=3.0, loc=0.5, scale=2.0)
+    path = tmp_path / "t.txt"
+    path.write_text("\n".join(repr(float(v)) for v in y) + "\n")
+    data = run_json(
+        capsys,
+        "fit",
+        path,
+        "--family",
+        "student_t",
+        "--fix",
+        "df=3",
+        "--objective",
+        "log,dpd:beta=0.5",
+        "--objective",
+        "lq:q=0.7",
+        "--multistart",
+        "3",
+        "--seed",
+        "4",
+    )
+    assert [f["objective"] for f in data["fits"]] == ["log", "dpd:beta=0.5", "lq:q=0.7"]
+    for f, spec in zip(data["fits"], ["log", "dpd:beta=0.5", "lq:q=0.7"], strict=True):
+        direct = fit(y, "student_t", spec, fixed={"df": 3.0}, multistart=3, seed=4).to_dict()
+        # The same deterministic computation on the same bits: equal, through a JSON round trip.
+        assert f == json.loads(json.dumps(direct, allow_nan=False))
+    assert data["family"] == data["fits"][0]["family"] and "df=3" in data["family"]
+    assert data["n"] == 80
+
+
+def test_table_puts_objectives_side_by_side(capsys, normal_data):
+    _, path = normal_data
+    code, out, err = run(
+        capsys, "fit", path, "--objective", "log", "--objective", "dpd:beta=0.5,lq:q=0.5"
+    )
+    assert code == 0, err
+    header = next(line for line in out.splitlines() if "dpd:beta=0.5" in line)
+    assert "log" in header and "lq:q=0.5" in header  # one header row: side by side
+    for row in ("loc", "scale", "risk (mean loss)", "converged", "iterations"):
+        assert row in out
+    body = out.split("\n", 1)[1]  # below the title, which says "estimate ± sandwich SE"
+    assert body.count("±") == 2 * 3  # one estimate ± se per parameter and objective
+    assert out.count("yes (") == 3
+    # The log column's loc estimate, printed to 6 significant digits, is the sample mean.
+    assert f"{normal_data[0].mean():.6g} ±" in out
+
+
+def test_fix_holds_a_parameter(capsys, normal_data):
+    y, path = normal_data
+    f = run_json(capsys, "fit", path, "--fix", "scale=2")["fits"][0]
+    assert f["free"] == ["loc"] and set(f["params"]) == {"loc"}
+    assert "scale=2" in f["family"]
+    # Oracle: with the scale fixed, the MLE of loc is the mean whatever the scale; gradient
+    # tolerance 1e-9 (1 + risk) times the inverse Hessian scale^2 = 4 bounds the error by ~1e-8.
+    np.testing.assert_allclose(f["params"]["loc"], y.mean(), rtol=1e-8)
+    # Sandwich SE with s fixed at 2: H = 1/4, J = mean((y - ybar)^2)/16, so se^2 = mean(...)/n.
+    np.testing.assert_allclose(
+        f["se"]["loc"], np.sqrt(np.mean((y - y.mean()) ** 2) / y.size), rtol=1e-7
+    )
+
+
+def test_column_of_a_csv(capsys, tmp_path):
+    rng = np.random.default_rng(5)
+    x, z = rng.normal(0, 1, 30), rng.exponential(2.0, 30)
+    path = tmp_path / "d.csv"
+    path.write_text(
+        "x,z\n" + "".join(f"{float(a)!r},{float(b)!r}\n" for a, b in zip(x, z, strict=True))
+    )
+    by_name = run_json(capsys, "fit", path, "--column", "z", "--family", "exponential")
+    by_index = run_json(capsys, "fit", path, "--column", "1", "--family", "exponential")
+    assert by_name == by_index and by_name["n"] == 30
+    # Oracle: the exponential MLE of the rate is 1 / mean; gradient tolerance 1e-9 (1 + risk) in
+    # log rate, inverse Hessian 1 there, so a relative error below ~1e-8.
+    np.testing.assert_allclose(by_name["fits"][0]["params"]["rate"], 1 / z.mean(), rtol=1e-8)
+    on_x = run_json(capsys, "fit", path, "--column", "x")
+    np.testing.assert_allclose(on_x["fits"][0]["params"]["loc"], x.mean(), rtol=1e-8)
+
+
+def _write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    "setup,fragment",
+    [
+        (lambda p: ["fit", p, "--family", "normall"], "unknown family 'normall'"),
+        (lambda p: ["fit", p, "--objective", "log,nope"], "unknown objective 'nope'"),
+        (lambda p: ["fit", p, "--objective", "product"], "underflows"),
+        (lambda p: ["fit", p, "--objective", "pseudospherical:gamma=0.5"], "gamma > 1"),
+        (lambda p: ["fit", p, "--fix", "scale=abc"], "not a number"),
+        (lambda p: ["fit", p, "--fix", "scale"], "NAME=VALUE"),
+        (lambda p: ["fit", p, "--fix", "nu=3"], "no parameter 'nu'"),
+        (lambda p: ["fit", p, "--fix", "loc=0", "--fix", "scale=1"], "nothing to fit"),
+        (lambda p: ["fit", p, "--multistart", "0"], "multistart"),
+        (lambda p: ["fit", p, "--fix", "scale=-1"], "scale"),
+        (lambda p: ["fit", p, "--objective", ","], "no objectives"),
+        (lambda p: ["fit", p.parent / "missing.txt"], "does not exist"),
+        (lambda p: ["fit", p, "--column", "y"], "no column 'y'"),
+        (lambda p: ["fit", p, "--family", "exponential"], "outside the support"),
+        (lambda p: ["fit", p, "--bogus"], "--bogus"),
+        (lambda p: ["fit"], "Missing argument 'FILE'"),
+    ],
+)
+def test_bad_input_prints_one_line_and_exits_2(capsys, tmp_path, setup, fragment):
+    path = _write(tmp_path, "y.txt", "0.5\n-1.25\n2.0\n0.75\n")
+    code, out, err = run(capsys, *setup(path))
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: ")
+    assert fragment in lines[0]
+    assert "Traceback" not in err + out and out == ""
+
+
+@pytest.mark.parametrize(
+    "text,args,fragment",
+    [
+        ("1\n2\nnot-a-number\n", [], "line 3"),
+        ("1\nnan\n2\n", [], "not finite"),
+        ("x,y\n1,2\n3,4\n", [], "choose one"),
+        ("2.5\n", [], "cannot identify 2 free parameters"),
+        ("", [], "no observations"),
+    ],
+)
+def test_bad_data_file_prints_one_line_and_exits_2(capsys, tmp_path, text, args, fragment):
+    path = _write(tmp_path, "bad.csv", text)
+    code, out, err = run(capsys, "fit", path, *args)
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], err
+    assert "Traceback" not in err + out
