@@ -22,7 +22,10 @@ precision, e.g. at a kink), ``"max_iter"``, ``"nonfinite"`` (value, gradient or 
 finite at the current point), ``"line_search"`` (no decrease found along the direction),
 ``"flat"`` (gradient and Hessian exactly zero: the objective is flat to the last bit there, as
 on the underflowed plateau of the naive product or of a far-off sum of likelihoods; a stationary
-point, but no evidence of a minimum).
+point, but no evidence of a minimum), ``"boundary"`` (stopped without a small gradient with a
+coordinate beyond ``±boundary`` = 25, i.e. a parameter beyond e^±25 on its log or logit scale: the
+infimum lies at the edge of the parameter space and there is no finite estimate, as for a gamma
+fitted to equal observations).
 """
 
 from __future__ import annotations
@@ -40,7 +43,17 @@ ValueFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 #: ``derivatives(u, idx) -> (values (B,), gradients (B, p), Hessians (B, p, p))``.
 DerivFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 
-REASONS = ("running", "gtol", "ftol", "xtol", "max_iter", "nonfinite", "line_search", "flat")
+REASONS = (
+    "running",
+    "gtol",
+    "ftol",
+    "xtol",
+    "max_iter",
+    "nonfinite",
+    "line_search",
+    "flat",
+    "boundary",
+)
 _CONVERGED = {"gtol", "ftol", "xtol"}
 
 
@@ -96,13 +109,16 @@ def saddle_free_direction(g: torch.Tensor, h: torch.Tensor, delta: float) -> tor
 
 
 def _eigen_direction(g: torch.Tensor, h: torch.Tensor, delta: float) -> torch.Tensor:
-    """Eigenvalues replaced by max(|λ|, √‖g‖∞, δ·max(1, max|λ|)). The √‖g‖ floor (a regularised
-    Newton step, Mishchenko 2023, SIAM J. Optim. 33:1440-1462) keeps steps of order √‖g‖ along
-    directions of zero curvature (the location of a Laplace fit) and vanishes at a minimum."""
+    """Eigenvalues replaced by |λ|, and those numerically zero (|λ| <= δ·max(1, max|λ|)) by
+    max(√‖g‖∞, δ·max(1, max|λ|)). The √‖g‖ floor (as in regularised Newton methods, Mishchenko
+    2023, SIAM J. Optim. 33:1440-1462) keeps steps of order √‖g‖ along directions of zero
+    curvature (the location of a Laplace fit) and vanishes at a minimum; small but genuine
+    curvature (df of a Student-t far out, ~1e-8) keeps its full Newton step."""
     lam, q = torch.linalg.eigh(h)
     scale = lam.abs().amax(dim=-1, keepdim=True).clamp(min=1.0)
+    zero = lam.abs() <= delta * scale  # numerically zero curvature
     floor = torch.maximum(delta * scale, g.abs().amax(-1, keepdim=True).sqrt())
-    lam = lam.abs().maximum(floor)
+    lam = torch.where(zero, floor.expand_as(lam), lam.abs())
     return -(q @ ((q.transpose(-1, -2) @ g.unsqueeze(-1)) / lam.unsqueeze(-1))).squeeze(-1)
 
 
@@ -115,10 +131,11 @@ def newton_minimize(
     ftol: float = 1e-15,
     xtol: float = 1e-12,
     max_step: float = 10.0,
-    delta: float = 1e-8,
+    delta: float = 1e-12,
     armijo: float = 1e-4,
     max_halvings: int = 60,
     derivatives: DerivFn | None = None,
+    boundary: float = 25.0,
 ) -> NewtonResult:
     """Minimise ``fun`` from ``u0`` (shape ``(B, p)``) for every problem independently.
 
@@ -212,6 +229,8 @@ def newton_minimize(
         done = torch.where(close, code_of["ftol"], done)
         done = torch.where(stuck, code_of["xtol"], done)
         done = torch.where(failed, code_of["line_search"], done)
+        far = u[active].abs().amax(-1) > boundary
+        done = torch.where((stuck | failed) & far, code_of["boundary"], done)
         code[active] = done
         active = active[done == 0]
 

@@ -12,6 +12,7 @@ from torch import distributions as D
 from likelab.errors import ParameterError
 from likelab.families.base import Family, Param
 from likelab.families.distributions import Logistic
+from likelab.families.distributions import StudentT as StudentTDistribution
 
 __all__ = [
     "Cauchy",
@@ -84,7 +85,7 @@ class StudentT(Family):
     torch_name = "StudentT"
 
     def _build(self, p):
-        return D.StudentT(p["df"], p["loc"], p["scale"], validate_args=False)
+        return StudentTDistribution(p["df"], p["loc"], p["scale"], validate_args=False)
 
     def _sample(self, rng, p, size):
         return p["loc"] + p["scale"] * rng.standard_t(p["df"], size)

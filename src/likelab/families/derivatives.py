@@ -25,7 +25,12 @@ from collections.abc import Callable
 import torch
 from torch import distributions as D
 
-from likelab.families.distributions import Logistic
+from likelab.families.distributions import (
+    Logistic,
+    StudentT,
+    digamma_half_difference,
+    lgamma_half_difference,
+)
 
 __all__ = [
     "log_prob_derivative_components",
@@ -140,6 +145,7 @@ def _cauchy(dist: D.Cauchy, y):
 
 
 @register_log_prob_derivatives(D.StudentT)
+@register_log_prob_derivatives(StudentT)
 def _student_t(dist: D.StudentT, y):
     """Student-t in (df ν, loc, scale), D = ν + z²; derived by hand, tested against autograd.
 
@@ -153,18 +159,12 @@ def _student_t(dist: D.StudentT, y):
     z2 = z * z
     dd = nu + z2
     log_w = torch.log1p(z2 / nu)
-    c = torch.lgamma((nu + 1) / 2) - torch.lgamma(nu / 2) - 0.5 * torch.log(nu * math.pi)
+    c = lgamma_half_difference(nu / 2) - 0.5 * torch.log(nu * math.pi)
     ell_ls, grad_ls, hess_ls = _location_scale_at(
         z, scale, -(nu + 1) / 2 * log_w, -(nu + 1) * z / dd, -(nu + 1) * (nu - z2) / (dd * dd)
     )
     ell = ell_ls + c
-    d_nu = 0.5 * (
-        torch.digamma((nu + 1) / 2)
-        - torch.digamma(nu / 2)
-        - 1 / nu
-        - log_w
-        + (nu + 1) * z2 / (nu * dd)
-    )
+    d_nu = 0.5 * (digamma_half_difference(nu / 2) - 1 / nu - log_w + (nu + 1) * z2 / (nu * dd))
     d_nunu = 0.5 * (
         0.5 * torch.polygamma(1, (nu + 1) / 2)
         - 0.5 * torch.polygamma(1, nu / 2)

@@ -7,9 +7,67 @@ from typing import ClassVar
 
 import torch
 from torch.distributions import Distribution, constraints
+from torch.distributions import StudentT as _TorchStudentT
 from torch.distributions.utils import broadcast_all
 
-__all__ = ["Logistic"]
+__all__ = ["Logistic", "StudentT", "digamma_half_difference", "lgamma_half_difference"]
+
+
+def lgamma_half_difference(x: torch.Tensor) -> torch.Tensor:
+    r""":math:`\log\Gamma(x + \tfrac12) - \log\Gamma(x)` without cancellation.
+
+    Direct ``lgamma`` differences lose about ``eps * x log x`` absolutely (4e-6 at x = 1e9); for
+    x >= 30 the asymptotic series :math:`\tfrac12\log x - \tfrac1{8x} + \tfrac1{192x^3}
+    - \tfrac1{640x^5} + \tfrac{17}{14336x^7}` (from Stirling's series; checked against mpmath to
+    2e-16 for x >= 30) is used instead.
+    """
+    big = x >= 30
+    xs = torch.where(big, x, torch.full_like(x, 30.0))
+    r = 1 / xs
+    r2 = r * r
+    series = 0.5 * torch.log(xs) - r * (0.125 - r2 * (1 / 192 - r2 * (1 / 640 - r2 * (17 / 14336))))
+    xd = torch.where(big, torch.ones_like(x), x)
+    direct = torch.lgamma(xd + 0.5) - torch.lgamma(xd)
+    return torch.where(big, series, direct)
+
+
+def digamma_half_difference(x: torch.Tensor) -> torch.Tensor:
+    r""":math:`\psi(x + \tfrac12) - \psi(x)` without cancellation: the derivative of
+    :func:`lgamma_half_difference`, i.e. :math:`\tfrac1{2x} + \tfrac1{8x^2} - \tfrac1{64x^4}
+    + \tfrac1{128x^6} - \tfrac{17}{2048x^8}` for x >= 30 (checked against mpmath to 2e-15
+    relative), direct ``digamma`` below."""
+    big = x >= 30
+    r = 1 / torch.where(big, x, torch.full_like(x, 30.0))
+    r2 = r * r
+    series = r * (0.5 + r * (0.125 - r2 * (1 / 64 - r2 * (1 / 128 - r2 * (17 / 2048)))))
+    xd = torch.where(big, torch.ones_like(x), x)
+    direct = torch.digamma(xd + 0.5) - torch.digamma(xd)
+    return torch.where(big, series, direct)
+
+
+class StudentT(_TorchStudentT):
+    """``torch.distributions.StudentT`` with a log-density accurate at large ``df``.
+
+    torch forms ``lgamma((df+1)/2) - lgamma(df/2)`` by cancellation, off by ~1e-9 at
+    df = 2e6 and ~1e-6 at df = 5e9; fits of normal-looking samples, whose likelihood is maximised
+    as df -> infinity, live there. :func:`lgamma_half_difference` removes the cancellation.
+    """
+
+    def log_prob(self, value):
+        if self._validate_args:
+            self._validate_sample(value)
+        y = (value - self.loc) / self.scale
+        z = (
+            self.scale.log()
+            + 0.5 * self.df.log()
+            + 0.5 * math.log(math.pi)
+            - lgamma_half_difference(0.5 * self.df)
+        )
+        return -0.5 * (self.df + 1.0) * torch.log1p(y**2.0 / self.df) - z
+
+    def expand(self, batch_shape, _instance=None):
+        new = self._get_checked_instance(StudentT, _instance)
+        return super().expand(batch_shape, _instance=new)
 
 
 class Logistic(Distribution):
