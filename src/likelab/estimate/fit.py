@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from likelab.errors import DataError, ParameterError, UnknownNameError, UnsupportedError
-from likelab.estimate.newton import newton_minimize
+from likelab.estimate.newton import newton_minimize, value_grad_hess
 from likelab.estimate.sandwich import sandwich_covariance
 from likelab.families import Family, get_family
 from likelab.families.derivatives import log_prob_derivative_components, log_prob_derivatives
@@ -145,15 +145,17 @@ def fit(
 
     chunk = max(1, max_elements // n)
     closed = _closed_form(fam, obj, y[:1, : min(n, 4)])
-    derivs = None
-    if closed:
 
-        def derivs(u: torch.Tensor, idx: torch.Tensor):
-            parts = [
-                _risk_derivatives(fam, obj, u[i : i + chunk], y[rows[idx[i : i + chunk]]])
-                for i in range(0, u.shape[0], chunk)
-            ]
-            return tuple(torch.cat(t) for t in zip(*parts, strict=True))
+    def one_chunk(u: torch.Tensor, idx: torch.Tensor):
+        if closed:
+            return _risk_derivatives(fam, obj, u, y[rows[idx]])
+        return value_grad_hess(risk, u, idx)  # autograd, one bounded graph per chunk
+
+    def derivs(u: torch.Tensor, idx: torch.Tensor):
+        parts = [
+            one_chunk(u[i : i + chunk], idx[i : i + chunk]) for i in range(0, u.shape[0], chunk)
+        ]
+        return tuple(torch.cat(t) for t in zip(*parts, strict=True))
 
     res = newton_minimize(risk, u0, max_iter=max_iter, derivatives=derivs)
     best = _best_start(res.value, res.converged.to(res.value.device), multistart, r)
