@@ -132,7 +132,7 @@ def fit(
             f"{n} observations per dataset cannot identify {p} free parameters of {fam.spec!r}"
         )
 
-    u0 = _starts(fam, y, start, multistart, seed)  # (K * R, p)
+    u0 = _starts(fam, y, start, multistart, seed, dtype)  # (K * R, p)
     rows = torch.arange(r, device=y.device).repeat(multistart)
 
     def risk(u: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -232,7 +232,12 @@ def _chunked(fun, u: torch.Tensor, idx: torch.Tensor, chunk: int) -> torch.Tenso
 
 
 def _starts(
-    fam: Family, y: torch.Tensor, start: Mapping[str, Any] | None, k: int, seed: int
+    fam: Family,
+    y: torch.Tensor,
+    start: Mapping[str, Any] | None,
+    k: int,
+    seed: int,
+    dtype: torch.dtype,
 ) -> torch.Tensor:
     """``(K * R, p)`` unconstrained starting points: the base start, then K - 1 perturbations.
 
@@ -248,7 +253,7 @@ def _starts(
                     f"start value for {key!r}, which is not a free parameter of {fam.spec!r} "
                     f"(free: {', '.join(fam.free)})"
                 )
-            v = fam._check_param(key, value, dtype=y.dtype).to(y.device)
+            v = fam._check_param(key, value, dtype=dtype).to(y.device)
             try:
                 base[key] = torch.broadcast_to(v, base[key].shape).clone()
             except RuntimeError:
@@ -256,13 +261,13 @@ def _starts(
                     f"start value for {key!r} has shape {tuple(v.shape)}; give a scalar or one "
                     f"value per dataset, shape {tuple(base[key].shape)}"
                 ) from None
-    u = fam.to_unconstrained(base).to(dtype=y.dtype, device=y.device)
+    u = fam.to_unconstrained(base).to(dtype=dtype, device=y.device)
     u = u.expand(y.shape[0], u.shape[-1]) if u.dim() == 1 else u
     if k == 1:
         return u.clone()
-    spread = y.to(torch.float64).std(dim=-1, correction=0) if y.shape[-1] > 1 else None
+    spread = y.to(dtype).std(dim=-1, correction=0) if y.shape[-1] > 1 else None
     if spread is None:
-        spread = torch.ones(y.shape[0], dtype=y.dtype, device=y.device)
+        spread = torch.ones(y.shape[0], dtype=dtype, device=y.device)
     spread = torch.where(torch.isfinite(spread) & (spread > 0), spread, torch.ones_like(spread))
     scales = []
     for name in fam.free:
@@ -270,9 +275,9 @@ def _starts(
         width = u.shape[-1] - (len(fam.free) - 1) if domain == "simplex" else 1
         col = spread if domain == "real" else torch.ones_like(spread)
         scales += [col] * width
-    scale = torch.stack(scales, dim=-1).to(dtype=y.dtype)  # (R, p)
+    scale = torch.stack(scales, dim=-1).to(dtype=dtype)  # (R, p)
     noise = np.random.default_rng(seed).standard_normal((k - 1, *u.shape))
-    extra = u + torch.as_tensor(noise, dtype=y.dtype, device=y.device) * scale
+    extra = u + torch.as_tensor(noise, dtype=dtype, device=y.device) * scale
     return torch.cat([u.unsqueeze(0), extra]).reshape(k * u.shape[0], u.shape[-1])
 
 
