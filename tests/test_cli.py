@@ -7,19 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from likelab.cli import main, split_specs
-
-
-def run(capsys, *args):
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def run_json(capsys, *args):
-    code, out, err = run(capsys, *args, "--json")
-    assert code == 0, err
-    return json.loads(out)
+from cli_support import run, run_json
+from likelab.cli import split_specs
 
 
 def test_objectives_json_lists_every_objective_with_formula_and_properties(capsys):

@@ -6,19 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from likelab.cli import main
-
-
-def run(capsys, *args):
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def run_json(capsys, *args):
-    code, out, err = run(capsys, *args, "--json")
-    assert code == 0, err
-    return json.loads(out)
+from cli_support import run, run_json
 
 
 @pytest.fixture

@@ -47,3 +47,16 @@ def test_bad_files_name_the_problem(tmp_path, text, column, fragment):
 def test_missing_file(tmp_path):
     with pytest.raises(DataError, match="does not exist"):
         read_column(tmp_path / "missing.txt")
+
+
+def test_as_observations_accepts_lists_arrays_and_tensors():
+    import torch
+
+    from likelab.io import as_observations
+
+    for data in ([1, 2.5], np.array([1.0, 2.5]), torch.tensor([1.0, 2.5], dtype=torch.float32)):
+        out = as_observations(data)
+        assert out.dtype == np.float64
+        np.testing.assert_array_equal(out, [1.0, 2.5])
+    with pytest.raises(DataError, match="must be numbers"):
+        as_observations(["a", "b"])

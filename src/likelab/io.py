@@ -16,7 +16,21 @@ import numpy as np
 
 from likelab.errors import DataError
 
-__all__ = ["read_column"]
+__all__ = ["as_observations", "read_column"]
+
+
+def as_observations(data: object) -> np.ndarray:
+    """In-memory observations (list, numpy array, tensor) as a float64 numpy array.
+
+    Raises :class:`~likelab.errors.DataError` when they are not numbers; shape, finiteness and
+    support are for the caller (a family's ``check_data``) to judge.
+    """
+    if hasattr(data, "detach"):  # a torch tensor, possibly on an accelerator
+        data = data.detach().cpu()
+    try:
+        return np.asarray(data, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DataError(f"data must be numbers, got {type(data).__name__}") from None
 
 
 def read_column(path: str | Path, column: str | int | None = None) -> np.ndarray:

@@ -24,6 +24,7 @@ from likelab.estimate.sandwich import sandwich_covariance
 from likelab.families import Family, get_family
 from likelab.families.derivatives import log_prob_derivative_components, log_prob_derivatives
 from likelab.families.discrete import CategoricalFamily
+from likelab.io import as_observations
 from likelab.objectives import Objective, get_objective
 
 __all__ = ["FitResult", "fit"]
@@ -192,12 +193,7 @@ def fit(
 # ---------------------------------------------------------------------- pieces
 def _check_data(fam: Family, data: Any, dtype: torch.dtype, device) -> tuple[torch.Tensor, bool]:
     """Data as an ``(R, n)`` tensor (and whether it was one 1-D dataset)."""
-    if isinstance(data, torch.Tensor):
-        data = data.detach().cpu()
-    try:
-        arr = np.asarray(data, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise DataError(f"data must be numbers, got {type(data).__name__}") from None
+    arr = as_observations(data)
     if arr.ndim not in (1, 2):
         raise DataError(
             f"data must have shape (n,) or (R, n) (R datasets of n observations), got shape "

@@ -22,6 +22,7 @@ import torch
 
 from likelab.errors import DataError, ParameterError, UnknownNameError, UnsupportedError
 from likelab.families import Family, get_family
+from likelab.io import as_observations
 from likelab.landscape.minima import locate_minima
 from likelab.objectives import Objective, get_objective
 
@@ -310,12 +311,7 @@ def seed_example(
 
 # ---------------------------------------------------------------------- validation
 def _check_data(fam: Family, data: Any) -> torch.Tensor:
-    if isinstance(data, torch.Tensor):
-        data = data.detach().cpu()
-    try:
-        arr = np.asarray(data, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise DataError(f"data must be numbers, got {type(data).__name__}") from None
+    arr = as_observations(data)
     if arr.ndim > 1:
         raise DataError(f"data must be a 1-D array of observations, got shape {arr.shape}")
     return fam.check_data(arr.reshape(-1))
