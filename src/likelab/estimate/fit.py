@@ -20,7 +20,7 @@ import torch
 
 from likelab.errors import DataError, ParameterError, UnknownNameError, UnsupportedError
 from likelab.estimate.newton import newton_minimize, value_grad_hess
-from likelab.estimate.sandwich import sandwich_covariance
+from likelab.estimate.sandwich import sandwich_covariance, sandwich_from_moments
 from likelab.families import Family, get_family
 from likelab.families.derivatives import log_prob_derivative_components, log_prob_derivatives
 from likelab.families.discrete import CategoricalFamily
@@ -357,23 +357,11 @@ def _closed_form_standard_errors(
         phi, grad, h = _natural_derivatives(fam, obj, natural, y[i : i + chunk])
         grad = torch.stack([g.expand_as(phi) for g in grad], -1)
         j_mat = torch.einsum("bni,bnj->bij", grad, grad) / n
-        cov = _sandwich(h, j_mat, n)
+        cov = sandwich_from_moments(h, j_mat, n)
         covs.append(cov)
     var = torch.diagonal(torch.cat(covs), dim1=-2, dim2=-1)
     sd = var.clamp(min=0).sqrt().where(torch.isfinite(var), var)
     return {name: sd[:, j] for j, name in enumerate(fam.free)}
-
-
-def _sandwich(h: torch.Tensor, j_mat: torch.Tensor, n: int) -> torch.Tensor:
-    """``H^-1 J H^-1 / n``; ``nan`` where H is singular to working precision (reciprocal
-    condition number below 1e-10: the sandwich is then meaningless, e.g. at a Laplace median)."""
-    h = 0.5 * (h + h.transpose(-1, -2))
-    lam = torch.linalg.eigvalsh(h).abs()
-    singular = lam.amin(-1) <= 1e-10 * lam.amax(-1)
-    h_inv, info = torch.linalg.inv_ex(h)
-    cov = h_inv @ j_mat @ h_inv.transpose(-1, -2) / n
-    bad = singular | (info != 0) | ~torch.isfinite(cov).all((-1, -2))
-    return torch.where(bad[:, None, None], torch.full_like(cov, math.nan), cov)
 
 
 def _standard_errors(

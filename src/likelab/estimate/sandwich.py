@@ -16,11 +16,12 @@ per-observation Hessian.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
 
-__all__ = ["sandwich_covariance"]
+__all__ = ["sandwich_covariance", "sandwich_from_moments"]
 
 #: ``losses(theta) -> (B, n)`` for natural parameters ``theta`` of shape ``(B, n, p)``.
 LossFn = Callable[[torch.Tensor], torch.Tensor]
@@ -46,6 +47,16 @@ def sandwich_covariance(losses: LossFn, theta: torch.Tensor, n: int) -> torch.Te
     grad = grad.detach()
     h = torch.stack(rows, dim=-2).detach().mean(dim=1)  # (B, p, p)
     j_mat = torch.einsum("bni,bnj->bij", grad, grad) / n
-    from likelab.estimate.fit import _sandwich
+    return sandwich_from_moments(h, j_mat, n)
 
-    return _sandwich(h, j_mat, n)
+
+def sandwich_from_moments(h: torch.Tensor, j_mat: torch.Tensor, n: int) -> torch.Tensor:
+    """``H^-1 J H^-1 / n``; ``nan`` where H is singular to working precision (reciprocal
+    condition number below 1e-10: the sandwich is then meaningless, e.g. at a Laplace median)."""
+    h = 0.5 * (h + h.transpose(-1, -2))
+    lam = torch.linalg.eigvalsh(h).abs()
+    singular = lam.amin(-1) <= 1e-10 * lam.amax(-1)
+    h_inv, info = torch.linalg.inv_ex(h)
+    cov = h_inv @ j_mat @ h_inv.transpose(-1, -2) / n
+    bad = singular | (info != 0) | ~torch.isfinite(cov).all((-1, -2))
+    return torch.where(bad[:, None, None], torch.full_like(cov, math.nan), cov)
