@@ -202,15 +202,7 @@ def plot_underflow(report: UnderflowReport, path: str | Path | None = None) -> F
             label=f"{dt} smallest subnormal ({t['smallest_subnormal']:.3g})",
         )
         if t["zero_at"] is not None:
-            top.axvline(t["zero_at"], color=color, lw=0.6, alpha=0.5)
-            top.annotate(
-                f"{dt}: 0 from n = {t['zero_at']}",
-                (t["zero_at"], floor),
-                xytext=(4, 16),
-                textcoords="offset points",
-                color=color,
-                fontsize=8,
-            )
+            _mark_zero_from(top, t["zero_at"], floor, color, f"{dt}: 0 from n = {t['zero_at']}")
     _floor_axis(top, floor)
     top.set_ylabel("log10 product of likelihoods")
     ls = ", ".join(f"{v:g}" for v in report.likelihoods)
@@ -245,15 +237,8 @@ def plot_underflow(report: UnderflowReport, path: str | Path | None = None) -> F
             width=_width(i, len(report.dtypes)),
         )
         if t["grad_zero_at"] is not None:
-            bottom.axvline(t["grad_zero_at"], color=color, lw=0.6, alpha=0.5)
-            bottom.annotate(
-                f"{dt}: gradient 0 from n = {t['grad_zero_at']}",
-                (t["grad_zero_at"], gfloor),
-                xytext=(4, 16),
-                textcoords="offset points",
-                color=color,
-                fontsize=8,
-            )
+            at = t["grad_zero_at"]
+            _mark_zero_from(bottom, at, gfloor, color, f"{dt}: gradient 0 from n = {at}")
     _floor_axis(bottom, gfloor)
     bottom.set_ylabel("log10 gradient norm")
     bottom.set_xlabel("batch size n")
@@ -298,6 +283,14 @@ def _log_curve(
             ms=5,
             label=f"{label.split(':')[0]}: exactly 0",
         )
+
+
+def _mark_zero_from(ax, n: int, floor: float, color: str, text: str) -> None:
+    """A faint vertical line at batch size ``n`` and a label just above the 'exactly 0' row."""
+    ax.axvline(n, color=color, lw=0.6, alpha=0.5)
+    ax.annotate(
+        text, (n, floor), xytext=(4, 16), textcoords="offset points", color=color, fontsize=8
+    )
 
 
 def _zero_row(lowest: list[float]) -> float:
