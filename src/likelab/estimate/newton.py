@@ -78,7 +78,12 @@ def value_grad_hess(
     with torch.enable_grad():
         u = u.detach().requires_grad_(True)
         v = fun(u, idx)
-        (g,) = torch.autograd.grad(v.sum(), u, create_graph=True)
+        if not v.requires_grad:  # a constant objective: no graph, zero derivatives
+            return v.detach(), torch.zeros_like(u), u.new_zeros(*u.shape, u.shape[-1])
+        (g,) = torch.autograd.grad(v.sum(), u, create_graph=True, allow_unused=True)
+        if g is None or not g.requires_grad:  # linear in u, or independent of it
+            g = torch.zeros_like(u) if g is None else g
+            return v.detach(), g.detach(), u.new_zeros(*u.shape, u.shape[-1])
         rows = []
         for j in range(u.shape[-1]):
             (hj,) = torch.autograd.grad(
