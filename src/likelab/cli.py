@@ -64,6 +64,21 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
+def _finish(result: Any, *, plot: Path | None, as_json: bool, figure: str, show) -> None:
+    """Draw ``result`` with ``likelab.report.figures.<figure>`` if asked, then print it: JSON
+    (``result.to_dict()``) or the human table (``show``)."""
+    if plot is not None:
+        from likelab.report import figures
+
+        getattr(figures, figure)(result, plot)
+    if as_json:
+        _emit_json(result.to_dict())
+        return
+    show(result)
+    if plot is not None:
+        _err.print(f"figure written to {plot}")
+
+
 def split_specs(text: str) -> list[str]:
     """Split a comma-separated list of specs, keeping ``key=value`` continuations together.
 
@@ -262,16 +277,7 @@ def landscape_cmd(
 
         fam = get_family(family, **fixed)
         result = evaluate(y, fam, specs, grid, dtype=torch_dtype)
-    if plot is not None:
-        from likelab.report.figures import plot_landscape
-
-        plot_landscape(result, plot)
-    if as_json:
-        _emit_json(result.to_dict())
-        return
-    _print_landscape(result)
-    if plot is not None:
-        _err.print(f"figure written to {plot}")
+    _finish(result, plot=plot, as_json=as_json, figure="plot_landscape", show=_print_landscape)
 
 
 def _load_data(data: Path | None, simulate: str | None, seed: int) -> np.ndarray:
@@ -415,16 +421,7 @@ def underflow_cmd(
             f"--likelihoods expects numbers like 0.3,0.2,0.1, got {likelihoods!r}"
         ) from None
     report = underflow(values, num_classes=num_classes)
-    if plot is not None:
-        from likelab.report.figures import plot_underflow
-
-        plot_underflow(report, plot)
-    if as_json:
-        _emit_json(report.to_dict())
-        return
-    _print_underflow(report)
-    if plot is not None:
-        _err.print(f"figure written to {plot}")
+    _finish(report, plot=plot, as_json=as_json, figure="plot_underflow", show=_print_underflow)
 
 
 def _print_underflow(report) -> None:

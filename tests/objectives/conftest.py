@@ -306,6 +306,9 @@ CASES = [
 ]
 
 
+CASE_BY_ID = {c.id: c for c in CASES}
+
+
 @pytest.fixture(params=CASES, ids=[c.id for c in CASES])
 def case(request) -> Case:
     return request.param

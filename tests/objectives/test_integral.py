@@ -20,7 +20,7 @@ from likelab.families import get_family, power_integral
 from likelab.objectives import get_objective
 
 from .conftest import (
-    CASES,
+    CASE_BY_ID,
     INTEGRAL_SPECS,
     assert_gradcheck,
     assert_gradcheck_categorical_logits,
@@ -32,7 +32,6 @@ from .conftest import (
 )
 
 F64 = torch.float64
-CASE_BY_ID = {c.id: c for c in CASES}
 
 
 # ----------------------------------------------------------------------------- Categorical

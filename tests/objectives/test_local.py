@@ -17,7 +17,7 @@ from likelab.families import get_family
 from likelab.objectives import get_objective
 
 from .conftest import (
-    CASES,
+    CASE_BY_ID,
     LOCAL_SPECS,
     assert_gradcheck,
     assert_gradcheck_categorical_logits,
@@ -28,7 +28,6 @@ from .conftest import (
 )
 
 F64 = torch.float64
-CASE_BY_ID = {c.id: c for c in CASES}
 
 
 # ----------------------------------------------------------------------------- Categorical
