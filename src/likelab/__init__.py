@@ -3,7 +3,9 @@
 Why do we maximise the product of per-sample likelihoods (minimise the NLL) rather than their sum,
 or anything else, and what exactly goes wrong if we don't? likelab answers it on your own data and
 models: objectives are scoring rules (:mod:`likelab.objectives`), models are parametric families
-(:mod:`likelab.families`), and :mod:`likelab.landscape` draws what an objective looks like.
+(:mod:`likelab.families`), :mod:`likelab.landscape` draws what an objective looks like,
+:mod:`likelab.estimate` fits with it and :mod:`likelab.properness` checks whether the truth
+minimises it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from likelab.errors import (
 from likelab.estimate import FitResult, fit
 from likelab.families import Family, get_family, list_families
 from likelab.objectives import Objective, get_objective, list_objectives, objective
+from likelab.properness import check_properness
 
 __version__ = "0.1.0"
 
@@ -33,6 +36,7 @@ __all__ = [
     "UnknownNameError",
     "UnsupportedError",
     "__version__",
+    "check_properness",
     "fit",
     "get_family",
     "get_objective",

@@ -1,9 +1,9 @@
 """The Hyvärinen score S = 2 ∂²_y log f(y) + (∂_y log f(y))².
 
 Oracles: closed forms derived by hand from the densities (normal, Student-t, logistic, gamma,
-Cauchy, Laplace, exponential); five-point finite differences of scipy.stats logpdf (independent of
-those derivations); Gauss-Hermite expectations and the closed form of the expected score under a
-normal truth; torch.autograd.gradcheck / gradgradcheck.
+Cauchy, exponential; Laplace is refused); five-point finite differences of scipy.stats logpdf
+(independent of those derivations); Gauss-Hermite expectations and the closed form of the
+expected score under a normal truth; torch.autograd.gradcheck / gradgradcheck.
 """
 
 from __future__ import annotations
@@ -130,11 +130,11 @@ def test_matches_finite_differences_of_scipy_logpdf(name):
     assert np.all(np.abs(got - score_from(d1, d2)) <= 1e-5 * size), (got, score_from(d1, d2))
 
 
-def test_laplace_and_exponential_degenerate_scores():
-    # Laplace: ∂ log f = -sign(y-μ)/b, ∂² = 0 away from μ, so S = 1/b² (improper: E S ↓ as b ↑)
-    b = t64([0.5, 2.0])
-    got = HYV(D.Laplace(t64([1.0, 1.0]), b), t64([[-3.0], [0.2], [5.0]])).numpy()
-    np.testing.assert_allclose(got, np.broadcast_to(1 / b.numpy() ** 2, (3, 2)), rtol=1e-15)
+def test_laplace_forecast_is_refused_and_exponential_score_is_degenerate():
+    # Laplace: ∂ log f = -sign(y-μ)/b and ∂² log f = -(2/b) δ(y-μ): a pointwise formula would
+    # give 1/b² everywhere (minimised by b → ∞), which is not the score; it is refused by name
+    with pytest.raises(UnsupportedError, match=r"Laplace.*kink"):
+        HYV(D.Laplace(t64([1.0, 1.0]), t64([0.5, 2.0])), t64([[-3.0], [0.2], [5.0]]))
     # Exponential: log f = log λ - λy, S = λ² whatever y; with and without a parameter that
     # requires grad (the first derivative is then a graph node that does not depend on y)
     for rate in (t64([0.5, 3.0]), t64([0.5, 3.0]).requires_grad_(True)):

@@ -79,7 +79,13 @@ from torch.distributions import Distribution, constraints
 from likelab.errors import UnsupportedError
 from likelab.families.mixture import Mixture, masked_log_prob, support_bounds
 
-__all__ = ["gauss_legendre_nodes", "numerical_power_integral"]
+__all__ = [
+    "centre_scale",
+    "dtype_device",
+    "gauss_legendre_nodes",
+    "numerical_power_integral",
+    "piece_nodes",
+]
 
 _N_PANEL = 256  # Gauss-Legendre nodes per panel
 _PANEL_LEVELS = (1, 2, 4, 8, 16)  # panels per piece on the levels of the adaptive rule
@@ -132,7 +138,7 @@ def numerical_power_integral(
         )
     try:
         support = dist.support
-        dtype, device = _dtype_device(dist)
+        dtype, device = dtype_device(dist)
         support_bounds(support, dtype=dtype, device=device)
     except NotImplementedError:
         raise UnsupportedError(
@@ -178,7 +184,7 @@ def _continuous_rule(
     def log_integrand(y: torch.Tensor) -> torch.Tensor:
         return k * masked_log_prob(dist, y)
 
-    c, s = _centre_scale(dist, support, dtype, device)
+    c, s = centre_scale(dist, support, dtype, device)
     lo, hi = lo.expand(shape), hi.expand(shape)
     log_terms, log_ends = _integrate_pieces(log_integrand, lo, hi, c.unsqueeze(-1), s, c, rule)
     return _total(log_terms, log_ends)
@@ -193,7 +199,7 @@ def _mixture_integral(
     centres, scales, bounds = [], [], []
     for comp in mix.components:
         lo, hi = support_bounds(comp.support, dtype=dtype, device=device)
-        c, s = _centre_scale(comp, comp.support, dtype, device)
+        c, s = centre_scale(comp, comp.support, dtype, device)
         centres.append(c.expand(shape))
         scales.append(s.expand(shape))
         bounds.append((lo.expand(shape), hi.expand(shape)))
@@ -251,6 +257,37 @@ def _integrate_pieces(
     ``log(h(y_i) |dy/du|_i w_i)`` of all nodes, shape ``(N, *batch)``, and the log integrand in
     ``u`` (no Gauss-Legendre weight) at the two outermost nodes of every piece.
     """
+    y, log_jac, log_gl, ok, ends, width = piece_nodes(lo, hi, breaks, scale, rule)
+    finite = torch.isfinite(width) & (width > 0)
+    log_jac = log_jac + torch.log(torch.where(finite, width, torch.ones_like(width)))
+    y_safe = torch.where(ok, y, safe.unsqueeze(0).expand_as(y))
+    log_h = log_integrand(y_safe)
+    log_u = torch.where(ok, log_h + log_jac, torch.full_like(log_h, -math.inf))
+    return log_u + log_gl, log_u[ends]
+
+
+def piece_nodes(
+    lo: torch.Tensor,
+    hi: torch.Tensor,
+    breaks: torch.Tensor,
+    scale: torch.Tensor,
+    rule: tuple[int, int],
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, list[int], torch.Tensor]:
+    r"""The nodes of the piecewise double-exponential rule on ``[lo, hi]`` cut at ``breaks``.
+
+    ``lo``, ``hi`` and ``scale`` have the batch shape, ``breaks`` ``(*batch, P)`` (inside
+    ``[lo, hi]``, any order; they may carry gradients, and the nodes move with them). Returns,
+    each ``(N, *batch)`` or broadcastable: the nodes ``y``; ``log |dy/du|`` *without* the width
+    of a finite piece; the log Gauss-Legendre weights; the mask of valid nodes (dropped ones:
+    rounded onto a piece's end, non-finite, or on a piece of zero width); the indices of the two
+    outermost nodes of every piece; and each node's piece width (``inf`` on half-lines, where
+    the factor is 1), so that :math:`\int h \approx \sum_i \mathrm{width}_i\, h(y_i) |dy/du|_i
+    w_i` with the width read as 1 on half-lines.
+
+    The width is a separate factor so that a piece of zero width (two cuts that coincide, one
+    of them moving with a parameter) can still carry the derivative
+    :math:`h(a)\, d\,\mathrm{width}` that Leibniz's rule gives it: its nodes all sit at ``a``.
+    """
     lo_inf = _homogeneous_inf(lo, "lower")
     hi_inf = _homogeneous_inf(hi, "upper")
     edges = torch.sort(breaks, dim=-1).values
@@ -272,12 +309,11 @@ def _integrate_pieces(
     y = torch.cat([p[0] for p in pieces], 0)
     log_jac = torch.cat([p[1] for p in pieces], 0)
     ok = torch.cat([p[2] for p in pieces], 0) & torch.isfinite(y) & (log_jac > -math.inf)
-    y_safe = torch.where(ok, y, safe.unsqueeze(0).expand_as(y))
-    log_h = log_integrand(y_safe)
-    log_u = torch.where(ok, log_h + log_jac, torch.full_like(log_h, -math.inf))
+    width = torch.cat([p[3].unsqueeze(0).expand(n, *p[3].shape) for p in pieces], 0)
+    ok = ok & (width > 0)
     log_gl = nodes[3].repeat(len(pieces), *([1] * lo.dim()))
-    idx = [i * n for i in range(len(pieces))] + [(i + 1) * n - 1 for i in range(len(pieces))]
-    return log_u + log_gl, log_u[idx]
+    ends = [i * n for i in range(len(pieces))] + [(i + 1) * n - 1 for i in range(len(pieces))]
+    return y, log_jac, log_gl, ok, ends, width
 
 
 def _half_line(a: torch.Tensor, sign: float, scale: torch.Tensor, nodes) -> tuple:
@@ -287,18 +323,18 @@ def _half_line(a: torch.Tensor, sign: float, scale: torch.Tensor, nodes) -> tupl
     y = a + sign * scale * torch.exp(e)
     log_jac = torch.log(scale) + e + log_dsinh
     valid = (y > a) if sign > 0 else (y < a)
-    return y, log_jac, valid
+    return y, log_jac, valid, torch.full_like(a, math.inf)
 
 
 def _finite_piece(a: torch.Tensor, b: torch.Tensor, nodes) -> tuple:
     """tanh-sinh nodes on ``[a, b]``: ``y = a + (b-a) σ(z)`` for ``u < 0`` and
     ``y = b - (b-a) σ(-z)`` for ``u >= 0`` (``z = π sinh u``; precise near both ends),
-    ``|dy/du| = (b-a) σ(z) σ(-z) π cosh u``. Zero-width pieces have no valid node."""
+    ``|dy/du| = (b-a) σ(z) σ(-z) π cosh u``, returned as ``log(σ(z) σ(-z) π cosh u)`` and the
+    width ``b - a``."""
     u, sig_lo, sig_hi, log_dtanh = nodes[0], nodes[4], nodes[5], nodes[6]
     width = b - a
     y = torch.where(u < 0, a + width * sig_lo, b - width * sig_hi)
-    log_jac = torch.log(width) + log_dtanh
-    return y, log_jac, (y > a) & (y < b)
+    return y, log_dtanh.expand_as(y), (y > a) & (y < b), width
 
 
 @functools.lru_cache(maxsize=64)
@@ -340,13 +376,13 @@ def _homogeneous_inf(bound: torch.Tensor, which: str) -> bool:
         return True
     if bool(inf.any()):
         raise UnsupportedError(
-            f"numerical power integral: the {which} end of the support is infinite for some "
+            f"quadrature: the {which} end of the support is infinite for some "
             "batch elements and finite for others"
         )
     return False
 
 
-def _centre_scale(
+def centre_scale(
     dist: Distribution, support: constraints.Constraint, dtype: torch.dtype, device
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A detached centre inside the support and a positive scale, shape ``dist.batch_shape``."""
@@ -476,7 +512,7 @@ def _mean_sd(dist: Distribution, shape, dtype, device) -> tuple[torch.Tensor, to
         return nan, nan
 
 
-def _dtype_device(dist: Distribution) -> tuple[torch.dtype, torch.device]:
+def dtype_device(dist: Distribution) -> tuple[torch.dtype, torch.device]:
     """The dtype and device of the distribution's first floating-point parameter."""
     if isinstance(dist, Mixture):
         return dist.weights.dtype, dist.weights.device
@@ -487,5 +523,5 @@ def _dtype_device(dist: Distribution) -> tuple[torch.dtype, torch.device]:
             return value.dtype, value.device
     for value in vars(dist).values():
         if isinstance(value, Distribution):
-            return _dtype_device(value)
+            return dtype_device(value)
     return torch.get_default_dtype(), torch.device("cpu")

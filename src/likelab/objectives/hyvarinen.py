@@ -12,11 +12,15 @@ term of Hyvärinen's integration by parts); where that fails, properness fails w
 
 - Exponential forecasts: :math:`S = \lambda^2` whatever y is, minimised by λ → 0;
 - a Gamma truth with shape α <= 2 (:math:`f \, \partial_y \log f = f'` does not vanish at 0);
-- Laplace forecasts: :math:`\partial_y^2 \log f = 0` almost everywhere (the kink at the location
-  carries a point mass that the pointwise score misses), so :math:`S = 1/b^2`, minimised by b → ∞.
 
-The uniform forecast is refused: its log-density is flat with jumps, so the score would be 0 for
-every observation, inside the support or not.
+Two forecasts are refused because the pointwise formula is not their score at all:
+
+- uniform: its log-density is flat with jumps, so the formula gives 0 for every observation,
+  inside the support or not;
+- Laplace: :math:`\partial_y^2 \log f = -(2/b)\,\delta(y - \mu)`, a point mass at the kink that
+  a pointwise derivative (autograd included) cannot see; the formula would give
+  :math:`S = 1/b^2` for every observation, minimised by b → ∞, an artefact of the formula rather
+  than a property of the score (``likelab.properness.check_density`` found it).
 
 Computed by autograd with respect to ``y`` (``create_graph=True``), so the result stays
 differentiable with respect to the forecast's parameters (and to ``y``), to any order.
@@ -38,6 +42,12 @@ _REFUSED: dict[type, str] = {
         "the Hyvärinen score needs a log-density that is twice differentiable and whose density "
         "vanishes smoothly at the ends of the support; the uniform log-density is flat with "
         "jumps, so the score would be 0 for every observation. Use log or crps instead"
+    ),
+    D.Laplace: (
+        "the Hyvärinen score needs a log-density that is twice differentiable; the Laplace "
+        "log-density has a kink at its location, whose second derivative is a point mass that a "
+        "pointwise score cannot see (it would give 1/scale² for every observation, minimised by "
+        "scale → ∞). Use log or crps instead"
     ),
 }
 

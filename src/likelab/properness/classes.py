@@ -181,7 +181,7 @@ def check_classes(
         verdict, worst = "strictly proper", int(torch.argmax(dist_all.min(0).values))
         p_show = p_best[worst]
     q_show = truths[worst]
-    claimed = _claim(obj)
+    claimed = claim_of(obj)
     return ClassesVerdict(
         objective=obj.spec,
         setting=f"classes:{k}",
@@ -197,7 +197,8 @@ def check_classes(
     )
 
 
-def _claim(obj: Objective) -> str | None:
+def claim_of(obj: Objective) -> str | None:
+    """The registry's claim for ``obj``: "strictly proper", "proper", "improper" or None."""
     p = obj.properties
     if p.strictly_proper:
         return "strictly proper"
