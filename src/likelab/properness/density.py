@@ -13,9 +13,10 @@ a verdict, with the tolerances that decide it:
 - ``improper``: P is beaten: :math:`\bar S(\theta_P) - \bar S(\theta^*) > \tau_S`, with
   :math:`\tau_S = 10^{-9}(1 + E_P|S(Q_{\theta_P}, Y)|)`. The quadrature error is below
   :math:`10^{-10} E_P|S|` (the rule is refined until it is), ten times smaller;
-- ``proper``: P is not beaten, but some start ends at another θ whose expected score is within
-  :math:`\tau_S` of P's while :math:`\max_j |u^*_j - u_{P,j}| > 10^{-3}` on the unconstrained
-  scale (log for scales, so a relative difference of 0.1%);
+- ``proper``: P is not beaten, but some start ends (converged, or on an exactly flat stretch)
+  at another θ whose expected score is within :math:`\tau_S` of P's while
+  :math:`\max_j |u^*_j - u_{P,j}| > 10^{-3}` on the unconstrained scale (log for scales, so a
+  relative difference of 0.1%);
 - ``strictly proper``: P is not beaten and every converged start returns to P (to
   :math:`10^{-3}`).
 
@@ -237,7 +238,10 @@ def check_density(
     tol = SCORE_TOL * (1.0 + float(scale_p[0]))
     dist_all = (res.u - u_p).abs().amax(-1)
     converged = res.converged
-    ties = (values <= at_truth + tol) & (dist_all > PARAM_TOL) & converged
+    # a tie needs a start that stopped at a minimum or on an exactly flat stretch ("flat":
+    # gradient and Hessian 0), not one that ran out of iterations on a shallow slope
+    stopped = converged | torch.as_tensor([r == "flat" for r in res.reason])
+    ties = (values <= at_truth + tol) & (dist_all > PARAM_TOL) & stopped
     gap = at_truth - value
     if gap > tol:
         verdict, shown = "improper", best
