@@ -398,6 +398,73 @@ def _fmt_se(se: float) -> str:
     return _fmt(se, 3) if math.isfinite(se) else "n/a"
 
 
+# ---------------------------------------------------------------------- properness
+@app.command("properness")
+def properness_cmd(
+    objectives: Annotated[
+        str,
+        typer.Option(
+            "--objectives",
+            metavar="all|LIST",
+            help="'all' (every built-in scoring rule) or a comma list of specs, user objectives "
+            "by import path (module:function) included.",
+        ),
+    ] = "all",
+    classes: Annotated[
+        int | None, typer.Option("--classes", metavar="K", help="Judge on K classes.")
+    ] = None,
+    truth: Annotated[
+        str | None,
+        typer.Option(
+            "--truth",
+            metavar="SPEC",
+            help="True distribution, e.g. normal:loc=0,scale=1 or a mixture "
+            "'0.9 normal:loc=0,scale=1 + 0.1 normal:loc=8,scale=1'.",
+        ),
+    ] = None,
+    family: Annotated[
+        str | None,
+        typer.Option(
+            "--family", help="Forecast family fitted to the truth (default: the truth's own)."
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the random truths/starts.")] = 0,
+    as_json: JsonOpt = False,
+    plot: PlotOpt = None,
+) -> None:
+    """Is each objective minimised by the truth? Verdicts with their evidence (default: on 3
+    classes and against N(0, 1) with a normal family)."""
+    from likelab.properness import survey
+
+    chosen: str | list[str] = "all" if objectives.strip() == "all" else split_specs(objectives)
+    result = survey(chosen, classes=classes, truth=truth, family=family, seed=seed)
+    _finish(result, plot=plot, as_json=as_json, figure="plot_properness", show=_print_properness)
+
+
+def _print_properness(result) -> None:
+    from likelab.properness import DensityVerdict
+
+    rows = result.results
+    density = next((r for r in rows if isinstance(r, DensityVerdict)), None)
+    title = "properness: is the expected score minimised by the truth?"
+    if density is not None:
+        title += f" (density: truth {density.truth}, family {density.family})"
+    table = Table(title=title, caption="claim: = agrees with the registry, ≠ disagrees")
+    for col in ("objective", "setting", "verdict", "claim"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("evidence", ratio=1)
+    for r in rows:
+        d = r.to_dict()
+        if d["verdict"] is None and "not_applicable" in d:
+            table.add_row(d["objective"], d["setting"], "n/a", "", d["not_applicable"])
+            continue
+        agrees = d.get("agrees_with_claim")
+        mark = "" if agrees is None else ("= " if agrees else "≠ ")
+        claim = mark + (d.get("claimed") or "-")
+        table.add_row(d["objective"], d["setting"], d["verdict"] or "no verdict", claim, d["how"])
+    _out.print(table)
+
+
 # ---------------------------------------------------------------------- underflow
 @app.command("underflow")
 def underflow_cmd(

@@ -27,11 +27,21 @@ from likelab.objectives import Objective
 from likelab.properness.classes import ClassesVerdict, check_classes, claim_of, class_truths
 from likelab.properness.density import DensityVerdict, check_density
 from likelab.properness.expected import ExpectedScore, expected_score, expected_score_details
+from likelab.properness.survey import (
+    NotApplicable,
+    PropernessSurvey,
+    ScoreProfile,
+    score_profile,
+    survey,
+)
 
 __all__ = [
     "ClassesVerdict",
     "DensityVerdict",
     "ExpectedScore",
+    "NotApplicable",
+    "PropernessSurvey",
+    "ScoreProfile",
     "check_classes",
     "check_density",
     "check_properness",
@@ -39,6 +49,8 @@ __all__ = [
     "class_truths",
     "expected_score",
     "expected_score_details",
+    "score_profile",
+    "survey",
 ]
 
 

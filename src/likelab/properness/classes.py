@@ -107,11 +107,18 @@ def class_truths(k: int, n_random: int = 40, seed: int = 0) -> np.ndarray:
     return np.concatenate([np.stack(edge), rng.dirichlet(np.ones(k), size=n_random)])
 
 
-def expected_class_score(objective: Objective, p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    """``Σ_k q_k S(p, k)`` for forecasts ``p`` and truths ``q`` of shape ``(B, K)``."""
+def expected_class_score(
+    objective: Objective, p: torch.Tensor, q: torch.Tensor, *, logits: bool = False
+) -> torch.Tensor:
+    """``Σ_k q_k S(p, k)`` for forecasts ``p`` and truths ``q`` of shape ``(B, K)``.
+
+    With ``logits=True``, ``p`` holds the forecasts' logits: use it where probabilities may be
+    tiny, since ``Categorical(probs=...)`` clamps them at the dtype's eps before taking logs.
+    """
     k = p.shape[-1]
     labels = torch.arange(k, device=p.device)
-    dist = Categorical(probs=p.unsqueeze(-2).expand(*p.shape[:-1], k, k))  # (B, K) forecasts
+    batch = p.unsqueeze(-2).expand(*p.shape[:-1], k, k)
+    dist = Categorical(logits=batch) if logits else Categorical(probs=batch)  # (B, K) forecasts
     losses = objective.loss(dist, labels.expand(*p.shape[:-1], k), validate=False)  # (B, K)
     return (q * losses).sum(-1)
 
@@ -153,7 +160,7 @@ def check_classes(
 
     def risk(u: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         logits = torch.cat([torch.zeros_like(u[:, :1]), u], dim=-1)
-        return expected_class_score(obj, torch.softmax(logits, -1), q_rep[idx])
+        return expected_class_score(obj, logits, q_rep[idx], logits=True)
 
     res = newton_minimize(risk, u0, max_iter=max_iter)
     u = res.u.reshape(starts, m, k - 1)
@@ -215,7 +222,7 @@ def _entropy(p: torch.Tensor) -> float:
 
 def _how(q: torch.Tensor, p: torch.Tensor, verdict: str) -> str:
     if verdict == "strictly proper":
-        return f"the optimum is the truth (largest distance {float((p - q).abs().max()):.1e})"
+        return f"the optimum is the truth (within {float((p - q).abs().max()):.1e})"
     hq, hp = _entropy(q), _entropy(p)
     direction = "sharper than the truth" if hp < hq else "flatter than the truth"
     mode = int(torch.argmax(q))

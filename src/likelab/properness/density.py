@@ -391,10 +391,7 @@ def _how_inside(
 ) -> str:
     dist = float((u - u_p).abs().max())
     if verdict == "strictly proper":
-        return (
-            f"every converged start returned to the truth (largest distance {dist:.1e} on the "
-            "unconstrained scale)"
-        )
+        return f"every converged start returned to the truth (within {dist:.1e})"
     parts, i = [], 0
     for name in fam.free:
         truth_v, opt_v = float(theta_p[name]), optimum[name]

@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from likelab.errors import UnsupportedError
 from likelab.landscape import Landscape, UnderflowReport
 from likelab.landscape.grid import flat_mask
 
-__all__ = ["plot_landscape", "plot_underflow"]
+__all__ = ["plot_landscape", "plot_properness", "plot_underflow"]
 
 _COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
 _LABELS = {
@@ -306,6 +307,66 @@ def _floor_axis(ax, floor: float) -> None:
     ticks = [t for t in ax.get_yticks() if floor + 0.06 * (max(high, 1.0) - floor) < t <= high]
     ax.set_yticks([floor, *ticks])
     ax.set_yticklabels(["exactly 0", *(f"{t:g}" for t in ticks)])
+
+
+def plot_properness(survey, path: str | Path | None = None) -> Figure:
+    """Expected score against the forecast's scale (densities) or temperature (classes), one
+    panel per objective and setting, marking the truth (dashed line, open circle) and the
+    optimum (filled dot, or an arrow at the edge it runs off to). Rows without a verdict's
+    evidence (not applicable) are skipped.
+    """
+    from likelab.properness.survey import NotApplicable, score_profile
+
+    profiles = [score_profile(r) for r in survey.results if not isinstance(r, NotApplicable)]
+    if not profiles:
+        raise UnsupportedError("nothing to plot: no objective applies in the settings asked")
+    cols = min(4, len(profiles))
+    rows = -(-len(profiles) // cols)
+    fig = Figure(figsize=(4.0 * cols, 2.9 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for ax, prof in zip(axes.ravel(), profiles, strict=False):
+        ax.plot(prof.x, prof.values, color="C0", lw=1.4)
+        ax.set_xscale("log")
+        finite = prof.values[np.isfinite(prof.values)]
+        if prof.truth_x is not None:
+            ax.axvline(prof.truth_x, color="C2", ls="--", lw=1)
+            ax.plot([prof.truth_x], [prof.truth_value], "o", mfc="none", color="C2", label="truth")
+        if prof.optimum_x is not None:
+            ax.plot([prof.optimum_x], [prof.optimum_value], "o", color="C3", label="optimum")
+        elif prof.optimum_at_edge is not None and finite.size:
+            where = 0.02 if prof.optimum_at_edge == "left" else 0.98
+            arrow = "←" if prof.optimum_at_edge == "left" else "→"
+            ax.annotate(
+                f"{arrow} optimum beyond the edge",
+                xy=(where, 0.06),
+                xycoords="axes fraction",
+                ha="left" if where < 0.5 else "right",
+                color="C3",
+                fontsize=8,
+            )
+        ax.set_title(f"{prof.objective} ({prof.setting})", fontsize=9)
+        ax.set_xlabel(prof.xlabel, fontsize=7)
+        ax.tick_params(labelsize=7)
+        _focus_on_minimum(ax, finite, prof)
+    axes.ravel()[0].legend(fontsize=7, loc="upper center")
+    for ax in axes.ravel()[len(profiles) :]:
+        ax.set_visible(False)
+    fig.suptitle("expected score (lower is better): is the truth the minimum?", fontsize=11)
+    _save(fig, path)
+    return fig
+
+
+def _focus_on_minimum(ax, finite: np.ndarray, prof) -> None:
+    """Clip the y axis at the 80th percentile of the curve (the log score's blow-up as the
+    scale → 0 would flatten the bowl), keeping the truth and the optimum in view."""
+    if finite.size < 2:
+        return
+    marks = [v for v in (prof.truth_value, prof.optimum_value) if v is not None and np.isfinite(v)]
+    lo = min(float(finite.min()), *marks) if marks else float(finite.min())
+    hi = max(float(np.quantile(finite, 0.8)), *marks) if marks else float(np.quantile(finite, 0.8))
+    if hi > lo:
+        pad = 0.06 * (hi - lo)
+        ax.set_ylim(lo - pad, hi + pad)
 
 
 def _save(fig: Figure, path: str | Path | None) -> None:

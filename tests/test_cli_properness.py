@@ -1,0 +1,97 @@
+"""``likelab properness``: the verdict table, its JSON, the figure and bad input."""
+
+import pytest
+from tests.cli_support import run, run_json
+
+
+def test_json_has_one_row_per_objective_and_setting(capsys):
+    data = run_json(capsys, "properness", "--objectives", "log,linear,lq:q=0.5", "--classes", "3")
+    rows = data["results"]
+    assert [(r["objective"], r["setting"]) for r in rows] == [
+        ("log", "classes:3"),
+        ("linear", "classes:3"),
+        ("lq:q=0.5", "classes:3"),
+    ]
+    assert [r["verdict"] for r in rows] == ["strictly proper", "improper", "improper"]
+    assert all(r["agrees_with_claim"] for r in rows)
+    assert {"worst_truth", "optimum", "gap", "how"} <= set(rows[1])
+
+
+def test_density_json_and_evidence(capsys):
+    data = run_json(
+        capsys, "properness", "--objectives", "linear,crps", "--truth", "normal:loc=0,scale=1"
+    )
+    linear, crps = data["results"]
+    assert linear["setting"] == "density" and linear["verdict"] == "improper"
+    assert "scale → 0" in linear["how"] and linear["family"] == "normal"
+    assert crps["verdict"] == "strictly proper"
+    assert abs(crps["optimum"]["scale"] - 1) < 1e-6
+
+
+def test_all_marks_what_does_not_apply_and_outside_family_has_no_verdict(capsys):
+    data = run_json(
+        capsys,
+        "properness",
+        "--truth",
+        "0.9 normal:loc=0,scale=1 + 0.1 normal:loc=8,scale=1",
+        "--family",
+        "normal",
+    )
+    rows = {r["objective"]: r for r in data["results"]}
+    assert "product" not in rows and len(rows) >= 14
+    assert all(r["verdict"] is None for r in rows.values())
+    assert abs(rows["log"]["optimum"]["loc"] - 0.8) < 1e-6
+    assert "Kullback-Leibler" in rows["log"]["how"]
+    data = run_json(capsys, "properness", "--classes", "2")
+    na = {r["objective"]: r for r in data["results"] if r["verdict"] is None}
+    assert set(na) == {"crps", "hyvarinen"} and "Categorical" in na["crps"]["not_applicable"]
+
+
+def test_table_and_plot(tmp_path, capsys):
+    fig = tmp_path / "prop.png"
+    code, out, err = run(
+        capsys,
+        "properness",
+        "--objectives",
+        "log,linear",
+        "--truth",
+        "student_t:loc=0,scale=1,df=5",
+        "--plot",
+        fig,
+    )
+    assert code == 0, err
+    assert "strictly proper" in out and "improper" in out and "= improper" in out
+    assert fig.stat().st_size > 10_000 and "figure written" in err
+    code, out, _ = run(capsys, "properness", "--objectives", "log", "--classes", "4")
+    assert code == 0 and "classes:4" in out
+
+
+def test_user_objective_by_import_path(tmp_path, capsys, monkeypatch):
+    (tmp_path / "cli_scores.py").write_text(
+        "def sharp(dist, y):\n    return -dist.log_prob(y).exp() ** 2\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    data = run_json(capsys, "properness", "--objectives", "cli_scores:sharp", "--classes", "3")
+    (row,) = data["results"]
+    assert row["objective"] == "cli_scores:sharp" and row["verdict"] == "improper"
+    assert row["claimed"] is None
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--objectives", "nope"], "nope"),
+        (["--classes", "1"], "K must be an integer >= 2"),
+        (["--truth", "normal:loc=0,scale=1", "--family", "exponential"], "outside the support"),
+        (["--objectives", "crps", "--truth", "cauchy:loc=0,scale=1"], "cannot score cauchy"),
+        (["--objectives", "crps", "--classes", "3"], "cannot score class forecasts"),
+        (["--family", "normal"], "give --truth too"),
+        (["--truth", "normal:loc=0,scale=-1"], "scale"),
+        (["--truth", "0.5 normal:loc=0,scale=1 + 0.5 normal:loc=3,scale=1"], "forecast family"),
+        (["--objectives", "product"], "batch-level"),
+    ],
+)
+def test_bad_input_prints_one_line_and_exits_2(capsys, args, fragment):
+    code, out, err = run(capsys, "properness", *args)
+    assert code == 2 and out == ""
+    assert err.startswith("error: ") and err.count("\n") == 1 and fragment in err, err
