@@ -24,7 +24,13 @@ from likelab.errors import ParameterError
 from likelab.families import Family
 from likelab.families.dgp import DataGeneratingProcess
 from likelab.objectives import Objective
-from likelab.properness.classes import ClassesVerdict, check_classes, claim_of, class_truths
+from likelab.properness.classes import (
+    ClassesVerdict,
+    Verdict,
+    check_classes,
+    claim_of,
+    class_truths,
+)
 from likelab.properness.density import DensityVerdict, check_density
 from likelab.properness.expected import ExpectedScore, expected_score, expected_score_details
 from likelab.properness.survey import (
@@ -42,6 +48,7 @@ __all__ = [
     "NotApplicable",
     "PropernessSurvey",
     "ScoreProfile",
+    "Verdict",
     "check_classes",
     "check_density",
     "check_properness",

@@ -37,14 +37,42 @@ from likelab.errors import ParameterError, UnsupportedError
 from likelab.estimate.newton import newton_minimize
 from likelab.objectives import Objective, get_objective
 
-__all__ = ["ClassesVerdict", "check_classes", "class_truths"]
+__all__ = ["ClassesVerdict", "Verdict", "check_classes", "class_truths"]
 
 SCORE_TOL = 1e-9  # relative gap in expected score that refutes properness
 PARAM_TOL = 1e-3  # distance in probability that makes an optimum "another forecast"
 
 
 @dataclass(frozen=True)
-class ClassesVerdict:
+class Verdict:
+    """What every properness verdict carries: the objective's spec, the setting
+    (``"classes:K"`` or ``"density"``), the verdict (``None`` where none can be given) and the
+    registry's claim."""
+
+    objective: str
+    setting: str
+    verdict: str | None
+    claimed: str | None
+
+    @property
+    def agrees_with_claim(self) -> bool | None:
+        """Whether the verdict is what the registry claims (None without a claim or verdict)."""
+        if self.claimed is None or self.verdict is None:
+            return None
+        return self.claimed == self.verdict
+
+    def _head(self) -> dict[str, Any]:
+        return {
+            "objective": self.objective,
+            "setting": self.setting,
+            "verdict": self.verdict,
+            "claimed": self.claimed,
+            "agrees_with_claim": self.agrees_with_claim,
+        }
+
+
+@dataclass(frozen=True)
+class ClassesVerdict(Verdict):
     """The verdict for one objective on K classes, with its evidence.
 
     ``worst_truth`` is the truth with the largest gap ``gap = S(q; q) - min_p S(p; q)`` (> 0:
@@ -52,10 +80,6 @@ class ClassesVerdict:
     (sharper or flatter than the truth, measured by entropy).
     """
 
-    objective: str
-    setting: str
-    verdict: str
-    claimed: str | None
     truths: int
     worst_truth: list[float]
     optimum: list[float]
@@ -64,18 +88,9 @@ class ClassesVerdict:
     how: str
     details: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def agrees_with_claim(self) -> bool | None:
-        """Whether the verdict is what the registry claims (None when it claims nothing)."""
-        return None if self.claimed is None else self.claimed == self.verdict
-
     def to_dict(self) -> dict[str, Any]:
         return {
-            "objective": self.objective,
-            "setting": self.setting,
-            "verdict": self.verdict,
-            "claimed": self.claimed,
-            "agrees_with_claim": self.agrees_with_claim,
+            **self._head(),
             "truths": self.truths,
             "worst_truth": self.worst_truth,
             "optimum": self.optimum,

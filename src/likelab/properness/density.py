@@ -47,7 +47,7 @@ from likelab.families import Family, get_family
 from likelab.families.dgp import DataGeneratingProcess, FamilyDGP, parse_dgp
 from likelab.families.mixture import support_bounds
 from likelab.objectives import Objective, get_objective
-from likelab.properness.classes import claim_of
+from likelab.properness.classes import Verdict, claim_of
 from likelab.properness.expected import (
     ExpectedScore,
     expected_score,
@@ -65,7 +65,7 @@ _LADDER = 8  # points on the way to the edge
 
 
 @dataclass(frozen=True)
-class DensityVerdict:
+class DensityVerdict(Verdict):
     """The verdict for one objective, one truth and one forecast family, with its evidence.
 
     ``verdict`` is ``None`` when the truth is not in the family; ``optimum`` and ``value`` are
@@ -74,10 +74,6 @@ class DensityVerdict:
     truth is in the family.
     """
 
-    objective: str
-    setting: str
-    verdict: str | None
-    claimed: str | None
     truth: str
     family: str
     truth_params: dict[str, float] | None
@@ -90,20 +86,9 @@ class DensityVerdict:
     reason: str
     details: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def agrees_with_claim(self) -> bool | None:
-        """Whether the verdict is what the registry claims (None without a claim or verdict)."""
-        if self.claimed is None or self.verdict is None:
-            return None
-        return self.claimed == self.verdict
-
     def to_dict(self) -> dict[str, Any]:
         return {
-            "objective": self.objective,
-            "setting": self.setting,
-            "verdict": self.verdict,
-            "claimed": self.claimed,
-            "agrees_with_claim": self.agrees_with_claim,
+            **self._head(),
             "truth": self.truth,
             "family": self.family,
             "truth_params": self.truth_params,
