@@ -210,6 +210,15 @@ class Family(ABC):
             )
         return t
 
+    def in_support(self, y: ArrayLike) -> torch.Tensor:
+        """Elementwise: whether each value lies in the family's support (for some parameters).
+
+        >>> from likelab.families import get_family
+        >>> get_family("poisson").in_support([-1.0, 0.0, 2.5, 3.0]).tolist()
+        [False, True, False, True]
+        """
+        return self._in_support(as_tensor(y))
+
     def _in_support(self, y: torch.Tensor) -> torch.Tensor:
         return torch.ones_like(y, dtype=torch.bool)
 

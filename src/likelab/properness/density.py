@@ -326,7 +326,7 @@ def _check_support(
             np.nextafter(hi, -math.inf) if math.isfinite(hi) else 1e300,
         ]
     t = torch.as_tensor(points, dtype=torch.float64)
-    outside = ~fam._in_support(t)
+    outside = ~fam.in_support(t)
     if bool(outside.any()):
         y = float(t[outside][0])
         raise ParameterError(
