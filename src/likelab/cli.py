@@ -465,6 +465,121 @@ def _print_properness(result) -> None:
     _out.print(table)
 
 
+# ---------------------------------------------------------------------- train
+@app.command("train")
+def train_cmd(
+    dataset: Annotated[
+        str,
+        typer.Option(
+            "--dataset",
+            help="xor[:flip=0.2], xor-gauss, moons, circles, iris, wine, breast_cancer, digits "
+            "or next-word.",
+        ),
+    ],
+    objectives: Annotated[
+        str,
+        typer.Option(
+            "--objectives", help="Comma list of objective specs (user objectives by import path)."
+        ),
+    ] = "log,linear,brier",
+    noise: Annotated[
+        str | None,
+        typer.Option("--noise", help="Training-label noise: symmetric:RATE or pairflip:RATE."),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model", help="logistic, mlp:W1,W2,... (default mlp:64,64) or next-word:DIM."
+        ),
+    ] = None,
+    epochs: Annotated[int, typer.Option("--epochs", help="Passes over the training set.")] = 100,
+    seeds: Annotated[int, typer.Option("--seeds", help="Seeds 0..S-1, each a paired run.")] = 3,
+    lr: Annotated[float, typer.Option("--lr", help="Learning rate.")] = 0.01,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", help="Mini-batch size (0: the whole training set).")
+    ] = 64,
+    optimizer: Annotated[str, typer.Option("--optimizer", help="adam or sgd.")] = "adam",
+    validation: Annotated[
+        float, typer.Option("--validation", help="Share of the training set held out.")
+    ] = 0.0,
+    patience: Annotated[
+        int | None, typer.Option("--patience", help="Early stopping on the validation risk.")
+    ] = None,
+    as_json: JsonOpt = False,
+    plot: Annotated[
+        Path | None,
+        typer.Option("--plot", help="Write learning curves and reliability diagrams to DIR."),
+    ] = None,
+) -> None:
+    """Train one network per objective and seed on the same data; clean test metrics,
+    mean ± sd over seeds."""
+    from likelab.classify import compare, load_dataset
+
+    specs = split_specs(objectives)
+    if model is None:
+        model = "next-word:16" if dataset.split(":")[0] == "next-word" else "mlp:64,64"
+    if batch_size == 0:
+        batch_size = len(load_dataset(dataset, seed=0).y_train)
+    kwargs = {
+        "model": model,
+        "epochs": epochs,
+        "lr": lr,
+        "batch_size": batch_size,
+        "optimizer": optimizer,
+        "validation": validation,
+        "patience": patience,
+    }
+    if seeds < 1:
+        raise ParameterError(f"--seeds must be >= 1, got {seeds}")
+    progress = None
+    if not as_json and _err.is_terminal:
+        from rich.progress import Progress
+
+        progress = Progress(console=_err, transient=True)
+    if progress is None:
+        result = compare(dataset, specs, seeds=seeds, noise=noise, **kwargs)
+    else:
+        with progress:
+            task = progress.add_task("training", total=seeds * len(specs))
+            result = compare(
+                dataset,
+                specs,
+                seeds=seeds,
+                noise=noise,
+                on_run=lambda r: progress.advance(task),
+                **kwargs,
+            )
+    if plot is not None:
+        from likelab.report.figures import plot_learning_curves, plot_reliability
+
+        plot_learning_curves(result, plot / "learning_curves.png")
+        plot_reliability(result, plot / "reliability.png")
+    if as_json:
+        _emit_json(result.to_dict())
+        return
+    _print_comparison(result)
+    if plot is not None:
+        _err.print(f"figures written to {plot}/ (learning_curves.png, reliability.png)")
+
+
+def _print_comparison(result) -> None:
+    rows = result.rows()
+    keys = [
+        k for k in ("accuracy", "nll", "brier", "ece", "confidence", "prob_gap") if k in rows[0]
+    ]
+    noise = f", label noise {result.noise}" if result.noise else ""
+    table = Table(
+        title=f"{result.dataset}{noise}: {result.model}, {len(result.seeds)} seed(s), "
+        "clean test set (mean ± sd)"
+    )
+    table.add_column("objective", no_wrap=True)
+    for k in keys:
+        table.add_column(k, justify="right", no_wrap=True)
+    for row in rows:
+        table.add_row(row["objective"], *(f"{row[k]:.3f}±{row[k + '_sd']:.3f}" for k in keys))
+    _out.print(table)
+
+
 # ---------------------------------------------------------------------- underflow
 @app.command("underflow")
 def underflow_cmd(

@@ -250,6 +250,7 @@ def load_dataset(
     p = raw.get("p")
     classes = tuple(raw["classes"])
     k = len(classes)
+    standardise: dict[str, Any] = {}
     if "vocab" in raw:
         x_train, x_test = x[train], x[test]
     else:
@@ -258,6 +259,7 @@ def load_dataset(
         sd = np.where(sd > 0, sd, 1.0)
         x_train = ((x[train] - mean) / sd).astype(np.float32)
         x_test = ((x[test] - mean) / sd).astype(np.float32)
+        standardise = {"feature_mean": mean.tolist(), "feature_sd": sd.tolist()}
     y_train, y_test = y[train], y[test]
     y_noisy = y_train if noise is None else add_label_noise(y_train, k, noise, noise_rng)
     return Dataset(
@@ -273,7 +275,7 @@ def load_dataset(
         vocab=tuple(raw.get("vocab", ())),
         noise=noise,
         y_train_clean=y_train,
-        info={"n_train": len(train), "n_test": len(test), "seed": int(seed)},
+        info={"n_train": len(train), "n_test": len(test), "seed": int(seed), **standardise},
     )
 
 

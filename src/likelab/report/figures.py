@@ -17,7 +17,13 @@ from likelab.errors import UnsupportedError
 from likelab.landscape import Landscape, UnderflowReport
 from likelab.landscape.grid import flat_mask
 
-__all__ = ["plot_landscape", "plot_properness", "plot_underflow"]
+__all__ = [
+    "plot_landscape",
+    "plot_learning_curves",
+    "plot_properness",
+    "plot_reliability",
+    "plot_underflow",
+]
 
 _COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
 _LABELS = {
@@ -352,6 +358,83 @@ def plot_properness(survey, path: str | Path | None = None) -> Figure:
     for ax in axes.ravel()[len(profiles) :]:
         ax.set_visible(False)
     fig.suptitle("expected score (lower is better): is the truth the minimum?", fontsize=11)
+    _save(fig, path)
+    return fig
+
+
+def plot_learning_curves(comparison, path: str | Path | None = None) -> Figure:
+    """Per epoch, mean over seeds for each objective: the objective's own training loss, the
+    gradient norm (log scale: a vanishing gradient shows as a drop), test accuracy and test NLL
+    (where the history recorded them)."""
+    fig = Figure(figsize=(11, 7), layout="constrained")
+    axes = fig.subplots(2, 2)
+    panels = [
+        ("train_loss", "training loss (its own objective)", False),
+        ("grad_norm", "gradient norm", True),
+        ("test_accuracy", "test accuracy", False),
+        ("test_nll", "test NLL", False),
+    ]
+    for i, spec in enumerate(comparison.objectives):
+        runs = [r for r in comparison.runs if r.objective == spec]
+        for ax, (key, label, log) in zip(axes.ravel(), panels, strict=True):
+            curves = [[row.get(key, np.nan) for row in r.history] for r in runs]
+            width = min(len(c) for c in curves)
+            mean = np.nanmean(np.array([c[:width] for c in curves], dtype=float), axis=0)
+            if np.all(np.isnan(mean)):
+                continue
+            x = np.arange(1, width + 1)
+            if log:
+                mean = np.where(mean > 0, mean, np.nan)
+            ax.plot(x, mean, color=f"C{i % 10}", label=spec, lw=1.3)
+            ax.set_title(label, fontsize=10)
+            ax.set_xlabel("epoch", fontsize=8)
+            if log:
+                ax.set_yscale("log")
+    axes[0, 0].legend(fontsize=8)
+    noise = f", label noise {comparison.noise}" if comparison.noise else ""
+    fig.suptitle(f"{comparison.dataset}{noise}: {comparison.model}", fontsize=11)
+    _save(fig, path)
+    return fig
+
+
+def plot_reliability(comparison, path: str | Path | None = None) -> Figure:
+    """Reliability diagrams (Guo et al. 2017): accuracy against confidence in 15 bins, test
+    predictions of every seed pooled, one panel per objective, with its ECE."""
+    from likelab.classify import load_dataset, reliability
+    from likelab.classify.metrics import classification_metrics
+
+    specs = comparison.objectives
+    cols = min(4, len(specs))
+    rows = -(-len(specs) // cols)
+    fig = Figure(figsize=(3.3 * cols, 3.2 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
+    labels = {s: load_dataset(comparison.dataset, seed=s).y_test for s in comparison.seeds}
+    for ax, spec in zip(axes.ravel(), specs, strict=False):
+        runs = [r for r in comparison.runs if r.objective == spec]
+        probs = np.concatenate([r.probs_test for r in runs])
+        y = np.concatenate([labels[r.seed] for r in runs])
+        b = reliability(probs, y)
+        centres = (b["edges"][:-1] + b["edges"][1:]) / 2
+        full = b["count"] > 0
+        ax.bar(
+            centres[full],
+            b["accuracy"][full],
+            width=1 / len(centres),
+            color="C0",
+            edgecolor="white",
+            alpha=0.8,
+            label="accuracy",
+        )
+        ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1)
+        ece = classification_metrics(probs, y)["ece"]
+        ax.set_title(f"{spec}  (ECE {ece:.3f})", fontsize=9)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("confidence", fontsize=8)
+        ax.set_ylabel("accuracy", fontsize=8)
+    for ax in axes.ravel()[len(specs) :]:
+        ax.set_visible(False)
+    fig.suptitle(f"reliability on the clean test set: {comparison.dataset}", fontsize=11)
     _save(fig, path)
     return fig
 
