@@ -123,3 +123,22 @@ def test_bad_inputs(xor, kwargs, error, fragment):
     with pytest.raises(error, match=fragment) as info:
         train(xor, objective, epochs=kwargs.pop("epochs", 1), **kwargs)
     assert isinstance(info.value, LikelabError)
+
+
+@pytest.mark.parametrize(
+    "spec", ["log", "linear", "lq:q=0.5", "gce:q=0.7", "mae", "focal:gamma=2", "brier", "product"]
+)
+def test_risk_from_logits_agrees_with_the_categorical_predictive(spec):
+    # the fused paths (cross_entropy for log, φ of the log-likelihoods for local rules) against
+    # scoring Categorical(logits) directly, in float64, value and gradient
+    torch.manual_seed(0)
+    logits = torch.randn(40, 5, dtype=torch.float64, requires_grad=True)
+    y = torch.randint(0, 5, (40,))
+    obj = get_objective(spec)
+    fused = obj.risk_from_logits(logits, y)
+    (g1,) = torch.autograd.grad(fused, logits)
+    plain = obj.risk(Categorical(logits=logits), y)
+    (g2,) = torch.autograd.grad(plain, logits)
+    fused, plain = float(fused.detach()), float(plain.detach())
+    assert abs(fused - plain) <= 1e-13 * (1 + abs(plain))
+    assert torch.allclose(g1, g2, rtol=1e-10, atol=1e-15)

@@ -118,29 +118,24 @@ def train(
     for epoch in range(1, epochs + 1):
         net.train()
         order = torch.randperm(n, generator=gen)
-        total, norm_sum, batches, zero_loss, zero_grad = 0.0, 0.0, 0, 0, 0
+        losses, norms = [], []  # kept as tensors: one conversion per epoch, not per batch
         for start in range(0, n, batch_size):
             idx = order[start : start + batch_size]
-            logits = net(x[idx])
-            loss = obj.risk(Categorical(logits=logits), y[idx], validate=False)
-            opt.zero_grad(set_to_none=False)
+            loss = obj.risk_from_logits(net(x[idx]), y[idx])
+            opt.zero_grad()
             loss.backward()
-            norm = torch.nn.utils.clip_grad_norm_(params, math.inf)
+            norms.append(_grad_norm(params))
             opt.step()
-            value, g = float(loss.detach()), float(norm)
-            total += value
-            norm_sum += g
-            batches += 1
-            zero_loss += value == 0.0
-            zero_grad += g == 0.0
+            losses.append(loss.detach())
         epochs_run = epoch
+        loss_t, norm_t = torch.stack(losses).double(), torch.stack(norms).double()
         row: dict[str, float] = {
             "epoch": epoch,
-            "train_loss": total / batches,
-            "grad_norm": norm_sum / batches,
-            "batches": batches,
-            "zero_loss_batches": zero_loss,
-            "zero_grad_batches": zero_grad,
+            "train_loss": float(loss_t.mean()),
+            "grad_norm": float(norm_t.mean()),
+            "batches": len(losses),
+            "zero_loss_batches": int((loss_t == 0).sum()),
+            "zero_grad_batches": int((norm_t == 0).sum()),
         }
         if eval_every and epoch % eval_every == 0:
             probs = _predict(net, x_test)
@@ -150,7 +145,7 @@ def train(
         if len(val_idx):
             with torch.no_grad():
                 net.eval()
-                val = float(obj.risk(Categorical(logits=net(x_val)), y_val, validate=False))
+                val = float(obj.risk_from_logits(net(x_val), y_val))
             row["val_loss"] = val
             if val < best_val:
                 best_val, since_best = val, 0
@@ -297,6 +292,14 @@ def _validation_split(y: np.ndarray, share: float, seed: int) -> tuple[np.ndarra
     val_idx = np.sort(np.concatenate(val))
     train_idx = np.setdiff1d(np.arange(n), val_idx)
     return train_idx, val_idx
+
+
+def _grad_norm(params: list[torch.Tensor]) -> torch.Tensor:
+    """The Euclidean norm of all gradients together (0 where none was produced)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
 
 
 def _predict(net: nn.Module, x: torch.Tensor) -> np.ndarray:

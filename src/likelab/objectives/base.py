@@ -52,7 +52,9 @@ __all__ = [
 LossFn = Callable[..., torch.Tensor]
 RiskFn = Callable[..., torch.Tensor]
 #: For a local rule S = φ(log f(y)): ``phi(log_f, **hyper) -> (φ, φ', φ'')`` in log f.
+#: ``logits_risk(logits, y, **hyper) -> risk`` of ``Categorical(logits=logits)``, fused.
 PhiFn = Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+LogitsRiskFn = Callable[..., torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,7 @@ class _Entry:
     summary: str
     user: bool
     phi: PhiFn | None = None
+    logits_risk: LogitsRiskFn | None = None
 
 
 _REGISTRY: dict[str, _Entry] = {}
@@ -161,6 +164,24 @@ class Objective:
     risk_fn: RiskFn | None = field(default=None, repr=False)
     user: bool = False
     phi_fn: PhiFn | None = field(default=None, repr=False)
+    logits_risk_fn: LogitsRiskFn | None = field(default=None, repr=False)
+
+    def risk_from_logits(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The risk of the forecasts ``Categorical(logits=logits)`` (rows) on labels ``y``: the
+        classifier's training loss, unvalidated (a hot loop).
+
+        A registered fused form is used where there is one (``log``: ``cross_entropy``), then a
+        local rule's φ of the labels' log-likelihoods (one fused ``cross_entropy`` with
+        ``reduction="none"``), and otherwise the ``Categorical`` predictive itself (integral
+        rules, the batch-level product, user objectives). All three agree to rounding.
+        """
+        if self.logits_risk_fn is not None:
+            return self.logits_risk_fn(logits, y, **self.hyper)
+        if self.phi_fn is not None:
+            log_f = -torch.nn.functional.cross_entropy(logits, y, reduction="none")
+            return self.phi_fn(log_f, **self.hyper)[0].mean()
+        dist = Categorical(logits=logits, validate_args=False)
+        return self.risk(dist, y, validate=False)
 
     def phi(self, log_f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
         """For a local rule written S = φ(log f(y)): φ and its first two derivatives at log f.
@@ -244,6 +265,7 @@ def register_objective(
     user: bool = False,
     replace: bool = False,
     phi: PhiFn | None = None,
+    logits_risk: LogitsRiskFn | None = None,
 ) -> Callable[[LossFn], LossFn]:
     """Register ``fn(dist, y, **hyper) -> Tensor`` as the objective ``name``.
 
@@ -251,7 +273,9 @@ def register_objective(
     ``"user"``. ``properties`` may be a function of the hyperparameters (``lq`` is proper only at
     ``q = 1``). ``risk`` overrides the mean-over-observations aggregation. ``phi`` writes a
     local rule as ``S = φ(log f)``: ``phi(log_f, **hyper) -> (φ, φ', φ'')`` (used by fitting
-    to form gradients and Hessians in closed form).
+    to form gradients and Hessians in closed form). ``logits_risk(logits, y, **hyper)`` is a fused
+    form of the risk of ``Categorical(logits=logits)`` for training classifiers
+    (:meth:`Objective.risk_from_logits`).
     """
     if not re.match(r"^[A-Za-z_][A-Za-z0-9_\-]*$", name):
         raise SpecError(f"invalid objective name {name!r}")
@@ -275,6 +299,7 @@ def register_objective(
             summary=summary or (fn.__doc__ or "").strip().split("\n")[0],
             user=user,
             phi=phi,
+            logits_risk=logits_risk,
         )
         _REGISTRY[name] = entry
         for alias in aliases:
@@ -404,6 +429,7 @@ def _bind(entry: _Entry, given: Mapping[str, Any]) -> Objective:
         risk_fn=entry.risk,
         user=entry.user,
         phi_fn=entry.phi,
+        logits_risk_fn=entry.logits_risk,
     )
 
 

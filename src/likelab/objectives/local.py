@@ -53,6 +53,7 @@ def _phi_mae(ell):
     properties=Properties(proper=True, strictly_proper=True, local=True, robust=False),
     kind="local",
     aliases=("nll", "logarithmic"),
+    logits_risk=lambda logits, y: torch.nn.functional.cross_entropy(logits, y),
     summary="Negative log-likelihood: its mean is minus the log of the product of likelihoods.",
 )
 def log_loss(dist: Distribution, y: torch.Tensor) -> torch.Tensor:
