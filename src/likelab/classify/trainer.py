@@ -39,7 +39,8 @@ METRICS = ("accuracy", "nll", "brier", "ece", "confidence", "prob_gap")
 
 @dataclass
 class TrainResult:
-    """One trained network: its test metrics, test probabilities and per-epoch history."""
+    """One trained network: its test metrics, test probabilities (with the test labels) and
+    per-epoch history."""
 
     objective: str
     dataset: str
@@ -47,6 +48,7 @@ class TrainResult:
     seed: int
     metrics: dict[str, float]
     probs_test: np.ndarray
+    y_test: np.ndarray
     history: list[dict[str, float]]
     epochs_run: int
     network: nn.Module = field(repr=False)
@@ -165,6 +167,7 @@ def train(
         seed=int(seed),
         metrics=_metrics(probs, data),
         probs_test=probs,
+        y_test=data.y_test,
         history=history,
         epochs_run=epochs_run,
         network=net,

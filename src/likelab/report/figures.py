@@ -400,19 +400,17 @@ def plot_learning_curves(comparison, path: str | Path | None = None) -> Figure:
 def plot_reliability(comparison, path: str | Path | None = None) -> Figure:
     """Reliability diagrams (Guo et al. 2017): accuracy against confidence in 15 bins, test
     predictions of every seed pooled, one panel per objective, with its ECE."""
-    from likelab.classify import load_dataset, reliability
-    from likelab.classify.metrics import classification_metrics
+    from likelab.classify import classification_metrics, reliability
 
     specs = comparison.objectives
     cols = min(4, len(specs))
     rows = -(-len(specs) // cols)
     fig = Figure(figsize=(3.3 * cols, 3.2 * rows), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False)
-    labels = {s: load_dataset(comparison.dataset, seed=s).y_test for s in comparison.seeds}
     for ax, spec in zip(axes.ravel(), specs, strict=False):
         runs = [r for r in comparison.runs if r.objective == spec]
         probs = np.concatenate([r.probs_test for r in runs])
-        y = np.concatenate([labels[r.seed] for r in runs])
+        y = np.concatenate([r.y_test for r in runs])
         b = reliability(probs, y)
         centres = (b["edges"][:-1] + b["edges"][1:]) / 2
         full = b["count"] > 0
