@@ -1,8 +1,9 @@
 """Train a classifier with any objective of the registry and record what it learns.
 
 :func:`train` fits one network to one dataset with one objective: the network's logits become a
-``Categorical`` predictive F, and each mini-batch's loss is ``objective.risk(F, y)``, the mean
-score, or, for the batch-level ``product``, the naive product of the likelihoods, negated and
+``Categorical`` predictive F, and each mini-batch's loss is ``objective.risk(F, y)``
+(computed by :meth:`~likelab.objectives.Objective.risk_from_logits`, fused where it can be), the
+mean score, or, for the batch-level ``product``, the naive product of the likelihoods, negated and
 *not* rescued: in float32 a batch of a few hundred underflows to a loss of exactly 0 and
 gradients of exactly 0, and the history shows it. Adam or SGD, mini-batches reshuffled every
 epoch by a seeded generator, optional early stopping on a validation split carved out of the
@@ -141,9 +142,7 @@ def train(
         }
         if eval_every and epoch % eval_every == 0:
             probs = _predict(net, x_test)
-            row.update(
-                {f"test_{k}": v for k, v in _metrics(probs, data).items() if k != "prob_gap"}
-            )
+            row.update({f"test_{k}": v for k, v in _metrics(probs, data).items()})
         if len(val_idx):
             with torch.no_grad():
                 net.eval()
