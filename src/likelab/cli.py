@@ -11,6 +11,7 @@ import json
 import math
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -578,6 +579,149 @@ def _print_comparison(result) -> None:
     for row in rows:
         table.add_row(row["objective"], *(f"{row[k]:.3f}±{row[k + '_sd']:.3f}" for k in keys))
     _out.print(table)
+
+
+# ---------------------------------------------------------------------- study
+study_app = typer.Typer(
+    help="Simulation studies: run a study file, summarise a store.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+app.add_typer(study_app, name="study")
+
+
+@study_app.command("run")
+def study_run_cmd(
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="The study file (YAML or TOML).")],
+    store: Annotated[
+        Path | None,
+        typer.Option("--store", help="DuckDB store (default: NAME.duckdb beside the file)."),
+    ] = None,
+    executor: Annotated[
+        str, typer.Option("--executor", help="local, process (default) or dask.")
+    ] = "process",
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="Worker processes (default: all cores).")
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option("--scheduler", help="A running Dask scheduler, tcp://host:port."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run (or resume) a study: every unfinished cell, written to the store as it finishes."""
+    from likelab.study import default_store, load_study, run_study
+
+    spec = load_study(file)
+    target = store or default_store(file, spec)
+    if _err.is_terminal and not as_json:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+        columns = (
+            "{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            "cells",
+            "{task.fields[rate]}",
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, console=_err) as progress:
+            task = progress.add_task(spec.name, total=None, rate="")
+            start = time.perf_counter()
+
+            def advance(done: int, total: int, fits: int) -> None:
+                rate = fits / max(time.perf_counter() - start, 1e-9)
+                progress.update(task, completed=done, total=total, rate=f"{rate:,.0f} fits/s")
+
+            report = run_study(
+                spec,
+                target,
+                executor=executor,
+                workers=workers,
+                scheduler=scheduler,
+                on_cell=advance,
+            )
+    else:
+
+        def advance(done: int, total: int, fits: int) -> None:
+            _err.print(f"cell {done}/{total} done ({fits} fits this run)")
+
+        report = run_study(
+            spec,
+            target,
+            executor=executor,
+            workers=workers,
+            scheduler=scheduler,
+            on_cell=None if as_json else advance,
+        )
+    if as_json:
+        _emit_json(report.to_dict())
+        return
+    _out.print(
+        f"{spec.name}: {report.cells_run} cells run, {report.cells_skipped} already done, "
+        f"{report.fits:,} fits in {report.seconds:.1f} s; store {target}"
+    )
+
+
+@study_app.command("summary")
+def study_summary_cmd(
+    store: Annotated[Path, typer.Argument(metavar="STORE", help="A study's DuckDB store.")],
+    as_json: JsonOpt = False,
+    csv: Annotated[Path | None, typer.Option("--csv", help="Write the summary as CSV.")] = None,
+    parquet: Annotated[
+        Path | None, typer.Option("--parquet", help="Write the summary as Parquet.")
+    ] = None,
+) -> None:
+    """Performance measures per (DGP, n, objective, parameter), with Monte Carlo SEs."""
+    from likelab.study import export, summarise
+
+    if csv is not None:
+        export(store, csv, "csv")
+    if parquet is not None:
+        export(store, parquet, "parquet")
+    rows = summarise(store)
+    if as_json:
+        _emit_json({"rows": rows})
+        return
+    if csv is not None or parquet is not None:
+        _err.print(f"summary written to {csv or parquet}")
+        return
+    table = Table(title=f"{store.name}: estimate ± Monte Carlo SE")
+    for col in (
+        "dgp",
+        "n",
+        "objective",
+        "param",
+        "bias",
+        "emp SE",
+        "RE vs log",
+        "coverage",
+        "fail",
+    ):
+        table.add_column(col, justify="left" if col in ("dgp", "objective", "param") else "right")
+    for r in rows:
+        table.add_row(
+            r["dgp"],
+            str(r["n"]),
+            r["objective"],
+            r["parameter"],
+            _pm(r["bias"], r["bias_mcse"]),
+            _pm(r["emp_se"], r["emp_se_mcse"]),
+            _pm(r["rel_eff"], r["rel_eff_mcse"], 3),
+            _pm(r["coverage"], r["coverage_mcse"], 3),
+            f"{r['failure_rate']:.1%}",
+        )
+    _out.print(table)
+
+
+def _pm(value: float | None, mcse: float | None, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if mcse is None or not math.isfinite(mcse):
+        return _fmt(value, digits)
+    return f"{_fmt(value, digits)} ± {_fmt(mcse, 2)}"
 
 
 # ---------------------------------------------------------------------- underflow

@@ -1,0 +1,137 @@
+r"""The design of a study: DGP points, cells and their seeds, and the data of a cell.
+
+A *DGP point* is one combination of a DGP's parameter grid (and contamination share); a *cell* is
+(DGP point, n, block of replicates), the unit of work, of storage and of resumption. The data of
+a cell are drawn once, as an array of shape ``(replicates, n)``, and every objective is fitted
+on the same data (common random numbers: comparisons between objectives are paired).
+
+Seeds never depend on positions: a cell's random stream is
+``numpy.random.SeedSequence(study seed, spawn_key=SHA-256(cell key))``, where the key spells
+out the DGP point, n and the block (``"normal:loc=0,scale=1|n=20|block=0"``). Adding a DGP, a
+sample size or an objective changes no other cell's data, and a cell gives the same bits
+whatever executor or worker runs it.
+
+The true value of each estimand parameter comes from the DGP when its (uncontaminated) family
+is the model's family; under contamination it is the parameter of the uncontaminated
+distribution, the target of a robust estimator (Huber & Ronchetti 2009, ch. 1). Otherwise it must
+be given as ``model.truth``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from likelab.errors import LikelabError, SpecError
+from likelab.families.dgp import DataGeneratingProcess, FamilyDGP, contaminated, parse_dgp
+
+__all__ = ["Cell", "DGPPoint", "cell_seed", "cells", "dgp_points", "generate"]
+
+
+@dataclass(frozen=True)
+class DGPPoint:
+    """One data-generating process of the design, with the estimand's true values."""
+
+    index: int  # position of its DGP entry in the file (for messages only)
+    spec: str
+    dgp: DataGeneratingProcess
+    truth: dict[str, float]
+    fixed: dict[str, float]  # the model's fixed parameters here ('truth' resolved)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """(DGP point, n, block): ``replicates`` datasets, numbered from ``first`` in the point."""
+
+    key: str
+    point: DGPPoint
+    n: int
+    block: int
+    first: int
+    replicates: int
+
+
+def dgp_points(spec: Any) -> list[DGPPoint]:
+    """Every DGP point of the study, in file order (grids expanded)."""
+    from likelab.families import get_family
+    from likelab.study.spec import grid
+
+    model = get_family(spec.model.family)
+    free = [name for name in model.free if name not in spec.model.fixed]
+    estimand = list(spec.model.estimand or free)
+    points: list[DGPPoint] = []
+    seen: set[str] = set()
+    for i, d in enumerate(spec.dgps):
+        eps_values: list[float | None] = [None]
+        if d.contamination is not None:
+            eps = d.contamination.eps
+            eps_values = list(eps) if isinstance(eps, list) else [eps]
+        for params in grid(d.params):
+            try:
+                base = FamilyDGP(d.family, params)
+            except LikelabError as exc:
+                raise SpecError(f"dgps[{i}].params: {exc}") from None
+            for eps in eps_values:
+                if eps is None or eps == 0.0:
+                    dgp: DataGeneratingProcess = base
+                else:
+                    try:
+                        dgp = contaminated(base, parse_dgp(d.contamination.dgp), eps)
+                    except LikelabError as exc:
+                        raise SpecError(f"dgps[{i}].contamination.dgp: {exc}") from None
+                truth = {}
+                for name in estimand:
+                    if base.family.name == model.name and name in base.family.fixed:
+                        truth[name] = float(base.family.fixed[name])
+                    elif name in spec.model.truth:
+                        truth[name] = float(spec.model.truth[name])
+                    else:
+                        raise SpecError(
+                            f"dgps[{i}]: no true value for the estimand {name!r} (the DGP "
+                            f"family {base.family.name!r} is not the model's {model.name!r}); "
+                            f"give it as model.truth.{name}"
+                        )
+                fixed = {
+                    k: float(base.family.fixed[k]) if v == "truth" else float(v)
+                    for k, v in spec.model.fixed.items()
+                }
+                if dgp.spec in seen:
+                    raise SpecError(f"dgps[{i}]: the DGP {dgp.spec!r} appears twice")
+                seen.add(dgp.spec)
+                points.append(DGPPoint(index=i, spec=dgp.spec, dgp=dgp, truth=truth, fixed=fixed))
+    return points
+
+
+def cells(spec: Any) -> list[Cell]:
+    """Every cell of the study: DGP points × sample sizes × blocks of ``spec.block``."""
+    out = []
+    for point in dgp_points(spec):
+        for n in spec.sample_sizes:
+            for b, first in enumerate(range(0, spec.replicates, spec.block)):
+                reps = min(spec.block, spec.replicates - first)
+                key = f"{point.spec}|n={n}|block={b}"
+                out.append(Cell(key=key, point=point, n=n, block=b, first=first, replicates=reps))
+    return out
+
+
+def cell_seed(study_seed: int, key: str) -> np.random.SeedSequence:
+    """The cell's own seed sequence: the study seed and a hash of the cell's key.
+
+    >>> a = cell_seed(1, "normal:loc=0,scale=1|n=20|block=0").generate_state(2)
+    >>> b = cell_seed(1, "normal:loc=0,scale=1|n=20|block=0").generate_state(2)
+    >>> bool((a == b).all())
+    True
+    """
+    digest = hashlib.sha256(key.encode()).digest()
+    words = tuple(int.from_bytes(digest[i : i + 4], "little") for i in range(0, 32, 4))
+    return np.random.SeedSequence(int(study_seed), spawn_key=words)
+
+
+def generate(study_seed: int, cell: Cell) -> tuple[np.ndarray, int]:
+    """The cell's data, shape ``(replicates, n)``, and a seed for its fits' extra starts."""
+    data_ss, fit_ss = cell_seed(study_seed, cell.key).spawn(2)
+    y = cell.point.dgp.sample((cell.replicates, cell.n), seed=np.random.default_rng(data_ss))
+    return y, int(fit_ss.generate_state(1)[0])

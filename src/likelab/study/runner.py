@@ -1,0 +1,223 @@
+"""Running a study: generate → analyse per cell, in-process, in a process pool or on Dask.
+
+:func:`run_cell` is the whole work of one cell (pure: its result depends only on the study spec
+and the cell): draw the cell's datasets from its own seed, fit the model with every objective
+on the same datasets (one batched :func:`likelab.estimate.fit` per objective) and return the
+rows as columns. A fit that fails, whether it does not converge, gives NaN or raises, becomes
+rows with its reason, never an exception: failures are data.
+
+:func:`run_study` sends the unfinished cells to an executor and writes each finished cell to the
+store from this process, the one writer, in one transaction per cell, as results arrive.
+
+- ``local``: one cell after another, in this process;
+- ``process``: a :class:`concurrent.futures.ProcessPoolExecutor` (spawned workers, one torch
+  thread each);
+- ``dask``: a ``dask.distributed`` cluster, at ``scheduler`` (``tcp://host:port``) or an
+  embedded ``LocalCluster`` of ``workers`` single-threaded worker processes bound to loopback.
+  A worker lost mid-study has its cells rescheduled by the scheduler.
+
+The results are bit-identical whatever the executor and the worker count (tested).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from likelab.errors import ParameterError
+from likelab.study.design import Cell, cells, generate
+from likelab.study.spec import StudySpec
+from likelab.study.store import RESULT_COLUMNS, Store
+
+__all__ = ["EXECUTORS", "RunReport", "default_store", "run_cell", "run_study"]
+
+EXECUTORS = ("local", "process", "dask")
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """What a run did: cells in the study, already done before, run now; fits; seconds."""
+
+    store: str
+    cells_total: int
+    cells_skipped: int
+    cells_run: int
+    fits: int
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def default_store(study_file: str | Path, spec: StudySpec) -> Path:
+    """``<study file's folder>/<study name>.duckdb``."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in spec.name)
+    return Path(study_file).resolve().parent / f"{safe}.duckdb"
+
+
+def run_cell(spec: StudySpec, cell: Cell) -> tuple[dict[str, np.ndarray], float]:
+    """Generate and analyse one cell; its result rows as columns, and the seconds it took."""
+    import torch
+
+    from likelab.estimate import fit
+
+    start = time.perf_counter()
+    y, fit_seed = generate(spec.seed, cell)
+    estimand = list(cell.point.truth)
+    reps = cell.replicates
+    cols: dict[str, list[np.ndarray]] = {k: [] for k in RESULT_COLUMNS}
+    for spec_obj in spec.objectives:
+        t0 = time.perf_counter()
+        try:
+            res = fit(
+                y,
+                spec.model.family,
+                spec_obj,
+                fixed=cell.point.fixed or None,
+                multistart=spec.fit.multistart,
+                seed=fit_seed,
+                max_iter=spec.fit.max_iter,
+                dtype=torch.float64,
+            )
+            est = {p: np.asarray(res.params[p], dtype=np.float64) for p in estimand}
+            se = {p: np.asarray(res.se[p], dtype=np.float64) for p in estimand}
+            value = np.asarray(res.value, dtype=np.float64)
+            converged = np.asarray(res.converged, dtype=bool)
+            reason = np.asarray(res.reason, dtype=object)
+        except Exception as exc:  # a failure is recorded as data, the study goes on
+            msg = f"error: {type(exc).__name__}: {' '.join(str(exc).split())}"[:500]
+            nan = np.full(reps, np.nan)
+            est = {p: nan for p in estimand}
+            se = est
+            value = nan
+            converged = np.zeros(reps, dtype=bool)
+            reason = np.full(reps, msg, dtype=object)
+        per_fit = (time.perf_counter() - t0) / reps
+        for p in estimand:
+            cols["cell_key"].append(np.full(reps, cell.key, dtype=object))
+            cols["dgp"].append(np.full(reps, cell.point.spec, dtype=object))
+            cols["n"].append(np.full(reps, cell.n, dtype=np.int32))
+            cols["replicate"].append(np.arange(cell.first, cell.first + reps, dtype=np.int32))
+            cols["objective"].append(np.full(reps, spec_obj, dtype=object))
+            cols["parameter"].append(np.full(reps, p, dtype=object))
+            cols["truth"].append(np.full(reps, cell.point.truth[p]))
+            cols["estimate"].append(est[p])
+            cols["se"].append(se[p])
+            cols["value"].append(value)
+            cols["converged"].append(converged & np.isfinite(est[p]))
+            cols["reason"].append(reason)
+            cols["fit_seconds"].append(np.full(reps, per_fit))
+    out = {k: np.concatenate(v) for k, v in cols.items()}
+    return out, time.perf_counter() - start
+
+
+def _worker_init() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _run_cell_task(spec: StudySpec, cell: Cell) -> tuple[str, dict[str, np.ndarray], float]:
+    _worker_init()
+    cols, seconds = run_cell(spec, cell)
+    return cell.key, cols, seconds
+
+
+def run_study(
+    spec: StudySpec,
+    store: str | Path,
+    *,
+    executor: str = "process",
+    workers: int | None = None,
+    scheduler: str | None = None,
+    on_cell: Callable[[int, int, int], None] | None = None,
+) -> RunReport:
+    """Run every unfinished cell of ``spec`` and write it to ``store``; resumable.
+
+    ``on_cell(cells_done, cells_total, fits_done)`` is called after each cell is written (the
+    CLI's progress bar). Returns a :class:`RunReport`.
+    """
+    if executor not in EXECUTORS:
+        raise ParameterError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+    if workers is not None and (isinstance(workers, bool) or workers < 1):
+        raise ParameterError(f"workers must be an integer >= 1, got {workers!r}")
+    if scheduler is not None and executor != "dask":
+        raise ParameterError("--scheduler is for the dask executor")
+    all_cells = cells(spec)
+    start = time.perf_counter()
+    with Store(store, spec) as db:
+        done = db.done()
+        todo = [c for c in all_cells if c.key not in done]
+        by_key = {c.key: c for c in todo}
+        fits_per_cell = {c.key: c.replicates * len(spec.objectives) for c in todo}
+        state = {"cells": len(all_cells) - len(todo), "fits": 0}
+
+        def write(key: str, cols: dict[str, np.ndarray], seconds: float) -> None:
+            db.write_cell(by_key[key], cols, seconds)
+            state["cells"] += 1
+            state["fits"] += fits_per_cell[key]
+            if on_cell is not None:
+                on_cell(state["cells"], len(all_cells), state["fits"])
+
+        if todo:
+            if executor == "local":
+                for c in todo:
+                    cols, seconds = run_cell(spec, c)
+                    write(c.key, cols, seconds)
+            elif executor == "process":
+                _run_process(spec, todo, workers, write)
+            else:
+                _run_dask(spec, todo, workers, scheduler, write)
+    return RunReport(
+        store=str(store),
+        cells_total=len(all_cells),
+        cells_skipped=len(all_cells) - len(todo),
+        cells_run=len(todo),
+        fits=state["fits"],
+        seconds=time.perf_counter() - start,
+    )
+
+
+def _run_process(spec, todo, workers, write) -> None:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    n = workers or os.cpu_count() or 1
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_worker_init) as pool:
+        futures = [pool.submit(_run_cell_task, spec, c) for c in todo]
+        for fut in as_completed(futures):
+            write(*fut.result())
+
+
+def _run_dask(spec, todo, workers, scheduler, write) -> None:
+    try:
+        from distributed import Client, LocalCluster, as_completed
+    except ImportError:  # pragma: no cover - dask is an optional extra
+        raise ParameterError(
+            "the dask executor needs dask.distributed: pip install 'likelab[dask]'"
+        ) from None
+    cluster = None
+    if scheduler is None:
+        cluster = LocalCluster(
+            n_workers=workers or 2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        )
+    try:
+        with Client(scheduler or cluster, set_as_default=False) as client:
+            futures = [client.submit(_run_cell_task, spec, c, pure=False) for c in todo]
+            for fut in as_completed(futures):
+                write(*fut.result())
+                fut.release()
+    finally:
+        if cluster is not None:
+            cluster.close()
