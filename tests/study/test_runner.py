@@ -1,0 +1,216 @@
+"""Running studies: paired and reproducible cells, executors, resumption, failures as data."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pytest
+
+from likelab.errors import SpecError
+from likelab.study import cells, generate, load_study, run_study
+
+STUDY = """
+name: runner
+seed: 7
+dgps:
+  - family: normal
+    params: {loc: 1, scale: 2}
+  - family: normal
+    params: {loc: 0, scale: 1}
+    contamination: {eps: 0.1, dgp: "normal:loc=8,scale=1"}
+sample_sizes: [15, 40]
+replicates: 30
+block: 10
+model: {family: normal}
+objectives: [log, "dpd:beta=0.5", linear]
+fit: {multistart: 2}
+"""
+
+
+def study_file(tmp_path, text=STUDY, name="study.yaml"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def results(store):
+    with duckdb.connect(str(store), read_only=True) as con:
+        return con.execute(
+            "SELECT cell_key, dgp, n, replicate, objective, parameter, truth, estimate, se, "
+            "value, converged, reason FROM results "
+            "ORDER BY cell_key, objective, parameter, replicate"
+        ).fetchall()
+
+
+def test_local_and_process_pool_give_identical_bits(tmp_path):
+    spec = load_study(study_file(tmp_path))
+    a = run_study(spec, tmp_path / "a.duckdb", executor="local")
+    b = run_study(spec, tmp_path / "b.duckdb", executor="process", workers=2)
+    assert a.cells_run == b.cells_run == 12 and a.fits == 12 * 10 * 3
+    ra, rb = results(tmp_path / "a.duckdb"), results(tmp_path / "b.duckdb")
+    assert len(ra) == 2 * 2 * 30 * 3 * 2 and ra == rb  # float equality: bit for bit
+
+
+def test_a_cells_data_depend_on_its_key_not_its_position(tmp_path):
+    spec = load_study(study_file(tmp_path))
+    bigger = load_study(
+        study_file(tmp_path, STUDY.replace("[15, 40]", "[5, 15, 40]"), "bigger.yaml")
+    )
+    mine = {c.key: c for c in cells(spec)}
+    for c in cells(bigger):
+        if c.key in mine:
+            ya, sa = generate(spec.seed, mine[c.key])
+            yb, sb = generate(bigger.seed, c)
+            assert np.array_equal(ya, yb) and sa == sb
+    # and every objective sees the same datasets: log's and dpd's rows share replicates
+    run_study(spec, tmp_path / "s.duckdb", executor="local")
+    with duckdb.connect(str(tmp_path / "s.duckdb"), read_only=True) as con:
+        counts = con.execute(
+            "SELECT objective, count(DISTINCT cell_key || replicate) FROM results GROUP BY 1"
+        ).fetchall()
+    assert {c for _, c in counts} == {120}
+
+
+def test_resume_skips_finished_cells_and_the_store_refuses_another_spec(tmp_path):
+    path = study_file(tmp_path)
+    spec = load_study(path)
+    store = tmp_path / "s.duckdb"
+    first = run_study(spec, store, executor="local")
+    again = run_study(spec, store, executor="local")
+    assert first.cells_run == 12 and again.cells_run == 0 and again.cells_skipped == 12
+    changed = load_study(study_file(tmp_path, STUDY.replace("seed: 7", "seed: 8"), "c.yaml"))
+    with pytest.raises(SpecError, match="different spec"):
+        run_study(changed, store, executor="local")
+    other = load_study(study_file(tmp_path, STUDY.replace("name: runner", "name: x"), "o.yaml"))
+    with pytest.raises(SpecError, match="holds the study 'runner'"):
+        run_study(other, store, executor="local")
+
+
+def test_failures_are_recorded_as_data(tmp_path, monkeypatch):
+    (tmp_path / "failing_scores.py").write_text(
+        "def boom(dist, y):\n    raise RuntimeError('no fit today')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    text = STUDY.replace(
+        'objectives: [log, "dpd:beta=0.5", linear]', 'objectives: [log, "failing_scores:boom"]'
+    )
+    spec = load_study(study_file(tmp_path, text))
+    report = run_study(spec, tmp_path / "f.duckdb", executor="local")
+    assert report.cells_run == 12
+    with duckdb.connect(str(tmp_path / "f.duckdb"), read_only=True) as con:
+        rows = con.execute(
+            "SELECT objective, bool_or(converged), min(reason), count(*) FROM results GROUP BY 1 "
+            "ORDER BY 1"
+        ).fetchall()
+    boom = rows[0]
+    assert boom[0] == "failing_scores:boom" and boom[1] is False and boom[3] == 240
+    assert "no fit today" in boom[2]
+    from likelab.study import summarise
+
+    rates = {r["objective"]: r["failure_rate"] for r in summarise(tmp_path / "f.duckdb")}
+    assert rates == {"failing_scores:boom": 1.0, "log": 0.0}
+
+
+def _cli(*args):
+    return [
+        sys.executable,
+        "-c",
+        "import sys; from likelab.cli import main; sys.exit(main(sys.argv[1:]))",
+        *map(str, args),
+    ]
+
+
+def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path):
+    text = STUDY.replace("[15, 40]", "[15, 40, 100]").replace(', linear]', "]")
+    path = study_file(tmp_path, text)
+    total = len(cells(load_study(path)))
+    killed = tmp_path / "killed.duckdb"
+    env = {**os.environ, "PYTHONPATH": str(Path.cwd())}
+    proc = subprocess.Popen(
+        _cli("study", "run", path, "--store", killed, "--executor", "local"),
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    done = 0
+    for line in proc.stderr:
+        if line.startswith("cell "):
+            done = int(line.split()[1].split("/")[0])
+            if done >= 3:
+                proc.send_signal(signal.SIGKILL)
+                break
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL and 3 <= done < total
+    resumed = subprocess.run(
+        _cli("study", "run", path, "--store", killed, "--executor", "local", "--json"),
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    import json
+
+    report = json.loads(resumed.stdout)
+    assert report["cells_skipped"] >= 3 and report["cells_skipped"] + report["cells_run"] == total
+    whole = tmp_path / "whole.duckdb"
+    run_study(load_study(path), whole, executor="local")
+    a, b = results(killed), results(whole)
+    assert a == b  # same rows, same bits, none lost, none twice
+    assert len(set(a)) == len(a)
+    with duckdb.connect(str(killed), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM cells").fetchone()[0] == total
+
+
+def test_cli_run_and_summary(tmp_path, capsys):
+    from tests.cli_support import run, run_json
+
+    path = study_file(tmp_path)
+    code, out, err = run(capsys, "study", "run", path, "--executor", "local")
+    assert code == 0, err
+    assert "12 cells run" in out and (tmp_path / "runner.duckdb").exists()
+    data = run_json(capsys, "study", "summary", tmp_path / "runner.duckdb")
+    keys = {
+        "dgp",
+        "n",
+        "objective",
+        "parameter",
+        "bias",
+        "bias_mcse",
+        "emp_se",
+        "emp_se_mcse",
+        "mse",
+        "mse_mcse",
+        "rel_eff",
+        "rel_eff_mcse",
+        "model_se",
+        "coverage",
+        "coverage_mcse",
+        "failure_rate",
+        "replicates",
+    }
+    assert len(data["rows"]) == 2 * 2 * 3 * 2 and set(data["rows"][0]) == keys
+    code, out, _ = run(
+        capsys,
+        "study",
+        "summary",
+        tmp_path / "runner.duckdb",
+        "--csv",
+        tmp_path / "s.csv",
+        "--parquet",
+        tmp_path / "s.parquet",
+    )
+    assert code == 0 and (tmp_path / "s.csv").read_text().startswith("dgp,n,objective")
+    assert (tmp_path / "s.parquet").stat().st_size > 0
+    for args, frag in (
+        (["study", "summary", tmp_path / "none.duckdb"], "does not exist"),
+        (["study", "run", path, "--executor", "threads"], "executor"),
+        (["study", "run", path, "--workers", "0"], "workers"),
+    ):
+        code, out, err = run(capsys, *args)
+        assert code == 2 and frag in err and err.count("\n") == 1, err
