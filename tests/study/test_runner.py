@@ -126,7 +126,7 @@ def _cli(*args):
 
 
 def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path):
-    text = STUDY.replace("[15, 40]", "[15, 40, 100]").replace(', linear]', "]")
+    text = STUDY.replace("[15, 40]", "[15, 40, 100]").replace(", linear]", "]")
     path = study_file(tmp_path, text)
     total = len(cells(load_study(path)))
     killed = tmp_path / "killed.duckdb"

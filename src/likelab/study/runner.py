@@ -213,7 +213,7 @@ def _run_dask(spec, todo, workers, scheduler, write) -> None:
             dashboard_address=None,
         )
     try:
-        with Client(scheduler or cluster, set_as_default=False) as client:
+        with Client(scheduler or cluster) as client:
             futures = [client.submit(_run_cell_task, spec, c, pure=False) for c in todo]
             for fut in as_completed(futures):
                 write(*fut.result())
