@@ -212,16 +212,32 @@ def test_lognormal_without_closed_form_matches_quadrature():
 
 
 @pytest.mark.parametrize("rate", [1e-3, 0.5, 3.0, 40.0, 1e4])
-@pytest.mark.parametrize("k", [0.3, 1.0, 2.5])
+@pytest.mark.parametrize("k", [0.3, 1.0, 2.0, 2.5])
 def test_poisson_sum_matches_long_direct_sum(rate, k):
-    # Poisson has no closed form: power_integral uses the truncated sum. Reference: numpy sum
+    # k = 2 has a closed form (e^-2λ I0(2λ)), other k the truncated sum. Reference: numpy sum
     # of scipy's pmf^k over 0..λ + 50√λ + 200, far beyond any contributing term.
     y = np.arange(0, int(rate + 50 * math.sqrt(rate) + 200))
     ref = np.exp(special.logsumexp(k * stats.poisson.logpmf(y, rate)))
     got = power_integral(D.Poisson(t(rate)), k)
     assert got.dtype == F64
+    if k == 1.0:  # a pmf sums to 1 exactly; scipy's logpmf at λ = 1e4 is off by ~1e-11
+        assert got.item() == 1.0 and abs(ref - 1.0) < 1e-10
+        return
     # summation of a few thousand positive terms in float64: relative rounding ~1e-13
     assert got.item() == pytest.approx(ref, rel=1e-11)
+
+
+def test_poisson_quadratic_closed_form_is_cheap_and_twice_differentiable():
+    # the window sum would need millions of terms at λ = 1e10; i0e costs O(1)
+    rate = t(1e10, 30.0).requires_grad_()
+    total = power_integral(D.Poisson(rate), 2.0)
+    assert total[0].item() == pytest.approx(1 / math.sqrt(4 * math.pi * 1e10), rel=1e-9)
+    assert numerical_power_integral(D.Poisson(t(30.0)), 2.0).item() == pytest.approx(
+        total[1].item(), rel=1e-13
+    )
+    assert torch.autograd.gradgradcheck(
+        lambda r: power_integral(D.Poisson(r), 2.0), (t(0.3, 30.0).requires_grad_(),)
+    )
 
 
 def test_poisson_batched_gradient_matches_analytic_derivative():

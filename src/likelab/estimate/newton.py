@@ -198,7 +198,7 @@ def newton_minimize(
         accepted = close.clone()
         v_new = v.clone()
         searching = torch.arange(active.numel(), device=device)[~close]
-        for _ in range(max_halvings):
+        for _ in range(max_halvings if searching.numel() else 0):
             trial = ua[searching] + alpha[searching, None] * d[searching]
             with torch.no_grad():
                 vt = fun(trial, active[searching])

@@ -445,6 +445,8 @@ def _discrete_sum(
     dist: Distribution, k: float, support: constraints.Constraint, dtype, device
 ) -> torch.Tensor:
     shape = dist.batch_shape
+    if math.prod(shape) == 0:  # an empty batch: nothing to sum
+        return torch.zeros(shape, dtype=dtype, device=device)
     lo, hi = support_bounds(support, dtype=dtype, device=device)
     lo, hi = lo.expand(shape).detach(), hi.expand(shape).detach()
     if bool(torch.isinf(lo).any()):

@@ -80,7 +80,11 @@ paired AS (
            count(*) AS m,
            stddev_samp(a.estimate) AS se_obj,
            stddev_samp(b.estimate) AS se_log,
-           corr(a.estimate, b.estimate) AS rho
+           -- the correlation, clamped to [-1, 1] (DuckDB's corr can return NaN for columns
+           -- that agree to rounding, as log's does with itself)
+           greatest(least(covar_samp(a.estimate, b.estimate)
+                          / (stddev_samp(a.estimate) * stddev_samp(b.estimate)), 1.0), -1.0)
+               AS rho
     FROM ok a JOIN ok b
       ON a.cell_key = b.cell_key AND a.replicate = b.replicate AND a.parameter = b.parameter
      AND b.objective = 'log'
