@@ -62,7 +62,23 @@ def default_store(study_file: str | Path, spec: StudySpec) -> Path:
 
 
 def run_cell(spec: StudySpec, cell: Cell) -> tuple[dict[str, np.ndarray], float]:
-    """Generate and analyse one cell; its result rows as columns, and the seconds it took."""
+    """Generate and analyse one cell; its result rows as columns, and the seconds it took.
+
+    The fits run on one torch thread whatever the executor (and the caller's thread count is
+    restored): the order of floating-point reductions then never depends on where a cell runs,
+    which is what makes results bit-identical across executors.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _run_cell(spec, cell)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run_cell(spec: StudySpec, cell: Cell) -> tuple[dict[str, np.ndarray], float]:
     import torch
 
     from likelab.estimate import fit
@@ -124,7 +140,6 @@ def _worker_init() -> None:
 
 
 def _run_cell_task(spec: StudySpec, cell: Cell) -> tuple[str, dict[str, np.ndarray], float]:
-    _worker_init()
     cols, seconds = run_cell(spec, cell)
     return cell.key, cols, seconds
 
@@ -214,7 +229,8 @@ def _run_dask(spec, todo, workers, scheduler, write) -> None:
         )
     try:
         with Client(scheduler or cluster) as client:
-            futures = [client.submit(_run_cell_task, spec, c, pure=False) for c in todo]
+            shared = client.scatter(spec, broadcast=True)  # sent to each worker once
+            futures = [client.submit(_run_cell_task, shared, c, pure=False) for c in todo]
             for fut in as_completed(futures):
                 write(*fut.result())
                 fut.release()
