@@ -9,8 +9,9 @@ Targets: process at least 1.7x local, dask within 15% of process.
 
 Then a study of one million fits (2 DGP points, n = 20, 250,000 replicates, 2 objectives, 50
 cells of 10,000) runs in a fresh subprocess with the ``local`` executor; its peak resident memory
-(``ru_maxrss`` of that process) must stay under 2 GB: results go to the store cell by cell and
-never accumulate in memory.
+(``VmHWM`` in ``/proc/self/status``; not ``ru_maxrss``, which Linux carries over from the parent
+across ``exec``) must stay under 2 GB: results go to the store cell by cell and never
+accumulate in memory.
 """
 
 from __future__ import annotations
@@ -54,11 +55,12 @@ objectives: [log, "dpd:beta=0.5"]
 """
 
 CHILD = """
-import json, resource, sys, time
+import json, sys, time
 from likelab.study import load_study, run_study
 start = time.perf_counter()
 report = run_study(load_study(sys.argv[1]), sys.argv[2], executor="local")
-peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+status = open("/proc/self/status").read()
+peak_kib = int(status.split("VmHWM:")[1].split()[0])
 print(json.dumps({"fits": report.fits, "seconds": time.perf_counter() - start,
                   "peak_mib": peak_kib / 1024}))
 """

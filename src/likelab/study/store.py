@@ -41,6 +41,8 @@ RESULT_COLUMNS: dict[str, str] = {
     "fit_seconds": "DOUBLE",
 }
 
+_MEMORY_LIMIT = "512MB"
+
 _SCHEMA = [
     "CREATE TABLE IF NOT EXISTS study (name VARCHAR, spec_hash VARCHAR, spec_json VARCHAR, "
     "likelab_version VARCHAR, created_at TIMESTAMP DEFAULT current_timestamp)",
@@ -64,6 +66,9 @@ class Store:
             self.con = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.Error as exc:
             raise SpecError(f"cannot open the store {str(path)!r}: {exc}") from None
+        # the store is written a cell at a time and read by one summary query: a modest
+        # buffer pool is plenty, and bounds the writer's memory however large the study
+        self.con.execute(f"SET memory_limit = '{_MEMORY_LIMIT}'")
         if not read_only:
             for sql in _SCHEMA:
                 self.con.execute(sql)
