@@ -35,7 +35,7 @@ import numpy as np
 from likelab.errors import ParameterError
 from likelab.study.design import Cell, cells, generate
 from likelab.study.spec import StudySpec
-from likelab.study.store import RESULT_COLUMNS, Store
+from likelab.study.store import CellRows, Store
 
 __all__ = ["EXECUTORS", "RunReport", "default_store", "run_cell", "run_study"]
 
@@ -63,8 +63,9 @@ def default_store(study_file: str | Path, spec: StudySpec) -> Path:
     return Path(study_file).resolve().parent / f"{safe}.duckdb"
 
 
-def run_cell(spec: StudySpec, cell: Cell) -> tuple[dict[str, np.ndarray], float]:
-    """Generate and analyse one cell; its result rows as columns, and the seconds it took.
+def run_cell(spec: StudySpec, cell: Cell) -> tuple[CellRows, float]:
+    """Generate and analyse one cell: its result rows (numeric columns, strings as codes, see
+    :class:`~likelab.study.store.CellRows`) and the seconds it took.
 
     The fits run on one torch thread whatever the executor (and the caller's thread count is
     restored): the order of floating-point reductions then never depends on where a cell runs,
@@ -80,7 +81,7 @@ def run_cell(spec: StudySpec, cell: Cell) -> tuple[dict[str, np.ndarray], float]
         torch.set_num_threads(threads)
 
 
-def _run_cell(spec: StudySpec, cell: Cell) -> tuple[dict[str, np.ndarray], float]:
+def _run_cell(spec: StudySpec, cell: Cell) -> tuple[CellRows, float]:
     import torch
 
     from likelab.estimate import fit
@@ -89,8 +90,9 @@ def _run_cell(spec: StudySpec, cell: Cell) -> tuple[dict[str, np.ndarray], float
     y, fit_seed = generate(spec.seed, cell)
     estimand = list(cell.point.truth)
     reps = cell.replicates
-    cols: dict[str, list[np.ndarray]] = {k: [] for k in RESULT_COLUMNS}
-    for spec_obj in spec.objectives:
+    reasons: dict[str, int] = {}
+    cols: dict[str, list[np.ndarray]] = {k: [] for k in CellRows.NUMERIC}
+    for j, spec_obj in enumerate(spec.objectives):
         t0 = time.perf_counter()
         try:
             res = fit(
@@ -117,22 +119,26 @@ def _run_cell(spec: StudySpec, cell: Cell) -> tuple[dict[str, np.ndarray], float
             converged = np.zeros(reps, dtype=bool)
             reason = np.full(reps, msg, dtype=object)
         per_fit = (time.perf_counter() - t0) / reps
-        for p in estimand:
-            cols["cell_key"].append(np.full(reps, cell.key, dtype=object))
-            cols["dgp"].append(np.full(reps, cell.point.spec, dtype=object))
-            cols["n"].append(np.full(reps, cell.n, dtype=np.int32))
+        names, inverse = np.unique(reason.astype(str), return_inverse=True)
+        codes = np.array([reasons.setdefault(str(r), len(reasons)) for r in names], np.int16)
+        for i, p in enumerate(estimand):
             cols["replicate"].append(np.arange(cell.first, cell.first + reps, dtype=np.int32))
-            cols["objective"].append(np.full(reps, spec_obj, dtype=object))
-            cols["parameter"].append(np.full(reps, p, dtype=object))
+            cols["objective"].append(np.full(reps, j, dtype=np.int16))
+            cols["parameter"].append(np.full(reps, i, dtype=np.int16))
             cols["truth"].append(np.full(reps, cell.point.truth[p]))
             cols["estimate"].append(est[p])
             cols["se"].append(se[p])
             cols["value"].append(value)
             cols["converged"].append(converged & np.isfinite(est[p]))
-            cols["reason"].append(reason)
+            cols["reason"].append(codes[inverse])
             cols["fit_seconds"].append(np.full(reps, per_fit))
-    out = {k: np.concatenate(v) for k, v in cols.items()}
-    return out, time.perf_counter() - start
+    rows = CellRows(
+        columns={k: np.concatenate(v) for k, v in cols.items()},
+        objectives=list(spec.objectives),
+        parameters=estimand,
+        reasons=list(reasons),
+    )
+    return rows, time.perf_counter() - start
 
 
 def _worker_init() -> None:
@@ -141,7 +147,7 @@ def _worker_init() -> None:
     torch.set_num_threads(1)
 
 
-def _run_cell_task(spec: StudySpec, cell: Cell) -> tuple[str, dict[str, np.ndarray], float]:
+def _run_cell_task(spec: StudySpec, cell: Cell) -> tuple[str, CellRows, float]:
     cols, seconds = run_cell(spec, cell)
     return cell.key, cols, seconds
 
@@ -175,7 +181,7 @@ def run_study(
         fits_per_cell = {c.key: c.replicates * len(spec.objectives) for c in todo}
         state = {"cells": len(all_cells) - len(todo), "fits": 0}
 
-        def write(key: str, cols: dict[str, np.ndarray], seconds: float) -> None:
+        def write(key: str, cols: CellRows, seconds: float) -> None:
             db.write_cell(by_key[key], cols, seconds)
             state["cells"] += 1
             state["fits"] += fits_per_cell[key]

@@ -15,15 +15,16 @@ A store holding another study (another name or another spec) is refused.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import duckdb
 import numpy as np
 
 from likelab.errors import SpecError
 
-__all__ = ["RESULT_COLUMNS", "Store"]
+__all__ = ["RESULT_COLUMNS", "CellRows", "Store"]
 
 RESULT_COLUMNS: dict[str, str] = {
     "cell_key": "VARCHAR",
@@ -42,6 +43,35 @@ RESULT_COLUMNS: dict[str, str] = {
 }
 
 _MEMORY_LIMIT = "512MB"
+
+
+@dataclass(frozen=True)
+class CellRows:
+    """A cell's result rows as numpy columns, with the strings coded: ``objective``,
+    ``parameter`` and ``reason`` hold indices into ``objectives``, ``parameters`` and
+    ``reasons`` (a cell has a handful of distinct strings and thousands of rows; the codes keep
+    what travels from a worker and what the writer converts small)."""
+
+    NUMERIC: ClassVar[tuple[str, ...]] = (
+        "replicate",
+        "objective",
+        "parameter",
+        "truth",
+        "estimate",
+        "se",
+        "value",
+        "converged",
+        "reason",
+        "fit_seconds",
+    )
+    columns: dict[str, np.ndarray]
+    objectives: list[str]
+    parameters: list[str]
+    reasons: list[str]
+
+    def __len__(self) -> int:
+        return len(self.columns["replicate"])
+
 
 _SCHEMA = [
     "CREATE TABLE IF NOT EXISTS study (name VARCHAR, spec_hash VARCHAR, spec_json VARCHAR, "
@@ -104,12 +134,24 @@ class Store:
         """Keys of the finished cells."""
         return {k for (k,) in self.con.execute("SELECT cell_key FROM cells").fetchall()}
 
-    def write_cell(self, cell: Any, columns: dict[str, np.ndarray], seconds: float) -> None:
+    def write_cell(self, cell: Any, rows: CellRows, seconds: float) -> None:
         """The cell's result rows and its ``cells`` row, in one transaction."""
-        frame = {k: columns[k] for k in RESULT_COLUMNS}  # noqa: F841 (scanned by DuckDB)
+        frame = rows.columns  # noqa: F841 (scanned by DuckDB by name)
         self.con.execute("BEGIN TRANSACTION")
         try:
-            self.con.execute("INSERT INTO results SELECT * FROM frame")
+            self.con.execute(
+                "INSERT INTO results SELECT $key, $dgp, $n, replicate, "
+                "$objectives[objective + 1], $parameters[parameter + 1], truth, estimate, se, "
+                "value, converged, $reasons[reason + 1], fit_seconds FROM frame",
+                {
+                    "key": cell.key,
+                    "dgp": cell.point.spec,
+                    "n": cell.n,
+                    "objectives": rows.objectives,
+                    "parameters": rows.parameters,
+                    "reasons": rows.reasons,
+                },
+            )
             self.con.execute(
                 "INSERT INTO cells (cell_key, dgp, n, block, replicates, rows, seconds) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -119,7 +161,7 @@ class Store:
                     cell.n,
                     cell.block,
                     cell.replicates,
-                    len(columns["cell_key"]),
+                    len(rows),
                     seconds,
                 ],
             )
