@@ -214,3 +214,24 @@ def test_cli_run_and_summary(tmp_path, capsys):
     ):
         code, out, err = run(capsys, *args)
         assert code == 2 and frag in err and err.count("\n") == 1, err
+
+
+def test_batches_are_sized_from_timed_cells_and_shrink_for_the_tail():
+    from likelab.study.runner import BATCH_SECONDS, _Batcher
+
+    todo = list(range(400))
+    b = _Batcher(todo, workers=2)
+    assert [len(b.next()) for _ in range(4)] == [1, 1, 1, 1]  # untimed: one cell at a time
+    for _ in range(4):
+        b.record(BATCH_SECONDS / 5)  # cells of a fifth of the target
+    assert len(b.next()) == 5
+    sizes, handed = [], 4 + 5
+    while b:
+        sizes.append(len(b.next()))
+        handed += sizes[-1]
+    assert handed == 400  # every cell handed out once
+    assert max(sizes) == 5 and sizes[-1] == 1  # the tail is split across the workers
+    for _ in range(1000):
+        b.record(10.0)  # slow cells: one per batch
+    b.todo = list(range(50))
+    assert len(b.next()) == 1
