@@ -1,6 +1,5 @@
 """The ``likelab`` command: JSON output, figures on request, one-line errors with exit 2."""
 
-import json
 import subprocess
 import sys
 
@@ -128,18 +127,6 @@ def test_underflow_json(capsys):
     th = data["thresholds"]
     assert th["float32"]["zero_at"] < th["float64"]["zero_at"]
     assert data["likelihoods"] == [0.3, 0.2, 0.1]
-
-
-def test_demo_writes_report(tmp_path, capsys):
-    out = tmp_path / "report"
-    code, stdout, err = run(capsys, "demo", "--out", str(out))
-    assert "local minima" in stdout
-    assert code == 0, err
-    for name in ("summary.md", "summary.json", "underflow.png", "landscape.png"):
-        assert (out / name).stat().st_size > 0
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["landscape"]["objectives"]["log"]["local_minima"] == 1
-    assert "local minima" in (out / "summary.md").read_text()
 
 
 @pytest.mark.parametrize(

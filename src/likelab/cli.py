@@ -511,6 +511,10 @@ def train_cmd(
         Path | None,
         typer.Option("--plot", help="Write learning curves and reliability diagrams to DIR."),
     ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option("--report", help="Write a self-contained HTML page to DIR/index.html."),
+    ] = None,
 ) -> None:
     """Train one network per objective and seed on the same data; clean test metrics,
     mean ± sd over seeds."""
@@ -555,6 +559,11 @@ def train_cmd(
 
         plot_learning_curves(result, plot / "learning_curves.png")
         plot_reliability(result, plot / "reliability.png")
+    if report is not None:
+        from likelab.report.pages import write_train_report
+
+        page = write_train_report(result, report)
+        _err.print(f"report written to {page}")
     if as_json:
         _emit_json(result.to_dict())
         return
@@ -800,23 +809,59 @@ def _short_header(key: str) -> str:
 @app.command("demo")
 def demo_cmd(
     out: Annotated[Path, typer.Option("--out", help="Directory for the report.")] = Path("report"),
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Small budgets: the same page in under a minute.")
+    ] = False,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the simulated data.")] = 0,
     as_json: JsonOpt = False,
 ) -> None:
-    """The seed walkthrough: underflow, the seed's landscape, the objectives; writes OUT/."""
-    from likelab.report.walkthrough import write_walkthrough
+    """The whole story in one HTML page, OUT/index.html: underflow, the seed's landscape,
+    properness, classifiers, a simulation study; every number computed in this run."""
+    from likelab.report.demo import run_demo
 
-    walk = write_walkthrough(out, seed=seed)
+    if _err.is_terminal and not as_json:
+        from rich.progress import BarColumn, Progress, TimeElapsedColumn
+
+        with Progress(
+            "{task.description}", BarColumn(), TimeElapsedColumn(), console=_err, transient=True
+        ) as progress:
+            task = progress.add_task("demo", total=None)
+
+            def step(done: int, total: int, label: str) -> None:
+                progress.update(task, completed=done, total=total, description=label)
+
+            demo = run_demo(out, quick=quick, seed=seed, on_step=step)
+    else:
+        demo = run_demo(out, quick=quick, seed=seed)
     if as_json:
-        _emit_json(walk.to_dict())
+        _emit_json(demo.to_dict())
         return
+    walk = demo.walkthrough
     _out.rule("1. The naive product of likelihoods underflows")
     _print_underflow(walk.underflow_report)
     _out.rule("2. The seed's landscape: sum of likelihoods vs product vs log-product")
     _print_landscape(walk.landscape_report)
-    _out.rule("3. The objectives")
-    objectives_cmd(as_json=False)
-    _out.print(f"\nreport written to {out}/ ({', '.join(walk.files)})")
+    _out.print(
+        f"\nreport written to {demo.page} ({len(demo.sections)} sections: "
+        f"{', '.join(demo.sections)}; {demo.seconds:.0f} s)"
+    )
+
+
+# ---------------------------------------------------------------------- report
+@app.command("report")
+def report_cmd(
+    store: Annotated[Path, typer.Argument(metavar="STORE", help="A study store (.duckdb).")],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Directory for the page (default: STORE-report/ beside it)."),
+    ] = None,
+) -> None:
+    """Render a study store as a self-contained HTML page, OUT/index.html."""
+    from likelab.report.pages import write_study_report
+
+    target = out or store.with_name(store.stem + "-report")
+    page = write_study_report(store, target)
+    _out.print(f"report written to {page}")
 
 
 # ---------------------------------------------------------------------- entry point

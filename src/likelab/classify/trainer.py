@@ -40,8 +40,8 @@ METRICS = ("accuracy", "nll", "brier", "ece", "confidence", "prob_gap")
 
 @dataclass
 class TrainResult:
-    """One trained network: its test metrics, test probabilities (with the test labels) and
-    per-epoch history."""
+    """One trained network: its test metrics, test probabilities (with the test labels and, where
+    the dataset knows them, the true class probabilities ``p_test``) and per-epoch history."""
 
     objective: str
     dataset: str
@@ -53,6 +53,7 @@ class TrainResult:
     history: list[dict[str, float]]
     epochs_run: int
     network: nn.Module = field(repr=False)
+    p_test: np.ndarray | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -170,6 +171,7 @@ def train(
         history=history,
         epochs_run=epochs_run,
         network=net,
+        p_test=data.p_test,
     )
 
 

@@ -1,4 +1,4 @@
-"""Matplotlib figures of landscapes and of the product's underflow.
+"""Matplotlib figures: landscapes, underflow, properness, training, simulation studies.
 
 Each function builds a :class:`matplotlib.figure.Figure` directly (no ``pyplot``: no global
 figure registry, no interactive backend, nothing to close), saves it when given a path (the format
@@ -12,16 +12,20 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from likelab.errors import UnsupportedError
 from likelab.landscape import Landscape, UnderflowReport
 from likelab.landscape.grid import flat_mask
 
 __all__ = [
+    "plot_contamination",
     "plot_landscape",
     "plot_learning_curves",
+    "plot_probabilities",
     "plot_properness",
     "plot_reliability",
+    "plot_study",
     "plot_underflow",
 ]
 
@@ -455,3 +459,151 @@ def _save(fig: Figure, path: str | Path | None) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=120)
+
+
+def plot_probabilities(comparison, path: str | Path | None = None) -> Figure:
+    """Predicted against true class probabilities on the test set, one panel per objective.
+
+    Every (test example, class) pair is a point (x: the dataset's true probability, y: the
+    network's), every seed pooled; a proper objective trained to its optimum puts them on the
+    diagonal. Needs a dataset whose true probabilities are known (``xor``, ``xor-gauss``,
+    ``next-word``).
+    """
+    specs = comparison.objectives
+    if any(r.p_test is None for r in comparison.runs):
+        raise UnsupportedError(
+            f"{comparison.dataset}: the true class probabilities are unknown, so predicted and "
+            "true probabilities cannot be compared"
+        )
+    cols = min(4, len(specs))
+    rows = -(-len(specs) // cols)
+    fig = Figure(figsize=(3.3 * cols, 3.3 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for i, (ax, spec) in enumerate(zip(axes.ravel(), specs, strict=False)):
+        runs = [r for r in comparison.runs if r.objective == spec]
+        truth = np.concatenate([r.p_test.ravel() for r in runs])
+        pred = np.concatenate([r.probs_test.ravel() for r in runs])
+        keep = truth > 0
+        gap = float(np.abs(pred - truth).mean())
+        ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1)
+        ax.scatter(truth[keep], pred[keep], s=14, alpha=0.25, color=f"C{i % 10}", lw=0)
+        ax.set_title(f"{spec}  (mean |p̂ − p| {gap:.3f})", fontsize=9)
+        ax.set_xlim(-0.02, 1.02)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel("true probability", fontsize=8)
+        ax.set_ylabel("predicted probability", fontsize=8)
+    for ax in axes.ravel()[len(specs) :]:
+        ax.set_visible(False)
+    fig.suptitle(f"predicted vs true class probabilities: {comparison.dataset}", fontsize=11)
+    _save(fig, path)
+    return fig
+
+
+def plot_study(rows: list[dict], measure: str, path: str | Path | None = None) -> Figure:
+    """A study's performance ``measure`` (``rel_eff`` or ``bias``) against n, one panel per
+    (DGP point, parameter), one line per objective, with ±2 Monte Carlo SE bars.
+
+    ``rows`` are :func:`likelab.study.summarise` rows; at most 12 panels are drawn (the first
+    DGP points in the store's order).
+    """
+    if measure not in ("rel_eff", "bias"):
+        raise UnsupportedError(f"measure must be 'rel_eff' or 'bias', got {measure!r}")
+    panels = list(dict.fromkeys((r["dgp"], r["parameter"]) for r in rows))[:12]
+    objectives = list(dict.fromkeys(r["objective"] for r in rows))
+    cols = min(3, max(1, len(panels)))
+    nrows = max(1, -(-len(panels) // cols))
+    fig = Figure(figsize=(4.2 * cols, 3.2 * nrows), layout="constrained")
+    axes = fig.subplots(nrows, cols, squeeze=False)
+    for ax, (dgp, param) in zip(axes.ravel(), panels, strict=False):
+        for j, obj in enumerate(objectives):
+            sel = sorted(
+                (
+                    r
+                    for r in rows
+                    if (r["dgp"], r["parameter"], r["objective"]) == (dgp, param, obj)
+                ),
+                key=lambda r: r["n"],
+            )
+            n = np.array([r["n"] for r in sel], dtype=float)
+            y = np.array([np.nan if r[measure] is None else r[measure] for r in sel], dtype=float)
+            se = np.array(
+                [np.nan if r[f"{measure}_mcse"] is None else r[f"{measure}_mcse"] for r in sel],
+                dtype=float,
+            )
+            if not np.isfinite(y).any():
+                continue
+            ax.errorbar(
+                n,
+                y,
+                yerr=2 * se,
+                marker="o",
+                ms=3,
+                lw=1.2,
+                capsize=2,
+                color=f"C{j % 10}",
+                label=obj,
+            )
+        ax.axhline(1.0 if measure == "rel_eff" else 0.0, color="grey", lw=0.8, ls="--")
+        ax.set_xscale("log")
+        sizes = sorted({r["n"] for r in rows if (r["dgp"], r["parameter"]) == (dgp, param)})
+        ax.set_xticks(sizes, [str(n) for n in sizes])
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_title(f"{_short(dgp)}: {param}", fontsize=8)
+        ax.set_xlabel("n", fontsize=8)
+        ax.set_ylabel("relative efficiency vs log" if measure == "rel_eff" else "bias", fontsize=8)
+    for ax in axes.ravel()[len(panels) :]:
+        ax.set_visible(False)
+    if panels:
+        axes[0, 0].legend(fontsize=7)
+    title = "relative efficiency against log (paired)" if measure == "rel_eff" else "bias"
+    fig.suptitle(f"{title} against n (bars: ±2 Monte Carlo SE)", fontsize=11)
+    _save(fig, path)
+    return fig
+
+
+def plot_contamination(
+    rows: list[dict], levels: dict[str, tuple[str, float]], n: int, path: str | Path | None = None
+) -> Figure:
+    """Relative efficiency and bias against the contamination fraction at sample size ``n``.
+
+    ``levels`` maps a DGP point's spec to (its uncontaminated base's spec, its eps); one row of
+    panels per (base, parameter), one line per objective.
+    """
+    bases = list(dict.fromkeys(b for b, _ in levels.values()))
+    params = list(dict.fromkeys(r["parameter"] for r in rows))
+    objectives = list(dict.fromkeys(r["objective"] for r in rows))
+    panels = [(b, p) for b in bases for p in params][:6]
+    fig = Figure(figsize=(8.4, 3.0 * max(1, len(panels))), layout="constrained")
+    axes = fig.subplots(max(1, len(panels)), 2, squeeze=False)
+    for (base, param), (ax_re, ax_bias) in zip(panels, axes, strict=False):
+        for j, obj in enumerate(objectives):
+            sel = sorted(
+                (
+                    r
+                    for r in rows
+                    if r["n"] == n
+                    and r["parameter"] == param
+                    and r["objective"] == obj
+                    and levels.get(r["dgp"], (None,))[0] == base
+                ),
+                key=lambda r: levels[r["dgp"]][1],
+            )
+            eps = np.array([levels[r["dgp"]][1] for r in sel], dtype=float)
+            for ax, key in ((ax_re, "rel_eff"), (ax_bias, "bias")):
+                y = np.array([np.nan if r[key] is None else r[key] for r in sel], dtype=float)
+                ax.plot(eps, y, marker="o", ms=3, lw=1.2, color=f"C{j % 10}", label=obj)
+        for ax, label in ((ax_re, "relative efficiency vs log"), (ax_bias, "bias")):
+            ax.set_title(f"{_short(base)}: {param}, n = {n}", fontsize=8)
+            ax.set_xlabel("contamination fraction eps", fontsize=8)
+            ax.set_ylabel(label, fontsize=8)
+        ax_re.axhline(1.0, color="grey", lw=0.8, ls="--")
+        ax_bias.axhline(0.0, color="grey", lw=0.8, ls="--")
+    if panels:
+        axes[0, 0].legend(fontsize=7)
+    fig.suptitle("what contamination does to each objective's estimates", fontsize=11)
+    _save(fig, path)
+    return fig
+
+
+def _short(text: str, limit: int = 48) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -40,6 +40,8 @@ class DGPPoint:
     dgp: DataGeneratingProcess
     truth: dict[str, float]
     fixed: dict[str, float]  # the model's fixed parameters here ('truth' resolved)
+    base: str = ""  # the uncontaminated DGP's spec (``spec`` itself when eps is 0)
+    eps: float = 0.0  # the contamination fraction
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,17 @@ def dgp_points(spec: Any) -> list[DGPPoint]:
                 if dgp.spec in seen:
                     raise SpecError(f"dgps[{i}]: the DGP {dgp.spec!r} appears twice")
                 seen.add(dgp.spec)
-                points.append(DGPPoint(index=i, spec=dgp.spec, dgp=dgp, truth=truth, fixed=fixed))
+                points.append(
+                    DGPPoint(
+                        index=i,
+                        spec=dgp.spec,
+                        dgp=dgp,
+                        truth=truth,
+                        fixed=fixed,
+                        base=base.spec,
+                        eps=float(eps or 0.0),
+                    )
+                )
     return points
 
 

@@ -1,0 +1,425 @@
+"""The sections of an HTML report, each built from a result the library computed.
+
+Every function takes what a run produced (an underflow report, a landscape, a properness survey,
+a training comparison, a study store) and returns a :class:`~likelab.report.html.Section`: the
+figures as embedded PNGs, the tables as rows of text, and the numbers the section's template puts
+into its prose. Nothing here is typed in: change the run and the page changes with it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from likelab.report.html import Cell, Figure, Section, Table, fmt
+
+__all__ = [
+    "landscape_section",
+    "properness_section",
+    "study_section",
+    "training_section",
+    "underflow_section",
+]
+
+
+def _never(x: Any) -> str:
+    return "never" if x is None else str(x)
+
+
+# ---------------------------------------------------------------------- underflow
+def underflow_section(flow: Any) -> Section:
+    """The naive product of likelihoods against the sum of their logs, per dtype."""
+    from likelab.report.figures import plot_underflow
+
+    d = flow.to_dict()
+    table = Table(
+        header=[
+            "dtype",
+            "subnormal from n",
+            "exactly 0 from n",
+            "gradient exactly 0 from n",
+            "log-product there",
+        ],
+        caption="the running product l1·l2·…·ln of the per-sample likelihoods",
+    )
+    for dt, t in d["thresholds"].items():
+        table.add(
+            Cell(dt, "text"),
+            _never(t["subnormal_at"]),
+            _never(t["zero_at"]),
+            _never(t["grad_zero_at"]),
+            fmt(t["log_product_at_zero"], 5),
+        )
+    th = d["thresholds"]
+    fig = Figure.from_matplotlib(
+        plot_underflow(flow),
+        alt="the product of likelihoods and its gradient fall to zero; the log-product does not",
+        caption="Left: the product and the log-product against the number of samples; right: "
+        "the size of the gradient with respect to the logits.",
+    )
+    return Section(
+        id="underflow",
+        title="The naive product of likelihoods underflows",
+        data={
+            "kind": "underflow",
+            "likelihoods": ", ".join(f"{v:g}" for v in d["likelihoods"]),
+            "f32": th.get("float32", {}),
+            "f64": th.get("float64", {}),
+            "table": table,
+            "figure": fig,
+        },
+    )
+
+
+# ---------------------------------------------------------------------- landscape
+def landscape_section(land: Any, *, seed: int) -> Section:
+    """The seed's landscape: the sum of likelihoods, the product and the log-product."""
+    from likelab.report.figures import plot_landscape
+
+    labels = {
+        "linear": "sum of likelihoods (linear)",
+        "product": "product (product)",
+        "log": "log-product (log)",
+    }
+    table = Table(
+        header=["objective", "local minima", "global argmin μ", "flat share of the grid"],
+        caption=f"n = {land.n} draws from N(0, 1), seed {seed}; model {land.family}",
+    )
+    for key, label in labels.items():
+        r = land.results[key]
+        table.add(
+            Cell(label, "text"),
+            str(r.local_minima),
+            f"{r.argmin.get('loc', float('nan')):.4f}",
+            f"{100 * r.flat_fraction:.1f}%",
+        )
+    lin, prod, log = (land.results[k] for k in ("linear", "product", "log"))
+    fig = Figure.from_matplotlib(
+        plot_landscape(land),
+        alt="the three objectives over mu: the sum has several minima, the log-product one",
+        caption="The three objectives over μ; local minima marked.",
+    )
+    return Section(
+        id="landscape",
+        title="The sum of likelihoods has a landscape full of false optima",
+        data={
+            "kind": "landscape",
+            "n": land.n,
+            "seed": seed,
+            "points": len(land.axes["loc"]),
+            "family": land.family,
+            "linear_minima": lin.local_minima,
+            "linear_argmin": f"{lin.argmin['loc']:.4f}",
+            "mle": f"{float(np.mean(land.data)):.4f}",
+            "log_argmin": f"{log.argmin['loc']:.4f}",
+            "product_flat": f"{100 * prod.flat_fraction:.1f}",
+            "table": table,
+            "figure": fig,
+        },
+    )
+
+
+# ---------------------------------------------------------------------- properness
+def properness_section(result: Any) -> Section:
+    """Each objective's verdict on K classes and against a density, with the evidence."""
+    from likelab.report.figures import plot_properness
+
+    tables, counts = [], {}
+    for setting in dict.fromkeys(r.setting for r in result.results):
+        rows = [r.to_dict() for r in result.results if r.setting == setting]
+        table = Table(
+            header=["objective", "verdict", "literature claims", "evidence"], caption=setting
+        )
+        tally: Counter = Counter()
+        for d in rows:
+            if d["verdict"] is None and "not_applicable" in d:
+                table.add(
+                    Cell(d["objective"], "text"), "n/a", "", Cell(d["not_applicable"], "text")
+                )
+                tally["not applicable"] += 1
+                continue
+            verdict = d["verdict"] or "no verdict"
+            tally[verdict] += 1
+            cls = "yes" if "proper" in verdict and "improper" not in verdict else "no"
+            agrees = d.get("agrees_with_claim")
+            claim = d.get("claimed") or "–"
+            if agrees is not None:
+                claim += " (agrees)" if agrees else " (disagrees)"
+            table.add(
+                Cell(d["objective"], "text"), Cell(verdict, cls), claim, Cell(d["how"], "text")
+            )
+        tables.append(table)
+        counts[setting] = dict(tally)
+    fig = Figure.from_matplotlib(
+        plot_properness(result),
+        alt="expected score against the forecast for each objective, truth marked",
+        caption="Expected score (lower is better) along a line of forecasts through the truth: "
+        "a proper objective has its minimum at the truth.",
+    )
+    verdicts = [r for r in result.results if getattr(r, "verdict", None) is not None]
+    disagree = [
+        r.to_dict()["objective"] for r in verdicts if r.to_dict().get("agrees_with_claim") is False
+    ]
+    return Section(
+        id="properness",
+        title="Which objectives are proper: checked, not claimed",
+        data={
+            "kind": "properness",
+            "counts": counts,
+            "improper": sorted({r.objective for r in verdicts if r.verdict == "improper"}),
+            "strict": sorted({r.objective for r in verdicts if r.verdict == "strictly proper"}),
+            "disagree": disagree,
+            "judged": len(verdicts),
+            "tables": tables,
+            "figure": fig,
+        },
+    )
+
+
+# ---------------------------------------------------------------------- training
+_TRAIN_KEYS = ("accuracy", "nll", "brier", "ece", "prob_gap")
+
+
+def training_section(comparison: Any, *, id: str, title: str, curves: bool = False) -> Section:
+    """Networks trained with each objective on the same data: clean test metrics, predicted vs
+    true probabilities (where the dataset knows them), reliability and, with ``curves``, the
+    learning curves."""
+    from likelab.report.figures import (
+        plot_learning_curves,
+        plot_probabilities,
+        plot_reliability,
+    )
+
+    rows = comparison.rows()
+    keys = [k for k in _TRAIN_KEYS if k in rows[0]]
+    names = {"prob_gap": "mean |p̂ − p|", "nll": "NLL", "ece": "ECE"}
+    table = Table(
+        header=["objective", *(names.get(k, k) for k in keys)],
+        caption=f"clean test set, mean ± sd over {len(comparison.seeds)} seed(s)",
+    )
+    for row in rows:
+        table.add(
+            Cell(row["objective"], "text"),
+            *(f"{row[k]:.3f} ± {row[k + '_sd']:.3f}" for k in keys),
+        )
+    figures = []
+    known = all(r.p_test is not None for r in comparison.runs)
+    if known:
+        figures.append(
+            Figure.from_matplotlib(
+                plot_probabilities(comparison),
+                alt=f"predicted against true class probabilities on {comparison.dataset}",
+                caption="Each point is a (test example, class) pair: its true probability "
+                "against the network's. A proper objective puts them on the diagonal.",
+            )
+        )
+    figures.append(
+        Figure.from_matplotlib(
+            plot_reliability(comparison),
+            alt=f"reliability diagrams on {comparison.dataset}",
+            caption="Reliability: accuracy against confidence in 15 bins (ECE in the titles).",
+        )
+    )
+    if curves:
+        figures.append(
+            Figure.from_matplotlib(
+                plot_learning_curves(comparison),
+                alt=f"learning curves on {comparison.dataset}",
+                caption="Per epoch, mean over seeds: training loss, gradient norm, test accuracy "
+                "and test NLL.",
+            )
+        )
+    by = {r["objective"]: r for r in rows}
+    best_gap = min(rows, key=lambda r: r.get("prob_gap", np.inf)) if known else None
+    return Section(
+        id=id,
+        title=title,
+        data={
+            "kind": "training",
+            "dataset": comparison.dataset,
+            "noise": comparison.noise,
+            "model": comparison.model,
+            "seeds": len(comparison.seeds),
+            "epochs": max(r.epochs_run for r in comparison.runs),
+            "known": known,
+            "best_gap": best_gap["objective"] if best_gap else None,
+            "best_gap_value": f"{best_gap['prob_gap']:.3f}" if best_gap else None,
+            "gaps": {k: f"{v['prob_gap']:.3f}" for k, v in by.items() if "prob_gap" in v},
+            "linear_worse": known
+            and "linear" in by
+            and "log" in by
+            and by["linear"]["prob_gap"] > by["log"]["prob_gap"],
+            "accuracy": {k: f"{v['accuracy']:.3f}" for k, v in by.items()},
+            "table": table,
+            "figures": figures,
+        },
+    )
+
+
+# ---------------------------------------------------------------------- study
+_STUDY_HEADER = [
+    "objective",
+    "parameter",
+    "bias (MCSE)",
+    "empirical SE (MCSE)",
+    "RMSE",
+    "rel. eff. vs log (MCSE)",
+    "model SE",
+    "95% coverage (MCSE)",
+    "failures",
+    "replicates",
+]
+
+
+def _pm(x: Any, se: Any, digits: int = 3) -> str:
+    return fmt(x, digits) if se is None else f"{fmt(x, digits)} ({fmt(se, 2)})"
+
+
+def study_section(store: str | Path, *, id: str = "study", title: str | None = None) -> Section:
+    """A study store's performance measures (Morris et al. 2019) with their Monte Carlo SEs,
+    and relative efficiency and bias against n (and against contamination where the study
+    varies it)."""
+    import duckdb
+
+    from likelab.report.figures import plot_contamination, plot_study
+    from likelab.study import StudySpec, summarise
+    from likelab.study.design import dgp_points
+    from likelab.study.store import Store
+
+    with Store(store, read_only=True) as db:
+        info = db.study()
+    spec = StudySpec.model_validate_json(info["spec_json"])
+    points = dgp_points(spec)
+    order = {p.spec: i for i, p in enumerate(points)}
+    objectives = {o: i for i, o in enumerate(spec.objectives)}
+    rows = sorted(
+        summarise(store),
+        key=lambda r: (order.get(r["dgp"], len(order)), r["n"], objectives.get(r["objective"], 0)),
+    )
+    with duckdb.connect(str(store), read_only=True) as con:
+        cells_done, seconds = con.execute("SELECT count(*), sum(seconds) FROM cells").fetchone()
+        fits = con.execute(
+            "SELECT count(*) FROM (SELECT DISTINCT cell_key, replicate, objective FROM results)"
+        ).fetchone()[0]
+        failed = con.execute(
+            "SELECT objective, count(*) FILTER (WHERE NOT converged) / count(*) AS rate, "
+            "mode(reason) FILTER (WHERE NOT converged) AS reason, "
+            "min(value) FILTER (WHERE NOT converged) AS lowest "
+            "FROM results GROUP BY objective HAVING rate > 0"
+        ).fetchall()
+    failures = [
+        {"objective": o, "rate": f"{100 * r:.1f}", "reason": why, "lowest": fmt(low)}
+        for o, r, why, low in sorted(failed, key=lambda f: objectives.get(f[0], 0))
+    ]
+    tables = []
+    for dgp in dict.fromkeys(r["dgp"] for r in rows):
+        for n in sorted({r["n"] for r in rows if r["dgp"] == dgp}):
+            table = Table(header=_STUDY_HEADER, caption=f"{dgp}, n = {n}")
+            for r in rows:
+                if r["dgp"] != dgp or r["n"] != n:
+                    continue
+                table.add(
+                    Cell(r["objective"], "text"),
+                    Cell(r["parameter"], "text"),
+                    _pm(r["bias"], r["bias_mcse"]),
+                    _pm(r["emp_se"], r["emp_se_mcse"]),
+                    fmt(None if r["mse"] is None else float(np.sqrt(r["mse"]))),
+                    _pm(r["rel_eff"], r["rel_eff_mcse"]),
+                    fmt(r["model_se"]),
+                    _pm(r["coverage"], r["coverage_mcse"]),
+                    f"{100 * r['failure_rate']:.1f}%",
+                    str(r["replicates"]),
+                )
+            tables.append(table)
+    figures = []
+    if rows:
+        figures.append(
+            Figure.from_matplotlib(
+                plot_study(rows, "rel_eff"),
+                alt="relative efficiency against log, against n",
+                caption="Relative efficiency against log on the same datasets (EmpSE_log² / "
+                "EmpSE²): below 1, the objective's estimates vary more than the MLE's.",
+            )
+        )
+        figures.append(
+            Figure.from_matplotlib(
+                plot_study(rows, "bias"),
+                alt="bias against n",
+                caption="Bias of each objective's estimates against n.",
+            )
+        )
+    levels = {p.spec: (p.base, p.eps) for p in points}
+    varied = [b for b, c in Counter(b for b, _ in levels.values()).items() if c > 1]
+    contaminated = {k: v for k, v in levels.items() if v[0] in varied}
+    if rows and contaminated:
+        n_max = max(spec.sample_sizes)
+        figures.append(
+            Figure.from_matplotlib(
+                plot_contamination(rows, contaminated, n_max),
+                alt="relative efficiency and bias against the contamination fraction",
+                caption=f"At n = {n_max}: relative efficiency against log and bias, against "
+                "the share of contaminating observations.",
+            )
+        )
+    headline = _study_headline(rows, levels)
+    return Section(
+        id=id,
+        title=title or f"Simulation study: {info['name']}",
+        data={
+            "kind": "study",
+            "name": info["name"],
+            "version": info["likelab_version"],
+            "spec_hash": info["spec_hash"][:12],
+            "objectives": list(spec.objectives),
+            "dgps": list(dict.fromkeys(p.spec for p in points)),
+            "sample_sizes": list(spec.sample_sizes),
+            "replicates": spec.replicates,
+            "cells_done": int(cells_done),
+            "cells_total": len(points) * len(spec.sample_sizes) * -(-spec.replicates // spec.block),
+            "fits": int(fits),
+            "seconds": f"{seconds or 0.0:.1f}",
+            "failure_rate": f"{100 * _mean_failure(rows):.2f}",
+            "failures": failures,
+            "headline": headline,
+            "tables": tables,
+            "figures": figures,
+        },
+    )
+
+
+def _mean_failure(rows: list[dict]) -> float:
+    return float(np.mean([r["failure_rate"] for r in rows])) if rows else 0.0
+
+
+def _study_headline(rows: list[dict], levels: dict[str, tuple[str, float]]) -> list[dict]:
+    """Per (DGP point at the largest n, parameter): the objective with the smallest RMSE and
+    the relative efficiency of each objective, as sentences' numbers."""
+    out = []
+    for dgp in dict.fromkeys(r["dgp"] for r in rows):
+        sel = [r for r in rows if r["dgp"] == dgp]
+        n = max(r["n"] for r in sel)
+        for param in dict.fromkeys(r["parameter"] for r in sel):
+            here = [r for r in sel if r["n"] == n and r["parameter"] == param and r["mse"]]
+            if not here:
+                continue
+            best = min(here, key=lambda r: r["mse"])
+            out.append(
+                {
+                    "dgp": dgp,
+                    "eps": levels.get(dgp, (dgp, 0.0))[1],
+                    "n": n,
+                    "parameter": param,
+                    "best": best["objective"],
+                    "best_rmse": fmt(float(np.sqrt(best["mse"]))),
+                    "rel_eff": {
+                        r["objective"]: fmt(r["rel_eff"]) for r in here if r["objective"] != "log"
+                    },
+                    "log_bias": next(
+                        (fmt(r["bias"]) for r in here if r["objective"] == "log"), None
+                    ),
+                }
+            )
+    return out

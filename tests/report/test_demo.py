@@ -1,0 +1,251 @@
+"""The demo page (``likelab demo --quick``), study and training pages, and a real browser."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import shutil
+import textwrap
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from likelab.cli import main
+from likelab.report.demo import STEPS
+
+SECTIONS = ["underflow", "landscape", "properness", "xor", "next-word", "study"]
+
+
+def _cli(*args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """The quick demo, run once through the CLI for the whole module."""
+    out = tmp_path_factory.mktemp("demo") / "report"
+    code, stdout, err = _cli("demo", "--quick", "--out", str(out))
+    assert code == 0, err
+    return out, stdout
+
+
+class _Page(HTMLParser):
+    """Collects what the tests check: section ids, images, scripts, links, external URLs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sections: list[str] = []
+        self.images: list[dict] = []
+        self.tags: list[str] = []
+        self.urls: list[str] = []
+        self.tables = 0
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.tags.append(tag)
+        if tag == "section":
+            self.sections.append(a.get("id"))
+        if tag == "img":
+            self.images.append(a)
+        if tag == "table":
+            self.tables += 1
+        for key in ("src", "href"):
+            if key in a:
+                self.urls.append(a[key])
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def _parse(path: Path) -> _Page:
+    page = _Page()
+    page.feed(path.read_text(encoding="utf-8"))
+    return page
+
+
+def test_quick_demo_writes_a_page_with_every_section(demo):
+    out, stdout = demo
+    assert "local minima" in stdout and "index.html" in stdout
+    for name in ("index.html", "summary.md", "summary.json", "underflow.png", "landscape.png"):
+        assert (out / name).stat().st_size > 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["landscape"]["objectives"]["log"]["local_minima"] == 1
+    page = _parse(out / "index.html")
+    assert page.sections == SECTIONS
+    assert len(STEPS) == 6
+    assert page.tables >= len(SECTIONS)
+    assert len(page.images) >= len(SECTIONS)
+
+
+def test_the_page_is_self_contained(demo):
+    out, _ = demo
+    page = _parse(out / "index.html")
+    assert "script" not in page.tags and "link" not in page.tags
+    for img in page.images:
+        assert img["src"].startswith("data:image/png;base64,")
+        assert int(img["width"]) > 0 and int(img["height"]) > 0 and img["alt"]
+    # the only links are the table of contents' anchors
+    assert all(u.startswith(("#", "data:")) for u in page.urls), page.urls
+    assert "url(" not in (out / "index.html").read_text()
+
+
+def test_the_numbers_in_the_text_are_those_of_the_run(demo):
+    out, _ = demo
+    text = " ".join(" ".join(_parse(out / "index.html").text).split())
+    summary = json.loads((out / "summary.json").read_text())
+    f32 = summary["underflow"]["thresholds"]["float32"]
+    assert f"exactly 0 from n = {f32['zero_at']}" in text
+    lin = summary["landscape"]["objectives"]["linear"]
+    assert f"has {lin['local_minima']} local minima" in text
+    assert f"μ = {lin['argmin']['loc']:.4f}" in text
+    # the study's fit count is that of the store
+    import duckdb
+
+    with duckdb.connect(str(out / "demo-study.duckdb"), read_only=True) as con:
+        fits = con.execute(
+            "SELECT count(*) FROM (SELECT DISTINCT cell_key, replicate, objective FROM results)"
+        ).fetchone()[0]
+    assert f"{fits:,} fits" in text
+
+
+def _chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        pytest.skip(
+            "no Chromium found: install Debian's chromium package (apt-get install chromium) "
+            "to open the report in a real browser"
+        )
+    pytest.importorskip("playwright.sync_api", reason="pip install playwright (dev extras)")
+    return path
+
+
+def _open_in_chromium(page_path: Path, shot: Path | None = None):
+    """Open a page headless; return (console errors, failed or external requests, facts)."""
+    from playwright.sync_api import sync_playwright
+
+    errors, requests = [], []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("requestfailed", lambda r: requests.append(r.url))
+            page.on(
+                "request",
+                lambda r: None if r.url.startswith(("file:", "data:")) else requests.append(r.url),
+            )
+            page.goto(page_path.resolve().as_uri(), wait_until="load")
+            facts = page.evaluate(
+                """() => ({
+                    images: [...document.images].map(i => [i.complete, i.naturalWidth]),
+                    sections: [...document.querySelectorAll('section')].map(s => s.id),
+                    scripts: document.querySelectorAll('script').length,
+                    text: document.body.innerText,
+                })"""
+            )
+            if shot is not None:
+                page.screenshot(path=str(shot), full_page=True)
+        finally:
+            browser.close()
+    return errors, requests, facts
+
+
+def test_the_quick_demo_opens_in_headless_chromium(demo, tmp_path):
+    out, _ = demo
+    shot = tmp_path / "report.png"
+    errors, requests, facts = _open_in_chromium(out / "index.html", shot)
+    assert errors == []
+    assert requests == []  # nothing fetched from the network
+    assert facts["sections"] == SECTIONS
+    assert facts["images"] and all(ok and width > 0 for ok, width in facts["images"])
+    assert shot.stat().st_size > 10_000
+
+
+STUDY = """
+name: "<script>alert('x')</script> & co"
+seed: 3
+dgps:
+  - family: normal
+    params: {loc: 0, scale: 1}
+    contamination: {eps: [0, 0.1], dgp: "normal:loc=6,scale=1"}
+sample_sizes: [20, 50]
+replicates: 30
+block: 30
+model: {family: normal}
+objectives: [log, "dpd:beta=0.5"]
+"""
+
+
+@pytest.fixture(scope="module")
+def study_store(tmp_path_factory):
+    from likelab.study import load_study, run_study
+
+    folder = tmp_path_factory.mktemp("study")
+    path = folder / "evil.yaml"
+    path.write_text(textwrap.dedent(STUDY))
+    store = folder / "evil.duckdb"
+    run_study(load_study(path), store, executor="local")
+    return store
+
+
+def test_a_study_name_with_a_script_tag_shows_as_text(study_store, tmp_path):
+    out = tmp_path / "page"
+    code, _, err = _cli("report", str(study_store), "--out", str(out))
+    assert code == 0, err
+    html = (out / "index.html").read_text()
+    assert "<script>" not in html
+    assert "&lt;script&gt;alert(" in html
+    page = _parse(out / "index.html")
+    assert "script" not in page.tags
+    text = "".join(page.text)
+    assert "<script>alert('x')</script> & co" in text  # shown, as text, unchanged
+    assert len(page.images) == 3  # relative efficiency and bias vs n, and vs contamination
+
+
+def test_the_study_page_in_chromium_runs_no_script(study_store, tmp_path):
+    out = tmp_path / "page"
+    assert _cli("report", str(study_store), "--out", str(out))[0] == 0
+    errors, requests, facts = _open_in_chromium(out / "index.html")
+    assert errors == [] and requests == []
+    assert facts["scripts"] == 0
+    assert "<script>alert('x')</script> & co" in facts["text"]
+    assert all(ok and width > 0 for ok, width in facts["images"])
+
+
+def test_report_of_a_missing_store_is_one_line_and_exit_2(tmp_path):
+    code, _, err = _cli("report", str(tmp_path / "nope.duckdb"))
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("error:") and "does not exist" in err
+
+
+def test_train_report(tmp_path):
+    out = tmp_path / "train"
+    code, _, err = _cli(
+        "train",
+        "--dataset",
+        "xor:flip=0.1",
+        "--objectives",
+        "log,linear",
+        "--model",
+        "mlp:8",
+        "--epochs",
+        "5",
+        "--seeds",
+        "1",
+        "--report",
+        str(out),
+    )
+    assert code == 0, err
+    page = _parse(out / "index.html")
+    assert page.sections == ["training"]
+    # predicted vs true probabilities, reliability, learning curves
+    assert len(page.images) == 3
+    assert re.search(r"mean \|p̂ − p\|", " ".join(page.text))
