@@ -1,11 +1,39 @@
-"""Figures (and the seed walkthrough report) built from likelab's results.
+"""Figures and self-contained HTML reports built from likelab's results.
 
-:func:`plot_landscape`, :func:`plot_underflow` and :func:`plot_properness` return a
-:class:`matplotlib.figure.Figure` and save it when given a path; nothing is shown or printed.
+- ``plot_*`` return a :class:`matplotlib.figure.Figure` and save it when given a path;
+- :func:`run_demo` computes the whole story (``likelab demo``) and writes ``index.html``;
+- :func:`write_study_report` and :func:`write_train_report` render a study store or a training
+  comparison as the same kind of page.
+
+Nothing is shown or printed.
 """
 
 from __future__ import annotations
 
-from likelab.report.figures import plot_landscape, plot_properness, plot_underflow
+from likelab.report.demo import DemoReport, run_demo
+from likelab.report.figures import (
+    plot_contamination,
+    plot_landscape,
+    plot_learning_curves,
+    plot_probabilities,
+    plot_properness,
+    plot_reliability,
+    plot_study,
+    plot_underflow,
+)
+from likelab.report.pages import write_study_report, write_train_report
 
-__all__ = ["plot_landscape", "plot_properness", "plot_underflow"]
+__all__ = [
+    "DemoReport",
+    "plot_contamination",
+    "plot_landscape",
+    "plot_learning_curves",
+    "plot_probabilities",
+    "plot_properness",
+    "plot_reliability",
+    "plot_study",
+    "plot_underflow",
+    "run_demo",
+    "write_study_report",
+    "write_train_report",
+]
