@@ -249,3 +249,17 @@ def test_train_report(tmp_path):
     # predicted vs true probabilities, reliability, learning curves
     assert len(page.images) == 3
     assert re.search(r"mean \|p̂ − p\|", " ".join(page.text))
+
+
+def test_report_of_a_file_that_is_not_a_study_store_is_one_line_and_exit_2(tmp_path):
+    import duckdb
+
+    other = tmp_path / "other.duckdb"
+    with duckdb.connect(str(other)) as con:
+        con.execute("CREATE TABLE t (x INTEGER)")
+    text = tmp_path / "notes.duckdb"
+    text.write_text("not a database")
+    for path in (other, text):
+        code, _, err = _cli("report", str(path))
+        assert code == 2, err
+        assert err.count("\n") == 1 and err.startswith("error:")

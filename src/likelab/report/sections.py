@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from likelab.errors import SpecError
 from likelab.report.html import Cell, Figure, Section, Table, fmt
 
 __all__ = [
@@ -289,9 +290,18 @@ def study_section(store: str | Path, *, id: str = "study", title: str | None = N
     from likelab.study.design import dgp_points
     from likelab.study.store import Store
 
-    with Store(store, read_only=True) as db:
-        info = db.study()
-    spec = StudySpec.model_validate_json(info["spec_json"])
+    try:
+        with Store(store, read_only=True) as db:
+            info = db.study()
+    except duckdb.Error as exc:
+        raise SpecError(f"{Path(store).name} is not a likelab study store: {exc}") from None
+    try:
+        spec = StudySpec.model_validate_json(info["spec_json"])
+    except ValueError as exc:
+        raise SpecError(
+            f"the study spec in {Path(store).name} cannot be read by this likelab version: "
+            f"{' '.join(str(exc).split())[:300]}"
+        ) from None
     points = dgp_points(spec)
     order = {p.spec: i for i, p in enumerate(points)}
     objectives = {o: i for i, o in enumerate(spec.objectives)}
