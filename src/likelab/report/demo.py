@@ -28,6 +28,19 @@ STUDY_OBJECTIVES = ("log", "linear", "dpd:beta=0.5", "quadratic")
 #: The properness survey of ``--quick``: the seed's two objectives and one of each kind.
 QUICK_PROPERNESS = ("log", "linear", "quadratic", "spherical", "dpd:beta=0.5", "gce")
 
+#: The classifiers: (section id, dataset, model, batch size, epochs (quick, full), title).
+CLASSIFIERS = (
+    ("xor", "xor:flip=0.1", "mlp:16,16", 32, (60, 150), "XOR with 10% of its labels flipped"),
+    (
+        "next-word",
+        "next-word",
+        "next-word:16",
+        64,
+        (30, 80),
+        "Next-word prediction on a tiny corpus",
+    ),
+)
+
 STEPS = (
     ("walkthrough", "underflow and the seed's landscape"),
     ("properness", "properness verdicts"),
@@ -137,31 +150,18 @@ def run_demo(
     chosen: Any = list(QUICK_PROPERNESS) if quick else "all"
     sections.append(properness_section(survey(chosen, seed=seed)))
 
-    step(2)
-    xor = compare(
-        "xor:flip=0.1",
-        DEMO_OBJECTIVES,
-        seeds=1 if quick else 3,
-        model="mlp:16,16",
-        epochs=60 if quick else 150,
-        batch_size=32,
-        lr=0.01,
-    )
-    sections.append(training_section(xor, id="xor", title="XOR with 10% of its labels flipped"))
-
-    step(3)
-    words = compare(
-        "next-word",
-        DEMO_OBJECTIVES,
-        seeds=1 if quick else 3,
-        model="next-word:16",
-        epochs=30 if quick else 80,
-        batch_size=64,
-        lr=0.01,
-    )
-    sections.append(
-        training_section(words, id="next-word", title="Next-word prediction on a tiny corpus")
-    )
+    for k, (sid, dataset, model, batch, epochs, title) in enumerate(CLASSIFIERS):
+        step(2 + k)
+        comparison = compare(
+            dataset,
+            DEMO_OBJECTIVES,
+            seeds=1 if quick else 3,
+            model=model,
+            epochs=epochs[0] if quick else epochs[1],
+            batch_size=batch,
+            lr=0.01,
+        )
+        sections.append(training_section(comparison, id=sid, title=title))
 
     step(4)
     store = out / "demo-study.duckdb"

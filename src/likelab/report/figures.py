@@ -407,10 +407,7 @@ def plot_reliability(comparison, path: str | Path | None = None) -> Figure:
     from likelab.classify import classification_metrics, reliability
 
     specs = comparison.objectives
-    cols = min(4, len(specs))
-    rows = -(-len(specs) // cols)
-    fig = Figure(figsize=(3.3 * cols, 3.2 * rows), layout="constrained")
-    axes = fig.subplots(rows, cols, squeeze=False)
+    fig, axes = _objective_panels(len(specs))
     for ax, spec in zip(axes.ravel(), specs, strict=False):
         runs = [r for r in comparison.runs if r.objective == spec]
         probs = np.concatenate([r.probs_test for r in runs])
@@ -434,11 +431,9 @@ def plot_reliability(comparison, path: str | Path | None = None) -> Figure:
         ax.set_ylim(0, 1)
         ax.set_xlabel("confidence", fontsize=8)
         ax.set_ylabel("accuracy", fontsize=8)
-    for ax in axes.ravel()[len(specs) :]:
-        ax.set_visible(False)
-    fig.suptitle(f"reliability on the clean test set: {comparison.dataset}", fontsize=11)
-    _save(fig, path)
-    return fig
+    return _finish_panels(
+        fig, axes, len(specs), f"reliability on the clean test set: {comparison.dataset}", path
+    )
 
 
 def _focus_on_minimum(ax, finite: np.ndarray, prof) -> None:
@@ -475,10 +470,7 @@ def plot_probabilities(comparison, path: str | Path | None = None) -> Figure:
             f"{comparison.dataset}: the true class probabilities are unknown, so predicted and "
             "true probabilities cannot be compared"
         )
-    cols = min(4, len(specs))
-    rows = -(-len(specs) // cols)
-    fig = Figure(figsize=(3.3 * cols, 3.3 * rows), layout="constrained")
-    axes = fig.subplots(rows, cols, squeeze=False)
+    fig, axes = _objective_panels(len(specs))
     for i, (ax, spec) in enumerate(zip(axes.ravel(), specs, strict=False)):
         runs = [r for r in comparison.runs if r.objective == spec]
         truth = np.concatenate([r.p_test.ravel() for r in runs])
@@ -492,9 +484,24 @@ def plot_probabilities(comparison, path: str | Path | None = None) -> Figure:
         ax.set_ylim(-0.02, 1.02)
         ax.set_xlabel("true probability", fontsize=8)
         ax.set_ylabel("predicted probability", fontsize=8)
-    for ax in axes.ravel()[len(specs) :]:
+    return _finish_panels(
+        fig, axes, len(specs), f"predicted vs true class probabilities: {comparison.dataset}", path
+    )
+
+
+def _objective_panels(count: int):
+    """A figure with one square panel per objective, at most 4 to a row."""
+    cols = min(4, count)
+    rows = -(-count // cols)
+    fig = Figure(figsize=(3.3 * cols, 3.3 * rows), layout="constrained")
+    return fig, fig.subplots(rows, cols, squeeze=False)
+
+
+def _finish_panels(fig: Figure, axes, used: int, title: str, path) -> Figure:
+    """Hide the panels left over, title the figure, save it when given a path."""
+    for ax in axes.ravel()[used:]:
         ax.set_visible(False)
-    fig.suptitle(f"predicted vs true class probabilities: {comparison.dataset}", fontsize=11)
+    fig.suptitle(title, fontsize=11)
     _save(fig, path)
     return fig
 
