@@ -168,13 +168,14 @@ class _Batcher:
     "auto"``; batches shrink towards the end so that every worker gets a share of the tail."""
 
     def __init__(self, todo: list[Cell], workers: int):
-        self.todo = list(todo)
+        self.cells = list(todo)
+        self.handed = 0  # cells handed out so far (an index, not a shrinking list: O(1) a batch)
         self.workers = max(1, workers)
         self.timed = 0
         self.seconds = 0.0
 
     def __bool__(self) -> bool:
-        return bool(self.todo)
+        return self.handed < len(self.cells)
 
     def record(self, seconds: float) -> None:
         self.timed += 1
@@ -184,8 +185,10 @@ class _Batcher:
         size = 1
         if self.timed:
             mean = max(self.seconds / self.timed, 1e-9)
-            size = max(1, min(int(BATCH_SECONDS / mean), len(self.todo) // (4 * self.workers)))
-        batch, self.todo = self.todo[:size], self.todo[size:]
+            left = len(self.cells) - self.handed
+            size = max(1, min(int(BATCH_SECONDS / mean), left // (4 * self.workers)))
+        batch = self.cells[self.handed : self.handed + size]
+        self.handed += len(batch)
         return batch
 
 
@@ -319,7 +322,7 @@ def _run_dask(spec, todo, workers, scheduler, write) -> None:
         try:
             with Client(scheduler or cluster, direct_to_workers=True) as client:
                 shared = client.scatter(spec, broadcast=True)  # sent to each worker once
-                threads = sum(w["nthreads"] for w in client.scheduler_info()["workers"].values())
+                threads = sum(client.nthreads().values())
                 _feed(
                     lambda batch: client.submit(_run_cells_task, shared, batch, pure=False),
                     lambda fs: wait(fs, return_when="FIRST_COMPLETED"),
