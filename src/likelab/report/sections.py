@@ -161,9 +161,7 @@ def properness_section(result: Any) -> Section:
         "a proper objective has its minimum at the truth.",
     )
     verdicts = [r for r in result.results if getattr(r, "verdict", None) is not None]
-    disagree = [
-        r.to_dict()["objective"] for r in verdicts if r.to_dict().get("agrees_with_claim") is False
-    ]
+    disagree = [r.objective for r in verdicts if r.agrees_with_claim is False]
     return Section(
         id="properness",
         title="Which objectives are proper: checked, not claimed",
@@ -287,7 +285,7 @@ def study_section(store: str | Path, *, id: str = "study", title: str | None = N
 
     from likelab.report.figures import plot_contamination, plot_study
     from likelab.study import StudySpec, summarise
-    from likelab.study.design import dgp_points
+    from likelab.study.design import cells, dgp_points
     from likelab.study.store import Store
 
     try:
@@ -388,7 +386,7 @@ def study_section(store: str | Path, *, id: str = "study", title: str | None = N
             "sample_sizes": list(spec.sample_sizes),
             "replicates": spec.replicates,
             "cells_done": int(cells_done),
-            "cells_total": len(points) * len(spec.sample_sizes) * -(-spec.replicates // spec.block),
+            "cells_total": len(cells(spec)),
             "fits": int(fits),
             "seconds": f"{seconds or 0.0:.1f}",
             "failure_rate": f"{100 * _mean_failure(rows):.2f}",
