@@ -263,3 +263,26 @@ def test_report_of_a_file_that_is_not_a_study_store_is_one_line_and_exit_2(tmp_p
         code, _, err = _cli("report", str(path))
         assert code == 2, err
         assert err.count("\n") == 1 and err.startswith("error:")
+
+
+def test_train_report_without_known_probabilities(tmp_path):
+    out = tmp_path / "iris"
+    code, _, err = _cli(
+        "train",
+        "--dataset",
+        "iris",
+        "--objectives",
+        "log,brier",
+        "--model",
+        "logistic",
+        "--epochs",
+        "3",
+        "--seeds",
+        "1",
+        "--report",
+        str(out),
+    )
+    assert code == 0, err
+    page = _parse(out / "index.html")
+    assert len(page.images) == 2  # reliability and learning curves: no truth to compare with
+    assert "Test accuracy by objective" in " ".join(" ".join(page.text).split())

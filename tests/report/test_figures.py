@@ -81,3 +81,84 @@ def test_underflow_figure_without_any_zero(tmp_path):
     rep = underflow((0.9,), dtypes=("float64",), max_n=64)
     fig = plot_underflow(rep, tmp_path / "u.png")
     assert _is_png(tmp_path / "u.png") and len(fig.axes) == 2
+
+
+# ---------------------------------------------------------------------- training and study figures
+@pytest.fixture(scope="module")
+def xor_comparison():
+    from likelab.classify import compare
+
+    return compare("xor:flip=0.1", ["log", "linear"], seeds=[0, 1], model="mlp:4", epochs=3)
+
+
+def test_probabilities_figure_plots_every_pair_against_its_truth(xor_comparison, tmp_path):
+    from likelab.report import plot_probabilities
+
+    fig = plot_probabilities(xor_comparison, tmp_path / "p.png")
+    assert (tmp_path / "p.png").stat().st_size > 0
+    for ax, spec in zip(fig.axes, xor_comparison.objectives, strict=False):
+        runs = [r for r in xor_comparison.runs if r.objective == spec]
+        truth = np.concatenate([r.p_test.ravel() for r in runs])
+        pred = np.concatenate([r.probs_test.ravel() for r in runs])
+        points = ax.collections[0].get_offsets()
+        np.testing.assert_array_equal(points[:, 0], truth[truth > 0])
+        np.testing.assert_array_equal(points[:, 1], pred[truth > 0])
+        assert f"{np.abs(pred - truth).mean():.3f}" in ax.get_title()
+
+
+def test_probabilities_figure_needs_known_probabilities():
+    from likelab.classify import compare
+    from likelab.errors import UnsupportedError
+    from likelab.report import plot_probabilities
+
+    iris = compare("iris", ["log"], seeds=1, model="logistic", epochs=1)
+    with pytest.raises(UnsupportedError, match="true class probabilities are unknown"):
+        plot_probabilities(iris)
+
+
+def _rows():
+    rows = []
+    for dgp, eps in (("clean", 0.0), ("dirty", 0.1)):
+        for n in (20, 100):
+            for obj, re in (("log", 1.0), ("dpd", 0.8 + eps + n / 1000)):
+                rows.append(
+                    {
+                        "dgp": dgp,
+                        "n": n,
+                        "objective": obj,
+                        "parameter": "loc",
+                        "rel_eff": re,
+                        "rel_eff_mcse": 0.01,
+                        "bias": eps * (obj == "log"),
+                        "bias_mcse": 0.02,
+                    }
+                )
+    return rows
+
+
+def test_study_figure_draws_each_measure_against_n():
+    from likelab.errors import UnsupportedError
+    from likelab.report import plot_study
+
+    rows = _rows()
+    fig = plot_study(rows, "rel_eff")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["20", "100"]
+    dpd = next(c for c in ax.containers if c.get_label() == "dpd").lines[0]
+    np.testing.assert_allclose(dpd.get_xdata(), [20, 100])
+    np.testing.assert_allclose(dpd.get_ydata(), [0.82, 0.9])
+    with pytest.raises(UnsupportedError, match="rel_eff"):
+        plot_study(rows, "coverage")
+
+
+def test_contamination_figure_puts_eps_on_the_x_axis():
+    from likelab.report import plot_contamination
+
+    levels = {"clean": ("base", 0.0), "dirty": ("base", 0.1)}
+    fig = plot_contamination(_rows(), levels, 100)
+    rel, bias = fig.axes[:2]
+    log_bias = next(line for line in bias.get_lines() if line.get_label() == "log")
+    np.testing.assert_allclose(log_bias.get_xdata(), [0.0, 0.1])
+    np.testing.assert_allclose(log_bias.get_ydata(), [0.0, 0.1])
+    dpd = next(line for line in rel.get_lines() if line.get_label() == "dpd")
+    np.testing.assert_allclose(dpd.get_ydata(), [0.9, 1.0])
