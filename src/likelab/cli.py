@@ -832,7 +832,11 @@ def demo_cmd(
 
             demo = run_demo(out, quick=quick, seed=seed, on_step=step)
     else:
-        demo = run_demo(out, quick=quick, seed=seed)
+
+        def step(done: int, total: int, label: str) -> None:
+            _err.print(f"step {done + 1}/{total}: {label}")
+
+        demo = run_demo(out, quick=quick, seed=seed, on_step=None if as_json else step)
     if as_json:
         _emit_json(demo.to_dict())
         return

@@ -32,6 +32,7 @@ def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "report"
     code, stdout, err = _cli("demo", "--quick", "--out", str(out))
     assert code == 0, err
+    assert "step 1/6: underflow" in err and "step 6/6: writing the page" in err  # no TTY: lines
     return out, stdout
 
 
