@@ -180,10 +180,10 @@ def run_demo(
         title="likelab: why the product of likelihoods?",
         subtitle="Why do we maximise the product of per-sample likelihoods (minimise the NLL) "
         "rather than their sum, or anything else, and what exactly goes wrong if we don't?",
-        intro="Five answers, each computed just now: the product itself cannot be computed, the "
-        "sum's landscape misleads, most alternatives are not even proper, classifiers trained "
-        "with them get the probabilities wrong, and where an alternative is proper it pays in "
-        "efficiency what it may gain in robustness." + budget,
+        intro="The answers below were each computed just now: the product itself cannot be "
+        "computed, the sum's landscape misleads, several alternatives are not even proper, "
+        "classifiers trained with those get the probabilities wrong, and a proper alternative "
+        "pays in efficiency for what it may gain in robustness." + budget,
         sections=sections,
         seconds=seconds,
     )
