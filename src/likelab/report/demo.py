@@ -41,13 +41,14 @@ CLASSIFIERS = (
     ),
 )
 
+#: The steps ``on_step`` reports, in order.
 STEPS = (
-    ("walkthrough", "underflow and the seed's landscape"),
-    ("properness", "properness verdicts"),
-    ("xor", "XOR classifiers"),
-    ("next-word", "next-word classifiers"),
-    ("study", "simulation study"),
-    ("page", "writing the page"),
+    "underflow and the seed's landscape",
+    "properness verdicts",
+    "XOR classifiers",
+    "next-word classifiers",
+    "simulation study",
+    "writing the page",
 )
 
 
@@ -137,13 +138,13 @@ def run_demo(
 
     def step(i: int) -> None:
         if on_step is not None:
-            on_step(i, total, STEPS[i][1])
+            on_step(i, total, STEPS[i])
 
     step(0)
     walk = write_walkthrough(out, seed=seed)
     sections = [
-        underflow_section(walk.underflow_report),
-        landscape_section(walk.landscape_report, seed=seed),
+        underflow_section(walk.underflow_report, walk.figures["underflow"]),
+        landscape_section(walk.landscape_report, seed=seed, figure=walk.figures["landscape"]),
     ]
 
     step(1)

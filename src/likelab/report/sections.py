@@ -31,8 +31,9 @@ def _never(x: Any) -> str:
 
 
 # ---------------------------------------------------------------------- underflow
-def underflow_section(flow: Any) -> Section:
-    """The naive product of likelihoods against the sum of their logs, per dtype."""
+def underflow_section(flow: Any, figure: Any = None) -> Section:
+    """The naive product of likelihoods against the sum of their logs, per dtype (``figure``:
+    its :func:`~likelab.report.figures.plot_underflow`, where already drawn)."""
     from likelab.report.figures import plot_underflow
 
     d = flow.to_dict()
@@ -56,7 +57,7 @@ def underflow_section(flow: Any) -> Section:
         )
     th = d["thresholds"]
     fig = Figure.from_matplotlib(
-        plot_underflow(flow),
+        figure if figure is not None else plot_underflow(flow),
         alt="the product of likelihoods and its gradient fall to zero; the log-product does not",
         caption="Left: the product and the log-product against the number of samples; right: "
         "the size of the gradient with respect to the logits.",
@@ -79,8 +80,9 @@ def underflow_section(flow: Any) -> Section:
 
 
 # ---------------------------------------------------------------------- landscape
-def landscape_section(land: Any, *, seed: int) -> Section:
-    """The seed's landscape: the sum of likelihoods, the product and the log-product."""
+def landscape_section(land: Any, *, seed: int, figure: Any = None) -> Section:
+    """The seed's landscape: the sum of likelihoods, the product and the log-product
+    (``figure``: its :func:`~likelab.report.figures.plot_landscape`, where already drawn)."""
     from likelab.report.figures import plot_landscape
 
     labels = {
@@ -102,7 +104,7 @@ def landscape_section(land: Any, *, seed: int) -> Section:
         )
     lin, prod, log = (land.results[k] for k in ("linear", "product", "log"))
     fig = Figure.from_matplotlib(
-        plot_landscape(land),
+        figure if figure is not None else plot_landscape(land),
         alt="the three objectives over mu: the sum has several minima, the log-product one",
         caption="The three objectives over μ; local minima marked.",
     )

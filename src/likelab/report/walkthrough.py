@@ -33,6 +33,8 @@ class Walkthrough:
     landscape_report: Landscape
     objectives: list[dict[str, Any]]
     files: list[str] = field(default_factory=list)
+    #: the matplotlib figures drawn for the files, by name (``underflow``, ``landscape``)
+    figures: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (the landscape without its 10,000-point value arrays)."""
@@ -65,8 +67,10 @@ def write_walkthrough(out: str | Path, *, seed: int = 0) -> Walkthrough:
     result = Walkthrough(
         out=out, underflow_report=flow, landscape_report=land, objectives=objectives
     )
-    plot_underflow(flow, out / "underflow.png")
-    plot_landscape(land, out / "landscape.png")
+    result.figures = {
+        "underflow": plot_underflow(flow, out / "underflow.png"),
+        "landscape": plot_landscape(land, out / "landscape.png"),
+    }
     (out / "summary.md").write_text(_markdown(result, seed))
     result.files = ["summary.md", "summary.json", "underflow.png", "landscape.png"]
     (out / "summary.json").write_text(
