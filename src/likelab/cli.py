@@ -685,6 +685,7 @@ def study_summary_cmd(
 ) -> None:
     """Performance measures per (DGP, n, objective, parameter), with Monte Carlo SEs."""
     from likelab.study import export, summarise
+    from likelab.study.summary import MEASURES
 
     if csv is not None:
         export(store, csv, "csv")
@@ -692,7 +693,7 @@ def study_summary_cmd(
         export(store, parquet, "parquet")
     rows = summarise(store)
     if as_json:
-        _emit_json({"rows": rows})
+        _emit_json({"rows": rows, "measures": MEASURES})
         return
     if csv is not None or parquet is not None:
         _err.print(f"summary written to {csv or parquet}")
@@ -705,7 +706,8 @@ def study_summary_cmd(
         "param",
         "bias",
         "emp SE",
-        "RE vs log",
+        "RE vs log\n(EmpSE² ratio,\nignores bias)",
+        "rel MSE vs log\n(MSE ratio,\nincludes bias)",
         "coverage",
         "fail",
     ):
@@ -719,6 +721,7 @@ def study_summary_cmd(
             _pm(r["bias"], r["bias_mcse"]),
             _pm(r["emp_se"], r["emp_se_mcse"]),
             _pm(r["rel_eff"], r["rel_eff_mcse"], 3),
+            _pm(r["rel_mse"], r["rel_mse_mcse"], 3),
             _pm(r["coverage"], r["coverage_mcse"], 3),
             f"{r['failure_rate']:.1%}",
         )

@@ -188,6 +188,8 @@ def test_cli_run_and_summary(tmp_path, capsys):
         "mse_mcse",
         "rel_eff",
         "rel_eff_mcse",
+        "rel_mse",
+        "rel_mse_mcse",
         "model_se",
         "coverage",
         "coverage_mcse",

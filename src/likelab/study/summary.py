@@ -1,4 +1,4 @@
-r"""Performance measures with their Monte Carlo standard errors: SQL over the store.
+r"""Performance measures with their Monte Carlo standard errors, from the store's rows.
 
 Per (DGP point, n, objective, parameter), over the :math:`n_{sim}` replicates whose fit
 converged to a finite estimate :math:`\hat\theta_i` (true value θ, model SE :math:`\widehat{SE}_i`),
@@ -9,27 +9,56 @@ with the formulas of Morris, White & Crowther (2019, Stat. Med. 38:2074-2102, Ta
   MCSE :math:`\mathrm{EmpSE}/\sqrt{2(n_{sim}-1)}`;
 - MSE :math:`\sum(\hat\theta_i-\theta)^2/n_{sim}`, MCSE
   :math:`\sqrt{\sum[(\hat\theta_i-\theta)^2-\mathrm{MSE}]^2/(n_{sim}(n_{sim}-1))}`;
-- relative efficiency against ``log`` :math:`\mathrm{RE} = \mathrm{EmpSE}_{log}^2/\mathrm{EmpSE}^2`,
-  MCSE :math:`2\,\mathrm{RE}\sqrt{(1-\rho^2)/(n_{sim}-1)}`;
 - model SE :math:`\sqrt{\sum \widehat{SE}_i^2 / n_{sim}}` (replicates with a finite SE);
 - coverage C of the Wald interval :math:`\hat\theta_i \pm 1.96\,\widehat{SE}_i`, MCSE
   :math:`\sqrt{C(1-C)/n_{sim}}`.
 
-The relative efficiency is paired: both empirical SEs and the correlation ρ are taken over the
-replicates where both ``log`` and the objective converged, on the same datasets. The failure
-rate is the share of all replicates whose fit failed (not converged, non-finite, or an error).
-Everything is one DuckDB query; no Python loop touches the rows.
+Two measures compare an objective with ``log`` (the MLE) on the same datasets, over the
+:math:`m` replicates where both converged (paired, common random numbers):
+
+- **relative efficiency** (``rel_eff``), the ratio of empirical variances
+  :math:`\mathrm{RE} = \mathrm{EmpSE}_{log}^2/\mathrm{EmpSE}^2`, MCSE
+  :math:`2\,\mathrm{RE}\sqrt{(1-\rho^2)/(m-1)}` (Morris et al., Table 6; ρ the correlation of
+  the paired estimates). It measures spread about each estimator's *own* mean and **ignores
+  bias**: under contamination a biased MLE can look "efficient";
+- **relative MSE** (``rel_mse``), the ratio of mean squared errors about the truth
+  :math:`\mathrm{RM} = \overline{b}/\overline{a}`, with :math:`a_i = (\hat\theta_i-\theta)^2`
+  the objective's and :math:`b_i = (\hat\theta_{log,i}-\theta)^2` log's squared errors on
+  replicate i. It **includes bias** (MSE = bias² + variance). Its MCSE is the delta method for
+  a ratio of paired means, :math:`\mathrm{RM}-\widehat{\mathrm{RM}} \approx
+  (\overline{b}-\mathrm{RM}\,\overline{a})/\overline{a}`, so
+  :math:`\mathrm{Var} \approx
+  [s_b^2 - 2\,\mathrm{RM}\,s_{ab} + \mathrm{RM}^2 s_a^2]/(m\,\overline{a}^2)`
+  with the sample (co)variances :math:`s` of the paired squared errors; equivalently
+  :math:`\mathrm{MCSE} =
+  \sqrt{\sum_i (b_i - \widehat{\mathrm{RM}}\,a_i)^2/(m(m-1))}\,/\,\overline{a}`
+  (the residuals have mean zero), the same :math:`m(m-1)` convention as the MCSE of the MSE.
+
+Above 1, both say the objective beats ``log``; below 1, that it does worse.
+
+The failure rate is the share of all replicates whose fit failed (not converged, non-finite, or
+an error). A measure that needs more replicates than there are (an SE from one replicate, a
+ratio with a zero denominator) is ``None``, never a number.
+
+**Determinism.** Every sum is exactly rounded (:func:`math.fsum`), so a measure is a function of
+the *set* of rows only: two stores holding the same rows, written in any order by any executor,
+give the same summary bit for bit. (SQL aggregates sum in whatever order the engine scans and
+combines the rows, which differs in the last bits between stores written in different orders.)
 """
 
 from __future__ import annotations
 
+import csv
+import math
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from likelab.errors import ParameterError
 from likelab.study.store import Store
 
-__all__ = ["SUMMARY_COLUMNS", "summarise"]
+__all__ = ["MEASURES", "SUMMARY_COLUMNS", "export", "summarise"]
 
 SUMMARY_COLUMNS = (
     "dgp",
@@ -44,6 +73,8 @@ SUMMARY_COLUMNS = (
     "mse_mcse",
     "rel_eff",
     "rel_eff_mcse",
+    "rel_mse",
+    "rel_mse_mcse",
     "model_se",
     "coverage",
     "coverage_mcse",
@@ -51,77 +82,168 @@ SUMMARY_COLUMNS = (
     "replicates",
 )
 
-Z975 = 1.959963984540054
+#: What each column of the summary is (the CLI's ``--json`` carries these labels).
+MEASURES: dict[str, str] = {
+    "bias": "bias: mean estimate minus the true value",
+    "emp_se": "empirical SE: standard deviation of the estimates",
+    "mse": "mean squared error about the true value (bias² + variance)",
+    "rel_eff": "relative efficiency vs log (EmpSE² ratio EmpSE_log²/EmpSE², paired; ignores bias)",
+    "rel_mse": "relative MSE vs log (MSE ratio MSE_log/MSE, paired; includes bias)",
+    "model_se": "model SE: root mean square of the sandwich SEs",
+    "coverage": "coverage of the 95% Wald interval estimate ± 1.96 SE",
+    "failure_rate": "share of replicates whose fit failed (not converged, non-finite, error)",
+    "replicates": "replicates in the store",
+}
 
-SUMMARY_SQL = f"""
-WITH ok AS (
-    SELECT * FROM results WHERE converged AND isfinite(estimate)
-),
-base AS (
-    SELECT dgp, n, objective, parameter,
-           count(*) AS k,
-           avg(estimate) - any_value(truth) AS bias,
-           stddev_samp(estimate) AS emp_se,
-           avg((estimate - truth) ^ 2) AS mse,
-           var_samp((estimate - truth) ^ 2) AS sq_err_var,
-           sqrt(avg(se * se) FILTER (WHERE isfinite(se))) AS model_se,
-           avg(CASE WHEN abs(estimate - truth) <= {Z975} * se THEN 1.0 ELSE 0.0 END)
-               FILTER (WHERE isfinite(se)) AS coverage,
-           count(*) FILTER (WHERE isfinite(se)) AS k_se
-    FROM ok GROUP BY dgp, n, objective, parameter
-),
-fails AS (
-    SELECT dgp, n, objective, parameter, count(*) AS total,
-           avg(CASE WHEN converged AND isfinite(estimate) THEN 0.0 ELSE 1.0 END) AS failure_rate
-    FROM results GROUP BY dgp, n, objective, parameter
-),
-paired AS (
-    SELECT a.dgp, a.n, a.objective, a.parameter,
-           count(*) AS m,
-           stddev_samp(a.estimate) AS se_obj,
-           stddev_samp(b.estimate) AS se_log,
-           -- the correlation, clamped to [-1, 1] (DuckDB's corr can return NaN for columns
-           -- that agree to rounding, as log's does with itself)
-           greatest(least(covar_samp(a.estimate, b.estimate)
-                          / (stddev_samp(a.estimate) * stddev_samp(b.estimate)), 1.0), -1.0)
-               AS rho
-    FROM ok a JOIN ok b
-      ON a.cell_key = b.cell_key AND a.replicate = b.replicate AND a.parameter = b.parameter
-     AND b.objective = 'log'
-    GROUP BY a.dgp, a.n, a.objective, a.parameter
-)
-SELECT f.dgp, f.n, f.objective, f.parameter,
-       b.bias, b.emp_se / sqrt(b.k) AS bias_mcse,
-       b.emp_se, b.emp_se / sqrt(2 * (b.k - 1)) AS emp_se_mcse,
-       b.mse, sqrt(b.sq_err_var / b.k) AS mse_mcse,
-       (p.se_log / p.se_obj) ^ 2 AS rel_eff,
-       2 * (p.se_log / p.se_obj) ^ 2 * sqrt(greatest(1 - p.rho * p.rho, 0) / (p.m - 1))
-           AS rel_eff_mcse,
-       b.model_se,
-       b.coverage, sqrt(b.coverage * (1 - b.coverage) / b.k_se) AS coverage_mcse,
-       f.failure_rate,
-       f.total AS replicates
-FROM fails f
-LEFT JOIN base b USING (dgp, n, objective, parameter)
-LEFT JOIN paired p USING (dgp, n, objective, parameter)
-ORDER BY f.dgp, f.n, f.objective, f.parameter
-"""
+_TYPES = {"dgp": "VARCHAR", "n": "INTEGER", "objective": "VARCHAR", "parameter": "VARCHAR"}
+_TYPES["replicates"] = "BIGINT"
+
+Z975 = 1.959963984540054
+REFERENCE = "log"
+
+
+def _sum(x: np.ndarray) -> float:
+    """The exactly rounded sum: independent of the order of ``x``."""
+    return math.fsum(x.tolist())
+
+
+def _mean(x: np.ndarray) -> float:
+    return _sum(x) / len(x)
+
+
+def _ratio(num: float | None, den: float | None) -> float | None:
+    if num is None or den is None or den == 0.0 or not math.isfinite(num / den):
+        return None
+    return num / den
+
+
+def _measures(est: np.ndarray, se: np.ndarray, theta: float) -> dict[str, Any]:
+    """The unpaired measures of one group's converged, finite estimates."""
+    k = len(est)
+    out: dict[str, Any] = dict.fromkeys(SUMMARY_COLUMNS[4:-2])
+    if k == 0:
+        return out
+    mean = _mean(est)
+    out["bias"] = mean - theta
+    sq = (est - theta) ** 2
+    out["mse"] = _mean(sq)
+    if k >= 2:
+        emp = math.sqrt(_sum((est - mean) ** 2) / (k - 1))
+        out["emp_se"] = emp
+        out["bias_mcse"] = emp / math.sqrt(k)
+        out["emp_se_mcse"] = emp / math.sqrt(2 * (k - 1))
+        out["mse_mcse"] = math.sqrt(_sum((sq - out["mse"]) ** 2) / (k * (k - 1)))
+    finite = np.isfinite(se)
+    k_se = int(finite.sum())
+    if k_se:
+        s = se[finite]
+        out["model_se"] = math.sqrt(_sum(s * s) / k_se)
+        c = float(np.count_nonzero(np.abs(est[finite] - theta) <= Z975 * s)) / k_se
+        out["coverage"] = c
+        out["coverage_mcse"] = math.sqrt(c * (1 - c) / k_se)
+    return out
+
+
+def _paired(a: np.ndarray, b: np.ndarray, theta: float) -> dict[str, float | None]:
+    """Relative efficiency and relative MSE of estimates ``a`` against log's ``b`` (paired)."""
+    out: dict[str, float | None] = dict.fromkeys(
+        ("rel_eff", "rel_eff_mcse", "rel_mse", "rel_mse_mcse")
+    )
+    m = len(a)
+    if m < 2:
+        return out
+    da, db = a - _mean(a), b - _mean(b)
+    var_a, var_b = _sum(da * da) / (m - 1), _sum(db * db) / (m - 1)
+    re = _ratio(var_b, var_a)
+    if re is not None:
+        cov = _sum(da * db) / (m - 1)
+        # ρ clamped to [-1, 1]: rounding can put it a hair outside for identical columns
+        rho2 = min(cov * cov / (var_a * var_b), 1.0) if var_b > 0 else 0.0
+        out["rel_eff"] = re
+        out["rel_eff_mcse"] = 2 * re * math.sqrt((1 - rho2) / (m - 1))
+    sa, sb = (a - theta) ** 2, (b - theta) ** 2
+    mean_a = _mean(sa)
+    rm = _ratio(_mean(sb), mean_a)
+    if rm is not None:
+        out["rel_mse"] = rm
+        out["rel_mse_mcse"] = math.sqrt(_sum((sb - rm * sa) ** 2) / (m * (m - 1))) / mean_a
+    return out
 
 
 def summarise(store: str | Path) -> list[dict[str, Any]]:
-    """The performance measures of every (DGP, n, objective, parameter) in ``store``."""
+    """The performance measures of every (DGP, n, objective, parameter) in ``store``, sorted by
+    (DGP, n, objective, parameter); see the module docstring for the formulas."""
+    rows: list[dict[str, Any]] = []
     with Store(store, read_only=True) as db:
         db.study()
-        rows = db.con.execute(SUMMARY_SQL).fetchall()
-    return [dict(zip(SUMMARY_COLUMNS, row, strict=True)) for row in rows]
+        groups = db.con.execute("SELECT DISTINCT dgp, n FROM results ORDER BY dgp, n").fetchall()
+        for dgp, n in groups:
+            # one (DGP, n) at a time: memory bounded by one design point's rows
+            cols = db.con.execute(
+                "SELECT objective, parameter, replicate, truth, estimate, se, converged "
+                "FROM results WHERE dgp = ? AND n = ? ORDER BY objective, parameter, replicate",
+                [dgp, n],
+            ).fetchnumpy()
+            rows.extend(_summarise_point(dgp, n, cols))
+    return rows
+
+
+def _summarise_point(dgp: str, n: int, cols: dict[str, Any]) -> list[dict[str, Any]]:
+    obj = np.asarray(cols["objective"], dtype=object)
+    par = np.asarray(cols["parameter"], dtype=object)
+    rep = np.asarray(cols["replicate"], dtype=np.int64)
+    truth = np.asarray(cols["truth"], dtype=np.float64)
+    est = np.asarray(cols["estimate"], dtype=np.float64)
+    se = np.asarray(cols["se"], dtype=np.float64)
+    conv = np.asarray(cols["converged"], dtype=bool)
+    ok = conv & np.isfinite(est)
+    keys = list(dict.fromkeys(zip(obj.tolist(), par.tolist(), strict=True)))
+    index = {key: np.flatnonzero((obj == key[0]) & (par == key[1])) for key in keys}
+    out = []
+    for o, p in keys:
+        idx = index[(o, p)]
+        good = idx[ok[idx]]
+        theta = float(truth[idx[0]])
+        row: dict[str, Any] = {"dgp": dgp, "n": int(n), "objective": o, "parameter": p}
+        row.update(_measures(est[good], se[good], theta))
+        ref = index.get((REFERENCE, p))
+        if ref is not None:
+            ref_good = ref[ok[ref]]
+            _, i, j = np.intersect1d(rep[good], rep[ref_good], return_indices=True)
+            row.update(_paired(est[good][i], est[ref_good][j], theta))
+        else:
+            row.update(dict.fromkeys(("rel_eff", "rel_eff_mcse", "rel_mse", "rel_mse_mcse")))
+        row["failure_rate"] = float(np.count_nonzero(~ok[idx])) / len(idx)
+        row["replicates"] = len(idx)
+        out.append({c: row[c] for c in SUMMARY_COLUMNS})
+    return out
 
 
 def export(store: str | Path, path: str | Path, fmt: str) -> None:
-    """Write the summary to ``path`` as CSV or Parquet (DuckDB's ``COPY``)."""
+    """Write the summary to ``path`` as CSV or Parquet (the rows of :func:`summarise`)."""
+    import duckdb
+
     if fmt not in ("csv", "parquet"):
         raise ParameterError(f"export format must be csv or parquet, got {fmt!r}")
+    rows = summarise(store)
+    if fmt == "csv":
+        # repr() is the shortest string that reads back to the same double
+        with open(path, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(SUMMARY_COLUMNS)
+            for r in rows:
+                writer.writerow(["" if r[c] is None else r[c] for c in SUMMARY_COLUMNS])
+        return
     target = str(Path(path)).replace("'", "''")
-    with Store(store, read_only=True) as db:
-        db.study()
-        options = "FORMAT csv, HEADER" if fmt == "csv" else "FORMAT parquet"
-        db.con.execute(f"COPY ({SUMMARY_SQL}) TO '{target}' ({options})")
+    with duckdb.connect(":memory:") as con:
+        con.execute(
+            "CREATE TABLE summary ("
+            + ", ".join(f"{c} {_TYPES.get(c, 'DOUBLE')}" for c in SUMMARY_COLUMNS)
+            + ")"
+        )
+        if rows:
+            con.executemany(
+                f"INSERT INTO summary VALUES ({', '.join('?' * len(SUMMARY_COLUMNS))})",
+                [[r[c] for c in SUMMARY_COLUMNS] for r in rows],
+            )
+        con.execute(f"COPY summary TO '{target}' (FORMAT parquet)")
