@@ -698,7 +698,12 @@ def study_summary_cmd(
     if csv is not None or parquet is not None:
         _err.print(f"summary written to {csv or parquet}")
         return
-    table = Table(title=f"{store.name}: estimate ± Monte Carlo SE")
+    table = Table(
+        title=f"{store.name}: estimate ± Monte Carlo SE",
+        caption="RE vs log: relative efficiency, EmpSE² ratio EmpSE_log²/EmpSE² (ignores bias); "
+        "rel MSE vs log: MSE ratio MSE_log/MSE (includes bias); both paired, above 1 favours "
+        "the objective",
+    )
     for col in (
         "dgp",
         "n",
@@ -706,12 +711,16 @@ def study_summary_cmd(
         "param",
         "bias",
         "emp SE",
-        "RE vs log\n(EmpSE² ratio,\nignores bias)",
-        "rel MSE vs log\n(MSE ratio,\nincludes bias)",
+        "RE vs log",
+        "rel MSE vs log",
         "coverage",
         "fail",
     ):
-        table.add_column(col, justify="left" if col in ("dgp", "objective", "param") else "right")
+        table.add_column(
+            col,
+            justify="left" if col in ("dgp", "objective", "param") else "right",
+            overflow="fold",
+        )
     for r in rows:
         table.add_row(
             r["dgp"],

@@ -207,7 +207,12 @@ def test_a_study_name_with_a_script_tag_shows_as_text(study_store, tmp_path):
     assert "script" not in page.tags
     text = "".join(page.text)
     assert "<script>alert('x')</script> & co" in text  # shown, as text, unchanged
-    assert len(page.images) == 3  # relative efficiency and bias vs n, and vs contamination
+    # relative efficiency, relative MSE and bias vs n, and vs contamination
+    assert len(page.images) == 4
+    # each comparison with log is labelled for what it measures, in the table and the text
+    assert "rel. efficiency vs log: EmpSE² ratio, ignores bias (MCSE)" in text
+    assert "rel. MSE vs log: MSE ratio, includes bias (MCSE)" in text
+    assert "relative MSE against log (MSE ratio, includes bias)" in " ".join(text.split())
 
 
 def test_the_study_page_in_chromium_runs_no_script(study_store, tmp_path):

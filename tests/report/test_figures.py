@@ -129,6 +129,8 @@ def _rows():
                         "parameter": "loc",
                         "rel_eff": re,
                         "rel_eff_mcse": 0.01,
+                        "rel_mse": re + 10 * eps,
+                        "rel_mse_mcse": 0.03,
                         "bias": eps * (obj == "log"),
                         "bias_mcse": 0.02,
                     }
@@ -147,7 +149,13 @@ def test_study_figure_draws_each_measure_against_n():
     dpd = next(c for c in ax.containers if c.get_label() == "dpd").lines[0]
     np.testing.assert_allclose(dpd.get_xdata(), [20, 100])
     np.testing.assert_allclose(dpd.get_ydata(), [0.82, 0.9])
-    with pytest.raises(UnsupportedError, match="rel_eff"):
+    # the relative MSE has its own figure, labelled as including bias
+    fig = plot_study(rows, "rel_mse")
+    assert "includes bias" in fig.get_suptitle()
+    dpd = next(c for c in fig.axes[0].containers if c.get_label() == "dpd").lines[0]
+    np.testing.assert_allclose(dpd.get_ydata(), [0.82, 0.9])
+    assert "ignores bias" in plot_study(rows, "rel_eff").get_suptitle()
+    with pytest.raises(UnsupportedError, match="rel_eff, rel_mse, bias"):
         plot_study(rows, "coverage")
 
 
@@ -156,7 +164,10 @@ def test_contamination_figure_puts_eps_on_the_x_axis():
 
     levels = {"clean": ("base", 0.0), "dirty": ("base", 0.1)}
     fig = plot_contamination(_rows(), levels, 100)
-    rel, bias = fig.axes[:2]
+    rel, bias, rel_mse = fig.axes[:3]
+    assert "ignores bias" in rel.get_ylabel() and "includes bias" in rel_mse.get_ylabel()
+    dpd_rm = next(line for line in rel_mse.get_lines() if line.get_label() == "dpd")
+    np.testing.assert_allclose(dpd_rm.get_ydata(), [0.9, 2.0])
     log_bias = next(line for line in bias.get_lines() if line.get_label() == "log")
     np.testing.assert_allclose(log_bias.get_xdata(), [0.0, 0.1])
     np.testing.assert_allclose(log_bias.get_ydata(), [0.0, 0.1])

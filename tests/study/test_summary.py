@@ -1,5 +1,6 @@
 """Performance measures: the SQL summary against the same formulas in numpy (Morris et al. 2019)."""
 
+import json
 import math
 import textwrap
 
@@ -183,3 +184,20 @@ def test_summary_is_the_same_bit_for_bit_whatever_order_the_rows_were_written(
         for g, w in zip(got, want, strict=True):
             assert g == w, {k: (g[k], w[k]) for k in g if g[k] != w[k]}
         assert [r["rel_mse"] for r in got] == [r["rel_mse"] for r in want]
+
+
+def test_cli_summary_labels_each_comparison_with_log(study_store, capsys):
+    from tests.cli_support import run
+
+    code, out, err = run(capsys, "study", "summary", study_store, "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["rows"] == json.loads(json.dumps(summarise(study_store)))
+    assert "ignores bias" in data["measures"]["rel_eff"]
+    assert "includes bias" in data["measures"]["rel_mse"]
+    code, out, err = run(capsys, "study", "summary", study_store)
+    assert code == 0, err
+    flat = " ".join(out.split())
+    assert "EmpSE² ratio EmpSE_log²/EmpSE² (ignores bias)" in flat
+    assert "MSE ratio MSE_log/MSE (includes bias)" in flat
+    assert "…" not in out  # folded, never truncated

@@ -506,15 +506,32 @@ def _finish_panels(fig: Figure, axes, used: int, title: str, path) -> Figure:
     return fig
 
 
+_STUDY_MEASURES = {
+    "rel_eff": (
+        "rel. efficiency vs log",
+        "relative efficiency against log (EmpSE² ratio, paired; ignores bias)",
+    ),
+    "rel_mse": (
+        "relative MSE vs log",
+        "relative MSE against log (MSE ratio, paired; includes bias)",
+    ),
+    "bias": ("bias", "bias"),
+}
+
+
 def plot_study(rows: list[dict], measure: str, path: str | Path | None = None) -> Figure:
-    """A study's performance ``measure`` (``rel_eff`` or ``bias``) against n, one panel per
-    (DGP point, parameter), one line per objective, with ±2 Monte Carlo SE bars.
+    """A study's performance ``measure`` against n, one panel per (DGP point, parameter), one
+    line per objective, with ±2 Monte Carlo SE bars: ``rel_eff`` (relative efficiency against
+    log, the EmpSE² ratio, which ignores bias), ``rel_mse`` (relative MSE against log, the MSE
+    ratio, which includes bias) or ``bias``.
 
     ``rows`` are :func:`likelab.study.summarise` rows; at most 12 panels are drawn (the first
     DGP points in the store's order).
     """
-    if measure not in ("rel_eff", "bias"):
-        raise UnsupportedError(f"measure must be 'rel_eff' or 'bias', got {measure!r}")
+    if measure not in _STUDY_MEASURES:
+        raise UnsupportedError(
+            f"measure must be one of {', '.join(_STUDY_MEASURES)}, got {measure!r}"
+        )
     panels = list(dict.fromkeys((r["dgp"], r["parameter"]) for r in rows))[:12]
     objectives = list(dict.fromkeys(r["objective"] for r in rows))
     cols = min(3, max(1, len(panels)))
@@ -550,19 +567,19 @@ def plot_study(rows: list[dict], measure: str, path: str | Path | None = None) -
                 color=f"C{j % 10}",
                 label=obj,
             )
-        ax.axhline(1.0 if measure == "rel_eff" else 0.0, color="grey", lw=0.8, ls="--")
+        ax.axhline(0.0 if measure == "bias" else 1.0, color="grey", lw=0.8, ls="--")
         ax.set_xscale("log")
         sizes = sorted({r["n"] for r in rows if (r["dgp"], r["parameter"]) == (dgp, param)})
         ax.set_xticks(sizes, [str(n) for n in sizes])
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_title(f"{_short(dgp)}: {param}", fontsize=8)
         ax.set_xlabel("n", fontsize=8)
-        ax.set_ylabel("relative efficiency vs log" if measure == "rel_eff" else "bias", fontsize=8)
+        ax.set_ylabel(_STUDY_MEASURES[measure][0], fontsize=8)
     for ax in axes.ravel()[len(panels) :]:
         ax.set_visible(False)
     if panels:
         axes[0, 0].legend(fontsize=7)
-    title = "relative efficiency against log (paired)" if measure == "rel_eff" else "bias"
+    title = _STUDY_MEASURES[measure][1]
     fig.suptitle(f"{title} against n (bars: ±2 Monte Carlo SE)", fontsize=11)
     _save(fig, path)
     return fig
@@ -571,18 +588,19 @@ def plot_study(rows: list[dict], measure: str, path: str | Path | None = None) -
 def plot_contamination(
     rows: list[dict], levels: dict[str, tuple[str, float]], n: int, path: str | Path | None = None
 ) -> Figure:
-    """Relative efficiency and bias against the contamination fraction at sample size ``n``.
+    """Relative efficiency (EmpSE² ratio, ignores bias), bias and relative MSE (MSE ratio,
+    includes bias) against the contamination fraction at sample size ``n``.
 
     ``levels`` maps a DGP point's spec to (its uncontaminated base's spec, its eps); one row of
-    panels per (base, parameter), one line per objective.
+    three panels per (base, parameter), one line per objective.
     """
     bases = list(dict.fromkeys(b for b, _ in levels.values()))
     params = list(dict.fromkeys(r["parameter"] for r in rows))
     objectives = list(dict.fromkeys(r["objective"] for r in rows))
     panels = [(b, p) for b in bases for p in params][:6]
-    fig = Figure(figsize=(8.4, 3.0 * max(1, len(panels))), layout="constrained")
-    axes = fig.subplots(max(1, len(panels)), 2, squeeze=False)
-    for (base, param), (ax_re, ax_bias) in zip(panels, axes, strict=False):
+    fig = Figure(figsize=(12.6, 3.0 * max(1, len(panels))), layout="constrained")
+    axes = fig.subplots(max(1, len(panels)), 3, squeeze=False)
+    for (base, param), (ax_re, ax_bias, ax_rm) in zip(panels, axes, strict=False):
         for j, obj in enumerate(objectives):
             sel = sorted(
                 (
@@ -596,14 +614,19 @@ def plot_contamination(
                 key=lambda r: levels[r["dgp"]][1],
             )
             eps = np.array([levels[r["dgp"]][1] for r in sel], dtype=float)
-            for ax, key in ((ax_re, "rel_eff"), (ax_bias, "bias")):
+            for ax, key in ((ax_re, "rel_eff"), (ax_bias, "bias"), (ax_rm, "rel_mse")):
                 y = np.array([np.nan if r[key] is None else r[key] for r in sel], dtype=float)
                 ax.plot(eps, y, marker="o", ms=3, lw=1.2, color=f"C{j % 10}", label=obj)
-        for ax, label in ((ax_re, "relative efficiency vs log"), (ax_bias, "bias")):
+        for ax, label in (
+            (ax_re, "rel. efficiency vs log (ignores bias)"),
+            (ax_bias, "bias"),
+            (ax_rm, "relative MSE vs log (includes bias)"),
+        ):
             ax.set_title(f"{_short(base)}: {param}, n = {n}", fontsize=8)
             ax.set_xlabel("contamination fraction eps", fontsize=8)
             ax.set_ylabel(label, fontsize=8)
         ax_re.axhline(1.0, color="grey", lw=0.8, ls="--")
+        ax_rm.axhline(1.0, color="grey", lw=0.8, ls="--")
         ax_bias.axhline(0.0, color="grey", lw=0.8, ls="--")
     if panels:
         axes[0, 0].legend(fontsize=7)
