@@ -20,15 +20,16 @@ be given as ``model.truth``.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
 from likelab.errors import LikelabError, SpecError
 from likelab.families.dgp import DataGeneratingProcess, FamilyDGP, contaminated, parse_dgp
 
-__all__ = ["Cell", "DGPPoint", "cell_seed", "cells", "dgp_points", "generate"]
+__all__ = ["Cell", "CellGrid", "DGPPoint", "cell_seed", "cells", "dgp_points", "generate"]
 
 
 @dataclass(frozen=True)
@@ -117,16 +118,53 @@ def dgp_points(spec: Any) -> list[DGPPoint]:
     return points
 
 
-def cells(spec: Any) -> list[Cell]:
-    """Every cell of the study: DGP points × sample sizes × blocks of ``spec.block``."""
-    out = []
-    for point in dgp_points(spec):
-        for n in spec.sample_sizes:
-            for b, first in enumerate(range(0, spec.replicates, spec.block)):
-                reps = min(spec.block, spec.replicates - first)
-                key = f"{point.spec}|n={n}|block={b}"
-                out.append(Cell(key=key, point=point, n=n, block=b, first=first, replicates=reps))
-    return out
+class CellGrid(Sequence[Cell]):
+    """The cells of a study, DGP points × sample sizes × blocks in that order, as a sequence
+    that builds each :class:`Cell` when it is asked for: ``len`` is arithmetic and iterating
+    holds one cell at a time, however many replicates the study has."""
+
+    def __init__(
+        self, points: list[DGPPoint], sample_sizes: list[int], replicates: int, block: int
+    ):
+        self.points = points
+        self.sample_sizes = list(sample_sizes)
+        self.replicates = replicates
+        self.block = block
+        self.blocks = -(-replicates // block)
+
+    def __len__(self) -> int:
+        return len(self.points) * len(self.sample_sizes) * self.blocks
+
+    def _cell(self, i: int) -> Cell:
+        rest, b = divmod(i, self.blocks)
+        p, s = divmod(rest, len(self.sample_sizes))
+        point, n = self.points[p], self.sample_sizes[s]
+        first = b * self.block
+        reps = min(self.block, self.replicates - first)
+        key = f"{point.spec}|n={n}|block={b}"
+        return Cell(key=key, point=point, n=n, block=b, first=first, replicates=reps)
+
+    @overload
+    def __getitem__(self, i: int) -> Cell: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Cell]: ...
+    def __getitem__(self, i: int | slice) -> Cell | list[Cell]:
+        if isinstance(i, slice):
+            return [self._cell(j) for j in range(*i.indices(len(self)))]
+        size = len(self)
+        if not -size <= i < size:
+            raise IndexError("cell index out of range")
+        return self._cell(i % size)
+
+    def __iter__(self) -> Iterator[Cell]:
+        for i in range(len(self)):
+            yield self._cell(i)
+
+
+def cells(spec: Any) -> CellGrid:
+    """Every cell of the study: DGP points × sample sizes × blocks of ``spec.block``, as a lazy
+    sequence (:class:`CellGrid`)."""
+    return CellGrid(dgp_points(spec), spec.sample_sizes, spec.replicates, spec.block)
 
 
 def cell_seed(study_seed: int, key: str) -> np.random.SeedSequence:
