@@ -386,7 +386,8 @@ MALFORMED = {
         _edit("replicates: 5\nblock: 3", "replicates: 2000000000\nblock: 100000")
         + "fit: {multistart: 40}\n",
         "replicates: 32,000,000,000 fits (4 DGP points x 2 sample sizes x 2,000,000,000 "
-        "replicates x 2 objectives) of 40 starts each take at least 40.7 years",
+        "replicates x 2 objectives) of 40 start(s) of up to 100 iterations each take at least "
+        "40.7 years",
     ),
     # TOML: the same rules
     "toml duplicate key": (
@@ -445,6 +446,9 @@ def test_malformed_study_files_are_one_line_errors(tmp_path, capsys, case):
 def test_missing_file_and_wrong_suffix(tmp_path, capsys):
     code, _, err = run(capsys, "study", "run", tmp_path / "none.yaml")
     assert code == 2 and "does not exist" in err
+    (tmp_path / "dir.yaml").mkdir()
+    code, _, err = run(capsys, "study", "run", tmp_path / "dir.yaml")
+    assert code == 2 and "is a directory" in err and err.count("\n") == 1
     path = write(tmp_path, GOOD, "study.txt")
     code, _, err = run(capsys, "study", "run", path)
     assert code == 2 and ".yaml, .yml or .toml" in err

@@ -201,3 +201,20 @@ def test_cli_summary_labels_each_comparison_with_log(study_store, capsys):
     assert "EmpSE² ratio EmpSE_log²/EmpSE² (ignores bias)" in flat
     assert "MSE ratio MSE_log/MSE (includes bias)" in flat
     assert "…" not in out  # folded, never truncated
+
+
+def test_log_spelled_by_its_alias_is_still_the_reference(tmp_path):
+    path = tmp_path / "s.yaml"
+    text = textwrap.dedent(STUDY).replace("replicates: 200", "replicates: 20")
+    text = text.replace(
+        'objectives: [log, "dpd:beta=0.5", linear]', 'objectives: [nll, "dpd:beta=0.5"]'
+    )
+    path.write_text(text)
+    store = tmp_path / "s.duckdb"
+    run_study(load_study(path), store, executor="local")
+    rows = summarise(store)
+    assert {r["objective"] for r in rows} == {"nll", "dpd:beta=0.5"}
+    for r in rows:
+        assert r["rel_eff"] is not None and r["rel_mse"] is not None, r
+        if r["objective"] == "nll":
+            assert r["rel_mse"] == 1.0

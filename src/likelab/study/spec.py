@@ -220,6 +220,8 @@ def _one_line(text: str, limit: int = 300) -> str:
 def load_study(path: str | Path) -> StudySpec:
     """Read and validate a study file (``.yaml``/``.yml`` or ``.toml``, UTF-8)."""
     p = Path(path)
+    if p.is_dir():
+        raise SpecError(f"study file {str(path)!r} is a directory, not a file")
     if not p.is_file():
         raise SpecError(f"study file {str(path)!r} does not exist")
     suffix = p.suffix.lower()
@@ -519,7 +521,12 @@ def study_size(spec: StudySpec, *, source: str = "study", check: bool = False) -
             max(factors, key=factors.__getitem__),
             f"{fits:,} fits ({points:,} DGP points x {len(sizes)} sample sizes x "
             f"{spec.replicates:,} replicates x {len(spec.objectives)} objectives)"
-            + (f" of {starts:g} starts each" if starts != 1 else "")
+            + (
+                f" of {spec.fit.multistart:,} start(s) of up to {spec.fit.max_iter:,} "
+                "iterations each"
+                if starts != 1
+                else ""
+            )
             + f" take at least {_duration(cpu)} of CPU time; at most a CPU-year: use fewer "
             "replicates, sample sizes or grid values",
         )

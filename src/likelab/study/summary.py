@@ -170,6 +170,12 @@ def _paired(a: np.ndarray, b: np.ndarray, theta: float) -> dict[str, float | Non
     return out
 
 
+def _log_names() -> tuple[str, ...]:
+    from likelab.objectives.base import aliases_of
+
+    return (REFERENCE, *aliases_of(REFERENCE))
+
+
 def summarise(store: str | Path) -> list[dict[str, Any]]:
     """The performance measures of every (DGP, n, objective, parameter) in ``store``, sorted by
     (DGP, n, objective, parameter); see the module docstring for the formulas."""
@@ -199,6 +205,9 @@ def _summarise_point(dgp: str, n: int, cols: dict[str, Any]) -> list[dict[str, A
     ok = conv & np.isfinite(est)
     keys = list(dict.fromkeys(zip(obj.tolist(), par.tolist(), strict=True)))
     index = {key: np.flatnonzero((obj == key[0]) & (par == key[1])) for key in keys}
+    names = {o for o, _ in keys}
+    # ``log`` may be spelled by an alias in the study file (``nll``)
+    reference = next((o for o in _log_names() if o in names), REFERENCE)
     out = []
     for o, p in keys:
         idx = index[(o, p)]
@@ -206,7 +215,7 @@ def _summarise_point(dgp: str, n: int, cols: dict[str, Any]) -> list[dict[str, A
         theta = float(truth[idx[0]])
         row: dict[str, Any] = {"dgp": dgp, "n": int(n), "objective": o, "parameter": p}
         row.update(_measures(est[good], se[good], theta))
-        ref = index.get((REFERENCE, p))
+        ref = index.get((reference, p))
         if ref is not None:
             ref_good = ref[ok[ref]]
             _, i, j = np.intersect1d(rep[good], rep[ref_good], return_indices=True)
