@@ -340,6 +340,20 @@ MALFORMED = {
         GOOD + "replicates: 500\n",
         "the key 'replicates' appears twice",
     ),
+    "parameter in the family and in params": (
+        _edit(
+            "- family: normal\n    params: {loc: 0, scale: [1, 2]}",
+            '- family: "normal:loc=5"\n    params: {loc: 0, scale: [1, 2]}',
+        ),
+        "dgps[0].params.loc: 'loc' is already set in the family 'normal:loc=5': give it once",
+    ),
+    "model parameter fixed twice": (
+        _edit(
+            "model: {family: normal, estimand: [loc, scale]}",
+            'model: {family: "normal:scale=1", fixed: {scale: 2}}',
+        ),
+        "model.fixed.scale: 'scale' is already set in the family 'normal:scale=1'",
+    ),
     # the file itself
     "not UTF-8": (
         GOOD.replace("tiny", "tiny # café").encode("latin-1"),

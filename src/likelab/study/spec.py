@@ -324,6 +324,11 @@ def validate_semantics(spec: StudySpec, *, source: str = "study") -> None:
         except LikelabError as exc:
             fail(f"dgps[{i}].family", str(exc))
         for key, value in d.params.items():
+            if key in fam.fixed:
+                fail(
+                    f"dgps[{i}].params.{key}",
+                    f"{key!r} is already set in the family {d.family!r}: give it once",
+                )
             if key not in fam.param_names:
                 fail(
                     f"dgps[{i}].params.{key}",
@@ -340,6 +345,16 @@ def validate_semantics(spec: StudySpec, *, source: str = "study") -> None:
                 if not 0.0 <= e < 1.0:
                     fail(f"dgps[{i}].contamination.eps", f"must lie in [0, 1), got {e:g}")
     numeric = {k: v for k, v in spec.model.fixed.items() if v != "truth"}
+    try:
+        spelled = get_family(spec.model.family).fixed
+    except LikelabError as exc:
+        fail("model.family", str(exc))
+    for key in spec.model.fixed:
+        if key in spelled:
+            fail(
+                f"model.fixed.{key}",
+                f"{key!r} is already set in the family {spec.model.family!r}: give it once",
+            )
     try:
         model = get_family(spec.model.family, **numeric)
         for key in spec.model.fixed:
