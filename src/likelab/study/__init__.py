@@ -5,7 +5,7 @@ fitted model and its estimand, the objectives and the replicates; :mod:`likelab.
 expands it into cells with their own seeds; :mod:`likelab.study.runner` runs the cells on an
 executor (in-process, a process pool or Dask) and writes each to a DuckDB store
 (:mod:`likelab.study.store`); :mod:`likelab.study.summary` computes the performance measures
-with Monte Carlo standard errors in SQL.
+with Monte Carlo standard errors from the store's rows, with exactly rounded sums.
 """
 
 from __future__ import annotations
