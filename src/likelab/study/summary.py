@@ -184,32 +184,38 @@ def summarise(store: str | Path) -> list[dict[str, Any]]:
         db.study()
         groups = db.con.execute("SELECT DISTINCT dgp, n FROM results ORDER BY dgp, n").fetchall()
         for dgp, n in groups:
-            # one (DGP, n) at a time: memory bounded by one design point's rows
+            # one (DGP, n) at a time: memory bounded by one design point's rows; the groups'
+            # sizes first, then the numeric columns in (objective, parameter, replicate) order
+            sizes = db.con.execute(
+                "SELECT objective, parameter, count(*) FROM results WHERE dgp = ? AND n = ? "
+                "GROUP BY objective, parameter ORDER BY objective, parameter",
+                [dgp, n],
+            ).fetchall()
             cols = db.con.execute(
-                "SELECT objective, parameter, replicate, truth, estimate, se, converged "
-                "FROM results WHERE dgp = ? AND n = ? ORDER BY objective, parameter, replicate",
+                "SELECT replicate, truth, estimate, se, converged FROM results "
+                "WHERE dgp = ? AND n = ? ORDER BY objective, parameter, replicate",
                 [dgp, n],
             ).fetchnumpy()
-            rows.extend(_summarise_point(dgp, n, cols))
+            rows.extend(_summarise_point(dgp, n, sizes, cols))
     return rows
 
 
-def _summarise_point(dgp: str, n: int, cols: dict[str, Any]) -> list[dict[str, Any]]:
-    obj = np.asarray(cols["objective"], dtype=object)
-    par = np.asarray(cols["parameter"], dtype=object)
+def _summarise_point(
+    dgp: str, n: int, sizes: list[tuple[str, str, int]], cols: dict[str, Any]
+) -> list[dict[str, Any]]:
     rep = np.asarray(cols["replicate"], dtype=np.int64)
     truth = np.asarray(cols["truth"], dtype=np.float64)
     est = np.asarray(cols["estimate"], dtype=np.float64)
     se = np.asarray(cols["se"], dtype=np.float64)
     conv = np.asarray(cols["converged"], dtype=bool)
     ok = conv & np.isfinite(est)
-    keys = list(dict.fromkeys(zip(obj.tolist(), par.tolist(), strict=True)))
-    index = {key: np.flatnonzero((obj == key[0]) & (par == key[1])) for key in keys}
-    names = {o for o, _ in keys}
+    ends = np.cumsum([k for _, _, k in sizes])
+    index = {(o, p): np.arange(end - k, end) for (o, p, k), end in zip(sizes, ends, strict=True)}
+    names = {o for o, _, _ in sizes}
     # ``log`` may be spelled by an alias in the study file (``nll``)
     reference = next((o for o in _log_names() if o in names), REFERENCE)
     out = []
-    for o, p in keys:
+    for o, p, _ in sizes:
         idx = index[(o, p)]
         good = idx[ok[idx]]
         theta = float(truth[idx[0]])
