@@ -218,3 +218,31 @@ def test_log_spelled_by_its_alias_is_still_the_reference(tmp_path):
         assert r["rel_eff"] is not None and r["rel_mse"] is not None, r
         if r["objective"] == "nll":
             assert r["rel_mse"] == 1.0
+
+
+def test_exports_hold_the_summary_exactly_and_failures_write_nothing(study_store, tmp_path, capsys):
+    import csv
+
+    from tests.cli_support import run
+
+    out = tmp_path / "out"
+    out.mkdir()
+    code, _, err = run(
+        capsys, "study", "summary", study_store, "--csv", out / "s.csv", "--parquet", out / "s.pq"
+    )
+    assert code == 0, err
+    want = summarise(study_store)
+    with open(out / "s.csv", newline="") as fh:
+        got = list(csv.DictReader(fh))
+    for g, w in zip(got, want, strict=True):
+        for key in ("bias", "emp_se", "rel_eff", "rel_mse", "rel_mse_mcse", "coverage"):
+            assert (None if g[key] == "" else float(g[key])) == w[key]  # exact round trip
+    with duckdb.connect() as con:
+        rows = con.execute("SELECT * FROM read_parquet(?)", [str(out / "s.pq")]).fetchall()
+    assert [dict(zip(want[0], r, strict=True)) for r in rows] == want
+    assert sorted(p.name for p in out.iterdir()) == ["s.csv", "s.pq"]
+    for target in (out, out / "missing" / "s.csv"):
+        code, stdout, err = run(capsys, "study", "summary", study_store, "--csv", target)
+        assert code == 2 and stdout == "" and err.count("\n") == 1, err
+        assert err.startswith("error: cannot write the summary to")
+    assert sorted(p.name for p in out.iterdir()) == ["s.csv", "s.pq"]

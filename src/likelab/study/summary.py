@@ -235,30 +235,55 @@ def _summarise_point(
 
 
 def export(store: str | Path, path: str | Path, fmt: str) -> None:
-    """Write the summary to ``path`` as CSV or Parquet (the rows of :func:`summarise`)."""
+    """Write the summary to ``path`` as CSV or Parquet (the rows of :func:`summarise`).
+
+    The file is written beside ``path`` under a temporary name and renamed when complete: a
+    failure leaves nothing behind, and a :class:`~likelab.errors.ParameterError` names the path.
+    """
+    import os
+    import tempfile
+
     import duckdb
 
     if fmt not in ("csv", "parquet"):
         raise ParameterError(f"export format must be csv or parquet, got {fmt!r}")
+    target = Path(path)
+    if target.is_dir():
+        raise ParameterError(f"cannot write the summary to {str(path)!r}: it is a directory")
     rows = summarise(store)
-    if fmt == "csv":
-        # repr() is the shortest string that reads back to the same double
-        with open(path, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(SUMMARY_COLUMNS)
-            for r in rows:
-                writer.writerow(["" if r[c] is None else r[c] for c in SUMMARY_COLUMNS])
-        return
-    target = str(Path(path)).replace("'", "''")
-    with duckdb.connect(":memory:") as con:
-        con.execute(
-            "CREATE TABLE summary ("
-            + ", ".join(f"{c} {_TYPES.get(c, 'DOUBLE')}" for c in SUMMARY_COLUMNS)
-            + ")"
-        )
-        if rows:
-            con.executemany(
-                f"INSERT INTO summary VALUES ({', '.join('?' * len(SUMMARY_COLUMNS))})",
-                [[r[c] for c in SUMMARY_COLUMNS] for r in rows],
-            )
-        con.execute(f"COPY summary TO '{target}' (FORMAT parquet)")
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
+        os.close(fd)
+        if fmt == "csv":
+            # repr() is the shortest string that reads back to the same double
+            with open(tmp, "w", newline="", encoding="utf-8") as fh:
+                writer = csv.writer(fh)
+                writer.writerow(SUMMARY_COLUMNS)
+                for r in rows:
+                    writer.writerow(["" if r[c] is None else r[c] for c in SUMMARY_COLUMNS])
+        else:
+            with duckdb.connect(":memory:") as con:
+                con.execute(
+                    "CREATE TABLE summary ("
+                    + ", ".join(f"{c} {_TYPES.get(c, 'DOUBLE')}" for c in SUMMARY_COLUMNS)
+                    + ")"
+                )
+                if rows:
+                    con.executemany(
+                        f"INSERT INTO summary VALUES ({', '.join('?' * len(SUMMARY_COLUMNS))})",
+                        [[r[c] for c in SUMMARY_COLUMNS] for r in rows],
+                    )
+                quoted = tmp.replace("'", "''")
+                con.execute(f"COPY summary TO '{quoted}' (FORMAT parquet)")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # as open() would have made it, not mkstemp's 0600
+        os.replace(tmp, target)
+        tmp = None
+    except (OSError, duckdb.Error) as exc:
+        why = getattr(exc, "strerror", None) or " ".join(str(exc).split())
+        raise ParameterError(f"cannot write the summary to {str(path)!r}: {why}") from None
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
