@@ -32,7 +32,8 @@ Two measures compare an objective with ``log`` (the MLE) on the same datasets, o
   with the sample (co)variances :math:`s` of the paired squared errors; equivalently
   :math:`\mathrm{MCSE} =
   \sqrt{\sum_i (b_i - \widehat{\mathrm{RM}}\,a_i)^2/(m(m-1))}\,/\,\overline{a}`
-  (the residuals have mean zero), the same :math:`m(m-1)` convention as the MCSE of the MSE.
+  (the residuals have mean zero), with the :math:`m(m-1)` convention of Morris et al.'s MCSE
+  of the MSE (Table 6). Both ratios' MCSEs are first-order (delta-method) approximations.
 
 Above 1, both say the objective beats ``log``; below 1, that it does worse.
 
