@@ -625,6 +625,9 @@ def _check_plot_dir(plot: Path) -> None:
         raise OutputError(f"--plot {plot}: is a file; --plot takes a directory for the figures")
     if plot.is_dir() and not os.access(plot, os.W_OK | os.X_OK):
         raise OutputError(f"--plot {plot}: the directory is not writable")
+    above = next((p for p in plot.absolute().parents if p.exists()), None)
+    if not plot.exists() and above is not None and not above.is_dir():
+        raise OutputError(f"--plot {plot}: {above} is a file, not a directory")
 
 
 def _print_comparison(result) -> None:
