@@ -213,7 +213,7 @@ def test_lr_must_be_a_step_the_weights_can_hold(xor, kwargs, fragment):
         train(xor, "log", epochs=1, **kwargs)
 
 
-@pytest.mark.parametrize("seeds", [0, 1001, [], list(range(1001))])
+@pytest.mark.parametrize("seeds", [0, 1001, [], list(range(1001)), [-1], [0, 2**64]])
 def test_seed_count_is_bounded(seeds):
-    with pytest.raises(ParameterError, match="seeds"):
+    with pytest.raises(ParameterError, match="seed"):
         compare("xor", ["log"], seeds=seeds, epochs=1)

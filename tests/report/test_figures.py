@@ -229,6 +229,12 @@ def test_figures_of_a_comparison_with_diverged_runs(tmp_path):
     assert titles[2] == "linear  (ECE undetermined)"
     assert "undetermined" in [ax.get_title() for ax in prob.axes][2]
     assert _is_png(tmp_path / "r.png") and _is_png(tmp_path / "l.png")
+    from likelab.report import write_train_report
+
+    html = write_train_report(comp, tmp_path / "page").read_text()
+    assert "Some runs diverged" in html and "undetermined" in html
+    assert f"<code>linear</code> (seed 0: {blown.runs[0].diverged})" in html
+    assert ">nan<" not in html.lower()
 
 
 # ---------------------------------------------------------------------- writing figures

@@ -106,6 +106,7 @@ def train(
     0.8
     """
     obj = _classification_objective(objective)
+    _check_seed(seed)
     _check_options(optimizer, lr, epochs, batch_size, validation, patience, eval_every, dtype)
     x_all = torch.as_tensor(data.x_train)
     x_all = x_all if data.tokens else x_all.to(dtype)
@@ -271,6 +272,8 @@ def compare(
     seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
     if not 1 <= len(seed_list) <= MAX_SEEDS:
         raise ParameterError(f"seeds must name 1 to {MAX_SEEDS} seeds, got {len(seed_list)}")
+    for s in seed_list:
+        _check_seed(s)
     objs = [_classification_objective(o) for o in objectives]
     if not objs:
         raise ParameterError("no objectives given")
@@ -328,6 +331,11 @@ def _check_options(
         raise ParameterError("early stopping (patience) needs a validation share > 0")
     if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 0:
         raise ParameterError(f"eval_every must be an integer >= 0, got {eval_every!r}")
+
+
+def _check_seed(seed: object) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**63:
+        raise ParameterError(f"a seed must be an integer in [0, 2**63), got {seed!r}")
 
 
 def _validation_split(y: np.ndarray, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
