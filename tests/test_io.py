@@ -28,15 +28,19 @@ def test_csv_column_by_name_and_index(tmp_path):
 @pytest.mark.parametrize(
     "text,column,fragment",
     [
-        ("1\nx\n3\n", None, "line 2: 'x' is not a number"),
-        ("1\nnan\n", None, "line 2: 'nan' is not finite"),
+        ("1\nx\n3\n", None, "line 2, column 1: 'x' is not a number"),
+        ("1\nnan\n", None, "line 2, column 1: 'nan' is not finite"),
         ("1\ninf\n", None, "not finite"),
+        ("1\n-Infinity\n", None, "not finite"),
+        ("1\n1e999\n", None, "overflows"),
         ("# nothing\n\n", None, "no observations"),
         ("a,b\n", None, "2 columns"),
+        ("a,b\n", "a", r"header \(a, b\) but no data rows"),
         ("a,b\n1,2\n", None, "2 columns"),
-        ("a,b\n1,2\n", "c", "no column 'c'"),
+        ("a,b\n1,2\n", "c", "no column 'c'; columns: a, b"),
         ("a,b\n1,2\n", 5, "no column 5"),
-        ("a,b\n1,2\n3\n", "b", "line 3: no column 1"),
+        ("a,b\n1,2\n3\n", "b", "line 3: 1 cell"),
+        ("a,b\n1,\n", "b", "line 2, column 2 \\('b'\\): empty cell"),
     ],
 )
 def test_bad_files_name_the_problem(tmp_path, text, column, fragment):
@@ -60,3 +64,97 @@ def test_as_observations_accepts_lists_arrays_and_tensors():
         np.testing.assert_array_equal(out, [1.0, 2.5])
     with pytest.raises(DataError, match="must be numbers"):
         as_observations(["a", "b"])
+
+
+def write_bytes(tmp_path, data, name="d.csv"):
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def test_bom_with_crlf_and_a_real_header_keeps_every_value(tmp_path):
+    path = write_bytes(tmp_path, b"\xef\xbb\xbfheight,weight\r\n1.5,60\r\n2.5,70\r\n-3,80\r\n")
+    np.testing.assert_array_equal(read_column(path, "height"), [1.5, 2.5, -3.0])
+    np.testing.assert_array_equal(read_column(path, "weight"), [60.0, 70.0, 80.0])
+
+
+def test_bom_before_a_number_is_data_not_a_header(tmp_path):
+    path = write_bytes(tmp_path, b"\xef\xbb\xbf-7.25\r\n4\r\n8\r\n", "d.txt")
+    np.testing.assert_array_equal(read_column(path), [-7.25, 4.0, 8.0])
+
+
+@pytest.mark.parametrize(
+    "cell,value",
+    [("1e3", 1000.0), ("-2.5E-1", -0.25), (".5", 0.5), ("7.", 7.0), ("+4", 4.0), (" 3 ", 3.0)],
+)
+def test_decimal_numbers_in_the_csv_sense_are_accepted(tmp_path, cell, value):
+    path = write(tmp_path, f"v\n1\n{cell}\n")
+    np.testing.assert_array_equal(read_column(path), [1.0, value])
+
+
+@pytest.mark.parametrize("cell", ["1_5", "0b11", "0o7", "0xff", "1_000.5", "१२"])
+def test_python_literal_syntax_is_refused_in_data_rows(tmp_path, cell):
+    path = write(tmp_path, f"v\n2\n{cell}\n")
+    with pytest.raises(DataError, match=rf"line 3, column 1 \('v'\): '{cell}' is not a "):
+        read_column(path)
+
+
+@pytest.mark.parametrize("first", ["0b101", "0o17", "2_5"])
+def test_a_python_literal_first_row_is_not_taken_for_a_header(tmp_path, first):
+    path = write(tmp_path, f"{first}\n4\n5\n")
+    with pytest.raises(DataError, match=f"line 1, column 1: '{first}' is not a decimal number"):
+        read_column(path)
+
+
+def test_ragged_row_in_the_middle_of_a_table_with_a_header(tmp_path):
+    path = write(tmp_path, "a,b,c\n1,2,3\n4,5,6\n7,8\n9,10,11\n")
+    for column in ("a", "c", 0):
+        with pytest.raises(DataError, match=r"line 4: 2 cell\(s\) where the header has 3"):
+            read_column(path, column)
+    longer = write(tmp_path, "5\n6\n7,8\n", "e.txt")
+    with pytest.raises(DataError, match=r"line 3: 2 cell\(s\) where the first row has 1"):
+        read_column(longer)
+
+
+def test_a_first_row_mixing_names_and_numbers_is_an_error(tmp_path):
+    with pytest.raises(DataError, match="line 1 mixes numbers and text"):
+        read_column(write(tmp_path, "x,2020\n1,2\n"), 0)
+
+
+def test_a_text_column_beside_the_chosen_one_is_allowed(tmp_path):
+    path = write(tmp_path, "name,score\nann,1.5\nbob,2\n")
+    np.testing.assert_array_equal(read_column(path, "score"), [1.5, 2.0])
+    with pytest.raises(DataError, match=r"line 2, column 1 \('name'\): 'ann' is not a number"):
+        read_column(path, "name")
+
+
+def test_files_that_are_not_data_files(tmp_path):
+    with pytest.raises(DataError, match="is a directory"):
+        read_column(tmp_path)
+    with pytest.raises(DataError, match="is empty"):
+        read_column(write(tmp_path, "", "empty.txt"))
+    latin1 = write_bytes(tmp_path, "x\n1\n2\n\u00e9t\u00e9\n".encode("latin-1"))
+    with pytest.raises(DataError, match="not UTF-8 text: line 4 has byte 0xe9"):
+        read_column(latin1)
+
+
+def test_column_errors_list_the_available_columns(tmp_path):
+    path = write(tmp_path, "alpha,beta\n1,2\n", "t.csv")
+    with pytest.raises(DataError, match="no column 'gamma'; columns: alpha, beta"):
+        read_column(path, "gamma")
+    with pytest.raises(DataError, match=r"no column 2 \(0-based; it has 2: alpha, beta\)"):
+        read_column(path, 2)
+    headerless = write(tmp_path, "1,2\n3,4\n", "h.csv")
+    with pytest.raises(DataError, match=r"no column 'x'; columns: indices 0\.\.1, no header row"):
+        read_column(headerless, "x")
+
+
+def test_large_files_are_refused_from_an_estimate_before_reading(tmp_path):
+    path = write(tmp_path, "1.25\n" * 40_000)  # 200 kB, 40 000 rows
+    with pytest.raises(DataError, match=r"holds about 40,000 rows .* more than the 10,000"):
+        read_column(path, max_values=10_000)
+    assert len(read_column(path, max_values=40_000)) == 40_000
+    # an estimate from the first lines can be wrong: the count is also checked while reading
+    skewed = write(tmp_path, "#" + "x" * 70_000 + "\n" + "1\n" * 3_000, "s.txt")
+    with pytest.raises(DataError, match="more than 2,000 observations"):
+        read_column(skewed, max_values=2_000)

@@ -519,8 +519,21 @@ def train_cmd(
     """Train one network per objective and seed on the same data; clean test metrics,
     mean ± sd over seeds."""
     from likelab.classify import compare, load_dataset
+    from likelab.classify.trainer import MAX_SEEDS
 
     specs = split_specs(objectives)
+    if not 1 <= seeds <= MAX_SEEDS:
+        raise ParameterError(f"--seeds must be an integer in [1, {MAX_SEEDS}], got {seeds}")
+    if epochs < 1:
+        raise ParameterError(f"--epochs must be an integer >= 1, got {epochs}")
+    if batch_size < 0:
+        raise ParameterError(
+            f"--batch-size must be >= 1, or 0 for the whole training set, got {batch_size}"
+        )
+    if not (math.isfinite(lr) and lr > 0):
+        raise ParameterError(f"--lr must be a finite number > 0, got {lr:g}")
+    if plot is not None:
+        _check_plot_dir(plot)
     if model is None:
         model = "next-word:16" if dataset.split(":")[0] == "next-word" else "mlp:64,64"
     if batch_size == 0:
@@ -534,8 +547,6 @@ def train_cmd(
         "validation": validation,
         "patience": patience,
     }
-    if seeds < 1:
-        raise ParameterError(f"--seeds must be >= 1, got {seeds}")
     progress = None
     if not as_json and _err.is_terminal:
         from rich.progress import Progress
@@ -554,11 +565,14 @@ def train_cmd(
                 on_run=lambda r: progress.advance(task),
                 **kwargs,
             )
+    if result.all_diverged:
+        first = result.rows()[0]["divergence"][0]
+        raise ParameterError(
+            f"every run diverged ({len(result.runs)} of {len(result.runs)}; {first}): no metric "
+            f"is determined; try a smaller --lr than {lr:g}"
+        )
     if plot is not None:
-        from likelab.report.figures import plot_learning_curves, plot_reliability
-
-        plot_learning_curves(result, plot / "learning_curves.png")
-        plot_reliability(result, plot / "reliability.png")
+        _write_train_figures(result, plot)
     if report is not None:
         from likelab.report.pages import write_train_report
 
@@ -568,8 +582,52 @@ def train_cmd(
         _emit_json(result.to_dict())
         return
     _print_comparison(result)
+    for row in result.rows():
+        if row["diverged"]:
+            what = "undetermined" if row["diverged"] == row["seeds"] else "over the other seeds"
+            _err.print(
+                f"warning: {row['objective']}: {row['diverged']} of {row['seeds']} run(s) "
+                f"diverged ({'; '.join(row['divergence'])}); its metrics are {what}",
+                markup=False,
+            )
     if plot is not None:
         _err.print(f"figures written to {plot}/ (learning_curves.png, reliability.png)")
+
+
+def _write_train_figures(result, plot: Path) -> None:
+    """Both figures drawn first, then written into the directory ``plot``: both or neither."""
+    from likelab.errors import OutputError
+    from likelab.report.figures import plot_learning_curves, plot_reliability, save_figure
+
+    _check_plot_dir(plot)
+    existed = plot.exists()
+    figs = {
+        "learning_curves.png": plot_learning_curves(result),
+        "reliability.png": plot_reliability(result),
+    }
+    written: list[Path] = []
+    try:
+        for name, fig in figs.items():
+            written.append(save_figure(fig, plot / name))
+    except OutputError:
+        for done in written:
+            done.unlink(missing_ok=True)
+        if not existed and plot.is_dir() and not any(plot.iterdir()):
+            plot.rmdir()
+        raise
+
+
+def _check_plot_dir(plot: Path) -> None:
+    """``train --plot DIR``: refused before training when DIR is a file or cannot be written."""
+    from likelab.errors import OutputError
+
+    if plot.exists() and not plot.is_dir():
+        raise OutputError(f"--plot {plot}: is a file; --plot takes a directory for the figures")
+    if plot.is_dir() and not os.access(plot, os.W_OK | os.X_OK):
+        raise OutputError(f"--plot {plot}: the directory is not writable")
+    above = next((p for p in plot.absolute().parents if p.exists()), None)
+    if not plot.exists() and above is not None and not above.is_dir():
+        raise OutputError(f"--plot {plot}: {above} is a file, not a directory")
 
 
 def _print_comparison(result) -> None:
@@ -582,11 +640,17 @@ def _print_comparison(result) -> None:
         title=f"{result.dataset}{noise}: {result.model}, {len(result.seeds)} seed(s), "
         "clean test set (mean ± sd)"
     )
-    table.add_column("objective", no_wrap=True)
+    table.add_column("objective", overflow="fold")
     for k in keys:
-        table.add_column(k, justify="right", no_wrap=True)
+        table.add_column(k, justify="right", overflow="fold")
     for row in rows:
-        table.add_row(row["objective"], *(f"{row[k]:.3f}±{row[k + '_sd']:.3f}" for k in keys))
+        table.add_row(
+            row["objective"],
+            *(
+                "undetermined" if row[k] is None else f"{row[k]:.3f}±{row[k + '_sd']:.3f}"
+                for k in keys
+            ),
+        )
     _out.print(table)
 
 

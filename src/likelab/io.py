@@ -1,22 +1,45 @@
 """Reading observations from text files.
 
-A data file holds one number per line, or a CSV table with a header row from which one column is
-chosen. Blank lines and lines starting with ``#`` are skipped. Anything else that is not a number is
-a :class:`~likelab.errors.DataError` naming the file, the line and the text.
+A data file holds one number per line, or a CSV table (optionally with a header row) from which
+one column is chosen. It is read as UTF-8 (a leading byte-order mark is dropped); blank lines and
+lines starting with ``#`` are skipped.
+
+A number is a decimal number in the usual CSV sense: an optional sign, digits with an optional
+decimal point, an optional exponent (``-1.5``, ``.5``, ``3e-2``), with spaces around it allowed.
+Python-literal syntax that is not that (``1_000``, ``0x10``, ``0b11``, ``0o7``) is refused, never
+reinterpreted; ``nan`` and ``inf`` are recognised as numbers and refused as not finite, like
+non-finite observations everywhere else in likelab.
+
+The first row is a header when none of its cells is a number; the rows after it must then hold
+numbers in the chosen column. Every row must have as many cells as the first. Anything else (a
+ragged row, an empty or non-numeric cell, a row mixing names and numbers where a header would be)
+is a :class:`~likelab.errors.DataError` naming the file, the line, the column and the text.
+Before reading, the number of rows is estimated from the file's size and a sample of its lines;
+a file whose values would exceed ``max_values`` is refused with the estimate in the message.
 """
 
 from __future__ import annotations
 
 import csv
-import io
 import math
+import os
+import re
+import stat
+from array import array
 from pathlib import Path
 
 import numpy as np
 
 from likelab.errors import DataError
 
-__all__ = ["as_observations", "read_column"]
+__all__ = ["MAX_VALUES", "as_observations", "read_column"]
+
+#: The most observations :func:`read_column` reads from one file (10⁸ float64 values: 800 MB).
+MAX_VALUES = 100_000_000
+
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_NONFINITE = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
+_SAMPLE_BYTES = 1 << 16
 
 
 def as_observations(data: object) -> np.ndarray:
@@ -33,11 +56,13 @@ def as_observations(data: object) -> np.ndarray:
         raise DataError(f"data must be numbers, got {type(data).__name__}") from None
 
 
-def read_column(path: str | Path, column: str | int | None = None) -> np.ndarray:
+def read_column(
+    path: str | Path, column: str | int | None = None, *, max_values: int = MAX_VALUES
+) -> np.ndarray:
     """The numbers in one column of a text or CSV file, as a float64 array.
 
     ``column`` is a header name or a 0-based index; it may be omitted when the file has a single
-    column. A first row that is not numeric is taken as the header.
+    column. The first row is the header when none of its cells is a number.
 
     >>> import tempfile, os
     >>> with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as fh:
@@ -47,63 +72,164 @@ def read_column(path: str | Path, column: str | int | None = None) -> np.ndarray
     >>> os.unlink(fh.name)
     """
     p = Path(path)
-    try:
-        text = p.read_text()
-    except FileNotFoundError:
-        raise DataError(f"data file {str(path)!r} does not exist") from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read data file {str(path)!r}: {exc}") from None
-    rows = [
-        (lineno, row)
-        for lineno, row in enumerate(csv.reader(io.StringIO(text)), start=1)
-        if row and any(c.strip() for c in row) and not row[0].lstrip().startswith("#")
-    ]
-    if not rows:
-        raise DataError(f"data file {str(path)!r} holds no observations")
+    name = str(path)
+    size = _check_file(p, name)
+    _check_size(p, name, size, max_values)
     header: list[str] | None = None
-    if not _is_number(rows[0][1][0]):
-        header = [c.strip() for c in rows[0][1]]
-        rows = rows[1:]
-    width = len(header) if header is not None else len(rows[0][1]) if rows else 1
-    index = _column_index(column, header, width, path)
-    values = []
-    for lineno, row in rows:
-        if index >= len(row):
-            raise DataError(f"{p.name} line {lineno}: no column {index} in {','.join(row)!r}")
-        cell = row[index].strip()
-        if not _is_number(cell):
-            raise DataError(f"{p.name} line {lineno}: {cell!r} is not a number")
-        value = float(cell)
-        if not math.isfinite(value):
-            raise DataError(f"{p.name} line {lineno}: {cell!r} is not finite")
-        values.append(value)
+    width = 0
+    index = -1
+    values = array("d")
+    seen_line = False
+    for lineno, row in _rows(p, name):
+        seen_line = True
+        if not width:  # the first row: a header, or the first data row
+            width = len(row)
+            kinds = [_kind(c) for c in row]
+            if all(k == "text" for k in kinds):
+                header = [c.strip() for c in row]
+                index = _column_index(column, header, width, name)
+                continue
+            if "text" in kinds:
+                raise DataError(
+                    f"{p.name} line {lineno} mixes numbers and text ({', '.join(map(repr, row))})"
+                    ": a header row names every column, a data row holds only numbers"
+                )
+            index = _column_index(column, None, width, name)
+        if len(row) != width:
+            raise DataError(
+                f"{p.name} line {lineno}: {len(row)} cell(s) where the "
+                f"{'header' if header else 'first row'} has {width} ({','.join(row)!r})"
+            )
+        values.append(_number(row[index], p.name, lineno, index, header))
+        if len(values) > max_values:
+            raise DataError(
+                f"data file {name!r} holds more than {max_values:,} observations "
+                "(the most likelab reads from one file)"
+            )
+    if not seen_line:
+        raise DataError(f"data file {name!r} holds no observations (it is empty or all comments)")
     if not values:
-        raise DataError(f"data file {str(path)!r} holds no observations")
-    return np.asarray(values, dtype=np.float64)
+        raise DataError(
+            f"data file {name!r} has a header ({', '.join(header or [])}) but no data rows"
+        )
+    return np.frombuffer(values, dtype=np.float64).copy()
 
 
-def _column_index(
-    column: str | int | None, header: list[str] | None, width: int, path: str | Path
-) -> int:
+def _check_file(p: Path, name: str) -> int:
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise DataError(f"data file {name!r} does not exist") from None
+    except OSError as exc:
+        raise DataError(f"cannot read data file {name!r}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise DataError(f"data file {name!r} is a directory, not a file")
+    if not stat.S_ISREG(st.st_mode):
+        raise DataError(f"data file {name!r} is not a regular file")
+    if not os.access(p, os.R_OK):
+        raise DataError(f"cannot read data file {name!r}: permission denied")
+    if st.st_size == 0:
+        raise DataError(f"data file {name!r} is empty: it holds no observations")
+    return st.st_size
+
+
+def _check_size(p: Path, name: str, size: int, max_values: int) -> None:
+    """Estimate the rows from the file size and the mean length of the first lines."""
+    if size <= _SAMPLE_BYTES:
+        return
+    with p.open("rb") as fh:
+        sample = fh.read(_SAMPLE_BYTES)
+    lines = sample.count(b"\n")
+    per_line = (sample.rfind(b"\n") + 1) / lines if lines else len(sample)
+    estimate = round(size / per_line)
+    if estimate > max_values:
+        raise DataError(
+            f"data file {name!r} ({_bytes(size)}) holds about {estimate:,} rows "
+            f"({_bytes(8 * estimate)} as float64), more than the {max_values:,} likelab reads "
+            "from one file; pass a sample of it"
+        )
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000:
+            return f"{n:.3g} {unit}"
+        n /= 1000
+    return f"{n:.3g} TB"
+
+
+def _rows(p: Path, name: str):
+    """(line number, cells) of every non-blank, non-comment line, decoded as UTF-8."""
+    with p.open("rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(
+                    f"data file {name!r} is not UTF-8 text: line {lineno} has byte "
+                    f"0x{raw[exc.start]:02x} at position {exc.start + 1}"
+                ) from None
+            stripped = line.strip()
+            if not stripped or stripped.startswith("#"):
+                continue
+            try:
+                row = next(csv.reader([line.rstrip("\r\n")]))
+            except csv.Error as exc:
+                raise DataError(f"{p.name} line {lineno}: not a CSV row ({exc})") from None
+            yield lineno, row
+
+
+def _kind(cell: str) -> str:
+    """'number' (decimal, or a non-finite spelling), 'foreign' (a Python literal) or 'text'."""
+    text = cell.strip()
+    if _DECIMAL.fullmatch(text) or _NONFINITE.fullmatch(text):
+        return "number"
+    for parse in (float, lambda t: int(t, 0)):
+        try:
+            parse(text)
+        except ValueError:
+            continue
+        return "foreign"
+    return "text"
+
+
+def _number(cell: str, file: str, lineno: int, index: int, header: list[str] | None) -> float:
+    where = f"{file} line {lineno}, column {index + 1}"
+    if header is not None:
+        where += f" ({header[index]!r})"
+    text = cell.strip()
+    if _DECIMAL.fullmatch(text):
+        value = float(text)
+        if math.isfinite(value):
+            return value
+        raise DataError(f"{where}: {text!r} overflows float64 (is not finite)")
+    if _NONFINITE.fullmatch(text):
+        raise DataError(f"{where}: {text!r} is not finite; observations must be finite numbers")
+    if not text:
+        raise DataError(f"{where}: empty cell; every row needs a number in this column")
+    if _kind(text) == "foreign":
+        raise DataError(
+            f"{where}: {text!r} is not a decimal number (data files take sign, digits, point and "
+            "exponent only, e.g. -1.5e3; no underscores, hex, octal or binary)"
+        )
+    raise DataError(f"{where}: {text!r} is not a number")
+
+
+def _column_index(column: str | int | None, header: list[str] | None, width: int, name: str) -> int:
+    names = ", ".join(header) if header else f"indices 0..{width - 1}, no header row"
     if column is None:
         if width != 1:
-            names = ", ".join(header) if header else f"0..{width - 1}"
-            raise DataError(f"data file {str(path)!r} has {width} columns ({names}); choose one")
+            raise DataError(f"data file {name!r} has {width} columns ({names}); choose one")
         return 0
-    if isinstance(column, int) or (isinstance(column, str) and column.isdigit()):
+    if isinstance(column, bool):
+        raise DataError(f"column must be a header name or a 0-based index, got {column!r}")
+    if isinstance(column, int) or (isinstance(column, str) and column.strip().isdigit()):
         idx = int(column)
         if not 0 <= idx < width:
-            raise DataError(f"data file {str(path)!r} has no column {idx} (it has {width})")
+            raise DataError(
+                f"data file {name!r} has no column {idx} (0-based; it has {width}: {names})"
+            )
         return idx
     if header is None or column not in header:
-        known = ", ".join(header) if header else "none (no header row)"
-        raise DataError(f"data file {str(path)!r} has no column {column!r}; columns: {known}")
+        raise DataError(f"data file {name!r} has no column {column!r}; columns: {names}")
     return header.index(column)
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True

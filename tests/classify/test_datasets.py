@@ -108,3 +108,51 @@ def test_bad_inputs(spec, kwargs, error, fragment):
     with pytest.raises(error, match=fragment) as info:
         load_dataset(spec, **kwargs)
     assert isinstance(info.value, LikelabError)
+
+
+@pytest.mark.parametrize(
+    ("spec", "fragment"),
+    [
+        ("xor:flip=abc", r"dataset 'xor': flip must be a number in \[0, 0.5\), got 'abc'"),
+        ("xor:flip=-0.01", r"flip must be a number in \[0, 0.5\), got -0.01"),
+        ("xor:flip=0.5", r"\[0, 0.5\)"),
+        ("xor:repeat=1", "repeat must be an integer >= 2, got 1"),
+        ("xor-gauss:sigma=0", r"sigma must be a number > 0, got 0"),
+        ("xor-gauss:n=ten", "n must be an integer >= 8, got 'ten'"),
+        ("xor-gauss:n=7", "n must be an integer >= 8"),
+        ("moons:noise=-0.5", "noise must be a number >= 0"),
+        ("moons:n=100.5", "n must be an integer >= 8"),
+        ("circles:factor=1", r"factor must be a number in \[0, 1\)"),
+        ("circles:noise=x", "noise must be a number >= 0"),
+        ("next-word:context=0", r"context must be an integer in \[1, 64\]"),
+        ("next-word:repeat=0", "repeat must be an integer >= 1"),
+        ("wine:n=5", "dataset 'wine' takes no parameters, got 'n'"),
+        ("moons:sigma=1", r"no parameter 'sigma'; it takes n \(an integer >= 8, default 1000\)"),
+        ("xor-gauss:n=1e9", r"would hold 1,000,000,000 examples \(~.* GB while building\)"),
+        ("next-word:repeat=100000", "would hold 15,000,000 examples"),
+        ("circles:n=5000001", "more than the 5,000,000"),
+    ],
+)
+def test_every_dataset_parameter_is_checked_against_its_range(spec, fragment):
+    with pytest.raises(ParameterError, match=fragment):
+        load_dataset(spec)
+
+
+def test_dataset_parameters_at_their_limits_load():
+    assert (
+        load_dataset("xor:repeat=2,flip=0").info["n_train"]
+        + load_dataset("xor:repeat=2").info["n_test"]
+        == 8
+    )
+    assert load_dataset("circles:n=8,factor=0,noise=0").num_classes == 2
+    assert load_dataset("next-word:context=1,repeat=1").x_train.shape[1] == 1
+
+
+@pytest.mark.parametrize("rate", ["abc", "1", "-0", "nan", "1e9"])
+def test_label_noise_rate_names_its_range(rate):
+    fragment = r"must be a number in \[0, 1\)" if rate != "-0" else None
+    if fragment is None:  # -0 is 0: no noise, accepted
+        load_dataset("xor", noise=f"pairflip:{rate}")
+        return
+    with pytest.raises(ParameterError, match=fragment):
+        load_dataset("xor", noise=f"symmetric:{rate}")

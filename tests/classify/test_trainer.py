@@ -152,3 +152,68 @@ def test_a_user_objective_by_import_path_trains_like_the_built_in(tmp_path, monk
     # the same risk through the Categorical predictive instead of the fused cross_entropy
     np.testing.assert_allclose(mine.probs_test, ref.probs_test, atol=1e-4)
     assert mine.objective == "cls_scores:my_log"
+
+
+# ---------------------------------------------------------------------- divergence
+def test_a_diverging_run_stops_and_says_so(xor):
+    r = train(xor, "brier", lr=1e30, epochs=5, batch_size=len(xor.y_train), model="mlp:8")
+    assert r.diverged == f"diverged at epoch {r.epochs_run} (non-finite loss)"
+    assert r.epochs_run < 5 and len(r.history) == r.epochs_run
+    assert r.metrics == {} and np.isnan(r.probs_test).all()
+    assert r.to_dict()["diverged"] == r.diverged and "accuracy" not in r.to_dict()
+    ok = train(xor, "brier", lr=0.01, epochs=2, model="mlp:8")
+    assert ok.diverged is None and ok.to_dict()["diverged"] is None
+
+
+def test_divergence_is_told_from_the_loss_or_the_weights():
+    from likelab.classify.trainer import _divergence
+
+    w = torch.ones(3)
+    assert _divergence(2, torch.tensor([0.1, 0.2]), [w]) is None
+    assert _divergence(2, torch.tensor([0.1, np.inf]), [w]).endswith("2 (non-finite loss)")
+    bad = torch.tensor([1.0, np.nan])
+    assert _divergence(3, torch.tensor([0.1]), [w, bad]).endswith("3 (non-finite parameters)")
+
+
+def test_rows_average_the_runs_that_did_not_diverge_and_list_the_others():
+    from likelab.classify import Comparison
+
+    kwargs = {"model": "mlp:8", "epochs": 3, "batch_size": 400}
+    calm = compare("xor-gauss:n=200", ["log", "linear"], seeds=[0, 1], **kwargs)
+    wild = compare("xor-gauss:n=200", ["log"], seeds=[2], lr=1e30, **kwargs)
+    comp = Comparison("xor-gauss:n=200", None, "mlp:8", [0, 1, 2], calm.runs + wild.runs)
+    rows = {r["objective"]: r for r in comp.rows()}
+    logs = [r.metrics for r in calm.runs if r.objective == "log"]
+    for key in ("accuracy", "nll", "ece", "prob_gap"):
+        vals = [m[key] for m in logs]
+        assert rows["log"][key] == np.mean(vals)
+        assert rows["log"][f"{key}_sd"] == np.std(vals, ddof=1)
+    assert rows["log"]["seeds"] == 3 and rows["log"]["diverged"] == 1
+    assert rows["log"]["divergence"] == [f"seed 2: {wild.runs[0].diverged}"]
+    assert rows["linear"]["diverged"] == 0 and rows["linear"]["divergence"] == []
+    assert not comp.all_diverged and wild.all_diverged
+    only = {r["objective"]: r for r in wild.rows()}["log"]
+    assert all(only[k] is None and only[f"{k}_sd"] is None for k in wild.metric_keys())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"lr": 1e308}, r"lr must be a number in \(0, 3.4e\+37\] .* float32"),
+        ({"lr": 4e37}, "float32"),
+        ({"lr": 1e308, "dtype": torch.float64}, r"\(0, 1.8e\+307\] .* float64"),
+        ({"lr": float("inf")}, "lr must be"),
+        ({"lr": 0.0}, "lr must be"),
+        ({"lr": True}, "lr must be"),
+        ({"batch_size": 0}, "batch_size"),
+    ],
+)
+def test_lr_must_be_a_step_the_weights_can_hold(xor, kwargs, fragment):
+    with pytest.raises(ParameterError, match=fragment):
+        train(xor, "log", epochs=1, **kwargs)
+
+
+@pytest.mark.parametrize("seeds", [0, 1001, [], list(range(1001)), [-1], [0, 2**64]])
+def test_seed_count_is_bounded(seeds):
+    with pytest.raises(ParameterError, match="seed"):
+        compare("xor", ["log"], seeds=seeds, epochs=1)

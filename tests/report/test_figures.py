@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import warnings
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
@@ -173,3 +176,165 @@ def test_contamination_figure_puts_eps_on_the_x_axis():
     np.testing.assert_allclose(log_bias.get_ydata(), [0.0, 0.1])
     dpd = next(line for line in rel.get_lines() if line.get_label() == "dpd")
     np.testing.assert_allclose(dpd.get_ydata(), [0.9, 1.0])
+
+
+# ---------------------------------------------------------------------- one ECE per page
+def _ece_oracle(probs, y, bins=15):
+    """ECE written out bin by bin (Guo et al. 2017), independent of likelab's metrics."""
+    conf, pred = probs.max(1), probs.argmax(1)
+    total = 0.0
+    for b in range(bins):
+        lo, hi = b / bins, (b + 1) / bins
+        inside = (conf > lo) & (conf <= hi) if b else (conf >= lo) & (conf <= hi)
+        if inside.any():
+            total += inside.sum() * abs((pred[inside] == y[inside]).mean() - conf[inside].mean())
+    return total / len(y)
+
+
+@pytest.mark.parametrize(
+    ("dataset", "noise"), [("wine", "symmetric:0.3"), ("moons:noise=0.3", "pairflip:0.2")]
+)
+def test_reliability_titles_show_the_tables_ece(dataset, noise):
+    from likelab.classify import compare
+    from likelab.report import plot_reliability
+    from likelab.report.sections import training_section
+
+    comp = compare(dataset, ["log", "linear"], seeds=3, noise=noise, model="logistic", epochs=10)
+    section = training_section(comp, id="t", title="t")
+    header = section.data["table"].header
+    column = header.index("ECE")
+    table = {row[0].text: row[column].text for row in section.data["table"].rows}
+    titles = [ax.get_title() for ax in plot_reliability(comp).axes if ax.get_visible()]
+    pooled_differs = False
+    for spec, title in zip(comp.objectives, titles, strict=True):
+        runs = [r for r in comp.runs if r.objective == spec]
+        mean = np.mean([_ece_oracle(r.probs_test, r.y_test) for r in runs])
+        assert title == f"{spec}  (ECE {mean:.3f})"
+        assert table[spec].startswith(f"{mean:.3f} ± ")
+        pooled = _ece_oracle(
+            np.concatenate([r.probs_test for r in runs]), np.concatenate([r.y_test for r in runs])
+        )
+        pooled_differs |= f"{pooled:.3f}" != f"{mean:.3f}"
+    assert pooled_differs  # the old title (pooled predictions) would have disagreed here
+
+
+def test_figures_of_a_comparison_with_diverged_runs(tmp_path):
+    from likelab.classify import Comparison, compare
+    from likelab.report import plot_learning_curves, plot_probabilities, plot_reliability
+
+    kwargs = {"model": "mlp:4", "epochs": 4, "batch_size": 400}
+    good = compare("xor:flip=0.1", ["log", "brier"], seeds=[0], **kwargs)
+    bad = compare("xor:flip=0.1", ["log"], seeds=[1], lr=1e30, **kwargs)
+    comp = Comparison("xor:flip=0.1", None, "mlp:4", [0, 1], good.runs + bad.runs)
+    blown = compare("xor:flip=0.1", ["linear"], seeds=[0], lr=1e30, **kwargs)
+    comp.runs += blown.runs
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "mean of empty slice" from the padded curves
+        rel = plot_reliability(comp, tmp_path / "r.png")
+        plot_learning_curves(comp, tmp_path / "l.png")
+        prob = plot_probabilities(comp)
+    titles = [ax.get_title() for ax in rel.axes if ax.get_visible()]
+    rows = {r["objective"]: r for r in comp.rows()}
+    assert titles[0] == f"log  (ECE {rows['log']['ece']:.3f})"  # the one run that did not diverge
+    assert rows["log"]["ece"] == good.runs[0].metrics["ece"]
+    assert titles[2] == "linear  (ECE undetermined)"
+    assert "undetermined" in [ax.get_title() for ax in prob.axes][2]
+    assert _is_png(tmp_path / "r.png") and _is_png(tmp_path / "l.png")
+    from likelab.report import write_train_report
+
+    html = write_train_report(comp, tmp_path / "page").read_text()
+    assert "Some runs diverged" in html and "undetermined" in html
+    assert f"<code>linear</code> (seed 0: {blown.runs[0].diverged})" in html
+    assert ">nan<" not in html.lower()
+
+
+# ---------------------------------------------------------------------- writing figures
+def _figure():
+    fig = Figure(figsize=(2, 2))
+    fig.subplots().plot([0, 1], [1, 0])
+    return fig
+
+
+def test_save_figure_writes_exactly_the_path_asked(tmp_path):
+    from likelab.report import save_figure
+
+    target = tmp_path / "new" / "deeper" / "curve"  # no suffix: PNG, at that very path
+    assert save_figure(_figure(), target) == target
+    assert _is_png(target) and sorted(p.name for p in target.parent.iterdir()) == ["curve"]
+    save_figure(_figure(), tmp_path / "c.svg")
+    assert (tmp_path / "c.svg").read_bytes().lstrip().startswith(b"<?xml")
+
+
+@pytest.mark.parametrize(
+    ("make", "fragment"),
+    [
+        (lambda d: d / "fig.xyz", r"unknown format '\.xyz'; use one of .*\.pdf, .*\.png"),
+        (lambda d: d, "it is a directory"),
+        (lambda d: (d / "file.txt", (d / "file.txt").write_text("x"))[0] / "f.png", "is a file"),
+        (lambda d: (d / "f.txt", (d / "f.txt").write_text("x"))[0] / "a" / "f.png", "is a file"),
+        (lambda d: d / "", "it is a directory"),
+        (lambda d: "", "not a file name"),
+    ],
+)
+def test_save_figure_refuses_bad_paths_and_writes_nothing(tmp_path, make, fragment):
+    from likelab.errors import LikelabError, OutputError
+    from likelab.report import save_figure
+
+    target = make(tmp_path)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    with pytest.raises(OutputError, match=fragment) as info:
+        save_figure(_figure(), target)
+    assert isinstance(info.value, LikelabError)
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+def test_save_figure_failing_midway_leaves_nothing_behind(tmp_path, monkeypatch):
+    from likelab.errors import OutputError
+    from likelab.report import save_figure
+
+    fig = _figure()
+
+    def fail(fh, **kwargs):
+        fh.write(b"\x89PNG half a picture")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(fig, "savefig", fail)
+    old = tmp_path / "old.png"
+    save_figure(_figure(), old)
+    kept = old.read_bytes()
+    with pytest.raises(OutputError, match="No space left on device"):
+        save_figure(fig, tmp_path / "new" / "fig.png")
+    with pytest.raises(OutputError, match="No space left on device"):
+        save_figure(fig, old)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.png"]  # no temp file, no new/
+    assert old.read_bytes() == kept  # the previous figure is untouched
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
+def test_save_figure_into_a_read_only_directory(tmp_path):
+    from likelab.errors import OutputError
+    from likelab.report import save_figure
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        with pytest.raises(OutputError, match="cannot write a figure"):
+            save_figure(_figure(), locked / "f.png")
+        assert list(locked.iterdir()) == []
+    finally:
+        locked.chmod(0o755)
+
+
+def test_save_figure_permission_denied_is_an_output_error(tmp_path, monkeypatch):
+    """What a read-only directory does for a user who is not root, simulated for every user."""
+    from likelab.errors import OutputError
+    from likelab.report import figures
+
+    def denied(**kwargs):
+        raise PermissionError(13, "Permission denied", str(kwargs["dir"]))
+
+    monkeypatch.setattr(figures.tempfile, "mkstemp", denied)
+    with pytest.raises(OutputError, match=r"'.*out.png': Permission denied \(.*sub\)"):
+        figures.save_figure(_figure(), tmp_path / "sub" / "out.png")
+    assert list(tmp_path.iterdir()) == []  # the directory it created is gone again

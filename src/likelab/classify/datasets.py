@@ -26,6 +26,7 @@ class, ``(y + 1) mod K`` (Han et al. 2018, NeurIPS, "Co-teaching").
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -90,10 +91,7 @@ class Dataset:
 
 # ---------------------------------------------------------------------- builders
 def _xor(rng: np.random.Generator, *, repeat: float = 50, flip: float = 0.0) -> dict[str, Any]:
-    repeat = _count("repeat", repeat, minimum=2)
-    flip = float(flip)
-    if not 0.0 <= flip < 0.5:
-        raise ParameterError(f"xor: flip must lie in [0, 0.5), got {flip:g}")
+    repeat, flip = int(repeat), float(flip)
     points = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
     clean = np.array([0, 1, 1, 0])
     x = np.repeat(points, repeat, axis=0)
@@ -115,10 +113,7 @@ def _xor(rng: np.random.Generator, *, repeat: float = 50, flip: float = 0.0) -> 
 
 
 def _xor_gauss(rng: np.random.Generator, *, n: float = 1000, sigma: float = 0.6) -> dict[str, Any]:
-    n = _count("n", n, minimum=8)
-    sigma = float(sigma)
-    if not sigma > 0:
-        raise ParameterError(f"xor-gauss: sigma must be > 0, got {sigma:g}")
+    n, sigma = int(n), float(sigma)
     centres = np.array([[1.0, 1.0], [-1.0, -1.0], [1.0, -1.0], [-1.0, 1.0]])
     labels = np.array([0, 0, 1, 1])
     comp = rng.integers(0, 4, size=n)
@@ -133,7 +128,7 @@ def _xor_gauss(rng: np.random.Generator, *, n: float = 1000, sigma: float = 0.6)
 def _moons(rng: np.random.Generator, *, n: float = 1000, noise: float = 0.2) -> dict[str, Any]:
     from sklearn.datasets import make_moons
 
-    x, y = make_moons(_count("n", n, minimum=8), noise=float(noise), random_state=_sk_seed(rng))
+    x, y = make_moons(int(n), noise=float(noise), random_state=_sk_seed(rng))
     return {"x": x, "y": y, "classes": ("0", "1")}
 
 
@@ -143,7 +138,7 @@ def _circles(
     from sklearn.datasets import make_circles
 
     x, y = make_circles(
-        _count("n", n, minimum=8),
+        int(n),
         noise=float(noise),
         factor=float(factor),
         random_state=_sk_seed(rng),
@@ -169,8 +164,7 @@ def _bundled(loader_name: str) -> Callable[..., dict[str, Any]]:
 def _next_word(
     rng: np.random.Generator, *, repeat: float = 10, context: float = 3
 ) -> dict[str, Any]:
-    repeat = _count("repeat", repeat, minimum=1)
-    context = _count("context", context, minimum=1)
+    repeat, context = int(repeat), int(context)
     vocab = sorted({w for sentence, _ in CORPUS for w in sentence.split()})
     vocab = [PAD, *vocab]
     index = {w: i for i, w in enumerate(vocab)}
@@ -210,6 +204,106 @@ DATASETS: dict[str, Callable[..., dict[str, Any]]] = {
 }
 
 
+#: The most examples a generated dataset may hold (``xor:repeat``, ``xor-gauss:n``, ...).
+MAX_EXAMPLES = 5_000_000
+
+
+@dataclass(frozen=True)
+class _Param:
+    """A dataset parameter: integer or real, its default and valid range (``None``: unbounded);
+    ``open_low`` / ``open_high`` exclude the end."""
+
+    default: float
+    low: float | None = None
+    high: float | None = None
+    integer: bool = False
+    open_low: bool = False
+    open_high: bool = False
+
+    def describe(self) -> str:
+        kind = "an integer" if self.integer else "a number"
+        if self.high is None:
+            rng = f"{'>' if self.open_low else '>='} {self.low:g}"
+        else:
+            lo, hi = "(" if self.open_low else "[", ")" if self.open_high else "]"
+            rng = f"in {lo}{self.low:g}, {self.high:g}{hi}"
+        return f"{kind} {rng}"
+
+    def check(self, dataset: str, name: str, value: object) -> float:
+        """``value`` as a float inside the range, or a :class:`ParameterError` naming it."""
+        problem = f"dataset {dataset!r}: {name} must be {self.describe()}, got {value!r}"
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ParameterError(problem)
+        v = float(value)
+        if not math.isfinite(v) or (self.integer and v != int(v)):
+            raise ParameterError(problem)
+        if self.low is not None and (v < self.low or (self.open_low and v == self.low)):
+            raise ParameterError(problem)
+        if self.high is not None and (v > self.high or (self.open_high and v == self.high)):
+            raise ParameterError(problem)
+        return v
+
+
+#: Every dataset's parameters: default and valid range. Validated before anything is built.
+PARAMETERS: dict[str, dict[str, _Param]] = {
+    "xor": {
+        "repeat": _Param(50, 2, integer=True),
+        "flip": _Param(0.0, 0.0, 0.5, open_high=True),
+    },
+    "xor-gauss": {"n": _Param(1000, 8, integer=True), "sigma": _Param(0.6, 0.0, open_low=True)},
+    "moons": {"n": _Param(1000, 8, integer=True), "noise": _Param(0.2, 0.0)},
+    "circles": {
+        "n": _Param(1000, 8, integer=True),
+        "noise": _Param(0.1, 0.0),
+        "factor": _Param(0.5, 0.0, 1.0, open_high=True),
+    },
+    "next-word": {
+        "repeat": _Param(10, 1, integer=True),
+        "context": _Param(3, 1, 64, integer=True),
+    },
+}
+
+#: Examples (and float64 values held per example while building) as a function of the
+#: parameters, for the datasets whose size the parameters set.
+_SIZES: dict[str, Callable[[dict[str, float]], tuple[float, float]]] = {
+    "xor": lambda p: (4 * p["repeat"], 8),
+    "xor-gauss": lambda p: (p["n"], 16),
+    "moons": lambda p: (p["n"], 4),
+    "circles": lambda p: (p["n"], 4),
+    "next-word": lambda p: (
+        p["repeat"] * sum(len(s.split()) * c for s, c in CORPUS),
+        p["context"] + 2 * len({w for s, _ in CORPUS for w in s.split()}) + 4,
+    ),
+}
+
+
+def _check_parameters(name: str, params: dict[str, object]) -> dict[str, float]:
+    """The dataset's parameters, each checked against its range, and the size they imply."""
+    schema = PARAMETERS.get(name, {})
+    unknown = [k for k in params if k not in schema]
+    if unknown:
+        if not schema:
+            raise ParameterError(f"dataset {name!r} takes no parameters, got {unknown[0]!r}")
+        known = "; ".join(f"{k} ({p.describe()}, default {p.default:g})" for k, p in schema.items())
+        raise ParameterError(f"dataset {name!r} has no parameter {unknown[0]!r}; it takes {known}")
+    checked = {
+        k: p.check(name, k, params[k]) if k in params else p.default for k, p in schema.items()
+    }
+    if name in _SIZES:
+        rows, per_row = _SIZES[name](checked)
+        if rows > MAX_EXAMPLES:
+            raise ParameterError(
+                f"dataset {name!r} with {', '.join(f'{k}={v:g}' for k, v in checked.items())} "
+                f"would hold {rows:,.0f} examples (~{_gb(rows * per_row * 8)} while building), "
+                f"more than the {MAX_EXAMPLES:,} likelab builds"
+            )
+    return {k: checked[k] for k in params}
+
+
+def _gb(nbytes: float) -> str:
+    return f"{nbytes / 1e9:.3g} GB" if nbytes >= 1e8 else f"{nbytes / 1e6:.3g} MB"
+
+
 def list_datasets() -> list[str]:
     """The dataset names :func:`load_dataset` accepts."""
     return list(DATASETS)
@@ -240,10 +334,7 @@ def load_dataset(
         raise ParameterError(f"test_size must lie in (0, 1), got {test_size!r}")
     ss = np.random.SeedSequence([int(seed), _stable_hash(name)])
     build_rng, split_rng, noise_rng = (np.random.default_rng(s) for s in ss.spawn(3))
-    try:
-        raw = builder(build_rng, **params)
-    except TypeError as exc:
-        raise ParameterError(f"dataset {name!r}: {exc}") from None
+    raw = builder(build_rng, **_check_parameters(name, params))
     x, y = raw["x"], np.asarray(raw["y"], dtype=np.int64)
     strata = raw.get("strata", y)
     train, test = _stratified_split(strata, float(test_size), split_rng)
@@ -298,9 +389,11 @@ def add_label_noise(
     try:
         eta = float(rate)
     except ValueError:
-        raise ParameterError(f"label noise rate must be a number, got {rate!r}") from None
+        eta = math.nan
     if not 0.0 <= eta < 1.0:
-        raise ParameterError(f"label noise rate must lie in [0, 1), got {eta:g}")
+        raise ParameterError(
+            f"label noise rate must be a number in [0, 1), got {rate.strip()!r} in {spec!r}"
+        )
     if num_classes < 2:
         raise ParameterError("label noise needs at least 2 classes")
     flip = rng.random(len(y)) < eta
@@ -326,13 +419,6 @@ def _stratified_split(
     if len(train_idx) == 0 or len(test_idx) == 0:
         raise ParameterError("the dataset is too small for a train/test split")
     return train_idx, test_idx
-
-
-def _count(name: str, value: float, *, minimum: int) -> int:
-    v = float(value)
-    if v != int(v) or int(v) < minimum:
-        raise ParameterError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(v)
 
 
 def _sk_seed(rng: np.random.Generator) -> int:

@@ -11,18 +11,25 @@ Weights are initialised by PyTorch's defaults under :func:`torch.random.fork_rng
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import torch
 from torch import nn
 
 from likelab.errors import ParameterError, UnknownNameError
 
-__all__ = ["build_model"]
+__all__ = ["MAX_PARAMETERS", "build_model", "count_parameters"]
+
+#: The most weights a model may have (10⁸: 1.6 GB to train in float32 with Adam).
+MAX_PARAMETERS = 100_000_000
 
 
 class NextWordModel(nn.Module):
     """Embed each of ``context`` token ids, concatenate, one hidden layer, vocabulary logits."""
 
-    def __init__(self, vocab: int, context: int, dim: int, hidden: int = 64) -> None:
+    HIDDEN = 64
+
+    def __init__(self, vocab: int, context: int, dim: int, hidden: int = HIDDEN) -> None:
         super().__init__()
         self.embed = nn.Embedding(vocab, dim)
         self.net = nn.Sequential(
@@ -31,6 +38,22 @@ class NextWordModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(self.embed(x).flatten(1))
+
+
+def count_parameters(
+    name: str, sizes: list[int], in_features: int, num_classes: int, *, tokens: bool = False
+) -> int:
+    """The number of weights of model ``name`` with hidden ``sizes``, computed before building it
+    (0 for a name that is not a model: :func:`build_model` reports it)."""
+    if name == "next-word":
+        dim, hidden = (sizes[0] if sizes else 16), NextWordModel.HIDDEN
+        return num_classes * dim + (in_features * dim + 1) * hidden + (hidden + 1) * num_classes
+    if name == "logistic":
+        return (in_features + 1) * num_classes
+    if name == "mlp":
+        widths = [in_features, *(sizes or [64, 64]), num_classes]
+        return sum((a + 1) * b for a, b in pairwise(widths))
+    return 0
 
 
 def build_model(
@@ -58,6 +81,15 @@ def build_model(
         ) from None
     if any(s < 1 for s in sizes):
         raise ParameterError(f"model spec {spec!r}: sizes must be positive integers")
+    count = count_parameters(name, sizes, in_features, num_classes, tokens=tokens)
+    if count > MAX_PARAMETERS:
+        nbytes = 4 * count * torch.empty((), dtype=dtype).element_size()
+        raise ParameterError(
+            f"model {spec!r} for {in_features} inputs and {num_classes} classes has {count:,} "
+            f"weights (~{nbytes / 1e9:.3g} GB to train with Adam: weights, gradients and two "
+            f"moments in {str(dtype).removeprefix('torch.')}), more than the "
+            f"{MAX_PARAMETERS:,} likelab allocates"
+        )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if name == "next-word":

@@ -5,14 +5,18 @@
 (computed by :meth:`~likelab.objectives.Objective.risk_from_logits`, fused where it can be), the
 mean score, or, for the batch-level ``product``, the naive product of the likelihoods, negated and
 *not* rescued: in float32 a batch of a few hundred underflows to a loss of exactly 0 and
-gradients of exactly 0, and the history shows it. Adam or SGD, mini-batches reshuffled every
+gradients of exactly 0, and the history shows it. A run whose loss or weights become non-finite
+(a learning rate far too large) has *diverged*: training stops at that epoch, the run records
+``"diverged at epoch k (non-finite loss)"`` and its metrics are undetermined (absent, never NaN
+presented as numbers). Adam or SGD, mini-batches reshuffled every
 epoch by a seeded generator, optional early stopping on a validation split carved out of the
 training set (stratified), a per-epoch history (mean train loss and gradient norm over the
 batches, how many batches had a loss or a gradient of exactly 0, test metrics).
 
 :func:`compare` trains every objective on the same datasets, one per seed (paired: the same split,
 label noise, initial weights and batch order for every objective), and summarises the clean test
-metrics as mean and standard deviation over seeds.
+metrics as mean and standard deviation over the seeds whose run did not diverge, with the
+divergences listed beside them.
 """
 
 from __future__ import annotations
@@ -35,6 +39,9 @@ from likelab.objectives import Objective, get_objective
 
 __all__ = ["Comparison", "TrainResult", "compare", "train"]
 
+#: The most seeds one comparison trains (each seed trains every objective once).
+MAX_SEEDS = 1000
+
 METRICS = ("accuracy", "nll", "brier", "ece", "confidence", "prob_gap")
 
 
@@ -54,6 +61,9 @@ class TrainResult:
     epochs_run: int
     network: nn.Module = field(repr=False)
     p_test: np.ndarray | None = field(default=None, repr=False)
+    #: ``"diverged at epoch k (non-finite loss)"`` (or ``parameters``) when training diverged;
+    #: the metrics are then empty and ``probs_test`` is NaN.
+    diverged: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -62,6 +72,7 @@ class TrainResult:
             "model": self.model,
             "seed": self.seed,
             "epochs_run": self.epochs_run,
+            "diverged": self.diverged,
             **self.metrics,
             "history": self.history,
         }
@@ -95,7 +106,8 @@ def train(
     0.8
     """
     obj = _classification_objective(objective)
-    _check_options(optimizer, lr, epochs, batch_size, validation, patience, eval_every)
+    _check_seed(seed)
+    _check_options(optimizer, lr, epochs, batch_size, validation, patience, eval_every, dtype)
     x_all = torch.as_tensor(data.x_train)
     x_all = x_all if data.tokens else x_all.to(dtype)
     y_all = torch.as_tensor(data.y_train)
@@ -119,6 +131,7 @@ def train(
     history: list[dict[str, float]] = []
     best_val, best_state, since_best = math.inf, None, 0
     epochs_run = 0
+    diverged: str | None = None
     for epoch in range(1, epochs + 1):
         net.train()
         order = torch.randperm(n, generator=gen)
@@ -141,6 +154,10 @@ def train(
             "zero_loss_batches": int((loss_t == 0).sum()),
             "zero_grad_batches": int((norm_t == 0).sum()),
         }
+        diverged = _divergence(epoch, loss_t, params)
+        if diverged is not None:
+            history.append(row)
+            break
         if eval_every and epoch % eval_every == 0:
             probs = _predict(net, x_test)
             row.update({f"test_{k}": v for k, v in _metrics(probs, data).items()})
@@ -157,21 +174,27 @@ def train(
         history.append(row)
         if patience is not None and len(val_idx) and since_best >= patience:
             break
-    if best_state is not None and patience is not None:
-        net.load_state_dict(best_state)
-    probs = _predict(net, x_test)
+    if diverged is not None:
+        probs = np.full((len(data.y_test), data.num_classes), np.nan)
+        metrics: dict[str, float] = {}
+    else:
+        if best_state is not None and patience is not None:
+            net.load_state_dict(best_state)
+        probs = _predict(net, x_test)
+        metrics = _metrics(probs, data)
     return TrainResult(
         objective=obj.spec,
         dataset=data.name,
         model=model,
         seed=int(seed),
-        metrics=_metrics(probs, data),
+        metrics=metrics,
         probs_test=probs,
         y_test=data.y_test,
         history=history,
         epochs_run=epochs_run,
         network=net,
         p_test=data.p_test,
+        diverged=diverged,
     )
 
 
@@ -189,18 +212,33 @@ class Comparison:
     def objectives(self) -> list[str]:
         return list(dict.fromkeys(r.objective for r in self.runs))
 
+    @property
+    def all_diverged(self) -> bool:
+        """Whether every run diverged (no metric of any objective is determined)."""
+        return all(r.diverged is not None for r in self.runs)
+
+    def metric_keys(self) -> list[str]:
+        """The metrics of this comparison (``prob_gap`` only where the truth is known)."""
+        known = all(r.p_test is not None for r in self.runs)
+        return [k for k in METRICS if k != "prob_gap" or known]
+
     def rows(self) -> list[dict[str, Any]]:
+        """Per objective: each metric's mean and sd over the seeds whose run did not diverge
+        (``None``: undetermined, every run diverged), the seed count, and the divergences."""
         out = []
         for spec in self.objectives:
             runs = [r for r in self.runs if r.objective == spec]
+            ok = [r for r in runs if r.diverged is None]
             row: dict[str, Any] = {"objective": spec}
-            for key in METRICS:
-                vals = [r.metrics[key] for r in runs if key in r.metrics]
-                if not vals:
-                    continue
-                row[key] = float(np.mean(vals))
-                row[f"{key}_sd"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0
+            for key in self.metric_keys():
+                vals = [r.metrics[key] for r in ok]
+                row[key] = float(np.mean(vals)) if vals else None
+                row[f"{key}_sd"] = (
+                    float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0 if vals else None
+                )
             row["seeds"] = len(runs)
+            row["diverged"] = len(runs) - len(ok)
+            row["divergence"] = [f"seed {r.seed}: {r.diverged}" for r in runs if r.diverged]
             out.append(row)
         return out
 
@@ -229,9 +267,13 @@ def compare(
     ``options`` go to :func:`train` (model, optimizer, lr, epochs, batch_size, ...);
     ``on_run`` is called after every run (the CLI's progress bar).
     """
+    if isinstance(seeds, int) and not 1 <= seeds <= MAX_SEEDS:
+        raise ParameterError(f"seeds must be an integer in [1, {MAX_SEEDS}], got {seeds!r}")
     seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
-    if not seed_list:
-        raise ParameterError("seeds must name at least one seed")
+    if not 1 <= len(seed_list) <= MAX_SEEDS:
+        raise ParameterError(f"seeds must name 1 to {MAX_SEEDS} seeds, got {len(seed_list)}")
+    for s in seed_list:
+        _check_seed(s)
     objs = [_classification_objective(o) for o in objectives]
     if not objs:
         raise ParameterError("no objectives given")
@@ -266,11 +308,18 @@ def _classification_objective(objective: Any) -> Objective:
     return obj
 
 
-def _check_options(optimizer, lr, epochs, batch_size, validation, patience, eval_every) -> None:
+def _check_options(
+    optimizer, lr, epochs, batch_size, validation, patience, eval_every, dtype
+) -> None:
     if optimizer not in ("adam", "sgd"):
         raise ParameterError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
-    if not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
-        raise ParameterError(f"lr must be a positive number, got {lr!r}")
+    # Adam's first step is lr / (1 - beta1) = 10 lr: it must be a number in the weights' dtype.
+    top = float(torch.finfo(dtype).max) / 10 if dtype.is_floating_point else math.inf
+    if isinstance(lr, bool) or not (isinstance(lr, int | float) and 0 < lr <= top):
+        raise ParameterError(
+            f"lr must be a number in (0, {top:.3g}] (a step of 10 lr must be finite in "
+            f"{str(dtype).removeprefix('torch.')}), got {lr!r}"
+        )
     for name, value, low in (("epochs", epochs, 1), ("batch_size", batch_size, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ParameterError(f"{name} must be an integer >= {low}, got {value!r}")
@@ -282,6 +331,11 @@ def _check_options(optimizer, lr, epochs, batch_size, validation, patience, eval
         raise ParameterError("early stopping (patience) needs a validation share > 0")
     if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 0:
         raise ParameterError(f"eval_every must be an integer >= 0, got {eval_every!r}")
+
+
+def _check_seed(seed: object) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**63:
+        raise ParameterError(f"a seed must be an integer in [0, 2**63), got {seed!r}")
 
 
 def _validation_split(y: np.ndarray, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -296,6 +350,19 @@ def _validation_split(y: np.ndarray, share: float, seed: int) -> tuple[np.ndarra
     val_idx = np.sort(np.concatenate(val))
     train_idx = np.setdiff1d(np.arange(n), val_idx)
     return train_idx, val_idx
+
+
+def _divergence(epoch: int, losses: torch.Tensor, params: list[torch.Tensor]) -> str | None:
+    """Why training diverged in this epoch (a non-finite batch loss, or non-finite weights after
+    the updates), or ``None``; one synchronisation per epoch."""
+    finite = torch.stack(
+        [torch.isfinite(losses).all(), *(torch.isfinite(p.detach()).all() for p in params)]
+    ).cpu()
+    if not finite[0]:
+        return f"diverged at epoch {epoch} (non-finite loss)"
+    if not finite[1:].all():
+        return f"diverged at epoch {epoch} (non-finite parameters)"
+    return None
 
 
 def _grad_norm(params: list[torch.Tensor]) -> torch.Tensor:

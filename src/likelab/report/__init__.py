@@ -20,6 +20,7 @@ from likelab.report.figures import (
     plot_reliability,
     plot_study,
     plot_underflow,
+    save_figure,
 )
 from likelab.report.pages import write_study_report, write_train_report
 
@@ -34,6 +35,7 @@ __all__ = [
     "plot_study",
     "plot_underflow",
     "run_demo",
+    "save_figure",
     "write_study_report",
     "write_train_report",
 ]

@@ -1,20 +1,25 @@
 """Matplotlib figures: landscapes, underflow, properness, training, simulation studies.
 
 Each function builds a :class:`matplotlib.figure.Figure` directly (no ``pyplot``: no global
-figure registry, no interactive backend, nothing to close), saves it when given a path (the format
-follows the suffix, PNG by default at 120 dpi) and returns it.
+figure registry, no interactive backend, nothing to close), saves it when given a path (by
+:func:`save_figure`: the format follows the suffix, PNG where there is none, at 120 dpi, written
+whole or not at all) and returns it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
-from likelab.errors import UnsupportedError
+from likelab.errors import OutputError, UnsupportedError
 from likelab.landscape import Landscape, UnderflowReport
 from likelab.landscape.grid import flat_mask
 
@@ -27,6 +32,7 @@ __all__ = [
     "plot_reliability",
     "plot_study",
     "plot_underflow",
+    "save_figure",
 ]
 
 _COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
@@ -381,11 +387,17 @@ def plot_learning_curves(comparison, path: str | Path | None = None) -> Figure:
     for i, spec in enumerate(comparison.objectives):
         runs = [r for r in comparison.runs if r.objective == spec]
         for ax, (key, label, log) in zip(axes.ravel(), panels, strict=True):
-            curves = [[row.get(key, np.nan) for row in r.history] for r in runs]
-            width = min(len(c) for c in curves)
-            mean = np.nanmean(np.array([c[:width] for c in curves], dtype=float), axis=0)
-            if np.all(np.isnan(mean)):
+            # a run that diverged stops early: pad it with NaN, average what each epoch has
+            width = max(len(r.history) for r in runs)
+            curves = np.full((len(runs), width), np.nan)
+            for j, r in enumerate(runs):
+                curves[j, : len(r.history)] = [row.get(key, np.nan) for row in r.history]
+            curves[~np.isfinite(curves)] = np.nan
+            if np.all(np.isnan(curves)):
                 continue
+            with np.errstate(invalid="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # an epoch every run lacks
+                mean = np.nanmean(curves, axis=0)
             x = np.arange(1, width + 1)
             if log:
                 mean = np.where(mean > 0, mean, np.nan)
@@ -403,13 +415,29 @@ def plot_learning_curves(comparison, path: str | Path | None = None) -> Figure:
 
 def plot_reliability(comparison, path: str | Path | None = None) -> Figure:
     """Reliability diagrams (Guo et al. 2017): accuracy against confidence in 15 bins, test
-    predictions of every seed pooled, one panel per objective, with its ECE."""
-    from likelab.classify import classification_metrics, reliability
+    predictions of every seed pooled, one panel per objective.
+
+    The ECE in each panel's title is the comparison's own (:meth:`Comparison.rows`: the mean over
+    seeds of each run's ECE, the number the table shows), not recomputed from the pooled bins.
+    Runs that diverged have no predictions and are left out; an objective whose every run
+    diverged gets an empty panel saying so."""
+    from likelab.classify import reliability
 
     specs = comparison.objectives
+    rows = {row["objective"]: row for row in comparison.rows()}
     fig, axes = _objective_panels(len(specs))
     for ax, spec in zip(axes.ravel(), specs, strict=False):
-        runs = [r for r in comparison.runs if r.objective == spec]
+        row = rows[spec]
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("confidence", fontsize=8)
+        ax.set_ylabel("accuracy", fontsize=8)
+        ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1)
+        runs = [r for r in comparison.runs if r.objective == spec and r.diverged is None]
+        if not runs:
+            ax.set_title(f"{spec}  (ECE undetermined)", fontsize=9)
+            ax.text(0.5, 0.5, "every run diverged", ha="center", va="center", fontsize=9)
+            continue
         probs = np.concatenate([r.probs_test for r in runs])
         y = np.concatenate([r.y_test for r in runs])
         b = reliability(probs, y)
@@ -424,16 +452,20 @@ def plot_reliability(comparison, path: str | Path | None = None) -> Figure:
             alpha=0.8,
             label="accuracy",
         )
-        ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1)
-        ece = classification_metrics(probs, y)["ece"]
-        ax.set_title(f"{spec}  (ECE {ece:.3f})", fontsize=9)
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1)
-        ax.set_xlabel("confidence", fontsize=8)
-        ax.set_ylabel("accuracy", fontsize=8)
+        ax.set_title(f"{spec}  (ECE {ece_label(row)})", fontsize=9)
     return _finish_panels(
         fig, axes, len(specs), f"reliability on the clean test set: {comparison.dataset}", path
     )
+
+
+def ece_label(row: dict) -> str:
+    """A comparison row's ECE as the table and the reliability figure both print it."""
+    return _metric_label(row, "ece")
+
+
+def _metric_label(row: dict, key: str) -> str:
+    value = row.get(key)
+    return "undetermined" if value is None else f"{value:.3f}"
 
 
 def _focus_on_minimum(ax, finite: np.ndarray, prof) -> None:
@@ -451,9 +483,59 @@ def _focus_on_minimum(ax, finite: np.ndarray, prof) -> None:
 
 def _save(fig: Figure, path: str | Path | None) -> None:
     if path is not None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=120)
+        save_figure(fig, path)
+
+
+def save_figure(fig: Figure, path: str | Path) -> Path:
+    """Write ``fig`` to exactly ``path``, whole or not at all, and return the path.
+
+    The format follows the suffix (``.png``, ``.pdf``, ``.svg``, ...; PNG where there is none,
+    still written to ``path`` itself, never to ``path + ".png"``). Missing parent directories are
+    created. The figure is drawn into a temporary file in the target directory and renamed over
+    ``path`` (:func:`os.replace`, atomic on POSIX), so a failure leaves no partial file and no
+    directory this call created. An unknown suffix, a path that is a directory or lies under a
+    file, or a directory that cannot be written raise :class:`~likelab.errors.OutputError`.
+    """
+    path = Path(path)
+    if not str(path).strip() or path.name in ("", ".", ".."):
+        raise OutputError(f"cannot write a figure to {str(path)!r}: not a file name")
+    fmt = path.suffix[1:].lower() or "png"
+    supported = fig.canvas.get_supported_filetypes()
+    if fmt not in supported:
+        raise OutputError(
+            f"cannot write a figure to {str(path)!r}: unknown format {path.suffix!r}; "
+            f"use one of {', '.join('.' + k for k in sorted(supported))}"
+        )
+    if path.is_dir():
+        raise OutputError(f"cannot write a figure to {str(path)!r}: it is a directory")
+    created = []
+    tmp = None
+    try:
+        for parent in reversed(path.parents):
+            if not parent.exists():
+                parent.mkdir()
+                created.append(parent)
+            elif not parent.is_dir():
+                raise NotADirectoryError(20, f"{str(parent)!r} is a file, not a directory")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as fh:
+            fig.savefig(fh, format=fmt, dpi=120)
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write a figure to {str(path)!r}: {exc.strerror or exc}"
+            + (f" ({exc.filename})" if getattr(exc, "filename", None) else "")
+        ) from None
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        if tmp is not None or not path.exists():
+            for directory in reversed(created):
+                with contextlib.suppress(OSError):
+                    directory.rmdir()
+    return path
 
 
 def plot_probabilities(comparison, path: str | Path | None = None) -> Figure:
@@ -470,20 +552,23 @@ def plot_probabilities(comparison, path: str | Path | None = None) -> Figure:
             f"{comparison.dataset}: the true class probabilities are unknown, so predicted and "
             "true probabilities cannot be compared"
         )
+    rows = {row["objective"]: row for row in comparison.rows()}
     fig, axes = _objective_panels(len(specs))
     for i, (ax, spec) in enumerate(zip(axes.ravel(), specs, strict=False)):
-        runs = [r for r in comparison.runs if r.objective == spec]
-        truth = np.concatenate([r.p_test.ravel() for r in runs])
-        pred = np.concatenate([r.probs_test.ravel() for r in runs])
-        keep = truth > 0
-        gap = float(np.abs(pred - truth).mean())
         ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1)
-        ax.scatter(truth[keep], pred[keep], s=14, alpha=0.25, color=f"C{i % 10}", lw=0)
-        ax.set_title(f"{spec}  (mean |p̂ − p| {gap:.3f})", fontsize=9)
+        ax.set_title(f"{spec}  (mean |p̂ − p| {_metric_label(rows[spec], 'prob_gap')})", fontsize=9)
         ax.set_xlim(-0.02, 1.02)
         ax.set_ylim(-0.02, 1.02)
         ax.set_xlabel("true probability", fontsize=8)
         ax.set_ylabel("predicted probability", fontsize=8)
+        runs = [r for r in comparison.runs if r.objective == spec and r.diverged is None]
+        if not runs:
+            ax.text(0.5, 0.5, "every run diverged", ha="center", va="center", fontsize=9)
+            continue
+        truth = np.concatenate([r.p_test.ravel() for r in runs])
+        pred = np.concatenate([r.probs_test.ravel() for r in runs])
+        keep = truth > 0
+        ax.scatter(truth[keep], pred[keep], s=14, alpha=0.25, color=f"C{i % 10}", lw=0)
     return _finish_panels(
         fig, axes, len(specs), f"predicted vs true class probabilities: {comparison.dataset}", path
     )

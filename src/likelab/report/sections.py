@@ -210,7 +210,10 @@ def training_section(comparison: Any, *, id: str, title: str, curves: bool = Fal
     for row in rows:
         table.add(
             Cell(row["objective"], "text"),
-            *(f"{row[k]:.3f} ± {row[k + '_sd']:.3f}" for k in keys),
+            *(
+                "undetermined" if row[k] is None else f"{row[k]:.3f} ± {row[k + '_sd']:.3f}"
+                for k in keys
+            ),
         )
     figures = []
     known = all(r.p_test is not None for r in comparison.runs)
@@ -227,7 +230,8 @@ def training_section(comparison: Any, *, id: str, title: str, curves: bool = Fal
         Figure.from_matplotlib(
             plot_reliability(comparison),
             alt=f"reliability diagrams on {comparison.dataset}",
-            caption="Reliability: accuracy against confidence in 15 bins (ECE in the titles).",
+            caption="Reliability: accuracy against confidence in 15 bins, every seed's test "
+            "predictions pooled. The ECE in each title is the table's (the mean over seeds).",
         )
     )
     if curves:
@@ -240,7 +244,8 @@ def training_section(comparison: Any, *, id: str, title: str, curves: bool = Fal
             )
         )
     by = {r["objective"]: r for r in rows}
-    best_gap = min(rows, key=lambda r: r.get("prob_gap", np.inf)) if known else None
+    gapped = [r for r in rows if r.get("prob_gap") is not None]
+    best_gap = min(gapped, key=lambda r: r["prob_gap"]) if known and gapped else None
     return Section(
         id=id,
         title=title,
@@ -254,12 +259,16 @@ def training_section(comparison: Any, *, id: str, title: str, curves: bool = Fal
             "known": known,
             "best_gap": best_gap["objective"] if best_gap else None,
             "best_gap_value": f"{best_gap['prob_gap']:.3f}" if best_gap else None,
-            "gaps": {k: f"{v['prob_gap']:.3f}" for k, v in by.items() if "prob_gap" in v},
+            "gaps": {k: f"{v['prob_gap']:.3f}" for k, v in by.items() if v in gapped},
             "linear_worse": known
-            and "linear" in by
-            and "log" in by
+            and by.get("linear") in gapped
+            and by.get("log") in gapped
             and by["linear"]["prob_gap"] > by["log"]["prob_gap"],
-            "accuracy": {k: f"{v['accuracy']:.3f}" for k, v in by.items()},
+            "accuracy": {
+                k: "undetermined" if v["accuracy"] is None else f"{v['accuracy']:.3f}"
+                for k, v in by.items()
+            },
+            "diverged": {k: v["divergence"] for k, v in by.items() if v["diverged"]},
             "table": table,
             "figures": figures,
         },
