@@ -7,6 +7,7 @@ exits with status 2; never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -47,8 +48,27 @@ PlotOpt = Annotated[
 
 
 # ---------------------------------------------------------------------- helpers
+_json_stdout: Any = None  # the real stdout while a --json command runs (see _stdout_for_json)
+
+
 def _emit_json(obj: Any) -> None:
-    typer.echo(json.dumps(_jsonable(obj), indent=2, allow_nan=False))
+    typer.echo(json.dumps(_jsonable(obj), indent=2, allow_nan=False), file=_json_stdout)
+
+
+@contextlib.contextmanager
+def _stdout_for_json(args: list[str]):
+    """With ``--json``, stdout carries the JSON alone: whatever else is written to it while the
+    command runs (a user objective's ``print()``) goes to stderr."""
+    global _json_stdout
+    if "--json" not in args or "--help" in args:
+        yield
+        return
+    _json_stdout = sys.stdout
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        _json_stdout = None
 
 
 def _jsonable(obj: Any) -> Any:
@@ -873,7 +893,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit status (2 for bad input, one line on stderr)."""
     args = sys.argv[1:] if argv is None else argv
     try:
-        app(args=args, prog_name="likelab", standalone_mode=False)
+        with _stdout_for_json(args):
+            app(args=args, prog_name="likelab", standalone_mode=False)
     except typer.Exit as exc:
         return exc.exit_code
     except typer.Abort:

@@ -14,6 +14,7 @@ __all__ = [
     "SpecError",
     "UnknownNameError",
     "UnsupportedError",
+    "UserCodeError",
 ]
 
 
@@ -42,3 +43,8 @@ class DataError(LikelabError):
 
 class UnsupportedError(LikelabError):
     """An operation undefined for the given input (e.g. the CRPS of a Categorical forecast)."""
+
+
+class UserCodeError(LikelabError):
+    """A user's objective broke its contract: it raised, failed to import, has the wrong
+    signature or returned something other than one floating-point loss per observation."""
