@@ -348,17 +348,27 @@ def objective(
     >>> round(float(get_objective("half_log")(F, torch.tensor(0.0))), 6)
     0.459469
     """
-    props = Properties(proper=proper, strictly_proper=strictly_proper, local=local, robust=robust)
-    return register_objective(
-        name,
-        formula=formula,
-        reference=reference,
-        properties=props,
-        kind="user",
-        hypers=hypers,
-        user=True,
-        replace=replace,
-    )
+
+    def decorate(fn: LossFn) -> LossFn:
+        of_likelihood = wrap_user_function(fn, name, hypers=[h.name for h in hypers]).of
+        props = Properties(
+            proper=proper,
+            strictly_proper=strictly_proper,
+            local=True if local is None and of_likelihood is not None else local,
+            robust=robust,
+        )
+        return register_objective(
+            name,
+            formula=formula,
+            reference=reference,
+            properties=props,
+            kind="user",
+            hypers=hypers,
+            user=True,
+            replace=replace,
+        )(fn)
+
+    return decorate
 
 
 def list_objectives(*, include_user: bool = True) -> list[str]:

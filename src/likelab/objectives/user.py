@@ -56,6 +56,10 @@ CONTRACT = (
 )
 
 _LOG_ARGS = ("l", "log_f")
+_NO_PATH = (
+    "changes with the forecast's parameters but its gradient does not reach them (computed "
+    "from detached values?)"
+)
 _NO_GRAD = (
     "returned a tensor that does not require grad (detached, or computed outside torch), so it "
     "cannot be differentiated in the forecast's parameters"
@@ -175,6 +179,7 @@ class UserLoss:
         self.label = label
         self.of = of
         self._probed: set[tuple[Any, ...]] = set()
+        self._constant = False  # no graph, and the probe found it constant in the parameters
 
     def __repr__(self) -> str:
         return f"UserLoss({self.label})"
@@ -189,7 +194,7 @@ class UserLoss:
 
     # ------------------------------------------------------------------ one call
     def _checked(
-        self, dist: Distribution, y: Any, hyper: dict, where: str | None = None
+        self, dist: Distribution, y: Any, hyper: dict, where: str | None = None, *, probe=False
     ) -> torch.Tensor:
         """``fn`` on ``(dist, y)`` with its output checked; ``where`` describes the input in
         errors (default: :func:`describe_input`, formed only on failure)."""
@@ -208,8 +213,10 @@ class UserLoss:
                 f"{_message(exc)} (on {where or describe_input(dist, y)}); {CONTRACT}"
             ) from exc
         self._check_output(out, dist, y, where)
-        if _needs_grad(dist) and not out.requires_grad:
-            self._fail(_NO_GRAD, where or describe_input(dist, y))
+        if not probe and not out.requires_grad and _needs_grad(dist):
+            if not self._constant:
+                self._fail(_NO_GRAD, where or describe_input(dist, y))
+            out = out + _zero_with_grad(dist).to(out.dtype)  # a constant: derivatives 0
         return out
 
     def _check_output(self, out: Any, dist: Distribution, y: Any, where: str | None) -> None:
@@ -246,10 +253,10 @@ class UserLoss:
         built = _probe_input(dist_type)
         if built is None:  # a forecast likelab does not make: per-call checks only
             return
-        dist, y, leaf = built
+        dist, y, leaf = built(0.0)
         where = "likelab's probe, " + describe_input(dist, y)
         with torch.enable_grad() if grad else torch.no_grad():
-            out = self._checked(dist, y, hyper, where)
+            out = self._checked(dist, y, hyper, where, probe=True)
         with torch.no_grad():
             ref = -dist.log_prob(y)
         bad = torch.isfinite(ref) & ~torch.isfinite(out.detach())
@@ -258,42 +265,68 @@ class UserLoss:
             self._fail(f"returned {value} where the log score is finite", where)
         if not grad:
             return
-        if not out.requires_grad:
-            self._fail(_NO_GRAD, where)
-        try:
-            (g,) = torch.autograd.grad(out.sum(), leaf, allow_unused=True)
-        except RuntimeError as exc:
-            self._fail(f"cannot be differentiated ({_message(exc)})", where)
-        if g is None:
-            self._fail("does not depend on the forecast's parameters", where)
-        if not bool(torch.isfinite(g).all()):
+        g = None
+        if out.requires_grad:
+            try:
+                (g,) = torch.autograd.grad(out.sum(), leaf, allow_unused=True)
+            except RuntimeError as exc:
+                self._fail(f"cannot be differentiated ({_message(exc)})", where)
+        if g is None:  # no graph to the parameters: a constant, or computed outside autograd
+            with torch.no_grad():
+                moved_dist, moved_y, _ = built(0.25)
+                moved = self._checked(moved_dist, moved_y, hyper, where, probe=True).detach()
+            if not torch.equal(moved, out.detach()):
+                self._fail(_NO_GRAD if not out.requires_grad else _NO_PATH, where)
+            self._constant = self._constant or not out.requires_grad
+        elif not bool(torch.isfinite(g).all()):
             self._fail("has a non-finite gradient in the forecast's parameters", where)
 
 
-def _probe_input(dist_type: type) -> tuple[Distribution, torch.Tensor, torch.Tensor] | None:
-    """A small standard forecast of ``dist_type`` (batch ``(2, 1)``, parameters requiring grad)
-    and 4 observations in its support, or ``None`` for a type likelab does not build."""
+def _probe_input(dist_type: type) -> Callable[[float], tuple] | None:
+    """A builder ``shift -> (dist, y, leaf)`` of a small standard forecast of ``dist_type`` (batch
+    ``(2, 1)``, parameters ``leaf + shift`` requiring grad) and 4 observations in its support, or
+    ``None`` for a type likelab does not build."""
     if issubclass(dist_type, Categorical):
-        logits = torch.tensor(
-            [[0.2, -0.4, 0.1], [-1.0, 0.3, 0.6]], dtype=torch.float64, requires_grad=True
-        )
-        dist = Categorical(logits=logits.unsqueeze(-2), validate_args=False)
-        return dist, torch.tensor([0, 2, 1, 1]), logits
+        base = torch.tensor([[0.2, -0.4, 0.1], [-1.0, 0.3, 0.6]], dtype=torch.float64)
+        labels = torch.tensor([0, 2, 1, 1])
+
+        def categorical(shift: float) -> tuple:
+            leaf = (base + shift * torch.tensor([1.0, -1.0, 0.5])).requires_grad_(True)
+            dist = Categorical(logits=leaf.unsqueeze(-2), validate_args=False)
+            return dist, labels, leaf
+
+        return categorical
     from likelab.families import FAMILIES
 
     for cls in FAMILIES.values():
-        if cls.torch_name == dist_type.__name__ and cls.torch_name != "Categorical":
-            fam = cls()
-            steps = torch.arange(1, fam.n_free + 1, dtype=torch.float64)
-            u = torch.stack([0.1 * steps, -0.15 * steps]).requires_grad_(True)
-            natural = fam.to_natural(u)
+        if cls.torch_name != dist_type.__name__ or cls.torch_name == "Categorical":
+            continue
+        fam = cls()
+        steps = torch.arange(1, fam.n_free + 1, dtype=torch.float64)
+        base = torch.stack([0.1 * steps, -0.15 * steps])
+        first = {k: float(v[0]) for k, v in fam.to_natural(base).items()}
+        y = torch.as_tensor(fam.sample(4, seed=0, **first), dtype=torch.float64)
+
+        def family(shift: float, fam=fam, base=base, y=y) -> tuple:
+            leaf = (base + shift).requires_grad_(True)
+            natural = fam.to_natural(leaf)
             dist = fam.distribution_unchecked({k: v.unsqueeze(-1) for k, v in natural.items()})
-            if type(dist) is not dist_type:
-                return None
-            first = {k: float(v[0].detach()) for k, v in natural.items()}
-            y = torch.as_tensor(fam.sample(4, seed=0, **first), dtype=torch.float64)
-            return dist, y, u
+            return dist, y, leaf
+
+        if type(family(0.0)[0]) is not dist_type:
+            return None
+        return family
     return None
+
+
+def _zero_with_grad(dist: Any) -> torch.Tensor:
+    """0, with zero first and second derivatives (both with a graph, so that callers taking
+    Hessians by autograd can) in the first of ``dist``'s tensors that requires grad."""
+    for v in vars(dist).values():
+        if isinstance(v, torch.Tensor) and v.requires_grad:
+            finite = torch.where(torch.isfinite(v), v, torch.zeros_like(v))
+            return (finite * finite).sum() * 0
+    return torch.zeros(())
 
 
 def _message(exc: BaseException) -> str:
