@@ -173,7 +173,25 @@ def _fmt(x: float | None, digits: int = 6) -> str:
 # ---------------------------------------------------------------------- objectives
 @app.command("objectives")
 def objectives_cmd(as_json: JsonOpt = False) -> None:
-    """List every objective with its formula, reference and claimed properties."""
+    """List every objective with its formula, reference and claimed properties.
+
+    Your own objective is a Python function fn(dist, y), named by import path wherever an
+    objective is asked for (mypackage.losses:my_loss) or registered with
+    @likelab.objective("name"). dist is a batched torch Distribution (the forecasts), y the
+    observations; fn returns one loss per observation, lower is better: a floating-point torch
+    tensor of shape broadcast(dist.batch_shape, y.shape), not reduced (no mean or sum; PyTorch
+    losses need reduction="none"), computed with torch operations so that it is differentiable
+    in the forecast's parameters. A function of one argument is a function of the likelihood
+    alone: fn(p) with p = f(y), or fn(l) with l = log f(y). likelab checks it on a small probe
+    before use and names it in any error it raises.
+
+    \b
+    Example, in mylosses.py:
+        import torch
+        def capped_nll(dist, y):
+            return torch.clamp(-dist.log_prob(y), max=10.0)  # one loss per observation
+    then: likelab fit data.txt --objective mylosses:capped_nll
+    """
     from likelab.objectives import get_objective, list_objectives
     from likelab.objectives.base import aliases_of
 

@@ -382,3 +382,40 @@ def test_a_constant_objective_is_differentiable_with_zero_derivatives():
     assert float(res.value) == 0.0 and not bool(res.converged)
     with pytest.raises(UserCodeError, match="does not require grad"):
         fit(y, "normal", f"{BAD}:detached")
+
+
+# ----------------------------------------------------------------------------- the documentation
+def test_the_readme_example_runs_and_keeps_the_contract(capsys):
+    from pathlib import Path
+
+    from likelab.objectives import base
+
+    readme = Path(__file__).resolve().parents[2] / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    block = text.split("<!-- user-objective-example -->\n```python\n", 1)[1].split("```", 1)[0]
+    base._REGISTRY.pop("soft_capped_nll", None)  # the example registers it
+    namespace: dict = {}
+    exec(compile(block, str(readme), "exec"), namespace)
+    fits = namespace["fits"]
+    assert all(bool(res.converged) for res in fits.values())
+    assert "soft_capped_nll" in capsys.readouterr().out
+    # where -log f(y) < 5 the example's loss is the log score itself
+    obj = get_objective("soft_capped_nll")
+    F = get_family("normal").distribution(loc=torch.zeros(2, 1), scale=torch.ones(2, 1))
+    y = torch.tensor([-1.0, 0.5, 2.0], dtype=torch.float64)
+    torch.testing.assert_close(obj.loss(F, y), get_objective("log").loss(F, y))
+
+
+def test_objectives_help_states_the_contract(capsys):
+    code, out, _ = run(capsys, "objectives", "--help")
+    assert code == 0
+    flat = " ".join(out.split())
+    for fragment in (
+        "fn(dist, y)",
+        "one loss per observation, lower is better",
+        "shape broadcast(dist.batch_shape, y.shape)",
+        "differentiable",
+        "function of the likelihood alone",
+        "def capped_nll(dist, y):",
+    ):
+        assert fragment in flat

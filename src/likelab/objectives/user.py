@@ -26,7 +26,7 @@ function, the input that broke it, the user's own message and this contract.
 >>> def mean_nll(dist, y):  # a mean, not one loss per observation
 ...     return -dist.log_prob(y).mean()
 >>> F = torch.distributions.Normal(torch.zeros(2, 1), torch.ones(2, 1))
->>> get_objective(mean_nll).loss(F, torch.zeros(5))
+>>> get_objective(mean_nll).loss(F, torch.zeros(5))  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
 likelab.errors.UserCodeError: user objective ...mean_nll returned one number (shape ()) for ...
