@@ -182,8 +182,9 @@ def objectives_cmd(as_json: JsonOpt = False) -> None:
     tensor of shape broadcast(dist.batch_shape, y.shape), not reduced (no mean or sum; PyTorch
     losses need reduction="none"), computed with torch operations so that it is differentiable
     in the forecast's parameters. A function of one argument is a function of the likelihood
-    alone: fn(p) with p = f(y), or fn(l) with l = log f(y). likelab checks it on a small probe
-    before use and names it in any error it raises.
+    alone: fn(p) with p = f(y), or fn(l) with l = log f(y); or, without Python, the spec
+    phi:EXPR, an expression in p and l (phi:-log(p) is log, phi:-p is linear). likelab checks a
+    user objective on a small probe before use and names it in any error it raises.
 
     \b
     Example, in mylosses.py:

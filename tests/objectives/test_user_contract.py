@@ -15,7 +15,7 @@ import torch
 
 import likelab
 from cli_support import run
-from likelab.errors import UnknownNameError, UserCodeError
+from likelab.errors import SpecError, UnknownNameError, UserCodeError
 from likelab.estimate import fit
 from likelab.families import get_family
 from likelab.landscape import evaluate
@@ -419,3 +419,64 @@ def test_objectives_help_states_the_contract(capsys):
         "def capped_nll(dist, y):",
     ):
         assert fragment in flat
+
+
+# ----------------------------------------------------------------------------- phi:EXPR
+@pytest.mark.parametrize(
+    ("expr", "builtin"),
+    [
+        ("-log(p)", "log"),
+        ("-l", "log"),
+        ("-p", "linear"),
+        ("(1 - p^0.5) / 0.5", "lq:q=0.5"),
+        ("-expm1(0.25 * l) / 0.25", "lq:q=0.75"),
+        ("(1 - p**0.7) / 0.7", "gce:q=0.7"),
+        ("2 * (1 - p)", "mae"),
+    ],
+)
+def test_phi_expressions_are_the_local_rules_they_write(expr, builtin):
+    obj = get_objective(f"phi:{expr}")
+    assert obj.spec == f"phi:{expr}" and obj.properties.local is True
+    F = get_family("logistic").distribution(
+        loc=torch.tensor([[0.0], [1.5]], dtype=torch.float64), scale=0.7
+    )
+    y = torch.tensor([-2.0, 0.1, 0.9, 4.0], dtype=torch.float64)
+    want = get_objective(builtin).loss(F, y)
+    torch.testing.assert_close(obj.loss(F, y), want, rtol=1e-12, atol=1e-15)
+
+
+def test_a_phi_expression_fits_and_judges_like_its_builtin(capsys):
+    y = get_family("laplace").sample((2, 80), seed=13, loc=0.3, scale=0.8)
+    mine, ref = fit(y, "normal", "phi:-l"), fit(y, "normal", "log")
+    np.testing.assert_allclose(mine.params["scale"], ref.params["scale"], rtol=1e-10)
+    np.testing.assert_allclose(mine.se["loc"], ref.se["loc"], rtol=1e-7)
+    code, out, err = run(capsys, "properness", "--objectives", "phi:-p", "--classes", 4, "--json")
+    assert code == 0, err
+    assert json.loads(out)["results"][0]["verdict"] == "improper"  # the linear score
+
+
+@pytest.mark.parametrize(
+    ("expr", "fragment"),
+    [
+        ("__import__('os').system('true')", "is not allowed"),
+        ("p.real", "'p.real' is not allowed"),
+        ("x + p", "'x' is not allowed"),
+        ("log(p, 2)", "'log(p, 2)' is not allowed"),
+        ("p +", "cannot parse the expression"),
+        ("", "give an expression after 'phi:'"),
+        ("3 * pi", "does not use p or l"),
+        ("[p]", "is not allowed"),
+        ("p if p else l", "is not allowed"),
+    ],
+)
+def test_phi_expressions_outside_the_grammar_are_refused(capsys, expr, fragment):
+    with pytest.raises(SpecError, match="phi") as info:
+        get_objective(f"phi:{expr}")
+    assert fragment in str(info.value)
+    code, _, err = run(capsys, "properness", "--objectives", f"phi:{expr}", "--classes", 3)
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_a_phi_expression_that_is_nan_is_a_broken_contract():
+    with pytest.raises(UserCodeError, match=r"phi:sqrt\(-p\) returned nan"):
+        check_classes("phi:sqrt(-p)", 3)

@@ -39,7 +39,12 @@ from likelab.errors import (
     UnsupportedError,
     UserCodeError,
 )
-from likelab.objectives.user import UserLoss, callable_label, wrap_user_function
+from likelab.objectives.user import (
+    UserLoss,
+    callable_label,
+    phi_expression,
+    wrap_user_function,
+)
 
 __all__ = [
     "Hyper",
@@ -388,7 +393,8 @@ def get_objective(spec: str | Objective | Callable[..., torch.Tensor], **hyper: 
 
     Spec strings are ``name`` or ``name:key=value,...`` (``lq:q=0.5``), a registered alias
     (``sum`` for ``linear``), or an import path ``package.module:function`` naming a registered
-    objective function, an :class:`Objective`, or a callable ``fn(dist, y) -> losses``.
+    objective function, an :class:`Objective`, or a callable ``fn(dist, y) -> losses``;
+    or ``phi:EXPR``, a function of the likelihood alone (``phi:-log(p)`` is the log score).
     """
     _load_builtins()
     if isinstance(spec, Objective):
@@ -399,6 +405,8 @@ def get_objective(spec: str | Objective | Callable[..., torch.Tensor], **hyper: 
         raise SpecError(f"objective spec must be a string, got {type(spec).__name__}")
     text = spec.strip()
     head = text.split(":", 1)[0].strip()
+    if head == "phi" and head not in _REGISTRY:
+        return _from_phi(text.split(":", 1)[1] if ":" in text else "")
     if head not in _REGISTRY and head not in _ALIASES and _looks_like_import_path(text):
         return _from_import_path(text)
     parsed = parse_spec(text, kind="objective")
@@ -490,6 +498,24 @@ def _from_import_path(text: str) -> Objective:
         if _user_fn(entry.fn) is target:
             return _bind(entry, {})
     return _from_callable(target, label=text)
+
+
+def _from_phi(expr: str) -> Objective:
+    """``phi:EXPR``: the local rule S = φ(f(y)) written as an expression (see
+    :func:`~likelab.objectives.user.phi_expression`)."""
+    spec = f"phi:{expr.strip()}"
+    fn = UserLoss(phi_expression(expr), spec, of="l")
+    return Objective(
+        name=spec,
+        hyper={},
+        formula=f"S(F, y) = {expr.strip()}   (p = f(y), l = log f(y))",
+        reference="",
+        properties=Properties(local=True),
+        kind="user",
+        summary="a function of the likelihood, written as an expression",
+        fn=fn,
+        user=True,
+    )
 
 
 def _import_failed(text: str, module_name: str, exc: BaseException) -> UserCodeError:

@@ -11,7 +11,9 @@ one loss per observation, in loss orientation (lower is better):
 
 A function of one argument is a function of the likelihood alone, a local rule
 ``S(F, y) = φ(f(y))``: it receives ``p = f(y)``, or ``l = log f(y)`` when its argument is named
-``l`` (or ``log_f``), and returns one loss per element.
+``l`` (or ``log_f``), and returns one loss per element. The spec ``phi:EXPR`` writes such a
+rule as an expression in ``p`` or ``l`` (``phi:-log(p)`` is the log score), parsed by a small
+grammar (:func:`phi_expression`), never by ``eval``.
 
 Every user objective is wrapped in a :class:`UserLoss`. Each call checks the output's type, dtype
 and shape; the first call on each kind of forecast (per hyperparameters, and per whether
@@ -34,6 +36,7 @@ likelab.errors.UserCodeError: user objective ...mean_nll returned one number (sh
 
 from __future__ import annotations
 
+import ast
 import inspect
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -42,9 +45,16 @@ import numpy as np
 import torch
 from torch.distributions import Categorical, Distribution
 
-from likelab.errors import LikelabError, UserCodeError
+from likelab.errors import LikelabError, SpecError, UserCodeError
 
-__all__ = ["CONTRACT", "UserLoss", "callable_label", "describe_input", "wrap_user_function"]
+__all__ = [
+    "CONTRACT",
+    "UserLoss",
+    "callable_label",
+    "describe_input",
+    "phi_expression",
+    "wrap_user_function",
+]
 
 #: The user-objective contract, quoted in every error about a user objective.
 CONTRACT = (
@@ -52,7 +62,7 @@ CONTRACT = (
     "torch tensor of shape broadcast(dist.batch_shape, y.shape) (not reduced: no mean or sum), "
     "lower is better, computed with torch operations so that it is differentiable in the "
     "forecast's parameters; or a function of the likelihood alone, fn(p) with p = f(y) "
-    "(an argument named l receives log f(y))"
+    "(an argument named l receives log f(y)), or the spec phi:EXPR"
 )
 
 _LOG_ARGS = ("l", "log_f")
@@ -317,6 +327,108 @@ def _probe_input(dist_type: type) -> Callable[[float], tuple] | None:
             return None
         return family
     return None
+
+
+# ---------------------------------------------------------------------- phi:EXPR
+_PHI_FUNCTIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "log": torch.log,
+    "log1p": torch.log1p,
+    "exp": torch.exp,
+    "expm1": torch.expm1,
+    "sqrt": torch.sqrt,
+    "abs": torch.abs,
+    "tanh": torch.tanh,
+    "sigmoid": torch.sigmoid,
+}
+_PHI_CONSTANTS = {"pi": float(np.pi), "e": float(np.e)}
+_PHI_BINARY = {
+    ast.Add: torch.add,
+    ast.Sub: torch.sub,
+    ast.Mult: torch.mul,
+    ast.Div: torch.div,
+    ast.Pow: torch.pow,
+}
+PHI_GRAMMAR = (
+    "an expression in p = f(y) or l = log f(y) with numbers, pi, e, + - * / ** (or ^), "
+    "parentheses and the functions " + ", ".join(_PHI_FUNCTIONS)
+)
+
+
+def phi_expression(text: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The local rule ``phi:EXPR`` as a function of ``log f(y)``: ``EXPR`` is parsed by a small
+    grammar (numbers, ``p`` = f(y), ``l`` = log f(y), ``pi``, ``e``, ``+ - * / **``, the
+    functions in ``_PHI_FUNCTIONS``), never evaluated as Python.
+
+    >>> import torch
+    >>> phi = phi_expression("-log(p)")
+    >>> phi(torch.tensor([-1.5])).tolist()
+    [1.5]
+    >>> phi_expression("(1 - p^0.5) / 0.5")(torch.tensor([0.0])).tolist()
+    [0.0]
+    """
+    source = text.strip().replace("^", "**")
+    if not source:
+        raise SpecError(f"phi: give an expression after 'phi:', {PHI_GRAMMAR}")
+    try:
+        tree = ast.parse(source, mode="eval")
+    except SyntaxError:
+        raise SpecError(f"phi:{text}: cannot parse the expression; {PHI_GRAMMAR}") from None
+    uses: set[str] = set()
+    _phi_check(tree.body, text, uses)
+    if not uses & {"p", "l"}:
+        raise SpecError(f"phi:{text} does not use p or l: a constant is not a scoring rule")
+
+    def phi(log_f: torch.Tensor) -> torch.Tensor:
+        values = {"l": log_f, "p": log_f.exp() if "p" in uses else None}
+        out = _phi_eval(tree.body, values)
+        return out if isinstance(out, torch.Tensor) else torch.full_like(log_f, out)
+
+    return phi
+
+
+def _phi_check(node: ast.AST, text: str, uses: set[str]) -> None:
+    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+        return
+    if isinstance(node, ast.Name) and (node.id in ("p", "l") or node.id in _PHI_CONSTANTS):
+        uses.add(node.id)
+        return
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
+        _phi_check(node.operand, text, uses)
+        return
+    if isinstance(node, ast.BinOp) and type(node.op) in _PHI_BINARY:
+        _phi_check(node.left, text, uses)
+        _phi_check(node.right, text, uses)
+        return
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id in _PHI_FUNCTIONS
+        and len(node.args) == 1
+        and not node.keywords
+    ):
+        _phi_check(node.args[0], text, uses)
+        return
+    piece = ast.get_source_segment(text.strip().replace("^", "**"), node) or type(node).__name__
+    raise SpecError(f"phi:{text}: {piece!r} is not allowed; {PHI_GRAMMAR}")
+
+
+def _phi_eval(node: ast.AST, values: dict[str, Any]) -> Any:
+    if isinstance(node, ast.Constant):
+        return float(node.value)
+    if isinstance(node, ast.Name):
+        return values[node.id] if node.id in values else _PHI_CONSTANTS[node.id]
+    if isinstance(node, ast.UnaryOp):
+        inner = _phi_eval(node.operand, values)
+        return -inner if isinstance(node.op, ast.USub) else inner
+    if isinstance(node, ast.BinOp):
+        left, right = _phi_eval(node.left, values), _phi_eval(node.right, values)
+        if not isinstance(left, torch.Tensor) and not isinstance(right, torch.Tensor):
+            return float(_PHI_BINARY[type(node.op)](torch.tensor(left), torch.tensor(right)))
+        return _PHI_BINARY[type(node.op)](left, right)
+    assert isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+    arg = _phi_eval(node.args[0], values)
+    fn = _PHI_FUNCTIONS[node.func.id]
+    return fn(arg) if isinstance(arg, torch.Tensor) else float(fn(torch.tensor(arg)))
 
 
 def _zero_with_grad(dist: Any) -> torch.Tensor:
