@@ -480,3 +480,28 @@ def test_phi_expressions_outside_the_grammar_are_refused(capsys, expr, fragment)
 def test_a_phi_expression_that_is_nan_is_a_broken_contract():
     with pytest.raises(UserCodeError, match=r"phi:sqrt\(-p\) returned nan"):
         check_classes("phi:sqrt(-p)", 3)
+
+
+# ----------------------------------------------------------------------------- dtypes, devices
+def test_the_probe_follows_the_forecasts_dtype():
+    y = get_family("normal").sample(40, seed=9, loc=0.2, scale=1.1)
+    grid = {"loc": np.linspace(-1, 1, 21)}
+    mine = evaluate(y, "normal:scale=1", [f"{GOOD}:nll"], grid, dtype=torch.float32)
+    ref = evaluate(y, "normal:scale=1", ["log"], grid, dtype=torch.float32)
+    np.testing.assert_array_equal(mine.results[f"{GOOD}:nll"].values, ref.results["log"].values)
+    with pytest.raises(UserCodeError, match="a mean or sum"):
+        evaluate(y, "normal:scale=1", [f"{BAD}:returns_mean"], grid, dtype=torch.float32)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_user_objectives_on_cuda():
+    y = get_family("normal").sample((4, 50), seed=10, loc=0.2, scale=1.1)
+    mine = fit(y, "normal", f"{GOOD}:nll", device="cuda")
+    ref = fit(y, "normal", "log", device="cuda")
+    np.testing.assert_allclose(mine.params["loc"], ref.params["loc"], rtol=1e-10)
+    np.testing.assert_allclose(mine.se["scale"], ref.se["scale"], rtol=1e-7)
+    F = torch.distributions.Categorical(logits=torch.zeros(3, 4, device="cuda"))
+    labels = torch.tensor([0, 1, 3], device="cuda")
+    assert get_objective("phi:-log(p)").loss(F, labels).device.type == "cuda"
+    with pytest.raises(UserCodeError, match="a mean or sum"):
+        fit(y, "normal", f"{BAD}:returns_mean", device="cuda")

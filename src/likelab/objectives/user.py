@@ -171,10 +171,15 @@ def _expected_shape(dist: Distribution, y: Any) -> tuple[int, ...] | None:
         return None
 
 
+def _tensors(dist: Any) -> list[torch.Tensor]:
+    """The tensors a distribution holds (its parameters), its base distribution's included."""
+    found = [v for v in vars(dist).values() if isinstance(v, torch.Tensor)]
+    base = vars(dist).get("base_dist")
+    return found + (_tensors(base) if isinstance(base, Distribution) else [])
+
+
 def _needs_grad(dist: Any) -> bool:
-    return torch.is_grad_enabled() and any(
-        isinstance(v, torch.Tensor) and v.requires_grad for v in vars(dist).values()
-    )
+    return torch.is_grad_enabled() and any(v.requires_grad for v in _tensors(dist))
 
 
 class UserLoss:
@@ -198,7 +203,7 @@ class UserLoss:
         grad = _needs_grad(dist)
         key = (type(dist), tuple(sorted(hyper.items())))
         if (*key, grad) not in self._probed and (*key, True) not in self._probed:
-            self._probe(type(dist), hyper, grad)
+            self._probe(dist, hyper, grad)
             self._probed.add((*key, grad))
         return self._checked(dist, y, hyper)
 
@@ -259,8 +264,11 @@ class UserLoss:
         raise UserCodeError(f"user objective {self.label} {what} (on {where}); {CONTRACT}")
 
     # ------------------------------------------------------------------ the probe
-    def _probe(self, dist_type: type, hyper: dict, grad: bool) -> None:
-        built = _probe_input(dist_type)
+    def _probe(self, actual: Distribution, hyper: dict, grad: bool) -> None:
+        floats = [t for t in _tensors(actual) if t.is_floating_point()]
+        dtype = floats[0].dtype if floats else torch.float64
+        device = floats[0].device if floats else torch.device("cpu")
+        built = _probe_input(type(actual), dtype, device)
         if built is None:  # a forecast likelab does not make: per-call checks only
             return
         dist, y, leaf = built(0.0)
@@ -292,16 +300,19 @@ class UserLoss:
             self._fail("has a non-finite gradient in the forecast's parameters", where)
 
 
-def _probe_input(dist_type: type) -> Callable[[float], tuple] | None:
+def _probe_input(
+    dist_type: type, dtype: torch.dtype, device: torch.device
+) -> Callable[[float], tuple] | None:
     """A builder ``shift -> (dist, y, leaf)`` of a small standard forecast of ``dist_type`` (batch
-    ``(2, 1)``, parameters ``leaf + shift`` requiring grad) and 4 observations in its support, or
-    ``None`` for a type likelab does not build."""
+    ``(2, 1)``, parameters ``leaf + shift`` requiring grad, of ``dtype`` on ``device``) and 4
+    observations in its support, or ``None`` for a type likelab does not build."""
+    like = {"dtype": dtype, "device": device}
     if issubclass(dist_type, Categorical):
-        base = torch.tensor([[0.2, -0.4, 0.1], [-1.0, 0.3, 0.6]], dtype=torch.float64)
-        labels = torch.tensor([0, 2, 1, 1])
+        base = torch.tensor([[0.2, -0.4, 0.1], [-1.0, 0.3, 0.6]], **like)
+        labels = torch.tensor([0, 2, 1, 1], device=device)
 
         def categorical(shift: float) -> tuple:
-            leaf = (base + shift * torch.tensor([1.0, -1.0, 0.5])).requires_grad_(True)
+            leaf = (base + shift * torch.tensor([1.0, -1.0, 0.5], **like)).requires_grad_(True)
             dist = Categorical(logits=leaf.unsqueeze(-2), validate_args=False)
             return dist, labels, leaf
 
@@ -312,10 +323,10 @@ def _probe_input(dist_type: type) -> Callable[[float], tuple] | None:
         if cls.torch_name != dist_type.__name__ or cls.torch_name == "Categorical":
             continue
         fam = cls()
-        steps = torch.arange(1, fam.n_free + 1, dtype=torch.float64)
+        steps = torch.arange(1, fam.n_free + 1, **like)
         base = torch.stack([0.1 * steps, -0.15 * steps])
         first = {k: float(v[0]) for k, v in fam.to_natural(base).items()}
-        y = torch.as_tensor(fam.sample(4, seed=0, **first), dtype=torch.float64)
+        y = torch.as_tensor(fam.sample(4, seed=0, **first), **like)
 
         def family(shift: float, fam=fam, base=base, y=y) -> tuple:
             leaf = (base + shift).requires_grad_(True)
@@ -434,8 +445,8 @@ def _phi_eval(node: ast.AST, values: dict[str, Any]) -> Any:
 def _zero_with_grad(dist: Any) -> torch.Tensor:
     """0, with zero first and second derivatives (both with a graph, so that callers taking
     Hessians by autograd can) in the first of ``dist``'s tensors that requires grad."""
-    for v in vars(dist).values():
-        if isinstance(v, torch.Tensor) and v.requires_grad:
+    for v in _tensors(dist):
+        if v.requires_grad:
             finite = torch.where(torch.isfinite(v), v, torch.zeros_like(v))
             return (finite * finite).sum() * 0
     return torch.zeros(())
