@@ -48,27 +48,47 @@ PlotOpt = Annotated[
 
 
 # ---------------------------------------------------------------------- helpers
-_json_stdout: Any = None  # the real stdout while a --json command runs (see _stdout_for_json)
+_json_pending: list[str] | None = None  # JSON held back while a --json command runs
 
 
 def _emit_json(obj: Any) -> None:
-    typer.echo(json.dumps(_jsonable(obj), indent=2, allow_nan=False), file=_json_stdout)
+    text = json.dumps(_jsonable(obj), indent=2, allow_nan=False)
+    if _json_pending is not None:
+        _json_pending.append(text)
+    else:
+        typer.echo(text)
 
 
 @contextlib.contextmanager
 def _stdout_for_json(args: list[str]):
     """With ``--json``, stdout carries the JSON alone: whatever else is written to it while the
-    command runs (a user objective's ``print()``) goes to stderr."""
-    global _json_stdout
+    command runs (a user objective's ``print()``, here or in a worker process) goes to stderr,
+    and the JSON is printed once the command has succeeded."""
+    global _json_pending
     if "--json" not in args or "--help" in args:
         yield
         return
-    _json_stdout = sys.stdout
+    _json_pending = pending = []
+    try:  # the file descriptor too, for worker processes and C code (none when captured)
+        out_fd, err_fd = sys.stdout.fileno(), sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        out_fd = err_fd = None
+    saved = None
+    if out_fd is not None and out_fd != err_fd:
+        sys.stdout.flush()
+        saved = os.dup(out_fd)
+        os.dup2(err_fd, out_fd)
     try:
         with contextlib.redirect_stdout(sys.stderr):
             yield
     finally:
-        _json_stdout = None
+        _json_pending = None
+        if saved is not None:
+            sys.stdout.flush()
+            os.dup2(saved, out_fd)
+            os.close(saved)
+    for text in pending:
+        typer.echo(text)
 
 
 def _jsonable(obj: Any) -> Any:

@@ -88,6 +88,11 @@ def breaks_on_large_batches(dist, y):
 def chatty(dist, y):
     print("hello from the user's objective")
     return -dist.log_prob(y)
+
+def writes_to_fd_1(dist, y):
+    import os
+    os.write(1, b"raw bytes on file descriptor 1\\n")
+    return -dist.log_prob(y)
 """
 
 GOOD_SOURCE = '''
@@ -248,6 +253,24 @@ def test_a_users_print_does_not_corrupt_json(capsys, data_file):
     # without --json the print stays where the user put it
     code, out, err = run(capsys, "fit", data_file, "--objective", f"{BAD}:chatty")
     assert code == 0 and "hello from the user's objective" in out
+
+
+def test_writes_to_the_stdout_file_descriptor_do_not_corrupt_json(user_modules, data_file):
+    """What bypasses sys.stdout (a worker process, C code) is diverted too."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    src = Path(likelab.__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(user_modules), str(src)])}
+    code = "import sys; from likelab.cli import main; sys.exit(main(sys.argv[1:]))"
+    args = ["fit", str(data_file), "--objective", f"{BAD}:writes_to_fd_1", "--json"]
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["fits"][0]["objective"] == f"{BAD}:writes_to_fd_1"
+    assert "raw bytes on file descriptor 1" in done.stderr
 
 
 def test_keyboard_interrupt_in_user_code_propagates_untouched():
