@@ -484,6 +484,7 @@ def test_a_phi_expression_fits_and_judges_like_its_builtin(capsys):
         ("__import__('os').system('true')", "is not allowed"),
         ("p.real", "'p.real' is not allowed"),
         ("x + p", "'x' is not allowed"),
+        ("q", "'q' is not allowed"),  # phi:NAME is tried as an import path first
         ("log(p, 2)", "'log(p, 2)' is not allowed"),
         ("p +", "cannot parse the expression"),
         ("", "give an expression after 'phi:'"),

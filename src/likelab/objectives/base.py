@@ -406,7 +406,13 @@ def get_objective(spec: str | Objective | Callable[..., torch.Tensor], **hyper: 
     text = spec.strip()
     head = text.split(":", 1)[0].strip()
     if head == "phi" and head not in _REGISTRY:
-        return _from_phi(text.split(":", 1)[1] if ":" in text else "")
+        expr = text.split(":", 1)[1] if ":" in text else ""
+        if not _looks_like_import_path(text) or expr.strip() in ("p", "l"):
+            return _from_phi(expr)
+        try:  # phi:NAME: a function in a module named phi, if there is one
+            return _from_import_path(text)
+        except UnknownNameError:
+            return _from_phi(expr)  # the grammar's error names what is wrong
     if head not in _REGISTRY and head not in _ALIASES and _looks_like_import_path(text):
         return _from_import_path(text)
     parsed = parse_spec(text, kind="objective")
