@@ -7,6 +7,7 @@ exits with status 2; never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -47,8 +48,47 @@ PlotOpt = Annotated[
 
 
 # ---------------------------------------------------------------------- helpers
+_json_pending: list[str] | None = None  # JSON held back while a --json command runs
+
+
 def _emit_json(obj: Any) -> None:
-    typer.echo(json.dumps(_jsonable(obj), indent=2, allow_nan=False))
+    text = json.dumps(_jsonable(obj), indent=2, allow_nan=False)
+    if _json_pending is not None:
+        _json_pending.append(text)
+    else:
+        typer.echo(text)
+
+
+@contextlib.contextmanager
+def _stdout_for_json(args: list[str]):
+    """With ``--json``, stdout carries the JSON alone: whatever else is written to it while the
+    command runs (a user objective's ``print()``, here or in a worker process) goes to stderr,
+    and the JSON is printed once the command has succeeded."""
+    global _json_pending
+    if "--json" not in args or "--help" in args:
+        yield
+        return
+    _json_pending = pending = []
+    try:  # the file descriptor too, for worker processes and C code (none when captured)
+        out_fd, err_fd = sys.stdout.fileno(), sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        out_fd = err_fd = None
+    saved = None
+    if out_fd is not None and out_fd != err_fd:
+        sys.stdout.flush()
+        saved = os.dup(out_fd)
+        os.dup2(err_fd, out_fd)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        _json_pending = None
+        if saved is not None:
+            sys.stdout.flush()
+            os.dup2(saved, out_fd)
+            os.close(saved)
+    for text in pending:
+        typer.echo(text)
 
 
 def _jsonable(obj: Any) -> Any:
@@ -153,7 +193,26 @@ def _fmt(x: float | None, digits: int = 6) -> str:
 # ---------------------------------------------------------------------- objectives
 @app.command("objectives")
 def objectives_cmd(as_json: JsonOpt = False) -> None:
-    """List every objective with its formula, reference and claimed properties."""
+    """List every objective with its formula, reference and claimed properties.
+
+    Your own objective is a Python function fn(dist, y), named by import path wherever an
+    objective is asked for (mypackage.losses:my_loss) or registered with
+    @likelab.objective("name"). dist is a batched torch Distribution (the forecasts), y the
+    observations; fn returns one loss per observation, lower is better: a floating-point torch
+    tensor of shape broadcast(dist.batch_shape, y.shape), not reduced (no mean or sum; PyTorch
+    losses need reduction="none"), computed with torch operations so that it is differentiable
+    in the forecast's parameters. A function of one argument is a function of the likelihood
+    alone: fn(p) with p = f(y), or fn(l) with l = log f(y); or, without Python, the spec
+    phi:EXPR, an expression in p and l (phi:-log(p) is log, phi:-p is linear). likelab checks a
+    user objective on a small probe before use and names it in any error it raises.
+
+    \b
+    Example, in mylosses.py:
+        import torch
+        def capped_nll(dist, y):
+            return torch.clamp(-dist.log_prob(y), max=10.0)  # one loss per observation
+    then: likelab fit data.txt --objective mylosses:capped_nll
+    """
     from likelab.objectives import get_objective, list_objectives
     from likelab.objectives.base import aliases_of
 
@@ -949,7 +1008,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit status (2 for bad input, one line on stderr)."""
     args = sys.argv[1:] if argv is None else argv
     try:
-        app(args=args, prog_name="likelab", standalone_mode=False)
+        with _stdout_for_json(args):
+            app(args=args, prog_name="likelab", standalone_mode=False)
     except typer.Exit as exc:
         return exc.exit_code
     except typer.Abort:

@@ -15,6 +15,7 @@ __all__ = [
     "SpecError",
     "UnknownNameError",
     "UnsupportedError",
+    "UserCodeError",
 ]
 
 
@@ -48,3 +49,8 @@ class UnsupportedError(LikelabError):
 class OutputError(LikelabError):
     """An output path likelab cannot or should not write (a directory where a file is expected,
     a missing or read-only parent directory, an unknown figure format, an empty path)."""
+
+
+class UserCodeError(LikelabError):
+    """A user's objective broke its contract: it raised, failed to import, has the wrong
+    signature or returned something other than one floating-point loss per observation."""

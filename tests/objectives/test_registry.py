@@ -20,6 +20,7 @@ from likelab.errors import (
     SpecError,
     UnknownNameError,
     UnsupportedError,
+    UserCodeError,
 )
 from likelab.families import get_family
 from likelab.objectives import Objective, Properties, get_objective, list_objectives
@@ -255,7 +256,7 @@ def test_user_objective_by_import_path(tmp_path, monkeypatch):
         get_objective(f"{module}:missing")
     with pytest.raises(UnknownNameError, match="cannot import module"):
         get_objective(f"{_unique('no_such_module')}:f")
-    with pytest.raises(SpecError, match="neither an Objective nor a callable"):
+    with pytest.raises(UserCodeError, match="is an int, not a function; the contract"):
         get_objective(f"{module}:not_callable")
 
 

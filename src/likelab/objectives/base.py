@@ -18,6 +18,7 @@ and new ones are registered with :func:`register_objective` (built-ins) or
 from __future__ import annotations
 
 import importlib
+import inspect
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -36,6 +37,13 @@ from likelab.errors import (
     SpecError,
     UnknownNameError,
     UnsupportedError,
+    UserCodeError,
+)
+from likelab.objectives.user import (
+    UserLoss,
+    callable_label,
+    phi_expression,
+    wrap_user_function,
 )
 
 __all__ = [
@@ -281,6 +289,13 @@ def register_objective(
         raise SpecError(f"invalid objective name {name!r}")
 
     def decorate(fn: LossFn) -> LossFn:
+        guarded = (
+            wrap_user_function(
+                fn, f"{name!r} ({callable_label(fn)})", hypers=[h.name for h in hypers]
+            )
+            if user
+            else fn
+        )
         for key in (name, *aliases):
             if not replace and (key in _REGISTRY or key in _ALIASES):
                 raise LikelabError(
@@ -288,7 +303,7 @@ def register_objective(
                 )
         entry = _Entry(
             name=name,
-            fn=fn,
+            fn=guarded,
             hypers=tuple(hypers),
             formula=formula,
             reference=reference,
@@ -323,6 +338,12 @@ def objective(
 ) -> Callable[[LossFn], LossFn]:
     """Decorator registering a user's own objective ``fn(dist, y, **hyper) -> losses``.
 
+    The contract (checked on first use, see :mod:`likelab.objectives.user`): one loss per
+    observation, a floating-point tensor of shape ``broadcast(dist.batch_shape, y.shape)``, lower
+    is better, differentiable in the forecast's parameters. A function of one argument is a
+    function of the likelihood ``p = f(y)`` alone (of ``log f(y)`` if the argument is named
+    ``l``).
+
     >>> import torch
     >>> from likelab import objective, get_objective
     >>> @objective("half_log", formula="-log f(y) / 2", replace=True)
@@ -332,17 +353,27 @@ def objective(
     >>> round(float(get_objective("half_log")(F, torch.tensor(0.0))), 6)
     0.459469
     """
-    props = Properties(proper=proper, strictly_proper=strictly_proper, local=local, robust=robust)
-    return register_objective(
-        name,
-        formula=formula,
-        reference=reference,
-        properties=props,
-        kind="user",
-        hypers=hypers,
-        user=True,
-        replace=replace,
-    )
+
+    def decorate(fn: LossFn) -> LossFn:
+        of_likelihood = wrap_user_function(fn, name, hypers=[h.name for h in hypers]).of
+        props = Properties(
+            proper=proper,
+            strictly_proper=strictly_proper,
+            local=True if local is None and of_likelihood is not None else local,
+            robust=robust,
+        )
+        return register_objective(
+            name,
+            formula=formula,
+            reference=reference,
+            properties=props,
+            kind="user",
+            hypers=hypers,
+            user=True,
+            replace=replace,
+        )(fn)
+
+    return decorate
 
 
 def list_objectives(*, include_user: bool = True) -> list[str]:
@@ -362,7 +393,8 @@ def get_objective(spec: str | Objective | Callable[..., torch.Tensor], **hyper: 
 
     Spec strings are ``name`` or ``name:key=value,...`` (``lq:q=0.5``), a registered alias
     (``sum`` for ``linear``), or an import path ``package.module:function`` naming a registered
-    objective function, an :class:`Objective`, or a callable ``fn(dist, y) -> losses``.
+    objective function, an :class:`Objective`, or a callable ``fn(dist, y) -> losses``;
+    or ``phi:EXPR``, a function of the likelihood alone (``phi:-log(p)`` is the log score).
     """
     _load_builtins()
     if isinstance(spec, Objective):
@@ -373,6 +405,14 @@ def get_objective(spec: str | Objective | Callable[..., torch.Tensor], **hyper: 
         raise SpecError(f"objective spec must be a string, got {type(spec).__name__}")
     text = spec.strip()
     head = text.split(":", 1)[0].strip()
+    if head == "phi" and head not in _REGISTRY:
+        expr = text.split(":", 1)[1] if ":" in text else ""
+        if not _looks_like_import_path(text) or expr.strip() in ("p", "l"):
+            return _from_phi(expr)
+        try:  # phi:NAME: a function in a module named phi, if there is one
+            return _from_import_path(text)
+        except UnknownNameError:
+            return _from_phi(expr)  # the grammar's error names what is wrong
     if head not in _REGISTRY and head not in _ALIASES and _looks_like_import_path(text):
         return _from_import_path(text)
     parsed = parse_spec(text, kind="objective")
@@ -444,10 +484,14 @@ def _from_import_path(text: str) -> Objective:
     module_name, _, attr = text.partition(":")
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise UnknownNameError(
-            f"objective {text!r}: cannot import module {module_name!r} ({exc})"
-        ) from None
+    except ModuleNotFoundError as exc:
+        if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
+            raise UnknownNameError(
+                f"objective {text!r}: cannot import module {module_name!r} ({exc})"
+            ) from None
+        raise _import_failed(text, module_name, exc) from exc
+    except (Exception, SystemExit) as exc:  # an error inside the user's module
+        raise _import_failed(text, module_name, exc) from exc
     try:
         target = getattr(module, attr)
     except AttributeError:
@@ -457,26 +501,63 @@ def _from_import_path(text: str) -> Objective:
     if isinstance(target, Objective):
         return target
     for entry in _REGISTRY.values():
-        if entry.fn is target:
+        if _user_fn(entry.fn) is target:
             return _bind(entry, {})
-    if callable(target):
-        return _from_callable(target, label=text)
-    raise SpecError(f"objective {text!r} is neither an Objective nor a callable")
+    return _from_callable(target, label=text)
+
+
+def _from_phi(expr: str) -> Objective:
+    """``phi:EXPR``: the local rule S = φ(f(y)) written as an expression (see
+    :func:`~likelab.objectives.user.phi_expression`)."""
+    spec = f"phi:{expr.strip()}"
+    fn = UserLoss(phi_expression(expr), spec, of="l")
+    return Objective(
+        name=spec,
+        hyper={},
+        formula=f"S(F, y) = {expr.strip()}   (p = f(y), l = log f(y))",
+        reference="",
+        properties=Properties(local=True),
+        kind="user",
+        summary="a function of the likelihood, written as an expression",
+        fn=fn,
+        user=True,
+    )
+
+
+def _import_failed(text: str, module_name: str, exc: BaseException) -> UserCodeError:
+    message = " ".join(str(exc).split()) or "(no message)"
+    return UserCodeError(
+        f"objective {text!r}: importing module {module_name!r} failed with "
+        f"{type(exc).__name__}: {message}"
+    )
+
+
+def _user_fn(fn: Any) -> Any:
+    return fn.fn if isinstance(fn, UserLoss) else fn
 
 
 def _from_callable(fn: Callable[..., torch.Tensor], *, label: str) -> Objective:
+    """A user objective from a callable: ``fn(dist, y)``, or a function of the likelihood alone
+    (one argument), guarded by the contract (:class:`~likelab.objectives.user.UserLoss`)."""
     for entry in _REGISTRY.values():
-        if entry.fn is fn:
+        if _user_fn(entry.fn) is fn:
             return _bind(entry, {})
+    guarded = wrap_user_function(fn, label if ":" in label else callable_label(fn))
+    doc = (getattr(fn, "__doc__", None) or "").strip().split("\n")[0]
+    if inspect.isfunction(fn) or inspect.ismethod(fn):
+        formula = doc or "user-supplied callable"
+    else:
+        formula = "user-supplied callable"
+    local = guarded.of is not None
     return Objective(
         name=label,
         hyper={},
-        formula=(fn.__doc__ or "user-supplied callable").strip().split("\n")[0],
+        formula=formula if not local else f"φ(f(y)) by {label}" + (f": {doc}" if doc else ""),
         reference="",
-        properties=Properties(),
+        properties=Properties(local=True if local else None),
         kind="user",
-        summary="user objective",
-        fn=fn,
+        summary="user objective" + (" (a function of the likelihood)" if local else ""),
+        fn=guarded,
         user=True,
     )
 
