@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "DataError",
     "LikelabError",
+    "OutputError",
     "ParameterError",
     "SpecError",
     "UnknownNameError",
@@ -42,3 +43,8 @@ class DataError(LikelabError):
 
 class UnsupportedError(LikelabError):
     """An operation undefined for the given input (e.g. the CRPS of a Categorical forecast)."""
+
+
+class OutputError(LikelabError):
+    """An output path likelab cannot or should not write (a directory where a file is expected,
+    a missing or read-only parent directory, an unknown figure format, an empty path)."""
