@@ -126,6 +126,23 @@ def split_specs(text: str) -> list[str]:
     return specs
 
 
+def _distinct_objectives(specs: list[str]) -> list[str]:
+    """``specs`` unchanged, or :class:`SpecError` if two of them name the same objective (``log``
+    twice, or ``log`` and its alias ``nll``): the comparison would show one rule twice."""
+    from likelab.objectives import get_objective
+
+    seen: dict[str, str] = {}
+    for text in specs:
+        canonical = get_objective(text).spec
+        if canonical in seen:
+            again = (
+                "again" if seen[canonical] == text else f"the same objective as {seen[canonical]!r}"
+            )
+            raise SpecError(f"objective {text!r} is {again}; give each objective once")
+        seen[canonical] = text
+    return specs
+
+
 def _parse_assignment(text: str, *, option: str) -> tuple[str, str]:
     name, eq, value = text.partition("=")
     if not eq or not name.strip() or not value.strip():
@@ -432,7 +449,9 @@ def fit_cmd(
     from likelab.estimate import fit
     from likelab.io import read_column
 
-    specs = [spec for text in (objective or ["log"]) for spec in split_specs(text)]
+    specs = _distinct_objectives(
+        [spec for text in (objective or ["log"]) for spec in split_specs(text)]
+    )
     fixed = _parse_fix(fix or [])
     from likelab.families import get_family
 
@@ -539,7 +558,9 @@ def properness_cmd(
     from likelab.properness import survey
 
     plot = _plot_target(plot)
-    chosen: str | list[str] = "all" if objectives.strip() == "all" else split_specs(objectives)
+    chosen: str | list[str] = (
+        "all" if objectives.strip() == "all" else _distinct_objectives(split_specs(objectives))
+    )
     result = survey(chosen, classes=classes, truth=truth, family=family, seed=seed)
     _finish(result, plot=plot, as_json=as_json, figure="plot_properness", show=_print_properness)
 
@@ -624,7 +645,7 @@ def train_cmd(
 
     plot = None if plot is None else check_output_dir(plot, what="--plot")
     report = None if report is None else check_output_dir(report, what="--report")
-    specs = split_specs(objectives)
+    specs = _distinct_objectives(split_specs(objectives))
     if model is None:
         model = "next-word:16" if dataset.split(":")[0] == "next-word" else "mlp:64,64"
     if batch_size == 0:
