@@ -62,8 +62,12 @@ def check_memory(nbytes: float, *, what: str, seconds: float | None = None) -> N
     limit = memory_limit()
     if nbytes > limit:
         took = f" and about {format_seconds(seconds)}" if seconds is not None else ""
+        source = (
+            "set by LIKELAB_MEMORY_LIMIT"
+            if os.environ.get("LIKELAB_MEMORY_LIMIT", "").strip()
+            else "half the machine's memory; LIKELAB_MEMORY_LIMIT changes it"
+        )
         raise ParameterError(
             f"{what} needs about {format_bytes(nbytes)} of memory{took} "
-            f"(limit {format_bytes(limit)}: half the machine's memory, or LIKELAB_MEMORY_LIMIT); "
-            "make it smaller"
+            f"(limit {format_bytes(limit)}, {source}); make it smaller"
         )

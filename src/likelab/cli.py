@@ -135,10 +135,9 @@ def _distinct_objectives(specs: list[str]) -> list[str]:
     for text in specs:
         canonical = get_objective(text).spec
         if canonical in seen:
-            again = (
-                "again" if seen[canonical] == text else f"the same objective as {seen[canonical]!r}"
-            )
-            raise SpecError(f"objective {text!r} is {again}; give each objective once")
+            first = seen[canonical]
+            what = "given twice" if first == text else f"the same objective as {first!r}"
+            raise SpecError(f"objective {text!r} is {what}; give each objective once")
         seen[canonical] = text
     return specs
 
