@@ -457,6 +457,8 @@ BAD_TABLE_PATHS = {
     "missing-parent": "missing/out.csv",
     "file-as-parent": "afile/out.csv",
     "read-only-dir": f"{RO}/out.csv",
+    "the-store-itself": STORE,
+    "the-store-by-another-name": f"./adir/../{STORE}",
 }
 for name, path in BAD_TABLE_PATHS.items():
     case(f"summary-csv-{name}", "study", "summary", STORE, "--csv", path)

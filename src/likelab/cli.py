@@ -816,6 +816,9 @@ def study_summary_cmd(
 
     csv = None if csv is None else check_output_file(csv, what="--csv")
     parquet = None if parquet is None else check_output_file(parquet, what="--parquet")
+    for option, path in (("--csv", csv), ("--parquet", parquet)):
+        if path is not None and path.resolve() == store.resolve():
+            raise OutputError(f"{option} {path} is the store itself; write the summary elsewhere")
     for path, fmt in ((csv, "csv"), (parquet, "parquet")):
         if path is not None:
             with atomic_write(path) as tmp:
