@@ -1,5 +1,6 @@
 """The ``likelab`` command: JSON output, figures on request, one-line errors with exit 2."""
 
+import os
 import subprocess
 import sys
 
@@ -271,3 +272,144 @@ def test_console_script_exit_code():
     )
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("fmt, magic", [("svg", b"<?xml"), ("pdf", b"%PDF"), ("png", b"\x89PNG")])
+def test_plot_writes_the_format_of_its_extension_and_nothing_else(tmp_path, capsys, fmt, magic):
+    target = tmp_path / f"fig.{fmt.upper()}"  # the extension is case-insensitive
+    target.write_bytes(b"old content, replaced whole")
+    code, _, err = run(capsys, "underflow", "--likelihoods", "0.5", "--plot", target)
+    assert code == 0, err
+    assert target.read_bytes().startswith(magic)
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]  # no temporary left behind
+    assert f"figure written to {target}" in err
+
+
+@pytest.mark.parametrize(
+    "path, fragment",
+    [
+        ("DIR", "is a directory"),
+        ("DIR/f.gif", "use one of .png, .pdf, .svg"),
+        ("DIR/f", "no extension"),
+        ("DIR/no/f.png", "does not exist"),
+        ("FILE/f.png", "is a file, not a directory"),
+        ("", "empty path"),
+    ],
+)
+def test_plot_path_is_checked_before_anything_is_computed(tmp_path, capsys, path, fragment):
+    (tmp_path / "FILE").write_text("x")
+    path = path.replace("DIR", str(tmp_path)).replace("FILE", str(tmp_path / "FILE"))
+    # a grid that would take minutes: the path is refused first, in milliseconds
+    code, _, err = run(
+        capsys,
+        "landscape",
+        "--simulate",
+        "normal:loc=0,scale=1,n=100000",
+        "--param",
+        "loc=0:1:3000",
+        "--param",
+        "scale=1:2:3000",
+        "--plot",
+        path,
+    )
+    assert code == 2 and err.count("\n") == 1 and fragment in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["FILE"]
+
+
+def test_plot_into_a_read_only_directory_is_refused(tmp_path, capsys):
+    # root may write into a 0555 directory; the kernel's /proc refuses new files even to root
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        target = "/proc/f.png" if os.geteuid() == 0 else str(ro / "f.png")
+        code, _, err = run(capsys, "underflow", "--plot", target)
+    finally:
+        ro.chmod(0o755)
+    assert code == 2 and "not writable" in err, err
+    assert list(ro.iterdir()) == []
+
+
+def test_without_arguments_the_help_is_printed_as_is(capsys):
+    for args in ([], ["study"]):
+        code, out, err = run(capsys, *args)
+        assert code == 2 and out == ""
+        assert err.startswith("Usage: likelab") and "error:" not in err
+        assert err.count("\n") > 5 and "Commands:" in err  # multi-line, as click prints it
+    code, out, _ = run(capsys, "--help")
+    assert code == 0 and out.count("\n") > 5
+
+
+@pytest.mark.parametrize("cmd", [["demo", "--quick"], ["landscape", "--seed-example"]])
+def test_negative_seed_is_refused_by_every_command(capsys, cmd):
+    code, _, err = run(capsys, *cmd, "--seed", "-3")
+    assert code == 2 and "--seed" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("out", ["", "FILE", "FILE/sub", "missing/sub"])
+def test_demo_out_is_checked_before_the_demo_runs(tmp_path, capsys, monkeypatch, out):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "FILE").write_text("x")
+    code, _, err = run(capsys, "demo", "--quick", "--out", out)
+    assert code == 2 and err.startswith("error: --out") and err.count("\n") == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["FILE"]
+
+
+def test_landscape_refuses_a_grid_that_cannot_fit_with_the_estimate(capsys, monkeypatch):
+    monkeypatch.setenv("LIKELAB_MEMORY_LIMIT", "1GB")
+    # 3 objectives x 20000 x 20000 points: >= 4e8 x 3 x (8 + 56) bytes = 77 GB
+    code, _, err = run(
+        capsys,
+        "landscape",
+        "--simulate",
+        "normal:loc=0,scale=1,n=10",
+        "--param",
+        "loc=0:1:20000",
+        "--param",
+        "scale=1:2:20000",
+    )
+    assert code == 2 and "20000 x 20000 grid needs about" in err and "limit 1.0 GB" in err, err
+
+
+def test_landscape_refuses_a_simulated_sample_that_cannot_fit(capsys, monkeypatch):
+    monkeypatch.setenv("LIKELAB_MEMORY_LIMIT", "1GB")
+    code, _, err = run(
+        capsys,
+        "landscape",
+        "--simulate",
+        "normal:loc=0,scale=1,n=300000000",
+        "--param",
+        "loc=0:1:3",
+        "--fix",
+        "scale=1",
+    )
+    assert code == 2 and "sample of n = 300000000 needs about 9.6 GB" in err, err
+
+
+def test_bad_memory_limit_setting_is_one_line(capsys, monkeypatch):
+    monkeypatch.setenv("LIKELAB_MEMORY_LIMIT", "lots")
+    code, _, err = run(capsys, "landscape", "--seed-example")
+    assert code == 2 and "LIKELAB_MEMORY_LIMIT" in err
+
+
+def test_summary_csv_is_written_whole_or_not_at_all(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s.yaml").write_text(
+        "name: tiny\nseed: 1\ndgps:\n  - family: normal\n    params: {loc: [0], scale: [1]}\n"
+        "sample_sizes: [10]\nreplicates: 4\nmodel:\n  family: normal\nobjectives: [log]\n"
+    )
+    assert run(capsys, "study", "run", "s.yaml", "--executor", "local", "--json")[0] == 0
+    code, _, err = run(capsys, "study", "summary", "tiny.duckdb", "--csv", "out.csv")
+    assert code == 0, err
+    assert (tmp_path / "out.csv").read_text().startswith("dgp")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv", "s.yaml", "tiny.duckdb"]
+    # a store that fails after the output was opened leaves no temporary and no out2.csv
+    (tmp_path / "junk.duckdb").write_text("not a store")
+    code, _, err = run(capsys, "study", "summary", "junk.duckdb", "--csv", "out2.csv")
+    assert code != 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "junk.duckdb",
+        "out.csv",
+        "s.yaml",
+        "tiny.duckdb",
+    ]

@@ -184,3 +184,33 @@ def test_bad_data_file_prints_one_line_and_exits_2(capsys, tmp_path, text, args,
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], err
     assert "Traceback" not in err + out
+
+
+def test_categorical_fit_prints_one_row_per_class(capsys, tmp_path):
+    counts = [3, 5, 2]  # the log-score estimate is the class frequencies, closed form
+    path = tmp_path / "c.txt"
+    path.write_text("".join(f"{k}\n" * c for k, c in enumerate(counts)))
+    code, out, err = run(capsys, "fit", path, "--family", "categorical")
+    assert code == 0, err
+    for k, c in enumerate(counts):
+        row = next(line for line in out.splitlines() if f"probs[{k}]" in line)
+        assert f"{c / 10:g}" in row
+    data = run_json(capsys, "fit", path, "--family", "categorical")
+    np.testing.assert_allclose(data["fits"][0]["params"]["probs"], np.array(counts) / 10, atol=1e-8)
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--fix", "scale=1", "--fix", "scale=2"], "--fix scale given twice"),
+        (["--family", "normal:scale=1", "--fix", "scale=2"], "already fixes scale"),
+        (["--objective", "log,nll"], "'nll' is the same objective as 'log'"),
+        (["--objective", "log", "--objective", "log"], "'log' is given twice"),
+        (["--multistart", "1000000000"], "needs about"),
+        (["--seed", "-1"], "--seed"),
+    ],
+)
+def test_silently_accepted_mistakes_are_refused(capsys, normal_data, args, fragment):
+    _, path = normal_data
+    code, _, err = run(capsys, "fit", path, *args)
+    assert code == 2 and fragment in err and err.count("\n") == 1, err

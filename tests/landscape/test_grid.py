@@ -296,3 +296,44 @@ def test_cuda_matches_cpu(normal_data):
         # same float64 formulas, different libm: a few ulps
         np.testing.assert_allclose(gpu.results[s].values, cpu.results[s].values, rtol=1e-13)
         assert gpu.results[s].argmin == cpu.results[s].argmin
+
+
+def test_memory_is_estimated_before_allocating(normal_data, monkeypatch):
+    from likelab.landscape import evaluation_cost
+
+    monkeypatch.setenv("LIKELAB_MEMORY_LIMIT", "100MB")
+    # 2000 x 2000 points x 2 objectives x (8 + 56) bytes + the mesh: 0.64 GB > 100 MB
+    nbytes, seconds = evaluation_cost((2000, 2000), 40, 2)
+    assert 5.1e8 < nbytes < 1e9 and seconds > 0
+    grid = {"loc": np.linspace(-1, 1, 2000), "scale": np.linspace(0.5, 2, 2000)}
+    with pytest.raises(ParameterError, match=r"2000 x 2000 grid needs about .* \(limit 100 MB"):
+        evaluate(normal_data, "normal", ["log", "linear"], grid)
+    # the estimate grows with the grid, the objectives and the item size
+    assert evaluation_cost((10, 10), 5, 1)[0] < evaluation_cost((100, 10), 5, 1)[0]
+    assert evaluation_cost((100,), 5, 1)[0] < evaluation_cost((100,), 5, 3)[0]
+    f32 = evaluation_cost((100,), 5, 1, dtype=torch.float32)[0]
+    assert f32 < evaluation_cost((100,), 5, 1)[0]
+
+
+def test_progress_callback_counts_every_grid_point_once(normal_data):
+    calls = []
+    grid = {"loc": np.linspace(-1, 1, 50), "scale": np.linspace(0.5, 2, 40)}
+    land = evaluate(
+        normal_data,
+        "normal",
+        ["log"],
+        grid,
+        max_elements=len(normal_data) * 300,
+        on_progress=lambda done, total: calls.append((done, total)),
+    )
+    assert [t for _, t in calls] == [2000] * len(calls)
+    done = [d for d, _ in calls]
+    assert done == sorted(done) and done[-1] == 2000 and len(done) == 7  # ceil(2000 / 300)
+    assert land.results["log"].values.shape == (50, 40)
+
+
+def test_negative_seed_is_a_parameter_error():
+    from likelab.landscape import seed_example
+
+    with pytest.raises(ParameterError, match="seed must be a non-negative integer"):
+        seed_example(seed=-1, points=3)

@@ -270,3 +270,9 @@ def test_cuda_thresholds_match_cpu(default):
         # IEEE multiplication with gradual underflow is exact to the rounding rule everywhere
         np.testing.assert_array_equal(gpu.product[name], default.product[name])
         assert gpu.thresholds[name]["zero_at"] == default.thresholds[name]["zero_at"]
+
+
+def test_too_many_classes_are_refused_before_allocating(monkeypatch):
+    monkeypatch.setenv("LIKELAB_MEMORY_LIMIT", "1GB")
+    with pytest.raises(ParameterError, match=r"10000000 classes .* needs about"):
+        underflow((0.5,), num_classes=10_000_000, max_n=64)

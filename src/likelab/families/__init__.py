@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from likelab._spec import parse_spec
-from likelab.errors import LikelabError, UnknownNameError
+from likelab.errors import LikelabError, ParameterError, UnknownNameError
 from likelab.families.base import Family, Param, as_tensor
 from likelab.families.continuous import (
     Cauchy,
@@ -105,5 +105,11 @@ def get_family(spec: str | Family, **fixed) -> Family:
     if cls is None:
         raise UnknownNameError(
             f"unknown family {parsed.name!r}; known families: {', '.join(FAMILIES)}"
+        )
+    both = sorted(set(parsed.kwargs) & set(fixed))
+    if both:
+        raise ParameterError(
+            f"family {spec!r} already fixes {', '.join(both)}; give each parameter once "
+            "(in the spec or as a fixed value, not both)"
         )
     return cls(**{**parsed.kwargs, **fixed})

@@ -20,7 +20,7 @@ from torch.distributions import Distribution
 from likelab._spec import format_spec
 from likelab.errors import DataError, ParameterError, UnknownNameError, UnsupportedError
 
-__all__ = ["Family", "Param", "as_tensor"]
+__all__ = ["Family", "Param", "as_rng", "as_tensor"]
 
 ArrayLike = Any  # float, sequence, numpy array or tensor
 
@@ -50,6 +50,20 @@ def as_tensor(value: ArrayLike, *, dtype: torch.dtype | None = None, device=None
     return torch.as_tensor(
         np.asarray(value, dtype=np.float64), dtype=dtype or torch.float64, device=device
     )
+
+
+def as_rng(seed: int | np.random.Generator | None) -> np.random.Generator:
+    """``seed`` as a numpy Generator: a Generator as is, ``None`` for fresh entropy, or a
+    non-negative integer (numpy's seeds are non-negative; a negative or non-integer seed raises
+    :class:`~likelab.errors.ParameterError` instead of numpy's bare ``ValueError``)."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if isinstance(seed, bool):
+        raise ParameterError(f"seed must be a non-negative integer, got {seed!r}")
+    try:
+        return np.random.default_rng(seed)
+    except (TypeError, ValueError):
+        raise ParameterError(f"seed must be a non-negative integer, got {seed!r}") from None
 
 
 class Family(ABC):
@@ -239,7 +253,7 @@ class Family(ABC):
         >>> get_family("normal").sample(3, seed=0, loc=0.0, scale=1.0).shape
         (3,)
         """
-        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        rng = as_rng(seed)
         full = {**{k: v for k, v in self.fixed.items()}, **params}
         missing = [n for n in self.param_names if n not in full]
         if missing:

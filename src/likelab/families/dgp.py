@@ -30,7 +30,7 @@ from torch.distributions import Distribution
 
 from likelab._spec import format_spec, parse_spec
 from likelab.errors import ParameterError, SpecError, UnknownNameError
-from likelab.families.base import Family
+from likelab.families.base import Family, as_rng
 from likelab.families.mixture import Mixture
 
 __all__ = [
@@ -176,7 +176,7 @@ class MixtureDGP(DataGeneratingProcess):
         self.discrete = kinds == {True}
 
     def sample(self, size: int | Sequence[int], seed: Seed = None) -> np.ndarray:
-        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        rng = as_rng(seed)
         shape = (int(size),) if np.isscalar(size) else tuple(int(s) for s in size)
         if any(s < 0 for s in shape):
             raise ParameterError(f"sample size must be non-negative, got {shape}")

@@ -15,6 +15,7 @@ from likelab.landscape.grid import (
     Minimum,
     ObjectiveLandscape,
     evaluate,
+    evaluation_cost,
     seed_example,
 )
 from likelab.landscape.minima import find_local_minima
@@ -26,6 +27,7 @@ __all__ = [
     "ObjectiveLandscape",
     "UnderflowReport",
     "evaluate",
+    "evaluation_cost",
     "find_local_minima",
     "seed_example",
     "underflow",

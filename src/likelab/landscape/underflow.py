@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from likelab._budget import check_memory
 from likelab.errors import ParameterError, UnknownNameError
 
 __all__ = ["MAX_N", "UnderflowReport", "underflow"]
@@ -156,6 +157,11 @@ def underflow(
             f"got {n_max}"
         )
 
+    # the (n, K) logits, their softmax and the NLL's gradient, per dtype: ~6 n K doubles
+    check_memory(
+        48.0 * n_max * k * len(names) + 64.0 * _CHUNK_ELEMENTS,
+        what=f"the underflow scan with {k} classes up to n = {n_max}",
+    )
     l_all = np.array([ls[i % cycle] for i in range(n_max)], dtype=np.float64)
     n = np.arange(1, n_max + 1)
     log_product = np.cumsum(np.log(l_all))

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from likelab.errors import ParameterError
+
 __all__ = ["DEMO_OBJECTIVES", "STEPS", "DemoReport", "demo_study_spec", "run_demo"]
 
 #: The objectives the classifiers and the study compare.
@@ -118,6 +120,7 @@ def run_demo(
 
     ``on_step(done, total, label)`` is called as each step starts (``done`` steps finished).
     """
+    from likelab._paths import check_output_dir
     from likelab.classify import compare
     from likelab.properness import survey
     from likelab.report.html import render, write_page
@@ -131,9 +134,12 @@ def run_demo(
     from likelab.report.walkthrough import write_walkthrough
     from likelab.study import run_study
 
+    # a bad directory or seed fails here, in milliseconds, not after minutes of computing
+    out = check_output_dir(out, what="demo output directory")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ParameterError(f"seed must be a non-negative integer, got {seed!r}")
     start = time.perf_counter()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(exist_ok=True)
     total = len(STEPS)
 
     def step(i: int) -> None:
