@@ -155,7 +155,7 @@ def test_plot_into_a_file_is_refused_before_training(capsys, tmp_path):
     target.write_bytes(b"keep me")
     code, _, err = run(capsys, "train", "--dataset", "xor", *_FAST, "--plot", target)
     assert code == 2 and err.count("\n") == 1
-    assert "--plot" in err and "is a file; --plot takes a directory" in err
+    assert "--plot" in err and "exists and is not a directory" in err
     assert target.read_bytes() == b"keep me" and sorted(tmp_path.iterdir()) == [target]
 
 
