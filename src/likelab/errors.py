@@ -42,3 +42,8 @@ class DataError(LikelabError):
 
 class UnsupportedError(LikelabError):
     """An operation undefined for the given input (e.g. the CRPS of a Categorical forecast)."""
+
+
+class StoreError(SpecError):
+    """A study store that cannot be used: missing, not a likelab store, damaged, of another
+    schema, in use or not writable. The message names the file and what is wrong with it."""

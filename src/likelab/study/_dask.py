@@ -1,0 +1,150 @@
+"""The embedded Dask cluster of ``likelab study run --executor dask``: loopback only, no HTTP.
+
+``distributed`` starts an HTTP server in every scheduler and worker whatever the dashboard
+settings (``dashboard_address=None`` only means the default port: the scheduler served
+Prometheus metrics, JSON state and a proxy route on 127.0.0.1:8787). The embedded cluster's
+scheduler and workers start none (:class:`NoHTTPScheduler`, :class:`NoHTTPWorker`): what
+listens is the scheduler's and the workers' own TCP ports, on 127.0.0.1.
+
+Its worker processes exit with their parent (``distributed`` watches the parent through a pipe;
+tested), and the benign messages of a cluster closing (a worker that takes longer than the
+nanny's grace period to stop, a heartbeat or a stream cut by the shutdown) are filtered from the
+``distributed`` loggers while, and only while, the cluster closes (:class:`ShutdownNoise`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import signal
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from distributed import Nanny, Scheduler, SpecCluster, Worker
+
+_log = logging.getLogger(__name__)
+
+__all__ = ["NoHTTPScheduler", "NoHTTPWorker", "ShutdownNoise", "local_cluster", "quiet_shutdown"]
+
+
+class NoHTTPScheduler(Scheduler):
+    """A scheduler that serves no HTTP (no dashboard, metrics, JSON state or proxy routes)."""
+
+    def start_http_server(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+class NoHTTPWorker(Worker):
+    """A worker that serves no HTTP and ignores SIGINT (a Ctrl-C reaches the whole process
+    group; the parent alone handles it and closes the cluster, so the workers print no
+    ``KeyboardInterrupt`` of their own); in its own process, its shutdown noise is filtered once
+    it starts closing."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        super().__init__(*args, **kwargs)
+
+    def start_http_server(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    async def close(self, *args: Any, **kwargs: Any) -> Any:
+        _install(ShutdownNoise())
+        return await super().close(*args, **kwargs)
+
+
+class NoHTTPNanny(Nanny):
+    """A nanny whose worker process runs a :class:`NoHTTPWorker`."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        kwargs["worker_class"] = NoHTTPWorker
+        super().__init__(*args, **kwargs)
+
+
+#: Log messages of a cluster that is closing, none of them a fault: a worker slower to stop
+#: than the nanny's grace period (it is killed, its work was done), a heartbeat or a stream
+#: cut because the other side has closed.
+_BENIGN = re.compile(
+    "Worker process still alive after"
+    "|Failed to communicate with scheduler during heartbeat"
+    "|Connection to .* has been closed"
+    "|Stream is closed"
+    "|CommClosedError"
+    "|Scheduler closing"
+    "|Closing Nanny"
+    "|Received heartbeat from unregistered worker"
+    "|ended with CancelledError"
+)
+
+
+class ShutdownNoise(logging.Filter):
+    """Drops the known benign messages of a closing cluster (:data:`_BENIGN`), tracebacks
+    included; every other record passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            text += f" {type(exc).__name__}: {exc}"
+        return not _BENIGN.search(text)
+
+
+def _install(noise: ShutdownNoise) -> list[logging.Filterer]:
+    """Add ``noise`` to the handlers that print ``distributed``'s records (its own and the
+    root logger's): a handler's filter sees the records of every ``distributed.*`` logger."""
+    targets: list[logging.Filterer] = [
+        *logging.getLogger("distributed").handlers,
+        *logging.getLogger().handlers,
+    ]
+    for target in targets:
+        target.addFilter(noise)
+    return targets
+
+
+@contextlib.contextmanager
+def quiet_shutdown() -> Iterator[None]:
+    """Filter the benign shutdown messages from this process's ``distributed`` loggers."""
+    noise = ShutdownNoise()
+    targets = _install(noise)
+    try:
+        yield
+    finally:
+        for target in targets:
+            target.removeFilter(noise)
+
+
+def local_cluster(workers: int) -> SpecCluster:
+    """An embedded cluster of ``workers`` single-threaded worker processes, each with a nanny,
+    all on 127.0.0.1, none serving HTTP."""
+    from distributed.worker_memory import parse_memory_limit
+
+    scheduler = {
+        "cls": NoHTTPScheduler,
+        "options": {
+            "host": "127.0.0.1",
+            "port": 0,
+            "protocol": "tcp://",
+            "dashboard": False,
+            "dashboard_address": None,
+        },
+    }
+    worker = {
+        "cls": NoHTTPNanny,
+        "options": {
+            "host": "127.0.0.1",
+            "protocol": "tcp://",
+            "nthreads": 1,
+            "dashboard": False,
+            "dashboard_address": None,
+            "memory_limit": parse_memory_limit("auto", 1, workers, logger=_log),
+            "silence_logs": logging.WARNING,
+        },
+    }
+    return SpecCluster(
+        scheduler=scheduler,
+        workers={i: worker for i in range(workers)},
+        worker=worker,
+        silence_logs=logging.WARNING,
+    )
