@@ -203,9 +203,12 @@ def check_file(path: str | Path, *, must_exist: bool) -> bool:
             f"the store {name!r} is a SQLite database, not a likelab study store (a DuckDB "
             "file written by `likelab study run`)"
         )
+    if len(head) < _MAGIC_OFFSET + len(_MAGIC):
+        return _refuse(
+            f"the store {name!r} is only {len(head)} byte(s) long: not a DuckDB file, or one "
+            "damaged (truncated)"
+        )
     if head[_MAGIC_OFFSET : _MAGIC_OFFSET + len(_MAGIC)] != _MAGIC:
-        if len(head) < _MAGIC_OFFSET + len(_MAGIC) and _MAGIC.startswith(head[_MAGIC_OFFSET:]):
-            return _refuse(f"the store {name!r} is damaged: truncated to {len(head)} bytes")
         return _refuse(
             f"the store {name!r} is not a DuckDB file, so not a likelab study store (one is "
             "written by `likelab study run`)"
