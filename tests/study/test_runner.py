@@ -361,18 +361,20 @@ def test_an_objective_raising_keyboardinterrupt_interrupts_the_study(tmp_path, m
     assert not (tmp_path / "ki.duckdb").exists()  # nothing kept, no store claimed
 
 
-@pytest.mark.parametrize(
-    ("body", "code", "fragment"),
-    [
-        ("raise KeyboardInterrupt", 130, "interrupted: 0 of 12 cells finished, nothing kept"),
-        ("raise SystemExit(0)", 2, "sys.exit(0)"),
-        ("import sys; sys.exit()", 2, "sys.exit(None)"),
-        ("raise SystemExit(3)", 2, "sys.exit(3)"),
-    ],
-)
+STOPS = [
+    ("raise KeyboardInterrupt", 130, "interrupted: 0 of 12 cells finished, nothing kept"),
+    ("raise SystemExit(0)", 2, "sys.exit(0)"),
+    ("import sys; sys.exit()", 2, "sys.exit(None)"),
+    ("raise SystemExit(3)", 2, "sys.exit(3)"),
+]
+
+
+@pytest.mark.parametrize("executor", ["local", "process"])
+@pytest.mark.parametrize(("body", "code", "fragment"), STOPS)
 def test_an_objective_stopping_the_run_never_exits_0(
-    body, code, fragment, tmp_path, monkeypatch, capsys
+    body, code, fragment, executor, tmp_path, monkeypatch, capsys
 ):
+    """In every executor (a pool worker would otherwise die of it, or a Dask one lose it)."""
     from tests.cli_support import run
 
     objective = _user_objective(tmp_path, monkeypatch, body)
@@ -380,5 +382,6 @@ def test_an_objective_stopping_the_run_never_exits_0(
         'objectives: [log, "dpd:beta=0.5", linear]', f'objectives: ["{objective}"]'
     )
     path = study_file(tmp_path, text)
-    got, out, err = run(capsys, "study", "run", path, "--executor", "local")
+    got, out, err = run(capsys, "study", "run", path, "--executor", executor, "--workers", "2")
     assert got == code and not out and err.count("\n") == 1 and fragment in err, err
+    assert not (tmp_path / "runner.duckdb").exists()

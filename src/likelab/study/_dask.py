@@ -45,6 +45,7 @@ class NoHTTPWorker(Worker):
     def __init__(self, *args: Any, **kwargs: Any):
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _install(_Stops())
         super().__init__(*args, **kwargs)
 
     def start_http_server(self, *args: Any, **kwargs: Any) -> None:
@@ -91,7 +92,16 @@ class ShutdownNoise(logging.Filter):
         return not _BENIGN.search(text)
 
 
-def _install(noise: ShutdownNoise) -> list[logging.Filterer]:
+class _Stops(logging.Filter):
+    """Drops the worker's "Compute Failed" report of a task that stopped on purpose: a user
+    objective's ``KeyboardInterrupt`` or ``SystemExit``, carried back to the parent, which
+    reports it (``likelab.study.runner._Stopped``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not ("Compute Failed" in str(record.msg) and "_Stopped(" in record.getMessage())
+
+
+def _install(noise: logging.Filter) -> list[logging.Filterer]:
     """Add ``noise`` to the handlers that print ``distributed``'s records (its own and the
     root logger's): a handler's filter sees the records of every ``distributed.*`` logger."""
     targets: list[logging.Filterer] = [

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from likelab.errors import ParameterError
-from likelab.study.design import Cell, cells, generate
+from likelab.study.design import Cell, cells, dgp_points, generate
 from likelab.study.spec import StudySpec
 from likelab.study.store import CellRows, Store
 
@@ -218,12 +218,51 @@ def exit_with_parent(parent: int, *, interval: float = PARENT_POLL_SECONDS) -> N
     threading.Thread(target=watch, name="likelab-exit-with-parent", daemon=True).start()
 
 
-def _run_cells_task(spec: StudySpec, batch: list[Cell]) -> list[tuple[str, CellRows, float]]:
-    """A pool's unit of work: a batch of cells, each run (and later written) on its own."""
+class _Stopped(Exception):
+    """A ``KeyboardInterrupt`` or ``SystemExit`` raised in a worker's cell (by a user objective:
+    a worker ignores SIGINT), carried back as an ordinary exception and raised again in the
+    parent (:meth:`again`). Left as it was, it would kill a Dask worker's task and come back as
+    cancelled futures; in every executor it now stops the run as it does in-process."""
+
+    def __init__(self, kind: str, code: Any = None):
+        super().__init__(kind, code)
+        self.kind = kind
+        self.code = code
+
+    def again(self) -> BaseException:
+        return KeyboardInterrupt() if self.kind == "KeyboardInterrupt" else SystemExit(self.code)
+
+
+#: What a pool sends for a cell: its key, its DGP point's spec, n, block, first, replicates.
+_CellRef = tuple[str, str, int, int, int, int]
+
+_POINTS: dict[str, dict[str, Any]] = {}  # a worker's DGP points of the study, by spec hash
+
+
+def _ref(cell: Cell) -> _CellRef:
+    return (cell.key, cell.point.spec, cell.n, cell.block, cell.first, cell.replicates)
+
+
+def _run_cells_task(spec: StudySpec, batch: list[_CellRef]) -> list[tuple[str, CellRows, float]]:
+    """A pool's unit of work: a batch of cells, each run (and later written) on its own.
+
+    A cell travels as plain values (:data:`_CellRef`) and its DGP point is rebuilt here, once
+    per worker: a point holds torch tensors, which a process pool passes as file descriptors
+    through a helper thread of the parent (a worker stopped while receiving one leaves that
+    thread a traceback)."""
+    digest = spec.hash
+    if digest not in _POINTS:
+        _POINTS.clear()
+        _POINTS[digest] = {p.spec: p for p in dgp_points(spec)}
+    points = _POINTS[digest]
     out = []
-    for cell in batch:
-        rows, seconds = run_cell(spec, cell)
-        out.append((cell.key, rows, seconds))
+    try:
+        for key, point, n, block, first, replicates in batch:
+            cell = Cell(key, points[point], n, block, first, replicates)
+            rows, seconds = run_cell(spec, cell)
+            out.append((cell.key, rows, seconds))
+    except (KeyboardInterrupt, SystemExit) as exc:
+        raise _Stopped(type(exc).__name__, getattr(exc, "code", None)) from None
     return out
 
 
@@ -275,7 +314,11 @@ def _feed(submit, wait_first, todo: list[Cell], workers: int, write) -> None:
     while pending:
         done, pending = wait_first(pending)
         for fut in done:
-            for key, rows, seconds in fut.result():
+            try:
+                finished = fut.result()
+            except _Stopped as stop:
+                raise stop.again() from None
+            for key, rows, seconds in finished:
                 batcher.record(seconds)
                 write(key, rows, seconds)
             release = getattr(fut, "release", None)
@@ -370,7 +413,7 @@ def _run_process(spec, todo, workers, write) -> None:
     )
     try:
         _feed(
-            lambda batch: pool.submit(_run_cells_task, spec, batch),
+            lambda batch: pool.submit(_run_cells_task, spec, [_ref(c) for c in batch]),
             lambda fs: wait(fs, return_when=FIRST_COMPLETED),
             todo,
             n,
@@ -477,7 +520,9 @@ def _run_dask(spec, todo, workers, scheduler, write) -> None:
             shared = client.scatter(spec, broadcast=True)  # sent to each worker once
             threads = sum(client.nthreads().values())
             _feed(
-                lambda batch: client.submit(_run_cells_task, shared, batch, pure=False),
+                lambda batch: client.submit(
+                    _run_cells_task, shared, [_ref(c) for c in batch], pure=False
+                ),
                 lambda fs: wait(fs, return_when="FIRST_COMPLETED"),
                 todo,
                 threads,
