@@ -32,9 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 
-from likelab.errors import ParameterError
+from likelab.errors import ParameterError, StoreError
 from likelab.study.design import Cell, cells, dgp_points, generate
 from likelab.study.spec import StudySpec
 from likelab.study.store import CellRows, Store
@@ -390,6 +391,8 @@ def run_study(
             db.remove()
         if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, StudyInterrupted):
             raise StudyInterrupted(str(store), kept, len(all_cells), state["run"]) from exc
+        if isinstance(exc, duckdb.Error):  # a write that failed: a full disk, a damaged file
+            raise StoreError(db.describe(exc)) from None
         raise
     db.close()
     return RunReport(

@@ -11,6 +11,14 @@ Tables:
 A cell's results and its ``cells`` row are written in one transaction, so a run killed at any
 moment leaves whole cells or nothing of a cell: resuming runs exactly the cells without a row.
 A store holding another study (another name or another spec) is refused.
+
+Opening a store never trusts the file: a directory, an empty file, a SQLite or any other
+non-DuckDB file is refused from its first bytes, before DuckDB sees it (DuckDB would load, and
+download, an extension for a SQLite file); a DuckDB file is then checked for likelab's tables
+and schema, so that a damaged store, one of another schema or an unrelated database is refused
+with one line naming the file and what is wrong with it, and an unrelated database is never
+added to. Every connection keeps DuckDB from installing or loading extensions
+(:data:`DUCKDB_CONFIG`).
 """
 
 from __future__ import annotations
@@ -257,12 +265,13 @@ class Store:
                 self._claim(spec)
         except duckdb.Error as exc:
             self._abandon()
-            raise StoreError(self._damaged(exc)) from None
+            raise StoreError(self.describe(exc, opening=True)) from None
         except BaseException:
             self._abandon()
             raise
 
-    def _damaged(self, exc: BaseException, *, opening: bool = True) -> str:
+    def describe(self, exc: BaseException, *, opening: bool = False) -> str:
+        """A one-line message for a DuckDB error met on this store, naming the file."""
         text = str(exc)
         if "checksum" in text.lower() or "Could not read enough bytes" in text:
             return f"the store {self.name!r} is damaged (truncated or corrupted): {_reason(exc)}"
@@ -416,4 +425,4 @@ class Store:
         with contextlib.suppress(duckdb.Error):
             self.close()
         if isinstance(exc, duckdb.Error):
-            raise StoreError(self._damaged(exc, opening=False)) from None
+            raise StoreError(self.describe(exc)) from None
