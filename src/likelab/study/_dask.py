@@ -7,17 +7,24 @@ scheduler and workers start none (:class:`NoHTTPScheduler`, :class:`NoHTTPWorker
 listens is the scheduler's and the workers' own TCP ports, on 127.0.0.1.
 
 Its worker processes exit with their parent (``distributed`` watches the parent through a pipe;
-tested), and the benign messages of a cluster closing (a worker that takes longer than the
-nanny's grace period to stop, a heartbeat or a stream cut by the shutdown) are filtered from the
-``distributed`` loggers while, and only while, the cluster closes (:class:`ShutdownNoise`).
+tested) and ignore SIGINT (the parent handles a Ctrl-C). A worker that has closed ends its
+process without the interpreter's teardown, which on a busy machine outlasted the nanny's
+4-second grace period (the nanny then killed it and logged a warning; a worker still alive
+then could also log a heartbeat traceback). The remaining benign messages of a closing cluster
+are filtered from the ``distributed`` log handlers while, and only while, it closes
+(:class:`ShutdownNoise`).
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
+import multiprocessing
+import os
 import re
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -53,7 +60,23 @@ class NoHTTPWorker(Worker):
 
     async def close(self, *args: Any, **kwargs: Any) -> Any:
         _install(ShutdownNoise())
-        return await super().close(*args, **kwargs)
+        result = await super().close(*args, **kwargs)
+        if multiprocessing.parent_process() is not None:
+            # closed cleanly: once the nanny's process code has finished (its queues flushed),
+            # skip the interpreter's teardown, which took over the nanny's 4-second grace
+            # period on a busy machine (the nanny then killed the worker and said so): the
+            # embedded cluster's close went from 4.1 s to 0.1 s (measured)
+            atexit.register(_exit_now)
+        return result
+
+
+def _exit_now() -> None:
+    """End a closed worker's process at once (the last step of its exit, after atexit)."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(0)
 
 
 class NoHTTPNanny(Nanny):
