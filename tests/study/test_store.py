@@ -296,14 +296,20 @@ def _refused_port():
         ("http://127.0.0.1:8786", "not a Dask scheduler address"),
         ("REFUSED", "cannot reach the Dask scheduler"),
         ("tcp://no-such-host.invalid:8786", "cannot reach the Dask scheduler"),
+        ("SILENT", "no Dask scheduler answers"),  # accepts, never speaks: the client hung
     ],
 )
 def test_a_bad_scheduler_fails_fast_and_leaves_no_store(address, fragment, made, tmp_path, capsys):
     pytest.importorskip("distributed")
     import time
 
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(4)  # connections queue in the backlog, never accepted
     if address == "REFUSED":
         address = f"tcp://127.0.0.1:{_refused_port()}"
+    if address == "SILENT":
+        address = f"tcp://127.0.0.1:{silent.getsockname()[1]}"
     store = tmp_path / "fresh.duckdb"
     start = time.perf_counter()
     code, _, err = run(
@@ -318,6 +324,7 @@ def test_a_bad_scheduler_fails_fast_and_leaves_no_store(address, fragment, made,
         "--scheduler",
         address,
     )
+    silent.close()
     assert time.perf_counter() - start < 10  # not distributed's 30-second retry loop
     assert code == 2 and fragment in err and address in err and err.count("\n") == 1, err
     assert not store.exists() and not store.with_name("fresh.duckdb.wal").exists()

@@ -461,9 +461,14 @@ def _check_scheduler_address(address: str) -> str:
 
 
 def _reach_scheduler(address: str) -> None:
-    """Fail in seconds, not after ``distributed``'s 30-second retry loop, where nothing answers
-    at ``address`` (a refused connection, an unknown host, a timeout)."""
+    """Fail in seconds where no Dask scheduler answers at ``address`` (a refused connection, an
+    unknown host, a timeout, or something else listening there), not after ``distributed``'s
+    30-second retry loop, or never (a port that accepts and stays silent hung the client)."""
+    import asyncio
     import socket
+    from concurrent.futures import ThreadPoolExecutor
+
+    from distributed.comm import connect
 
     host, port = address.split("://", 1)[1].rsplit(":", 1)
     host = host.strip("[]")
@@ -476,6 +481,25 @@ def _reach_scheduler(address: str) -> None:
             f"cannot reach the Dask scheduler at {address}: {why} (is it running, and is the "
             "address right?)"
         ) from None
+
+    async def handshake() -> None:
+        comm = await asyncio.wait_for(connect(address, timeout=CONNECT_SECONDS), CONNECT_SECONDS)
+        await comm.close()
+
+    # in a thread of its own: the caller may be running an event loop (a notebook)
+    with ThreadPoolExecutor(1) as pool:
+        try:
+            pool.submit(asyncio.run, handshake()).result()
+        except (OSError, asyncio.TimeoutError) as exc:
+            why = "" if isinstance(exc, asyncio.TimeoutError) else f" ({_short(exc)})"
+            raise ParameterError(
+                f"no Dask scheduler answers at {address} within {CONNECT_SECONDS:g} s{why}: "
+                "is something else listening there?"
+            ) from None
+
+
+def _short(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200]
 
 
 def _run_dask(spec, todo, workers, scheduler, write) -> None:
@@ -505,16 +529,13 @@ def _run_dask(spec, todo, workers, scheduler, write) -> None:
         "distributed.admin.system-monitor.gil.enabled": False,
         "distributed.admin.tick.interval": "1s",
         "distributed.worker.memory.monitor-interval": "1s",
-        "distributed.comm.timeouts.connect": f"{CONNECT_SECONDS:g}s",
     }
     with dask.config.set(quiet):
         cluster = None if scheduler is not None else _dask.local_cluster(workers or 2)
         client = None
         try:
             try:
-                client = Client(
-                    scheduler or cluster, direct_to_workers=True, timeout=CONNECT_SECONDS
-                )
+                client = Client(scheduler or cluster, direct_to_workers=True)
             except (OSError, TimeoutError) as exc:
                 where = f"the Dask scheduler at {scheduler}" if scheduler else "the Dask cluster"
                 raise ParameterError(
