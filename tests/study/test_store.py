@@ -141,12 +141,13 @@ def test_a_bad_store_is_one_line_naming_it_for_every_command(
     for args in (
         ["study", "summary", bad],
         ["study", "summary", bad, "--json"],
+        ["study", "summary", bad, "--csv", tmp_path / "s.csv"],
         ["report", bad, "--out", out],
     ):
         code, _, err = run(capsys, *args)
         assert code == 2, (args, err)
         _one_line_naming(err, bad, fragment)
-    assert not out.exists()  # nothing written for a store that cannot be read
+    assert not out.exists() and not (tmp_path / "s.csv").exists()  # nothing written
     if what in ("truncated to 40%", "no tables"):
         # the first's damage lies in the data, which a run does not read; an empty DuckDB
         # database holds nothing to damage, and a run makes it a store
