@@ -135,7 +135,9 @@ def _run_cell(spec: StudySpec, cell: Cell) -> tuple[CellRows, float]:
             value = np.asarray(res.value, dtype=np.float64)
             converged = np.asarray(res.converged, dtype=bool)
             reason = np.asarray(res.reason, dtype=object)
-        except Exception as exc:  # a failure is recorded as data, the study goes on
+        except (Exception, SystemExit) as exc:
+            # a failure is recorded as data, the study goes on: a user objective's sys.exit()
+            # too, which ends its fit, not the study (a KeyboardInterrupt does stop the study)
             msg = f"error: {type(exc).__name__}: {' '.join(str(exc).split())}"[:500]
             nan = np.full(reps, np.nan)
             est = {p: nan for p in estimand}
