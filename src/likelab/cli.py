@@ -731,6 +731,7 @@ def train_cmd(
         "validation": validation,
         "patience": patience,
     }
+    compare = _train_interruptible(compare, seeds * len(specs))
     progress = None
     if not as_json and _err.is_terminal:
         from rich.progress import Progress
@@ -806,6 +807,30 @@ def _check_plot_dir(plot: Path) -> None:
     check_output_dir(plot, what="--plot")
 
 
+def _train_interruptible(compare, runs: int):
+    """``compare`` that, interrupted, says how many of its ``runs`` had finished and that
+    nothing was kept (:class:`_Interrupted`)."""
+
+    def wrapped(*args: Any, on_run=None, **kwargs: Any):
+        finished: list[Any] = []
+
+        def count(result: Any) -> None:
+            finished.append(result)
+            if on_run is not None:
+                on_run(result)
+
+        try:
+            return compare(*args, on_run=count, **kwargs)
+        except KeyboardInterrupt:
+            raise _Interrupted(
+                f"interrupted: {len(finished)} of {runs} training runs finished, nothing kept "
+                "(train writes its results once every run has finished); run the command again "
+                "to train from the start"
+            ) from None
+
+    return wrapped
+
+
 def _print_comparison(result) -> None:
     rows = result.rows()
     keys = [
@@ -865,6 +890,7 @@ def study_run_cmd(
 
     spec = load_study(file)
     target = store or default_store(file, spec)
+    run_study = _study_interruptible(run_study)
     if _err.is_terminal and not as_json:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
@@ -912,6 +938,21 @@ def study_run_cmd(
         f"{spec.name}: {report.cells_run} cells run, {report.cells_skipped} already done, "
         f"{report.fits:,} fits in {report.seconds:.1f} s; store {target}"
     )
+
+
+def _study_interruptible(run_study):
+    """``run_study`` that, interrupted, says what the store keeps and how to resume
+    (:class:`_Interrupted`)."""
+    from likelab.study import StudyInterrupted
+
+    def wrapped(*args: Any, **kwargs: Any):
+        try:
+            return run_study(*args, **kwargs)
+        except StudyInterrupted as exc:
+            resume = "; run the same command again to resume" if exc.cells_done else ""
+            raise _Interrupted(f"interrupted: {exc}{resume}") from None
+
+    return wrapped
 
 
 @study_app.command("summary")
@@ -1130,17 +1171,36 @@ def report_cmd(
 
 
 # ---------------------------------------------------------------------- entry point
+class _Interrupted(Exception):
+    """A command interrupted (Ctrl-C); its message says what was kept and how to resume. An
+    ``Exception``, not a ``KeyboardInterrupt``, so that it reaches :func:`main` intact (typer
+    turns a ``KeyboardInterrupt`` into a bare exit status)."""
+
+
+#: The exit status of a command interrupted by SIGINT (128 + 2, the shells' convention).
+INTERRUPTED = 130
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (2 for bad input, one line on stderr)."""
+    """Run the CLI; returns the exit status (2 for bad input, one line on stderr; 130 when
+    interrupted, with a line saying what was kept)."""
     args = sys.argv[1:] if argv is None else argv
     try:
         with _stdout_for_json(args):
-            app(args=args, prog_name="likelab", standalone_mode=False)
+            code = app(args=args, prog_name="likelab", standalone_mode=False)
     except typer.Exit as exc:
         return exc.exit_code
     except typer.Abort:
         typer.echo("aborted", err=True)
         return 130
+    except _Interrupted as exc:
+        typer.echo(_one_line(str(exc)), err=True)
+        return INTERRUPTED
+    except KeyboardInterrupt:  # one that typer did not see (e.g. while it parsed)
+        typer.echo("interrupted", err=True)
+        return INTERRUPTED
+    except SystemExit as exc:
+        return _system_exit(exc)
     except _UsageError as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":  # `likelab`, `likelab study`: the help
             typer.echo(exc.format_message(), err=True)  # as is, as click itself shows it
@@ -1159,7 +1219,39 @@ def main(argv: list[str] | None = None) -> int:
             err=True,
         )
         return 1
+    # typer returns the status of a typer.Exit (130 for a KeyboardInterrupt it caught) instead
+    # of raising it when not standalone; None when the command returned normally
+    if isinstance(code, int) and code:
+        if code == INTERRUPTED:
+            typer.echo("interrupted", err=True)
+        return code
     return 0
+
+
+def _system_exit(exc: SystemExit) -> int:
+    """The status for a ``SystemExit`` raised inside a command. typer's own (a closed pipe)
+    keeps its status; likelab never calls ``sys.exit`` in a command, so any other came from
+    user code (an objective calling ``sys.exit()``), which is an error however it exits, never a
+    silent success."""
+    import sysconfig
+
+    frames = []
+    tb = exc.__traceback__
+    while tb is not None:
+        frames.append(os.path.abspath(tb.tb_frame.f_code.co_filename))
+        tb = tb.tb_next
+    if frames and frames[-1].startswith(os.path.dirname(os.path.abspath(typer.__file__))):
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    library = [sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")]
+    library.append(os.path.dirname(os.path.abspath(__file__)))
+    users = [f for f in frames if not f.startswith(tuple(library))]
+    raised_in = f" in {users[-1]}" if users else ""
+    typer.echo(
+        f"error: sys.exit({exc.code!r}) was called{raised_in} inside the command and stopped "
+        "it: user code (an objective) must return its losses or raise an exception",
+        err=True,
+    )
+    return 2
 
 
 def _one_line(text: str) -> str:

@@ -13,6 +13,7 @@ __all__ = [
     "OutputError",
     "ParameterError",
     "SpecError",
+    "StoreError",
     "UnknownNameError",
     "UnsupportedError",
     "UserCodeError",
@@ -54,3 +55,8 @@ class OutputError(LikelabError):
 class UserCodeError(LikelabError):
     """A user's objective broke its contract: it raised, failed to import, has the wrong
     signature or returned something other than one floating-point loss per observation."""
+
+
+class StoreError(SpecError):
+    """A study store that cannot be used: missing, not a likelab store, damaged, of another
+    schema, in use or not writable. The message names the file and what is wrong with it."""

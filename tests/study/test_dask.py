@@ -1,11 +1,22 @@
 """The Dask executor on a real LocalCluster: bit-identical to local, and robust to a lost worker."""
 
+import json
 import os
 import signal
+import socket
+import subprocess
 import textwrap
 
 import pytest
-from tests.study.test_runner import STUDY, results
+from tests.study.test_runner import (
+    STOPS,
+    STUDY,
+    _children_gone,
+    _cli,
+    _env,
+    check_stop,
+    results,
+)
 
 from likelab.study import load_study, run_study
 
@@ -57,3 +68,113 @@ def test_a_worker_killed_mid_study_loses_nothing(tmp_path, spec):
         cluster.close()
     assert killed and killed[0] < 12 and report.cells_run == 12
     assert results(tmp_path / "dask.duckdb") == results(tmp_path / "local.duckdb")
+
+
+def _listening_ports(pids):
+    import psutil
+
+    ports = set()
+    for conn in psutil.net_connections(kind="inet"):
+        if conn.status == psutil.CONN_LISTEN and conn.pid in pids:
+            ports.add(conn.laddr.port)
+    return ports
+
+
+def _answers_http(port):
+    """Whether something on 127.0.0.1:port answers an HTTP request as HTTP."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+            s.sendall(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+            s.settimeout(2)
+            return s.recv(5) == b"HTTP/"
+    except OSError:
+        return False
+
+
+def test_the_embedded_cluster_serves_no_http(tmp_path, spec):
+    """distributed starts an HTTP server in every scheduler and worker, on 127.0.0.1:8787 for the
+    scheduler, whatever the dashboard settings: the embedded cluster's run none."""
+    psutil = pytest.importorskip("psutil")
+    seen = []
+
+    def look(done, total, fits):
+        if not seen:
+            me = psutil.Process()
+            pids = {me.pid} | {c.pid for c in me.children(recursive=True)}
+            ports = _listening_ports(pids)
+            seen.append((len(pids), ports, {p for p in ports if _answers_http(p)}))
+
+    run_study(spec, tmp_path / "d.duckdb", executor="dask", workers=2, on_cell=look)
+    processes, ports, http = seen[0]
+    assert processes >= 3 and ports  # this process and its workers, listening for dask comms
+    assert 8787 not in ports and http == set()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", 8787), timeout=1).close()
+
+
+def test_ctrl_c_of_a_dask_run_is_clean_and_resumes(tmp_path, spec):
+    """SIGINT to the process group of `study run --executor dask`: exit 130 with one line, no
+    traceback from the workers, no process left; the resumed run prints no traceback or
+    shutdown noise either, and its store equals the local executor's."""
+    psutil = pytest.importorskip("psutil")
+    path = tmp_path / "study.yaml"
+    path.write_text(textwrap.dedent(STUDY.replace(", linear]", "]")))
+    store = tmp_path / "dask.duckdb"
+    args = ["study", "run", path, "--store", store, "--executor", "dask", "--workers", "2"]
+    env = _env()
+    proc = subprocess.Popen(
+        _cli(*args),
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    lines, children = [], []
+    for line in proc.stderr:
+        lines.append(line)
+        if line.startswith("cell ") and int(line.split()[1].split("/")[0]) >= 2:
+            children = psutil.Process(proc.pid).children(recursive=True)
+            os.killpg(proc.pid, signal.SIGINT)
+            break
+    out, rest = proc.communicate(timeout=120)
+    said = [ln for ln in lines + rest.splitlines(keepends=True) if not ln.startswith("cell ")]
+    assert proc.returncode == 130 and not out, said
+    assert len(said) == 1 and said[0].startswith("interrupted: "), said
+    assert "cells kept in" in said[0] and "run the same command again to resume" in said[0]
+    assert _children_gone(children, 5)
+    resumed = subprocess.run(_cli(*args, "--json"), capture_output=True, text=True, env=env)
+    assert resumed.returncode == 0
+    noise = [ln for ln in resumed.stderr.splitlines() if not ln.startswith("cell ")]
+    assert noise == []  # no heartbeat traceback, no "still alive after 4 s, killing"
+    assert json.loads(resumed.stdout)["cells_run"] < 12
+    run_study(spec, tmp_path / "local.duckdb", executor="local")
+    assert results(store) == results(tmp_path / "local.duckdb")
+
+
+def test_workers_of_a_killed_dask_run_exit_with_it(tmp_path, spec):
+    psutil = pytest.importorskip("psutil")
+    path = tmp_path / "study.yaml"
+    path.write_text(textwrap.dedent(STUDY.replace(", linear]", "]")))
+    proc = subprocess.Popen(
+        _cli("study", "run", path, "--store", tmp_path / "k.duckdb", "--executor", "dask"),
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env=_env(),
+    )
+    for line in proc.stderr:
+        if line.startswith("cell "):
+            break
+    children = psutil.Process(proc.pid).children(recursive=True)
+    assert len(children) >= 2
+    proc.kill()
+    proc.wait()
+    assert _children_gone(children, 5), [c.pid for c in children if c.is_running()]
+
+
+@pytest.mark.parametrize("body", STOPS[:2])
+def test_an_objective_stopping_a_dask_run_never_exits_0_silently(
+    body, tmp_path, monkeypatch, capsys
+):
+    check_stop(body, "dask", tmp_path, monkeypatch, capsys)

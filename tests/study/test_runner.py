@@ -116,6 +116,14 @@ def test_failures_are_recorded_as_data(tmp_path, monkeypatch):
     assert rates == {"failing_scores:boom": 1.0, "log": 0.0}
 
 
+def _env():
+    """The environment of a ``likelab`` subprocess: it imports the likelab under test."""
+    import likelab
+
+    src = Path(likelab.__file__).resolve().parents[1]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), str(Path.cwd())])}
+
+
 def _cli(*args):
     return [
         sys.executable,
@@ -130,7 +138,7 @@ def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path):
     path = study_file(tmp_path, text)
     total = len(cells(load_study(path)))
     killed = tmp_path / "killed.duckdb"
-    env = {**os.environ, "PYTHONPATH": str(Path.cwd())}
+    env = _env()
     proc = subprocess.Popen(
         _cli("study", "run", path, "--store", killed, "--executor", "local"),
         stderr=subprocess.PIPE,
@@ -236,3 +244,161 @@ def test_batches_are_sized_from_timed_cells_and_shrink_for_the_tail():
     slow = _Batcher(list(range(50)), workers=2)
     slow.record(10.0)  # slow cells: one per batch
     assert [len(slow.next()) for _ in range(3)] == [1, 1, 1]
+
+
+def _children_gone(children, seconds):
+    """Whether every process in ``children`` (psutil processes) has exited within
+    ``seconds``."""
+    import time
+
+    import psutil
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        alive = [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+        if not alive:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.fixture(scope="module")
+def interrupted_study(tmp_path_factory):
+    """A study of 18 cells and the store of its uninterrupted local run."""
+    folder = tmp_path_factory.mktemp("interrupt")
+    text = STUDY.replace("[15, 40]", "[15, 40, 100]").replace(", linear]", "]")
+    path = study_file(folder, text)
+    whole = folder / "whole.duckdb"
+    run_study(load_study(path), whole, executor="local")
+    return path, whole, len(cells(load_study(path)))
+
+
+@pytest.mark.parametrize("executor", ["local", "process"])
+def test_ctrl_c_exits_130_says_what_was_kept_and_resumes_to_the_same_store(
+    executor, interrupted_study, tmp_path
+):
+    """SIGINT to the whole process group, as a terminal's Ctrl-C sends it: exit status 130, one
+    line naming what the store keeps and how to resume, no worker left; running the command
+    again finishes the study, and the store equals an uninterrupted run's bit for bit."""
+    psutil = pytest.importorskip("psutil")
+    path, whole, total = interrupted_study
+    store = tmp_path / "cut.duckdb"
+    env = _env()
+    args = ["study", "run", path, "--store", store, "--executor", executor, "--workers", "2"]
+    proc = subprocess.Popen(
+        _cli(*args),
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,  # its own process group, signalled like a terminal's
+    )
+    lines, children = [], []
+    for line in proc.stderr:
+        lines.append(line)
+        if line.startswith("cell ") and int(line.split()[1].split("/")[0]) >= 3:
+            children = psutil.Process(proc.pid).children(recursive=True)
+            os.killpg(proc.pid, signal.SIGINT)
+            break
+    out, rest = proc.communicate(timeout=60)
+    assert proc.returncode == 130, rest
+    said = [ln for ln in lines + rest.splitlines(keepends=True) if not ln.startswith("cell ")]
+    assert len(said) == 1 and not out, said
+    kept = int(said[0].split()[1])
+    assert said[0].startswith(f"interrupted: {kept} of {total} cells kept in {store}")
+    assert "run the same command again to resume" in said[0] and 3 <= kept < total
+    assert _children_gone(children, 5)
+    with duckdb.connect(str(store), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM cells").fetchone()[0] == kept
+    resumed = subprocess.run(_cli(*args, "--json"), capture_output=True, text=True, env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    import json
+
+    report = json.loads(resumed.stdout)
+    assert report["cells_skipped"] == kept and report["cells_run"] == total - kept
+    assert results(store) == results(whole)
+
+
+def test_workers_of_a_killed_run_exit_with_it(interrupted_study, tmp_path):
+    """kill -9 of `study run --executor process` runs none of its cleanup: its workers notice
+    their parent is gone and exit by themselves."""
+    psutil = pytest.importorskip("psutil")
+    path = interrupted_study[0]
+    env = _env()
+    proc = subprocess.Popen(
+        _cli("study", "run", path, "--store", tmp_path / "k.duckdb", "--workers", "2"),
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    for line in proc.stderr:
+        if line.startswith("cell "):
+            break
+    children = psutil.Process(proc.pid).children(recursive=True)
+    assert len(children) >= 2
+    proc.kill()
+    proc.wait()
+    assert _children_gone(children, 5), [c.pid for c in children if c.is_running()]
+
+
+def _user_objective(tmp_path, monkeypatch, body):
+    name = f"stopping_{abs(hash(body)) % 10**8}"
+    (tmp_path / f"{name}.py").write_text(f"def score(dist, y):\n    {body}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return f"{name}:score"
+
+
+def test_an_objective_raising_keyboardinterrupt_interrupts_the_study(tmp_path, monkeypatch):
+    from likelab.study import StudyInterrupted
+
+    objective = _user_objective(tmp_path, monkeypatch, "raise KeyboardInterrupt")
+    text = STUDY.replace(
+        'objectives: [log, "dpd:beta=0.5", linear]', f'objectives: [log, "{objective}"]'
+    )
+    spec = load_study(study_file(tmp_path, text))
+    with pytest.raises(StudyInterrupted) as info:
+        run_study(spec, tmp_path / "ki.duckdb", executor="local")
+    assert info.value.cells_done == 0 and info.value.cells_total == 12
+    assert not (tmp_path / "ki.duckdb").exists()  # nothing kept, no store claimed
+
+
+STOPS = ["raise KeyboardInterrupt", "raise SystemExit(0)", "import sys; sys.exit()"]
+
+
+@pytest.mark.parametrize("executor", ["local", "process"])
+@pytest.mark.parametrize("body", STOPS)
+def test_an_objective_stopping_never_exits_0_silently(
+    body, executor, tmp_path, monkeypatch, capsys
+):
+    """In every executor (a pool worker would otherwise die of it, a Dask one lose it): a
+    KeyboardInterrupt stops the run (130, one line, no store left); a sys.exit() ends the fits
+    of its objective, recorded as failures with their reason, like any error in user code."""
+    check_stop(body, executor, tmp_path, monkeypatch, capsys)
+
+
+def check_stop(body, executor, tmp_path, monkeypatch, capsys):
+    from tests.cli_support import run
+
+    from likelab.study import summarise
+
+    objective = _user_objective(tmp_path, monkeypatch, body)
+    text = STUDY.replace(
+        'objectives: [log, "dpd:beta=0.5", linear]', f'objectives: [log, "{objective}"]'
+    )
+    path = study_file(tmp_path, text)
+    store = tmp_path / "runner.duckdb"
+    got, out, err = run(capsys, "study", "run", path, "--executor", executor, "--workers", "2")
+    if "KeyboardInterrupt" in body:
+        assert got == 130 and not out and err.count("\n") == 1, err
+        assert err.startswith("interrupted: 0 of 12 cells finished, nothing kept"), err
+        assert not store.exists()
+        return
+    assert got == 0 and "12 cells run" in out, err
+    rates = {r["objective"]: r["failure_rate"] for r in summarise(store)}
+    assert rates == {"log": 0.0, objective: 1.0}
+    with duckdb.connect(str(store), read_only=True) as con:
+        reasons = con.execute(
+            "SELECT DISTINCT reason FROM results WHERE objective = ?", [objective]
+        ).fetchall()
+    assert len(reasons) == 1 and "SystemExit" in reasons[0][0], reasons

@@ -299,18 +299,13 @@ def study_section(store: str | Path, *, id: str = "study", title: str | None = N
     """A study store's performance measures (Morris et al. 2019) with their Monte Carlo SEs,
     and relative efficiency and bias against n (and against contamination where the study
     varies it)."""
-    import duckdb
-
     from likelab.report.figures import plot_contamination, plot_study
     from likelab.study import StudySpec, summarise
     from likelab.study.design import cells, dgp_points
     from likelab.study.store import Store
 
-    try:
-        with Store(store, read_only=True) as db:
-            info = db.study()
-    except duckdb.Error as exc:
-        raise SpecError(f"{Path(store).name} is not a likelab study store: {exc}") from None
+    with Store(store, read_only=True) as db:  # a file that is no study store: a StoreError
+        info = db.study()
     try:
         spec = StudySpec.model_validate_json(info["spec_json"])
     except ValueError as exc:
@@ -325,7 +320,8 @@ def study_section(store: str | Path, *, id: str = "study", title: str | None = N
         summarise(store),
         key=lambda r: (order.get(r["dgp"], len(order)), r["n"], objectives.get(r["objective"], 0)),
     )
-    with duckdb.connect(str(store), read_only=True) as con:
+    with Store(store, read_only=True) as db:
+        con = db.con
         cells_done, seconds = con.execute("SELECT count(*), sum(seconds) FROM cells").fetchone()
         fits = con.execute(
             "SELECT count(*) FROM (SELECT DISTINCT cell_key, replicate, objective FROM results)"

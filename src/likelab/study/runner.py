@@ -23,21 +23,24 @@ The results are bit-identical whatever the executor and the worker count (tested
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 
-from likelab.errors import ParameterError
-from likelab.study.design import Cell, cells, generate
+from likelab.errors import ParameterError, StoreError
+from likelab.study.design import Cell, cells, dgp_points, generate
 from likelab.study.spec import StudySpec
 from likelab.study.store import CellRows, Store
 
-__all__ = ["EXECUTORS", "RunReport", "default_store", "run_cell", "run_study"]
+__all__ = ["EXECUTORS", "RunReport", "StudyInterrupted", "default_store", "run_cell", "run_study"]
 
 EXECUTORS = ("local", "process", "dask")
 
@@ -55,6 +58,28 @@ class RunReport:
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+class StudyInterrupted(KeyboardInterrupt):
+    """A run stopped by an interrupt (Ctrl-C, SIGINT): still a :class:`KeyboardInterrupt`, which
+    also says what the store keeps. ``cells_done`` of ``cells_total`` cells are finished in
+    ``store`` (``cells_run`` of them by this run); running the study again resumes from there.
+    """
+
+    def __init__(self, store: str, cells_done: int, cells_total: int, cells_run: int):
+        super().__init__(store, cells_done, cells_total, cells_run)
+        self.store = store
+        self.cells_done = cells_done
+        self.cells_total = cells_total
+        self.cells_run = cells_run
+
+    def __str__(self) -> str:
+        if not self.cells_done:
+            return f"0 of {self.cells_total} cells finished, nothing kept"
+        return (
+            f"{self.cells_done} of {self.cells_total} cells kept in {self.store} "
+            f"({self.cells_run} by this run)"
+        )
 
 
 def default_store(study_file: str | Path, spec: StudySpec) -> Path:
@@ -110,7 +135,9 @@ def _run_cell(spec: StudySpec, cell: Cell) -> tuple[CellRows, float]:
             value = np.asarray(res.value, dtype=np.float64)
             converged = np.asarray(res.converged, dtype=bool)
             reason = np.asarray(res.reason, dtype=object)
-        except Exception as exc:  # a failure is recorded as data, the study goes on
+        except (Exception, SystemExit) as exc:
+            # a failure is recorded as data, the study goes on: a user objective's sys.exit()
+            # too, which ends its fit, not the study (a KeyboardInterrupt does stop the study)
             msg = f"error: {type(exc).__name__}: {' '.join(str(exc).split())}"[:500]
             nan = np.full(reps, np.nan)
             est = {p: nan for p in estimand}
@@ -141,18 +168,104 @@ def _run_cell(spec: StudySpec, cell: Cell) -> tuple[CellRows, float]:
     return rows, time.perf_counter() - start
 
 
-def _worker_init() -> None:
+def _worker_init(parent: int | None = None) -> None:
+    """A pool worker's start: one torch thread; SIGINT ignored (the parent alone handles an
+    interrupt and stops its workers, so a Ctrl-C sent to the whole process group does not break
+    the pool mid-result); and the worker exits when ``parent`` dies (:func:`exit_with_parent`).
+    """
+    import signal
+
     import torch
 
     torch.set_num_threads(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if parent is not None:
+        exit_with_parent(parent)
 
 
-def _run_cells_task(spec: StudySpec, batch: list[Cell]) -> list[tuple[str, CellRows, float]]:
-    """A pool's unit of work: a batch of cells, each run (and later written) on its own."""
+#: How often a worker checks that its parent is alive (seconds).
+PARENT_POLL_SECONDS = 0.5
+
+
+def exit_with_parent(parent: int, *, interval: float = PARENT_POLL_SECONDS) -> None:
+    """End this process as soon as the process ``parent`` is gone, however it died (a
+    ``kill -9`` of the parent runs none of its cleanup, and an orphaned worker would otherwise
+    live on, parented by init, holding its memory).
+
+    On Linux the kernel is asked to kill this process when its parent exits
+    (``prctl(PR_SET_PDEATHSIG, SIGKILL)``); everywhere, a daemon thread checks
+    ``os.getppid()`` every ``interval`` seconds and exits once it differs from ``parent``
+    (which also covers a parent that died before this function ran).
+    """
+    import signal
+    import sys
+    import threading
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # pragma: no cover - no prctl: the thread suffices
+            pass
+    if os.getppid() != parent:
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="likelab-exit-with-parent", daemon=True).start()
+
+
+class _Stopped(Exception):
+    """A ``KeyboardInterrupt`` or ``SystemExit`` raised in a worker's cell (by a user objective:
+    a worker ignores SIGINT), carried back as an ordinary exception and raised again in the
+    parent (:meth:`again`). Left as it was, it would kill a Dask worker's task and come back as
+    cancelled futures; in every executor it now stops the run as it does in-process."""
+
+    def __init__(self, kind: str, code: Any = None):
+        super().__init__(kind, code)
+        self.kind = kind
+        self.code = code
+
+    def again(self) -> BaseException:
+        return KeyboardInterrupt() if self.kind == "KeyboardInterrupt" else SystemExit(self.code)
+
+
+#: What a pool sends for a cell: its key, its DGP point's spec, n, block, first, replicates.
+_CellRef = tuple[str, str, int, int, int, int]
+
+_POINTS: dict[str, dict[str, Any]] = {}  # a worker's DGP points of the study, by spec hash
+
+
+def _ref(cell: Cell) -> _CellRef:
+    return (cell.key, cell.point.spec, cell.n, cell.block, cell.first, cell.replicates)
+
+
+def _run_cells_task(spec: StudySpec, batch: list[_CellRef]) -> list[tuple[str, CellRows, float]]:
+    """A pool's unit of work: a batch of cells, each run (and later written) on its own.
+
+    A cell travels as plain values (:data:`_CellRef`) and its DGP point is rebuilt here, once
+    per worker: a point holds torch tensors, which a process pool passes as file descriptors
+    through a helper thread of the parent (a worker stopped while receiving one leaves that
+    thread a traceback)."""
+    digest = spec.hash
+    if digest not in _POINTS:
+        _POINTS.clear()
+        _POINTS[digest] = {p.spec: p for p in dgp_points(spec)}
+    points = _POINTS[digest]
     out = []
-    for cell in batch:
-        rows, seconds = run_cell(spec, cell)
-        out.append((cell.key, rows, seconds))
+    try:
+        for key, point, n, block, first, replicates in batch:
+            cell = Cell(key, points[point], n, block, first, replicates)
+            rows, seconds = run_cell(spec, cell)
+            out.append((cell.key, rows, seconds))
+    except (KeyboardInterrupt, SystemExit) as exc:
+        raise _Stopped(type(exc).__name__, getattr(exc, "code", None)) from None
     return out
 
 
@@ -204,7 +317,11 @@ def _feed(submit, wait_first, todo: list[Cell], workers: int, write) -> None:
     while pending:
         done, pending = wait_first(pending)
         for fut in done:
-            for key, rows, seconds in fut.result():
+            try:
+                finished = fut.result()
+            except _Stopped as stop:
+                raise stop.again() from None
+            for key, rows, seconds in finished:
                 batcher.record(seconds)
                 write(key, rows, seconds)
             release = getattr(fut, "release", None)
@@ -234,18 +351,23 @@ def run_study(
         raise ParameterError(f"workers must be an integer >= 1, got {workers!r}")
     if scheduler is not None and executor != "dask":
         raise ParameterError("--scheduler is for the dask executor")
+    if scheduler is not None:
+        scheduler = _check_scheduler_address(scheduler)
     all_cells = cells(spec)
     start = time.perf_counter()
-    with Store(store, spec) as db:
+    db = Store(store, spec)
+    state = {"cells": 0, "fits": 0, "run": 0}
+    try:
         done = db.done()
         todo = [c for c in all_cells if c.key not in done]
         by_key = {c.key: c for c in todo}
         fits_per_cell = {c.key: c.replicates * len(spec.objectives) for c in todo}
-        state = {"cells": len(all_cells) - len(todo), "fits": 0}
+        state["cells"] = len(all_cells) - len(todo)
 
         def write(key: str, cols: CellRows, seconds: float) -> None:
             db.write_cell(by_key[key], cols, seconds)
             state["cells"] += 1
+            state["run"] += 1
             state["fits"] += fits_per_cell[key]
             if on_cell is not None:
                 on_cell(state["cells"], len(all_cells), state["fits"])
@@ -259,6 +381,22 @@ def run_study(
                 _run_process(spec, todo, workers, write)
             else:
                 _run_dask(spec, todo, workers, scheduler, write)
+    except BaseException as exc:
+        kept = state["cells"]
+        with contextlib.suppress(Exception):
+            kept = len(db.done())  # what the store holds, whatever moment the exception came
+        with contextlib.suppress(Exception):
+            db.close()
+        if db.created and kept == 0:
+            # nothing kept: a failed or interrupted first run leaves no store claimed for the
+            # study (a file that existed before is never removed)
+            db.remove()
+        if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, StudyInterrupted):
+            raise StudyInterrupted(str(store), kept, len(all_cells), state["run"]) from exc
+        if isinstance(exc, duckdb.Error):  # a write that failed: a full disk, a damaged file
+            raise StoreError(db.describe(exc)) from None
+        raise
+    db.close()
     return RunReport(
         store=str(store),
         cells_total=len(all_cells),
@@ -275,24 +413,109 @@ def _run_process(spec, todo, workers, write) -> None:
 
     n = workers or os.cpu_count() or 1
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_worker_init) as pool:
+    pool = ProcessPoolExecutor(
+        max_workers=n, mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(),)
+    )
+    try:
         _feed(
-            lambda batch: pool.submit(_run_cells_task, spec, batch),
+            lambda batch: pool.submit(_run_cells_task, spec, [_ref(c) for c in batch]),
             lambda fs: wait(fs, return_when=FIRST_COMPLETED),
             todo,
             n,
             write,
         )
+    except BaseException:
+        # an interrupt or a failure: stop now, not after the batches in flight (a cell can take
+        # minutes); what they computed is lost, what was written stays
+        _stop_pool(pool)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _stop_pool(pool) -> None:
+    """Cancel a process pool's queued work and terminate its workers, then reap them."""
+    processes = list(getattr(pool, "_processes", {}).values())  # no public handle before 3.14
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in processes:
+        with contextlib.suppress(Exception):
+            proc.terminate()
+    for proc in processes:
+        with contextlib.suppress(Exception):
+            proc.join(timeout=5)
+
+
+#: Seconds to wait for a Dask scheduler to answer before giving up.
+CONNECT_SECONDS = 5.0
+
+_ADDRESS = re.compile(r"^(?:(tcp|tls)://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
+
+
+def _check_scheduler_address(address: str) -> str:
+    """``address`` if it is a Dask scheduler address, ``[tcp://|tls://]host:port``; otherwise
+    a :class:`~likelab.errors.ParameterError` that says what the form is."""
+    match = _ADDRESS.match(address.strip()) if isinstance(address, str) else None
+    if match is None or not 0 < int(match.group(3)) < 65536:
+        raise ParameterError(
+            f"--scheduler {address!r} is not a Dask scheduler address: expected "
+            "tcp://HOST:PORT (or tls://HOST:PORT), e.g. tcp://127.0.0.1:8786"
+        )
+    return address.strip() if match.group(1) else f"tcp://{address.strip()}"
+
+
+def _reach_scheduler(address: str) -> None:
+    """Fail in seconds where no Dask scheduler answers at ``address`` (a refused connection, an
+    unknown host, a timeout, or something else listening there), not after ``distributed``'s
+    30-second retry loop, or never (a port that accepts and stays silent hung the client)."""
+    import asyncio
+    import socket
+    from concurrent.futures import ThreadPoolExecutor
+
+    from distributed.comm import connect
+
+    host, port = address.split("://", 1)[1].rsplit(":", 1)
+    host = host.strip("[]")
+    try:
+        with socket.create_connection((host, int(port)), timeout=CONNECT_SECONDS):
+            pass
+    except OSError as exc:
+        why = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        raise ParameterError(
+            f"cannot reach the Dask scheduler at {address}: {why} (is it running, and is the "
+            "address right?)"
+        ) from None
+
+    async def handshake() -> None:
+        comm = await asyncio.wait_for(connect(address, timeout=CONNECT_SECONDS), CONNECT_SECONDS)
+        await comm.close()
+
+    # in a thread of its own: the caller may be running an event loop (a notebook)
+    with ThreadPoolExecutor(1) as pool:
+        try:
+            pool.submit(asyncio.run, handshake()).result()
+        except (OSError, asyncio.TimeoutError) as exc:
+            why = "" if isinstance(exc, asyncio.TimeoutError) else f" ({_short(exc)})"
+            raise ParameterError(
+                f"no Dask scheduler answers at {address} within {CONNECT_SECONDS:g} s{why}: "
+                "is something else listening there?"
+            ) from None
+
+
+def _short(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200]
 
 
 def _run_dask(spec, todo, workers, scheduler, write) -> None:
     try:
         import dask
-        from distributed import Client, LocalCluster, wait
+        from distributed import Client, wait
+
+        from likelab.study import _dask
     except ImportError:  # pragma: no cover - dask is an optional extra
         raise ParameterError(
             "the dask executor needs dask.distributed: pip install 'likelab[dask]'"
         ) from None
+    if scheduler is not None:
+        _reach_scheduler(scheduler)
     # dask's nanny starts workers with glibc's MALLOC_TRIM_THRESHOLD_=65536 (to hand memory back
     # to the OS promptly); torch's many small allocations then run 2.3x slower (measured on a
     # study cell). The embedded cluster's workers, restarted ones included, start without it.
@@ -310,26 +533,34 @@ def _run_dask(spec, todo, workers, scheduler, write) -> None:
         "distributed.worker.memory.monitor-interval": "1s",
     }
     with dask.config.set(quiet):
-        cluster = None
-        if scheduler is None:
-            cluster = LocalCluster(
-                n_workers=workers or 2,
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",
-                dashboard_address=None,
-            )
+        cluster = None if scheduler is not None else _dask.local_cluster(workers or 2)
+        client = None
         try:
-            with Client(scheduler or cluster, direct_to_workers=True) as client:
-                shared = client.scatter(spec, broadcast=True)  # sent to each worker once
-                threads = sum(client.nthreads().values())
-                _feed(
-                    lambda batch: client.submit(_run_cells_task, shared, batch, pure=False),
-                    lambda fs: wait(fs, return_when="FIRST_COMPLETED"),
-                    todo,
-                    threads,
-                    write,
-                )
+            try:
+                client = Client(scheduler or cluster, direct_to_workers=True)
+            except (OSError, TimeoutError) as exc:
+                where = f"the Dask scheduler at {scheduler}" if scheduler else "the Dask cluster"
+                raise ParameterError(
+                    f"cannot connect to {where}: {' '.join(str(exc).split())}"
+                ) from None
+            shared = client.scatter(spec, broadcast=True)  # sent to each worker once
+            threads = sum(client.nthreads().values())
+            _feed(
+                lambda batch: client.submit(
+                    _run_cells_task, shared, [_ref(c) for c in batch], pure=False
+                ),
+                lambda fs: wait(fs, return_when="FIRST_COMPLETED"),
+                todo,
+                threads,
+                write,
+            )
         finally:
-            if cluster is not None:
-                cluster.close()
+            # in order: the client first (it stops asking), then the workers and the scheduler;
+            # the known benign messages of a closing cluster are not shown
+            with _dask.quiet_shutdown():
+                if client is not None:
+                    with contextlib.suppress(Exception):
+                        client.close(timeout=CONNECT_SECONDS)
+                if cluster is not None:
+                    with contextlib.suppress(Exception):
+                        cluster.close(timeout=2 * CONNECT_SECONDS)

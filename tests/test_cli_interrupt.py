@@ -1,0 +1,88 @@
+"""Interrupts and exits from inside a command: never a silent exit status 0. Ctrl-C is exit
+status 130 with one line saying what was kept; a ``sys.exit`` in user code is an error."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tests.cli_support import run
+
+
+def _env():
+    import likelab
+
+    src = Path(likelab.__file__).resolve().parents[1]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), str(Path.cwd())])}
+
+
+def test_ctrl_c_during_train_exits_130_and_says_nothing_was_kept(tmp_path):
+    plots = tmp_path / "plots"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from likelab.cli import main; sys.exit(main(sys.argv[1:]))",
+            "train",
+            "--dataset",
+            "moons",
+            "--objectives",
+            "log,brier",
+            "--epochs",
+            "100000",
+            "--seeds",
+            "2",
+            "--plot",
+            str(plots),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+        start_new_session=True,
+    )
+    time.sleep(6)  # imports, data, and well into the first of four long runs
+    assert proc.poll() is None
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and not out, err
+    assert err.count("\n") == 1, err
+    assert err.startswith("interrupted: 0 of 4 training runs finished, nothing kept"), err
+    assert not plots.exists()
+
+
+@pytest.fixture
+def data(tmp_path):
+    path = tmp_path / "y.txt"
+    y = np.random.default_rng(5).gamma(2.0, 1.5, 40)
+    path.write_text("\n".join(repr(float(v)) for v in y) + "\n")
+    return path
+
+
+def _objective(tmp_path, monkeypatch, body):
+    name = f"stops_{abs(hash(body)) % 10**8}"
+    (tmp_path / f"{name}.py").write_text(
+        f"import torch\n\ndef score(dist, y):\n    {body}\n    return -dist.log_prob(y)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return f"{name}:score"
+
+
+def test_an_objective_raising_keyboardinterrupt_in_fit_is_130(data, tmp_path, monkeypatch, capsys):
+    objective = _objective(tmp_path, monkeypatch, "raise KeyboardInterrupt")
+    code, out, err = run(capsys, "fit", data, "--family", "normal", "--objective", objective)
+    assert code == 130 and not out and err == "interrupted\n", err
+
+
+@pytest.mark.parametrize("body", ["raise SystemExit(0)", "import sys; sys.exit()", "exit(4)"])
+def test_an_objective_calling_sys_exit_in_fit_is_an_error(
+    body, data, tmp_path, monkeypatch, capsys
+):
+    objective = _objective(tmp_path, monkeypatch, body)
+    code, out, err = run(capsys, "fit", data, "--family", "normal", "--objective", objective)
+    assert code == 2 and not out and err.count("\n") == 1, err
+    assert err.startswith("error: ") and "exit" in err, err
