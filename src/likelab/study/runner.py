@@ -28,7 +28,7 @@ import os
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +86,39 @@ def default_store(study_file: str | Path, spec: StudySpec) -> Path:
     """``<study file's folder>/<study name>.duckdb``."""
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in spec.name)
     return Path(study_file).resolve().parent / f"{safe}.duckdb"
+
+
+def check_user_objectives(spec: StudySpec, cell: Cell) -> None:
+    """Fit each user objective of ``spec`` once, to one dataset of ``cell``, before anything is
+    written: an objective that breaks its contract (a mean instead of one loss per observation,
+    an exception, ``sys.exit()``, ...) is a :class:`~likelab.errors.UserCodeError` for the whole
+    study, not a failure recorded for every cell. Other errors of that fit are left to the run,
+    where they are recorded as data like any failed fit."""
+    import torch
+
+    from likelab.errors import UserCodeError
+    from likelab.estimate import fit
+    from likelab.objectives import get_objective
+
+    user = [s for s in spec.objectives if get_objective(s).user]
+    if not user:
+        return
+    y, fit_seed = generate(spec.seed, replace(cell, replicates=1))
+    for spec_obj in user:
+        try:
+            fit(
+                y,
+                spec.model.family,
+                spec_obj,
+                fixed=cell.point.fixed or None,
+                seed=fit_seed,
+                max_iter=1,
+                dtype=torch.float64,
+            )
+        except UserCodeError:
+            raise
+        except Exception:  # any other failure is left to the run, recorded there as data
+            continue
 
 
 def run_cell(spec: StudySpec, cell: Cell) -> tuple[CellRows, float]:
@@ -360,6 +393,8 @@ def run_study(
     try:
         done = db.done()
         todo = [c for c in all_cells if c.key not in done]
+        if todo:  # a broken user objective stops the study before its first cell
+            check_user_objectives(spec, todo[0])
         by_key = {c.key: c for c in todo}
         fits_per_cell = {c.key: c.replicates * len(spec.objectives) for c in todo}
         state["cells"] = len(all_cells) - len(todo)
