@@ -164,6 +164,31 @@ def expected_score_details(
     return ExpectedScore(current, scale, torch.maximum(error, rounding))
 
 
+def truth_mass(truth: Distribution | DataGeneratingProcess) -> float:
+    r""":math:`\int p` (or :math:`\sum_y p(y)`) on the nodes that :func:`expected_score` uses
+    for the forecast Q = P: 1 up to the rule's error when the quadrature resolves P, less (0)
+    where P's log-density cannot be evaluated at its own nodes, e.g. a normal with a scale below
+    ~1e-154, whose variance underflows to 0 in float64. Checked before any verdict is given.
+
+    >>> from likelab.families.dgp import parse_dgp
+    >>> round(truth_mass(parse_dgp("normal:loc=0,scale=1e-100")), 12)
+    1.0
+    >>> truth_mass(parse_dgp("normal:loc=0,scale=1e-300"))
+    0.0
+    """
+    if isinstance(truth, DataGeneratingProcess):
+        truth = truth.distribution()
+    dtype, device = dtype_device(truth)
+    with torch.no_grad():
+        if truth.support.is_discrete:
+            _, log_w = _discrete_nodes(truth, torch.Size(), dtype, device)
+            return float(log_w.exp().nan_to_num(nan=0.0).sum())
+        mass, _, _ = _continuous(
+            lambda y: torch.ones_like(y), truth, truth, (_N_PANEL, _PANEL_LEVELS[-1]), dtype, device
+        )
+    return float(mass)
+
+
 # ---------------------------------------------------------------------- continuous truths
 def _continuous(
     score: Callable[[torch.Tensor], torch.Tensor],
