@@ -8,6 +8,7 @@ import math
 
 import pytest
 import torch
+from tests.cli_support import run
 
 from likelab.errors import LikelabError, ParameterError
 from likelab.properness import (
@@ -20,7 +21,6 @@ from likelab.properness import (
 )
 from likelab.properness import classes as classes_module
 from likelab.properness.classes import expected_class_score
-from tests.cli_support import run
 
 # ------------------------------------------------------------------ 3: Hyvärinen, heavy tails
 
