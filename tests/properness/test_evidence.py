@@ -200,3 +200,13 @@ def test_cli_refuses_too_many_classes_in_one_line(capsys):
     code, out, err = run(capsys, "properness", "--objectives", "brier", "--classes", "5000")
     assert code == 2 and out == ""
     assert err.startswith("error: ") and err.count("\n") == 1 and ("GB" in err or "TB" in err)
+
+
+def test_cli_json_carries_undetermined_with_its_reason(broken, capsys):
+    from tests.cli_support import run_json
+
+    rows = run_json(
+        capsys, "properness", "--objectives", "broken_scores:all_nan", "--classes", "3"
+    )["results"]
+    assert [r["verdict"] for r in rows] == [UNDETERMINED]
+    assert rows[0]["how"].startswith("undetermined: ") and rows[0]["agrees_with_claim"] is None
