@@ -485,7 +485,7 @@ def _entropy(p: torch.Tensor) -> float:
 def _how(q: torch.Tensor, p: torch.Tensor, verdict: str, flat: int = 0) -> str:
     if verdict == "strictly proper":
         extra = (
-            f"; {flat} flat optima elsewhere are strict minima (curvature > 0 towards them)"
+            f"; {flat} flat optima elsewhere are strict minima (the score rises towards them)"
             if flat
             else ""
         )

@@ -18,7 +18,15 @@ a verdict, with the tolerances that decide it:
   :math:`\max_j |u^*_j - u_{P,j}| > 10^{-3}` on the unconstrained scale (log for scales, so a
   relative difference of 0.1%);
 - ``strictly proper``: P is not beaten and every converged start returns to P (to
-  :math:`10^{-3}`).
+  :math:`10^{-3}`), at least one start having converged;
+- ``undetermined``: P is not beaten, but its expected score is not finite, or no start
+  converged to a finite minimum (``how`` gives the starts' stops): no verdict rests on an empty
+  set or a non-finite number.
+
+Before any of this, the truth must be resolved by the quadrature: its density must integrate to
+1 (to 1e-6) on the nodes (:func:`~likelab.properness.expected.truth_mass`); a truth whose
+log-density underflows (a normal scale below ~1e-154, whose square is 0) or whose nodes round
+onto one point (a scale below ~1e-16 of its location) is refused with a ParameterError.
 
 This is properness *relative to the family*: a rule improper over all distributions can still
 be minimised at P within a small family, and the verdict only speaks for the truth tried. The
