@@ -171,6 +171,10 @@ def test_truth_mass_is_one_where_the_truth_is_resolved():
 
     for spec in ("normal:loc=0,scale=1e-120", "gamma:concentration=0.5,rate=2", "poisson:rate=4"):
         assert abs(truth_mass(parse_dgp(spec)) - 1) < 1e-9, spec
+    # a large Poisson rate: its pmf's own rounding (k log λ ~ 1e4) leaves ~1e-13 unaccounted,
+    # which no wider window can recover; neither a "heavy tail" error nor a refusal
+    assert abs(truth_mass(parse_dgp("poisson:rate=2500")) - 1) < 1e-9
+    assert check_density("log", "poisson:rate=2500").verdict == "strictly proper"
     assert truth_mass(parse_dgp("normal:loc=0,scale=1e-200")) == 0.0  # its variance underflows
     # nodes 3 + 1e-120 x all round to 3: nothing of the density is seen
     assert truth_mass(parse_dgp("normal:loc=3,scale=1e-120")) == 0.0

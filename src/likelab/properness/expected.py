@@ -328,14 +328,25 @@ def _discrete_nodes(
         if not (math.isfinite(mu) and math.isfinite(sd)):
             mu, sd = lo_f, 100.0
         half = 12.0 * sd + 20.0
+        before: tuple[float, float] | None = None
         while True:
             start = max(lo_f, math.floor(mu - half))
             stop = math.ceil(mu + half) if math.isinf(hi_f) else min(hi_f, math.ceil(mu + half))
             ys = torch.arange(start, stop + 1, dtype=torch.float64)
-            log_mass = torch.logsumexp(masked_log_prob(truth, ys.to(truth_dtype)), 0)
+            log_p_window = masked_log_prob(truth, ys.to(truth_dtype))
+            log_mass = torch.logsumexp(log_p_window, 0)
             missing = -torch.expm1(log_mass).item()
             if missing <= _DISCRETE_MASS_TOL:
                 break
+            if before is not None:
+                # the deficit did not come from the tails if widening added (almost) nothing:
+                # then it is the rounding of the pmf itself (log pmf terms such as k log λ of
+                # size 1e4 round at 1e-12), and a wider window cannot help
+                ring = (ys < before[0]) | (ys > before[1])
+                added = torch.logsumexp(log_p_window[ring], 0).exp().item() if ring.any() else 0
+                if added <= _DISCRETE_MASS_TOL * 1e-2 and missing <= 1e-9:
+                    break
+            before = (start, stop)
             if 2 * ys.numel() > _DISCRETE_MAX_TERMS:
                 raise UnsupportedError(
                     f"the truth's mass is not captured by {ys.numel()} integers around its mean "
