@@ -278,3 +278,33 @@ def test_cuda_follows_inputs():
     assert out.device.type == "cuda"
     (g,) = torch.autograd.grad(out.sum(), mu)
     assert g.device.type == "cuda"
+
+
+# ----------------------------------------------------------------------------- heavy tails
+@pytest.mark.parametrize(
+    ("make", "df"),
+    [
+        (lambda loc, scale: D.Cauchy(loc, scale), 1.0),
+        (lambda loc, scale: D.StudentT(t64(2.5), loc, scale), 2.5),
+    ],
+)
+def test_far_tail_values_and_parameter_derivatives_are_finite(make, df):
+    # z² overflows beyond |z| ~ 1e154: torch's log1p(z²) then has 0 * inf = nan derivatives,
+    # which quadrature nodes of a heavy-tailed truth (out to 1e300) used to hit
+    loc, scale = t64(0.3).requires_grad_(True), t64(1.7).requires_grad_(True)
+    y = t64([-1e300, -1e200, -3.0, 0.3, 40.0, 1e155, 1e250, 1e300])
+    s = HYV(make(loc, scale), y)
+    # closed form with w = z / √ν: S = (ν+1)/(σ²ν) [(ν+1) w²/(1+w²)² - 2 (1-w²)/(1+w²)²],
+    # written in 1/w beyond |w| = 1 so that nothing overflows
+    z = (y.detach() - 0.3) / 1.7
+    w = z / np.sqrt(df)
+    big = w.abs() > 1
+    v = torch.where(big, 1 / torch.where(big, w, torch.ones_like(w)), w)
+    ratio = torch.where(big, v**2 / (1 + v**2) ** 2, w**2 / (1 + w**2) ** 2)
+    minus = torch.where(big, v**2 * (v**2 - 1) / (1 + v**2) ** 2, (1 - w**2) / (1 + w**2) ** 2)
+    want = (df + 1) / (1.7**2 * df) * ((df + 1) * ratio - 2 * minus)
+    np.testing.assert_allclose(s.detach().numpy(), want.numpy(), rtol=1e-12, atol=0)
+    grads = torch.autograd.grad(s.sum(), (loc, scale), create_graph=True)
+    second = [torch.autograd.grad(g, (loc, scale), retain_graph=True) for g in grads]
+    assert all(torch.isfinite(g) for g in grads)
+    assert all(torch.isfinite(h) for row in second for h in row)

@@ -24,6 +24,15 @@ Two forecasts are refused because the pointwise formula is not their score at al
 
 Computed by autograd with respect to ``y`` (``create_graph=True``), so the result stays
 differentiable with respect to the forecast's parameters (and to ``y``), to any order.
+
+Heavy tails: torch's Cauchy and Student-t log-densities form :math:`\log(1 + z^2/\nu)` from
+:math:`z^2`, which overflows for :math:`|z| > 10^{154}`; the value survives (``log1p(inf) = inf``
+is the right limit there), but the derivatives of order two and up are ``0 * inf = nan``. The
+score differentiates twice in y, and a Newton step in the parameters twice more, so
+expectations by quadrature under a heavy-tailed truth, whose nodes reach :math:`10^{300}`, came
+out with ``nan`` Hessians. For these forecasts the log-density is therefore taken from
+:func:`_log1p_square`, :math:`\log(1 + w^2) = 2 \log|w| + \log(1 + w^{-2})` for
+:math:`|w| > 1`, whose derivatives of every order are finite at every finite w.
 """
 
 from __future__ import annotations
@@ -78,6 +87,30 @@ def _check_forecast(dist: D.Distribution) -> None:
             raise UnsupportedError(f"{name} forecast: {reason}")
 
 
+def _log1p_square(w: torch.Tensor) -> torch.Tensor:
+    r""":math:`\log(1 + w^2)` with derivatives of every order finite at every finite ``w``:
+    ``log1p(w²)`` for :math:`|w| \le 1`, :math:`2\log|w| + \log(1 + w^{-2})` beyond (each branch
+    fed only its own safe inputs, so no ``0 * inf`` reaches a derivative)."""
+    big = w.abs() > 1
+    w_small = torch.where(big, torch.zeros_like(w), w)
+    w_big = torch.where(big, w, torch.ones_like(w))
+    return torch.where(
+        big, 2 * torch.log(w_big.abs()) + torch.log1p(w_big.pow(-2)), torch.log1p(w_small**2)
+    )
+
+
+def _log_density(dist: D.Distribution, y: torch.Tensor) -> torch.Tensor:
+    """``dist.log_prob(y)``, with the heavy-tailed forecasts' ``log(1 + z²/ν)`` computed by
+    :func:`_log1p_square` (see the module docstring); the normalising constants are left out,
+    since the score does not depend on them."""
+    if isinstance(dist, D.StudentT):  # likelab's Student-t subclasses torch's
+        df = dist.df
+        return -0.5 * (df + 1) * _log1p_square((y - dist.loc) / (dist.scale * df.sqrt()))
+    if isinstance(dist, D.Cauchy):
+        return -_log1p_square((y - dist.loc) / dist.scale)
+    return dist.log_prob(y)
+
+
 def hyvarinen_score(dist: D.Distribution, y: torch.Tensor) -> torch.Tensor:
     r""":math:`2\,\partial_y^2 \log f(y) + (\partial_y \log f(y))^2`, one value per observation.
 
@@ -103,7 +136,7 @@ def hyvarinen_score(dist: D.Distribution, y: torch.Tensor) -> torch.Tensor:
     else:
         y_var = y.detach().expand(shape).clone().requires_grad_(True)
     with torch.enable_grad():
-        log_f = dist.log_prob(y_var)
+        log_f = _log_density(dist, y_var)
         (d1,) = torch.autograd.grad(log_f.sum(), y_var, create_graph=True)
         if d1.requires_grad:
             (d2,) = torch.autograd.grad(d1.sum(), y_var, create_graph=keep_graph, allow_unused=True)

@@ -9,8 +9,10 @@ Two settings (Gneiting & Raftery 2007, JASA 102:359-378):
   (:func:`expected_score`), minimised over θ.
 
 :func:`check_properness` is the single entry point: a verdict (``"strictly proper"``,
-``"proper"``, ``"improper"``, or ``None`` when P is outside the forecast family) with its
-evidence, for any objective of the registry, the user's own included.
+``"proper"``, ``"improper"``, ``"undetermined"`` when the evidence cannot decide: non-finite
+expected scores or no converged start, or ``None`` when P is outside the forecast family) with
+its evidence, for any objective of the registry, the user's own included. No verdict rests on
+an empty set or a non-finite number.
 """
 
 from __future__ import annotations
@@ -25,14 +27,23 @@ from likelab.families import Family
 from likelab.families.dgp import DataGeneratingProcess
 from likelab.objectives import Objective
 from likelab.properness.classes import (
+    MEMORY_BUDGET,
+    UNDETERMINED,
+    VERDICTS,
     ClassesVerdict,
     Verdict,
     check_classes,
     claim_of,
     class_truths,
+    classes_cost,
 )
 from likelab.properness.density import DensityVerdict, check_density
-from likelab.properness.expected import ExpectedScore, expected_score, expected_score_details
+from likelab.properness.expected import (
+    ExpectedScore,
+    expected_score,
+    expected_score_details,
+    truth_mass,
+)
 from likelab.properness.survey import (
     NotApplicable,
     PropernessSurvey,
@@ -42,6 +53,9 @@ from likelab.properness.survey import (
 )
 
 __all__ = [
+    "MEMORY_BUDGET",
+    "UNDETERMINED",
+    "VERDICTS",
     "ClassesVerdict",
     "DensityVerdict",
     "ExpectedScore",
@@ -54,10 +68,12 @@ __all__ = [
     "check_properness",
     "claim_of",
     "class_truths",
+    "classes_cost",
     "expected_score",
     "expected_score_details",
     "score_profile",
     "survey",
+    "truth_mass",
 ]
 
 

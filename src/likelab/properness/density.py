@@ -18,7 +18,15 @@ a verdict, with the tolerances that decide it:
   :math:`\max_j |u^*_j - u_{P,j}| > 10^{-3}` on the unconstrained scale (log for scales, so a
   relative difference of 0.1%);
 - ``strictly proper``: P is not beaten and every converged start returns to P (to
-  :math:`10^{-3}`).
+  :math:`10^{-3}`), at least one start having converged;
+- ``undetermined``: P is not beaten, but its expected score is not finite, or no start
+  converged to a finite minimum (``how`` gives the starts' stops): no verdict rests on an empty
+  set or a non-finite number.
+
+Before any of this, the truth must be resolved by the quadrature: its density must integrate to
+1 (to 1e-6) on the nodes (:func:`~likelab.properness.expected.truth_mass`); a truth whose
+log-density underflows (a normal scale below ~1e-154, whose square is 0) or whose nodes round
+onto one point (a scale below ~1e-16 of its location) is refused with a ParameterError.
 
 This is properness *relative to the family*: a rule improper over all distributions can still
 be minimised at P within a small family, and the verdict only speaks for the truth tried. The
@@ -34,6 +42,7 @@ the family (e.g. moment matching for a normal family).
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,12 +55,14 @@ from likelab.estimate.newton import NewtonResult, newton_minimize
 from likelab.families import Family, get_family
 from likelab.families.dgp import DataGeneratingProcess, FamilyDGP, parse_dgp
 from likelab.families.mixture import support_bounds
+from likelab.families.quadrature import dtype_device
 from likelab.objectives import Objective, get_objective
-from likelab.properness.classes import Verdict, claim_of
+from likelab.properness.classes import UNDETERMINED, Verdict, claim_of
 from likelab.properness.expected import (
     ExpectedScore,
     expected_score,
     expected_score_details,
+    truth_mass,
 )
 
 __all__ = ["DensityVerdict", "check_density"]
@@ -62,6 +73,7 @@ EDGE = 25.0  # |u| beyond this: the optimum is at the edge of the parameter spac
 _SAMPLE = 4096  # draws from the truth for the fitted start and the support check
 _DRIFT = 5.0  # a start that moved this far on a log/logit scale is followed towards the edge
 _LADDER = 8  # points on the way to the edge
+_MASS_TOL = 1e-6  # |∫p - 1| on the quadrature's nodes beyond which the truth is unresolved
 
 
 @dataclass(frozen=True)
@@ -149,6 +161,14 @@ def check_density(
     p_dist = dgp.distribution()
     sample = dgp.sample(_SAMPLE, seed=np.random.SeedSequence([seed, 0x5EED]).generate_state(1)[0])
     _check_support(dgp, p_dist, fam, sample)
+    mass = truth_mass(p_dist)
+    if not abs(mass - 1.0) <= _MASS_TOL:
+        raise ParameterError(
+            f"the truth {dgp.spec} cannot be resolved in {dtype_device(p_dist)[0]}: its "
+            f"density integrates to {mass:.6g} on the quadrature's nodes, not 1 (a scale so "
+            "small that its log-density underflows, or so small against its location that the "
+            "nodes round onto one point); no verdict can rest on it. Rescale the problem"
+        )
 
     theta_p = _truth_params(dgp, fam)
     u_p = None if theta_p is None else fam.to_unconstrained(theta_p).to(torch.float64)
@@ -215,38 +235,51 @@ def check_density(
         q_p = fam.distribution_unchecked(fam.to_natural(u_p.unsqueeze(0)))
         at_p, scale_p, _ = expected_score_details(obj, p_dist, q_p)
     at_truth = float(at_p[0])
-    if not math.isfinite(at_truth):
-        raise UnsupportedError(
-            f"the expected {obj.spec} score of the truth {dgp.spec} is {at_truth}: the objective "
-            "cannot judge this truth"
-        )
     tol = SCORE_TOL * (1.0 + float(scale_p[0]))
     dist_all = (res.u - u_p).abs().amax(-1)
-    converged = res.converged
+    finite = torch.isfinite(res.value)
+    converged = res.converged & finite
     # a tie needs a start that stopped at a minimum or on an exactly flat stretch ("flat":
     # gradient and Hessian 0), not one that ran out of iterations on a shallow slope
-    stopped = converged | torch.as_tensor([r == "flat" for r in res.reason])
+    stopped = converged | (torch.as_tensor([r == "flat" for r in res.reason]) & finite)
     ties = (values <= at_truth + tol) & (dist_all > PARAM_TOL) & stopped
     gap = at_truth - value
-    if gap > tol:
+    undetermined = ""
+    if not math.isfinite(at_truth):
+        verdict, shown = UNDETERMINED, best
+        undetermined = (
+            f"undetermined: the expected {obj.spec} score of the truth is {at_truth}; "
+            "non-finite numbers are no evidence for a verdict"
+        )
+    elif math.isfinite(value) and gap > tol:
         verdict, shown = "improper", best
     elif bool(ties.any()):
         verdict, shown = "proper", int(torch.nonzero(ties)[0])
-    else:
+    elif bool(converged.any()):
         verdict = "strictly proper"
         # the converged start farthest from the truth: how close "returned to the truth" is
         far = torch.where(converged, dist_all, torch.full_like(dist_all, -1.0))
-        shown = int(torch.argmax(far)) if bool(converged.any()) else best
+        shown = int(torch.argmax(far))
+    else:
+        verdict, shown = UNDETERMINED, best
+        stops = ", ".join(f"{n} × {r}" for r, n in sorted(Counter(res.reason).items()))
+        undetermined = (
+            f"undetermined: none of the {len(res.reason)} starts converged to a finite "
+            f"minimum (stops: {stops}), so nothing shows where the expected score is minimised"
+        )
     u_show = res.u[shown]
     shown_opt = _natural(fam, u_show)
     details["returned"] = f"{int(converged.sum())} of {len(res.reason)} starts converged"
+    how = undetermined or _how_inside(fam, theta_p, shown_opt, u_show, u_p, verdict)
+    if verdict == "strictly proper" and int(converged.sum()) < len(res.reason):
+        how += f" ({details['returned']})"
     return DensityVerdict(
         verdict=verdict,
         truth_params={k: float(v) for k, v in theta_p.items()},
         at_truth=at_truth,
         gap=at_truth - float(res.value[shown]),
         distance=float((u_show - u_p).abs().max()),
-        how=_how_inside(fam, theta_p, shown_opt, u_show, u_p, verdict),
+        how=how,
         details=details,
         **{
             **common,

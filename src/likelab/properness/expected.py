@@ -164,6 +164,31 @@ def expected_score_details(
     return ExpectedScore(current, scale, torch.maximum(error, rounding))
 
 
+def truth_mass(truth: Distribution | DataGeneratingProcess) -> float:
+    r""":math:`\int p` (or :math:`\sum_y p(y)`) on the nodes that :func:`expected_score` uses
+    for the forecast Q = P: 1 up to the rule's error when the quadrature resolves P, less (0)
+    where P's log-density cannot be evaluated at its own nodes, e.g. a normal with a scale below
+    ~1e-154, whose variance underflows to 0 in float64. Checked before any verdict is given.
+
+    >>> from likelab.families.dgp import parse_dgp
+    >>> round(truth_mass(parse_dgp("normal:loc=0,scale=1e-100")), 12)
+    1.0
+    >>> truth_mass(parse_dgp("normal:loc=0,scale=1e-300"))
+    0.0
+    """
+    if isinstance(truth, DataGeneratingProcess):
+        truth = truth.distribution()
+    dtype, device = dtype_device(truth)
+    with torch.no_grad():
+        if truth.support.is_discrete:
+            _, log_w = _discrete_nodes(truth, torch.Size(), dtype, device)
+            return float(log_w.exp().nan_to_num(nan=0.0).sum())
+        mass, _, _ = _continuous(
+            lambda y: torch.ones_like(y), truth, truth, (_N_PANEL, _PANEL_LEVELS[-1]), dtype, device
+        )
+    return float(mass)
+
+
 # ---------------------------------------------------------------------- continuous truths
 def _continuous(
     score: Callable[[torch.Tensor], torch.Tensor],
@@ -303,14 +328,25 @@ def _discrete_nodes(
         if not (math.isfinite(mu) and math.isfinite(sd)):
             mu, sd = lo_f, 100.0
         half = 12.0 * sd + 20.0
+        before: tuple[float, float] | None = None
         while True:
             start = max(lo_f, math.floor(mu - half))
             stop = math.ceil(mu + half) if math.isinf(hi_f) else min(hi_f, math.ceil(mu + half))
             ys = torch.arange(start, stop + 1, dtype=torch.float64)
-            log_mass = torch.logsumexp(masked_log_prob(truth, ys.to(truth_dtype)), 0)
+            log_p_window = masked_log_prob(truth, ys.to(truth_dtype))
+            log_mass = torch.logsumexp(log_p_window, 0)
             missing = -torch.expm1(log_mass).item()
             if missing <= _DISCRETE_MASS_TOL:
                 break
+            if before is not None:
+                # the deficit did not come from the tails if widening added (almost) nothing:
+                # then it is the rounding of the pmf itself (log pmf terms such as k log λ of
+                # size 1e4 round at 1e-12), and a wider window cannot help
+                ring = (ys < before[0]) | (ys > before[1])
+                added = torch.logsumexp(log_p_window[ring], 0).exp().item() if ring.any() else 0
+                if added <= _DISCRETE_MASS_TOL * 1e-2 and missing <= 1e-9:
+                    break
+            before = (start, stop)
             if 2 * ys.numel() > _DISCRETE_MAX_TERMS:
                 raise UnsupportedError(
                     f"the truth's mass is not captured by {ys.numel()} integers around its mean "

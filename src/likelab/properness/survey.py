@@ -162,6 +162,19 @@ def _classes_profile(v: ClassesVerdict, points: int) -> ScoreProfile:
     with torch.no_grad():
         values = expected_class_score(obj, logits, q.expand_as(logits), logits=True).numpy()
         at_truth = float(expected_class_score(obj, q[None], q[None])[0])
+    if not np.isfinite(values).any():  # no finite expected score: nothing to mark
+        return ScoreProfile(
+            objective=v.objective,
+            setting=v.setting,
+            xlabel="temperature T of q^(1/T) (T < 1 sharper)",
+            x=temps,
+            values=values,
+            truth_x=1.0,
+            truth_value=at_truth,
+            optimum_x=None,
+            optimum_value=None,
+            optimum_at_edge=None,
+        )
     best = int(np.nanargmin(np.where(np.isfinite(values), values, np.nan)))
     edge = "left" if best == 0 else ("right" if best == points - 1 else None)
     return ScoreProfile(

@@ -168,7 +168,9 @@ def properness_section(result: Any) -> Section:
         caption="Expected score (lower is better) along a line of forecasts through the truth: "
         "a proper objective has its minimum at the truth.",
     )
-    verdicts = [r for r in result.results if getattr(r, "verdict", None) is not None]
+    verdicts = [
+        r for r in result.results if getattr(r, "verdict", None) not in (None, "undetermined")
+    ]
     disagree = [r.objective for r in verdicts if r.agrees_with_claim is False]
     return Section(
         id="properness",
