@@ -473,7 +473,7 @@ BAD_STORES: dict[str, bytes | None] = {
     "duckdb-no-tables": None,  # an empty DuckDB database
     "duckdb-other-tables": None,  # a DuckDB database of something else
     "truncated": None,  # the valid store cut in half
-    "corrupted": None,  # the valid store with its middle overwritten
+    "corrupted": None,  # the valid store with 8 KB of a data block in use flipped
 }
 for name in BAD_STORES:
     case(f"summary-store-{name}", "study", "summary", f"bad-{name}.duckdb", files={name: None})
@@ -593,8 +593,12 @@ def _bad_store(kind: str, target: Path, valid: Path) -> None:
         if kind == "truncated":
             target.write_bytes(blob[: len(blob) // 2])
         else:
-            middle = len(blob) // 2
-            target.write_bytes(blob[:middle] + b"\xa5" * 8192 + blob[middle + 8192 :])
+            # 8 KB of a data block flipped, past the file's three 4 KB headers, where the
+            # bytes are in use (a block's unused, zero tail is never read: flipping it changes
+            # nothing that any query sees, so it is no corruption at all)
+            start = next(i for i in range(12288, len(blob), 4096) if any(blob[i : i + 4096]))
+            flipped = bytes(b ^ 0xA5 for b in blob[start : start + 8192])
+            target.write_bytes(blob[:start] + flipped + blob[start + 8192 :])
 
 
 def _tree(root: Path) -> dict[str, str]:

@@ -71,10 +71,12 @@ def build_model(
     >>> tuple(m(torch.zeros(5, 2)).shape)
     (5, 3)
     """
-    name, _, rest = spec.partition(":")
+    name, colon, rest = spec.partition(":")
     name = name.strip()
     try:
-        sizes = [int(s) for s in rest.split(",") if s.strip()] if rest else []
+        # after a ':', a list of integers and nothing else: 'mlp:' or 'mlp:64,,64' is a typo,
+        # not the default widths
+        sizes = [int(s) for s in rest.split(",")] if colon else []
     except ValueError:
         raise ParameterError(
             f"model spec {spec!r}: expected integers after ':', e.g. mlp:64,64"
