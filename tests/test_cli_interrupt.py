@@ -85,4 +85,4 @@ def test_an_objective_calling_sys_exit_in_fit_is_an_error(
     objective = _objective(tmp_path, monkeypatch, body)
     code, out, err = run(capsys, "fit", data, "--family", "normal", "--objective", objective)
     assert code == 2 and not out and err.count("\n") == 1, err
-    assert err.startswith("error: ") and "exit" in err, err
+    assert err.startswith("error: user objective") and "raised SystemExit" in err, err

@@ -17,6 +17,7 @@ __all__ = [
     "UnknownNameError",
     "UnsupportedError",
     "UserCodeError",
+    "UserContractError",
 ]
 
 
@@ -60,3 +61,9 @@ class UserCodeError(LikelabError):
 class StoreError(SpecError):
     """A study store that cannot be used: missing, not a likelab store, damaged, of another
     schema, in use or not writable. The message names the file and what is wrong with it."""
+
+
+class UserContractError(UserCodeError):
+    """A user's objective failed on likelab's probe, a small valid input it is run on once before
+    any data: it breaks the contract whatever the data (a mean instead of one loss per
+    observation, the wrong type or shape, an exception or ``sys.exit()`` on a valid forecast)."""

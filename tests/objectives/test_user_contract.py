@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import sys
 import textwrap
-import uuid
 
 import numpy as np
 import pytest
@@ -22,7 +21,9 @@ from likelab.landscape import evaluate
 from likelab.objectives import get_objective
 from likelab.properness import check_classes, check_density
 
-TAG = uuid.uuid4().hex[:8]
+# a fixed tag: test ids must be the same in every pytest-xdist worker (each worker writes these
+# modules into its own temporary directory)
+TAG = "c0ntract"
 BAD = f"user_bad_{TAG}"  # user functions breaking the contract, each in its own way
 GOOD = f"user_good_{TAG}"  # correct user objectives
 

@@ -124,6 +124,30 @@ def broken(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
 
 
+@pytest.fixture(scope="module")
+def defective():
+    """The same scores registered as built-ins (no user-contract probe in front of them): a
+    defective scoring rule whose non-finite values reach the properness check itself. (As user
+    objectives they are refused before any check: test_the_user_probe_refuses_them_first.)"""
+    from likelab.objectives import base
+    from likelab.objectives.base import Properties, register_objective
+
+    namespace: dict = {}
+    exec(BROKEN, namespace)
+    for fn in ("all_nan", "nan_off_the_mode"):
+        register_objective(
+            f"defective_{fn}",
+            formula="(non-finite on purpose)",
+            reference="test",
+            properties=Properties(),
+            kind="local",
+            replace=True,
+        )(namespace[fn])
+    yield "defective_"
+    for fn in ("all_nan", "nan_off_the_mode"):  # the registry is global: leave it as found
+        base._REGISTRY.pop(f"defective_{fn}", None)
+
+
 def _no_verdict_from(run_check):
     """The check either refuses (a LikelabError) or says "undetermined" with its reason."""
     try:
@@ -149,9 +173,17 @@ def test_a_non_finite_user_objective_gets_no_verdict_on_densities(broken, name):
     assert "nan" in why or "inf" in why or "finite" in why
 
 
-def test_partly_non_finite_scores_are_no_evidence_either(broken):
+def test_the_user_probe_refuses_them_first(broken):
+    from likelab.errors import UserContractError
+
+    for name in ("all_nan", "nan_off_the_mode"):
+        with pytest.raises(UserContractError, match="where the log score is finite"):
+            check_classes(f"broken_scores:{name}", 3, n_truths=5)
+
+
+def test_partly_non_finite_scores_are_no_evidence_either(defective):
     # finite at the near one-hot forecasts, NaN elsewhere: never "strictly proper"
-    v = check_classes("broken_scores:nan_off_the_mode", 3, n_truths=5)
+    v = check_classes(f"{defective}nan_off_the_mode", 3, n_truths=5)
     assert v.verdict in (UNDETERMINED, "improper"), v.how
     if v.verdict == "improper":
         assert math.isfinite(v.gap) and v.gap > 0
@@ -214,11 +246,11 @@ def test_cli_refuses_too_many_classes_in_one_line(capsys):
     assert err.startswith("error: ") and err.count("\n") == 1 and ("GB" in err or "TB" in err)
 
 
-def test_cli_json_carries_undetermined_with_its_reason(broken, capsys):
+def test_cli_json_carries_undetermined_with_its_reason(defective, capsys):
     from tests.cli_support import run_json
 
-    rows = run_json(
-        capsys, "properness", "--objectives", "broken_scores:all_nan", "--classes", "3"
-    )["results"]
+    rows = run_json(capsys, "properness", "--objectives", f"{defective}all_nan", "--classes", "3")[
+        "results"
+    ]
     assert [r["verdict"] for r in rows] == [UNDETERMINED]
     assert rows[0]["how"].startswith("undetermined: ") and rows[0]["agrees_with_claim"] is None

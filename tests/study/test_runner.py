@@ -93,7 +93,13 @@ def test_resume_skips_finished_cells_and_the_store_refuses_another_spec(tmp_path
 
 def test_failures_are_recorded_as_data(tmp_path, monkeypatch):
     (tmp_path / "failing_scores.py").write_text(
-        "def boom(dist, y):\n    raise RuntimeError('no fit today')\n"
+        # fails on the study's datasets (n = 15 and 40), not on likelab's 4-observation probe: a
+        # failure on the data, recorded as data (an objective failing on the probe is refused
+        # before the run: test_an_objective_broken_on_the_probe_is_refused_before_the_run)
+        "def boom(dist, y):\n"
+        "    if y.shape[-1] > 4:\n"
+        "        raise RuntimeError('no fit today')\n"
+        "    return -dist.log_prob(y)\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     text = STUDY.replace(
@@ -114,6 +120,32 @@ def test_failures_are_recorded_as_data(tmp_path, monkeypatch):
 
     rates = {r["objective"]: r["failure_rate"] for r in summarise(tmp_path / "f.duckdb")}
     assert rates == {"failing_scores:boom": 1.0, "log": 0.0}
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ("raise RuntimeError('broken everywhere 31')", "broken everywhere 31"),
+        ("return -dist.log_prob(y).mean()", "a mean or sum?"),
+        ("return (-dist.log_prob(y)).long()", "not floating point"),
+    ],
+)
+def test_an_objective_broken_on_the_probe_is_refused_before_the_run(
+    body, fragment, tmp_path, monkeypatch, capsys
+):
+    from tests.cli_support import run
+
+    name = f"broken_{abs(hash(body)) % 10**8}"
+    (tmp_path / f"{name}.py").write_text(f"def score(dist, y):\n    {body}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    text = STUDY.replace(
+        'objectives: [log, "dpd:beta=0.5", linear]', f'objectives: [log, "{name}:score"]'
+    )
+    store = tmp_path / "runner.duckdb"
+    code, out, err = run(capsys, "study", "run", study_file(tmp_path, text), "--executor", "local")
+    assert code == 2 and not out and err.count("\n") == 1, err
+    assert err.startswith(f"error: user objective {name}:score") and fragment in err, err
+    assert not store.exists()
 
 
 def _env():
@@ -379,7 +411,6 @@ def test_an_objective_stopping_never_exits_0_silently(
 
 def check_stop(body, executor, tmp_path, monkeypatch, capsys):
     from tests.cli_support import run
-
 
     objective = _user_objective(tmp_path, monkeypatch, body)
     text = STUDY.replace(

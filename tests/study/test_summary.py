@@ -8,8 +8,9 @@ import duckdb
 import numpy as np
 import pytest
 
+from likelab.errors import LikelabError
 from likelab.study import Store, load_study, run_study, summarise
-from likelab.study.summary import _paired
+from likelab.study.summary import _paired, export
 
 STUDY = """
 name: summary
@@ -244,5 +245,8 @@ def test_exports_hold_the_summary_exactly_and_failures_write_nothing(study_store
     for target in (out, out / "missing" / "s.csv"):
         code, stdout, err = run(capsys, "study", "summary", study_store, "--csv", target)
         assert code == 2 and stdout == "" and err.count("\n") == 1, err
-        assert err.startswith("error: cannot write the summary to")
+        assert err.startswith("error: --csv: "), err  # checked before anything is computed
+        # the library's own export refuses the same paths, writing nothing either
+        with pytest.raises(LikelabError, match="cannot write the summary to"):
+            export(study_store, target, "csv")
     assert sorted(p.name for p in out.iterdir()) == ["s.csv", "s.pq"]

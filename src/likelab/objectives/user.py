@@ -45,7 +45,7 @@ import numpy as np
 import torch
 from torch.distributions import Categorical, Distribution
 
-from likelab.errors import LikelabError, SpecError, UserCodeError
+from likelab.errors import LikelabError, SpecError, UserCodeError, UserContractError
 
 __all__ = [
     "CONTRACT",
@@ -265,6 +265,16 @@ class UserLoss:
 
     # ------------------------------------------------------------------ the probe
     def _probe(self, actual: Distribution, hyper: dict, grad: bool) -> None:
+        """Run the probe; a failure there is a :class:`UserContractError` (the function fails
+        on likelab's own valid input, whatever the data)."""
+        try:
+            self._run_probe(actual, hyper, grad)
+        except UserContractError:
+            raise
+        except UserCodeError as exc:
+            raise UserContractError(*exc.args) from (exc.__cause__ or exc)
+
+    def _run_probe(self, actual: Distribution, hyper: dict, grad: bool) -> None:
         floats = [t for t in _tensors(actual) if t.is_floating_point()]
         dtype = floats[0].dtype if floats else torch.float64
         device = floats[0].device if floats else torch.device("cpu")

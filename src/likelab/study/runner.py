@@ -82,6 +82,15 @@ class StudyInterrupted(KeyboardInterrupt):
         )
 
 
+def _is_interrupt(exc: BaseException) -> bool:
+    """A Ctrl-C, whether Python raised it or DuckDB met it inside a query of the store's (its
+    Python client turns the signal into ``InterruptException`` or, while it converts Python
+    objects, a bare ``RuntimeError('Query interrupted')``)."""
+    return isinstance(exc, KeyboardInterrupt | duckdb.InterruptException) or (
+        isinstance(exc, RuntimeError) and str(exc) == "Query interrupted"
+    )
+
+
 def default_store(study_file: str | Path, spec: StudySpec) -> Path:
     """``<study file's folder>/<study name>.duckdb``."""
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in spec.name)
@@ -90,13 +99,14 @@ def default_store(study_file: str | Path, spec: StudySpec) -> Path:
 
 def check_user_objectives(spec: StudySpec, cell: Cell) -> None:
     """Fit each user objective of ``spec`` once, to one dataset of ``cell``, before anything is
-    written: an objective that breaks its contract (a mean instead of one loss per observation,
-    an exception, ``sys.exit()``, ...) is a :class:`~likelab.errors.UserCodeError` for the whole
-    study, not a failure recorded for every cell. Other errors of that fit are left to the run,
-    where they are recorded as data like any failed fit."""
+    written. An objective that fails on likelab's probe (a mean instead of one loss per
+    observation, the wrong type, an exception or ``sys.exit()`` on a valid forecast) breaks its
+    contract whatever the data: a :class:`~likelab.errors.UserContractError` for the whole
+    study, not a failure recorded in every cell. A failure on the data itself is left to the
+    run, which records it as data like any failed fit."""
     import torch
 
-    from likelab.errors import UserCodeError
+    from likelab.errors import UserContractError
     from likelab.estimate import fit
     from likelab.objectives import get_objective
 
@@ -115,9 +125,9 @@ def check_user_objectives(spec: StudySpec, cell: Cell) -> None:
                 max_iter=1,
                 dtype=torch.float64,
             )
-        except UserCodeError:
+        except UserContractError:
             raise
-        except Exception:  # any other failure is left to the run, recorded there as data
+        except Exception:  # a failure on the data: recorded by the run
             continue
 
 
@@ -426,7 +436,7 @@ def run_study(
             # nothing kept: a failed or interrupted first run leaves no store claimed for the
             # study (a file that existed before is never removed)
             db.remove()
-        if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, StudyInterrupted):
+        if _is_interrupt(exc) and not isinstance(exc, StudyInterrupted):
             raise StudyInterrupted(str(store), kept, len(all_cells), state["run"]) from exc
         if isinstance(exc, duckdb.Error):  # a write that failed: a full disk, a damaged file
             raise StoreError(db.describe(exc)) from None

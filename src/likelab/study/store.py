@@ -404,7 +404,11 @@ class Store:
             )
             self.con.execute("COMMIT")
         except BaseException:
-            self.con.execute("ROLLBACK")
+            # a Ctrl-C inside a query makes DuckDB abort the transaction itself, and a second
+            # rollback would replace the interrupt with "no transaction is active": the cell is
+            # not in the store either way, and the original exception is what the caller needs
+            with contextlib.suppress(duckdb.Error):
+                self.con.execute("ROLLBACK")
             raise
 
     def study(self) -> dict[str, Any]:
