@@ -22,7 +22,9 @@ so one backward pass of :math:`\sum_b f_b` gives every gradient and p more give 
   ``r = 10⁻⁸ … 10⁻¹`` (relative to ``1 + ‖u‖∞``). If in every direction the first change of
   value above rounding is an increase, the point is a local minimum to that resolution; if some
   direction decreases, the iteration continues from the lowest such point (a compass step,
-  Kolda, Lewis & Torczon 2003, SIAM Review 45:385-482); otherwise nothing is claimed.
+  Kolda, Lewis & Torczon 2003, SIAM Review 45:385-482); otherwise nothing is claimed. A damped
+  step that gains less than 10⁻⁹ of the value (Newton creeping towards a kink) is probed the
+  same way, so that a kinked minimum costs a few iterations rather than the iteration limit.
 
 Reasons: ``"gtol"`` (gradient below tolerance), ``"ftol"`` (Newton decrement, the predicted
 remaining decrease, below tolerance relative to the value),
@@ -165,7 +167,7 @@ def _probe_directions(p: int, extra: list[torch.Tensor], like: torch.Tensor) -> 
     base = torch.cat(fixed)
     base = base / base.norm(dim=-1, keepdim=True)
     rows = [base.expand(like.shape[0], *base.shape)]
-    for e in extra:
+    for e in extra if p > 1 else ():  # in one dimension they are ±e_1 again
         norm = e.norm(dim=-1, keepdim=True)
         unit = torch.where(norm > 0, e / torch.where(norm > 0, norm, 1.0), eye[0].expand_as(e))
         rows.append(unit.unsqueeze(1))
@@ -351,6 +353,26 @@ def newton_minimize(
             go = down & ~up
             verdict = torch.where(go, 0, verdict)
             done[at] = verdict
+            u[active[at[go]]], value[active[at[go]]] = bu[go], bv[go]
+        # A damped step that gained almost nothing (below 1e-9 relative) is how Newton
+        # creeps towards a kink (each step a fraction of the remaining distance): probe there
+        # instead of creeping on. A verified minimum stops; otherwise the iteration goes on.
+        creep = (
+            accepted
+            & ~close
+            & (alpha < 1)
+            & ~far
+            & (done == 0)
+            & (v - v_new <= 1e-9 * (1.0 + v.abs()))
+        )
+        at = creep.nonzero().squeeze(-1)
+        if at.numel():
+            u_at = u[active[at]]
+            up, down, bu, bv = probe_minimum(fun, u_at, v_new[at], active[at], [g[at], d[at]])
+            small = g[at].abs().amax(-1) <= 1e-6 * (1.0 + v[at].abs())
+            verdict = torch.where(small, code_of["xtol"], code_of["kink"])
+            done[at] = torch.where(up, verdict, 0)
+            go = down & ~up
             u[active[at[go]]], value[active[at[go]]] = bu[go], bv[go]
         code[active] = done
         active = torch.cat([active[done == 0], moved_on]).sort().values
