@@ -35,12 +35,12 @@ where the probe verified a local minimum: a minimum at which the objective is no
 such as a Laplace location at a data point, or flat-bottomed, as between the two middle
 observations), ``"nonsmooth"`` (such a stop where the probe found neither a decrease nor an
 increase in some direction: not verified, not converged), ``"exact"`` (set by callers that solve a
-problem exactly instead, e.g. :func:`likelab.estimate.fit` for the uniform family), ``"max_iter"``, ``"nonfinite"`` (value, gradient or Hessian not
-finite at the current point), ``"line_search"`` (no decrease found along the direction),
+problem exactly instead, e.g. :func:`likelab.estimate.fit` for the uniform family),
+``"max_iter"``, ``"nonfinite"`` (value, gradient or Hessian not finite at the current point), ``"line_search"`` (no decrease found along the direction),
 ``"flat"`` (gradient and Hessian exactly zero and the probe finds no change of value in some
 direction up to radius 10⁻¹: the objective is flat to the last bit there, as on the underflowed
-plateau of the naive product or of a far-off sum of likelihoods; no evidence of a minimum), ``"boundary"`` (stopped without a small gradient with a
-coordinate beyond ``±boundary`` = 25, i.e. a parameter beyond e^±25 on its log or logit scale: the
+plateau of the naive product or of a far-off sum of likelihoods; no evidence of a minimum),
+``"boundary"`` (stopped without a small gradient with a coordinate beyond ``±boundary`` = 25, i.e. a parameter beyond e^±25 on its log or logit scale: the
 infimum lies at the edge of the parameter space and there is no finite estimate, as for a gamma
 fitted to equal observations).
 """

@@ -7,8 +7,8 @@ from typing import ClassVar
 
 import torch
 from torch.distributions import Distribution, constraints
-from torch.distributions import Uniform as _TorchUniform
 from torch.distributions import StudentT as _TorchStudentT
+from torch.distributions import Uniform as _TorchUniform
 from torch.distributions.utils import broadcast_all
 
 __all__ = [
