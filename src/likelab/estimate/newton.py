@@ -27,22 +27,22 @@ so one backward pass of :math:`\sum_b f_b` gives every gradient and p more give 
   same way, so that a kinked minimum costs a few iterations rather than the iteration limit.
 
 Reasons: ``"gtol"`` (gradient below tolerance), ``"ftol"`` (Newton decrement, the predicted
-remaining decrease, below tolerance relative to the value),
-``"xtol"`` (no decrease along the direction even for steps below ``xtol``, with a gradient below
-``1e-6 (1 + |f|)`` and the probe verifying a local minimum: a minimum to working precision),
-``"kink"`` (the same stop with a gradient that is *not* small, or with zero gradient and Hessian,
-where the probe verified a local minimum: a minimum at which the objective is not differentiable,
-such as a Laplace location at a data point, or flat-bottomed, as between the two middle
-observations), ``"nonsmooth"`` (such a stop where the probe found neither a decrease nor an
-increase in some direction: not verified, not converged), ``"exact"`` (set by callers that solve a
-problem exactly instead, e.g. :func:`likelab.estimate.fit` for the uniform family),
-``"max_iter"``, ``"nonfinite"`` (value, gradient or Hessian not finite at the current point), ``"line_search"`` (no decrease found along the direction),
-``"flat"`` (gradient and Hessian exactly zero and the probe finds no change of value in some
-direction up to radius 10⁻¹: the objective is flat to the last bit there, as on the underflowed
-plateau of the naive product or of a far-off sum of likelihoods; no evidence of a minimum),
-``"boundary"`` (stopped without a small gradient with a coordinate beyond ``±boundary`` = 25, i.e. a parameter beyond e^±25 on its log or logit scale: the
-infimum lies at the edge of the parameter space and there is no finite estimate, as for a gamma
-fitted to equal observations).
+remaining decrease, below tolerance relative to the value), ``"xtol"`` (no decrease along the
+direction even for steps below ``xtol``, with a gradient below ``1e-6 (1 + |f|)`` and the probe
+verifying a local minimum: a minimum to working precision), ``"kink"`` (the same stop with a
+gradient that is *not* small, or with zero gradient and Hessian, where the probe verified a local
+minimum: a minimum at which the objective is not differentiable, such as a Laplace location at a
+data point, or flat-bottomed, as between the two middle observations), ``"nonsmooth"`` (such a stop
+where the probe found neither a decrease nor an increase in some direction: not verified, not
+converged), ``"exact"`` (set by callers that solve a problem exactly instead, e.g.
+:func:`likelab.estimate.fit` for the uniform family), ``"max_iter"``, ``"nonfinite"`` (value,
+gradient or Hessian not finite at the current point), ``"line_search"`` (no decrease found along
+the direction), ``"flat"`` (gradient and Hessian exactly zero and the probe finds no change of
+value in some direction up to radius 10⁻¹: the objective is flat to the last bit there, as on the
+underflowed plateau of the naive product or of a far-off sum of likelihoods; no evidence of a
+minimum), ``"boundary"`` (stopped without a small gradient with a coordinate beyond ``±boundary`` =
+25, i.e. a parameter beyond e^±25 on its log or logit scale: the infimum lies at the edge of the
+parameter space and there is no finite estimate, as for a gamma fitted to equal observations).
 """
 
 from __future__ import annotations
@@ -196,9 +196,10 @@ def probe_minimum(
     m = dirs.shape[1]
     r = torch.as_tensor(radii, dtype=u.dtype, device=u.device)
     scale = 1.0 + u.abs().amax(-1)
-    trial = u[:, None, None, :] + (r[None, None, :, None] * scale[:, None, None, None]) * dirs[
-        :, :, None, :
-    ]  # (S, M, K, p)
+    trial = (
+        u[:, None, None, :]
+        + (r[None, None, :, None] * scale[:, None, None, None]) * dirs[:, :, None, :]
+    )  # (S, M, K, p)
     k = r.numel()
     with torch.no_grad():
         vals = fun(trial.reshape(-1, p), idx.repeat_interleave(m * k)).reshape(s, m, k)

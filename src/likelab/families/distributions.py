@@ -14,7 +14,10 @@ from torch.distributions.utils import broadcast_all
 __all__ = [
     "ClosedUniform",
     "Logistic",
-    "StudentT", "digamma_half_difference", "lgamma_half_difference"]
+    "StudentT",
+    "digamma_half_difference",
+    "lgamma_half_difference",
+]
 
 
 def lgamma_half_difference(x: torch.Tensor) -> torch.Tensor:
