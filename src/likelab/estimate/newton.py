@@ -19,9 +19,10 @@ so one backward pass of :math:`\sum_b f_b` gives every gradient and p more give 
   non-differentiable there: a kink, the edge of a support). The point is then *probed*
   (:func:`probe_minimum`): the objective is evaluated at ``u ± r·v`` for every coordinate
   direction, every pair of coordinates, the gradient and the Newton direction, at radii
-  ``r = 10⁻⁸ … 10⁻¹`` (relative to ``1 + ‖u‖∞``). If in every direction the first change of
-  value above rounding is an increase, the point is a local minimum to that resolution; if some
-  direction decreases, the iteration continues from the lowest such point (a compass step,
+  ``r = 10⁻¹⁴ … 10⁻¹`` (relative to ``1 + ‖u‖∞``). If in every direction the first change of
+  value above rounding is an increase, the point is a local minimum to that resolution (and the
+  lowest point probed, lower by rounding at most, is kept); if some direction decreases, the
+  iteration continues from the lowest point probed (a compass step,
   Kolda, Lewis & Torczon 2003, SIAM Review 45:385-482); otherwise nothing is claimed. A damped
   step that gains less than 10⁻⁹ of the value (Newton creeping towards a kink) is probed the
   same way, so that a kinked minimum costs a few iterations rather than the iteration limit.
@@ -79,7 +80,7 @@ REASONS = (
 CONVERGED = frozenset({"gtol", "ftol", "xtol", "kink", "exact"})
 _CONVERGED = CONVERGED
 #: Probe radii, relative to ``1 + max|u|``.
-PROBE_RADII = tuple(10.0**-k for k in range(8, 0, -1))
+PROBE_RADII = tuple(10.0**-k for k in range(14, 0, -1))
 
 
 @dataclass(frozen=True)
@@ -188,8 +189,10 @@ def probe_minimum(
     Returns ``(up, down, best_u, best_value)``: ``up`` where, along every probe direction, the
     first change of value beyond rounding (``100 ε (1 + |f|)``) over increasing radii is an
     increase (a non-finite value counts as an increase only if it is ``+inf``: outside a
-    support); ``down`` where some direction's first change is a decrease, with the lowest such
-    point and its value. Neither: no evidence either way (flat in some direction, or NaN).
+    support); ``down`` where some direction's first change is a decrease. ``best_u`` and
+    ``best_value`` are the lowest point probed where it is lower than ``value`` at all (else
+    ``u`` and ``value``): the next iterate after ``down``, a polish after ``up``. Neither ``up``
+    nor ``down``: no evidence either way (flat in some direction, or NaN).
     """
     s, p = u.shape
     dirs = _probe_directions(p, list(extra or []), u)  # (S, M, p)
@@ -215,12 +218,16 @@ def probe_minimum(
     dir_down = any_changed & (first_diff < 0)
     up = dir_up.all(-1)
     down = dir_down.any(-1)
-    first_val = vals.gather(-1, first).squeeze(-1)
-    cand = torch.where(dir_down, first_val, torch.full_like(first_val, float("inf")))
-    j = cand.argmin(-1)  # (S,)
+    # the lowest point probed (any direction, any radius), where it is lower at all
+    flat_vals = torch.where(torch.isnan(vals), torch.full_like(vals, float("inf")), vals)
+    flat_vals = flat_vals.reshape(s, m * k)
+    j = flat_vals.argmin(-1)
     rows = torch.arange(s, device=u.device)
-    best_u = trial[rows, j, first.squeeze(-1)[rows, j]]
-    best_value = cand[rows, j]
+    best_value = flat_vals[rows, j]
+    best_u = trial.reshape(s, m * k, p)[rows, j]
+    lower = best_value < value
+    best_u = torch.where(lower[:, None], best_u, u)
+    best_value = torch.where(lower, best_value, value)
     return up, down, best_u, best_value
 
 
@@ -277,8 +284,8 @@ def newton_minimize(
         if at.numel() and it < max_iter:  # zero derivatives are no evidence: probe the value
             up, down, bu, bv = probe_minimum(fun, ua[at], v[at], active[at])
             done[at[up]] = code_of["kink"]
+            u[active[at]], value[active[at]] = bu, bv  # the lowest point probed
             go = down & ~up
-            u[active[at[go]]], value[active[at[go]]] = bu[go], bv[go]
             done[at[go]] = 0
             moved[at[go]] = True
         if it == max_iter:
@@ -351,10 +358,9 @@ def newton_minimize(
             small = g[at].abs().amax(-1) <= 1e-6 * (1.0 + v[at].abs())
             verdict = torch.where(small, code_of["xtol"], code_of["kink"])
             verdict = torch.where(up, verdict, code_of["nonsmooth"])
-            go = down & ~up
-            verdict = torch.where(go, 0, verdict)
+            verdict = torch.where(down & ~up, 0, verdict)
             done[at] = verdict
-            u[active[at[go]]], value[active[at[go]]] = bu[go], bv[go]
+            u[active[at]], value[active[at]] = bu, bv  # the lowest point probed
         # A damped step that gained almost nothing (below 1e-9 relative) is how Newton
         # creeps towards a kink (each step a fraction of the remaining distance): probe there
         # instead of creeping on. A verified minimum stops; otherwise the iteration goes on.
@@ -373,8 +379,7 @@ def newton_minimize(
             small = g[at].abs().amax(-1) <= 1e-6 * (1.0 + v[at].abs())
             verdict = torch.where(small, code_of["xtol"], code_of["kink"])
             done[at] = torch.where(up, verdict, 0)
-            go = down & ~up
-            u[active[at[go]]], value[active[at[go]]] = bu[go], bv[go]
+            u[active[at]], value[active[at]] = bu, bv  # the lowest point probed
         code[active] = done
         active = torch.cat([active[done == 0], moved_on]).sort().values
 

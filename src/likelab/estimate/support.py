@@ -17,7 +17,8 @@ given k the best interval is the narrowest that holds k observations, i.e. a win
 consecutive order statistics :math:`[y_{(j)}, y_{(j+k-1)}]` of minimal width :math:`w_k`, because
 for every built-in rule :math:`s_{in} \le s_{out}` and :math:`s_{in}, s_{out}` are monotone powers
 (or the log) of w. So the candidates are the n - 1 windows :math:`(k, w_k)`, k = 2 … n (O(n²)
-work; O(n) with one end fixed), and the two limits where no minimiser exists: the interval
+work; O(n) with one end fixed, or where excluding an observation costs +inf), and the two
+limits where no minimiser exists: the interval
 shrinking onto one observation (w → 0: the spherical, pseudospherical, γ-divergence and Lq
 scores reward it without bound) and growing without bound (w → ∞). Under the log score,
 :math:`s_{out} = +\infty` forces k = n and the answer is the closed-form MLE
@@ -83,9 +84,12 @@ def fit_uniform(
     at_most = torch.searchsorted(ys, ys, right=True).to(dtype)  # #{y <= y_(j)}
     below = torch.searchsorted(ys, ys, right=False).to(dtype)  # #{y <  y_(j)}
     free = fam.free
+    probe = ClosedUniform(torch.zeros_like(span), span, validate_args=False)
+    excluding_is_infinite = bool((obj.loss(probe, -span, validate=False) == float("inf")).all())
     if free == ("low", "high"):
         lows, highs, counts = [], [], []
-        for k in range(2, n + 1):
+        # where excluding an observation costs +inf (the log score) only k = n is a candidate
+        for k in range(n if excluding_is_infinite else 2, n + 1):
             width = ys[:, k - 1 :] - ys[:, : n - k + 1]
             j = width.argmin(-1, keepdim=True)
             lows.append(ys.gather(-1, j).squeeze(-1))
