@@ -16,13 +16,13 @@ fit stopped with ``low`` still at its start). Instead the minimiser is found exh
 given k the best interval is the narrowest that holds k observations, i.e. a window of k
 consecutive order statistics :math:`[y_{(j)}, y_{(j+k-1)}]` of minimal width :math:`w_k`, because
 for every built-in rule :math:`s_{in} \le s_{out}` and :math:`s_{in}, s_{out}` are monotone powers
-(or the log) of w. So the candidates are the n - 1 windows :math:`(k, w_k)`, k = 2 … n (O(n²)
-work; O(n) with one end fixed, or where excluding an observation costs +inf), and the two
-limits where no minimiser exists: the interval
-shrinking onto one observation (w → 0: the spherical, pseudospherical, γ-divergence and Lq
-scores reward it without bound) and growing without bound (w → ∞). Under the log score,
-:math:`s_{out} = +\infty` forces k = n and the answer is the closed-form MLE
-:math:`(\min y, \max y)` (e.g. Casella & Berger 2002, ex. 7.2.x).
+(or the log) of w. So the candidates are the n - 1 windows :math:`(k, w_k)`, k = 2 … n (O(n²) work;
+O(n) with one end fixed, or where excluding an observation costs +inf), and the two limits where no
+minimiser exists: the interval shrinking onto one observation (w → 0: the spherical,
+pseudospherical, γ-divergence and Lq scores reward it without bound) and growing without bound (w →
+∞). Under the log score, :math:`s_{out} = +\infty` forces k = n and the answer is the closed-form
+MLE :math:`(\min y, \max y)` (the likelihood :math:`w^{-n}` is largest for the narrowest interval
+that holds every observation).
 
 The winner is verified on the objective itself, not on the decomposition: its risk must equal
 :math:`R` above to rounding, and moving each free end by ±δ (δ = 10⁻⁹ … 10⁻³ w) must not lower
