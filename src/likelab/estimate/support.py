@@ -29,7 +29,8 @@ The winner is verified on the objective itself, not on the decomposition: its ri
 it. Reasons: ``"exact"`` (verified minimiser, converged), ``"boundary"`` (a limit beats every
 finite interval: the infimum is not attained, no estimate; not converged), ``"nonfinite"`` (no
 interval has a finite risk, e.g. the log score with observations beyond a fixed end),
-``"nonsmooth"`` (verification failed; not converged).
+``"nonsmooth"`` (verification failed, or an observation inside costs more than one outside at
+some candidate width, so the search's premise fails, as it may for a user's φ; not converged).
 """
 
 from __future__ import annotations
@@ -53,12 +54,16 @@ def applies(fam: Family, obj: Objective) -> bool:
     )
 
 
+def _in_out(obj: Objective, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The losses s_in(w), s_out(w) of an observation inside and outside U(0, w)."""
+    dist = ClosedUniform(torch.zeros_like(w), w, validate_args=False)
+    return obj.loss(dist, w / 2, validate=False), obj.loss(dist, -w, validate=False)
+
+
 def _window_risk(obj: Objective, k: torch.Tensor, w: torch.Tensor, n: int) -> torch.Tensor:
     """R = k/n s_in(w) + (1 - k/n) s_out(w) from the objective's own losses on U(0, w)."""
     w_safe = torch.where(w > 0, w, torch.ones_like(w))
-    dist = ClosedUniform(torch.zeros_like(w_safe), w_safe, validate_args=False)
-    s_in = obj.loss(dist, w_safe / 2, validate=False)
-    s_out = obj.loss(dist, -w_safe, validate=False)
+    s_in, s_out = _in_out(obj, w_safe)
     frac = k / n
     out = torch.where(k < n, (1 - frac) * s_out, torch.zeros_like(s_out))
     risk = frac * s_in + out
@@ -120,6 +125,10 @@ def fit_uniform(
     value = _actual_risk(obj, low_b, high_b, y)
     tol = 1e-9 * (1.0 + value.abs())
     ok = torch.isfinite(value) & ((value - decomposed).abs() <= tol)
+    # the premise of the search: an observation inside never costs more than one outside
+    widths = (high - low).clamp(min=torch.finfo(dtype).tiny)
+    s_in, s_out = _in_out(obj, widths)
+    ok &= ~(s_in > s_out).any(-1)
     # local verification on the objective itself: no free end moved by ±δ lowers the risk
     width = high_b - low_b
     rounding = 100 * torch.finfo(dtype).eps * (1.0 + value.abs())
