@@ -170,3 +170,17 @@ def test_laplace_location_se_matches_the_monte_carlo_sd(objective):
     assert res.converged.all(), set(res.reason)
     ratio = np.mean(res.se["loc"]) / np.std(res.params["loc"], ddof=1)
     assert 0.80 <= ratio <= 1.12, ratio
+
+
+def test_cli_fit_says_why_an_se_is_missing(capsys, tmp_path):
+    from tests.cli_support import run, run_json
+
+    data = tmp_path / "y.txt"
+    data.write_text("\n".join(str(v) for v in [0.4, -1.2, 2.5, 0.9, 1.7, -0.3]) + "\n")
+    code, out, err = run(capsys, "fit", data, "--family", "uniform", "--objective", "log")
+    assert code == 0, err
+    assert "SE n/a because" in out and "non-regular" in " ".join(out.split())
+    got = run_json(capsys, "fit", data, "--family", "uniform", "--objective", "log")
+    (only,) = got["fits"]
+    assert only["params"] == {"low": -1.2, "high": 2.5} and only["reason"] == "exact"
+    assert only["se"] == {"low": None, "high": None} and "non-regular" in only["se_reason"]
