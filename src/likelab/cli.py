@@ -565,6 +565,9 @@ def _print_fits(results, *, source: str) -> None:
         ),
     )
     table.add_row("iterations", *(str(int(np.asarray(r.n_iter).item())) for r in results))
+    why = [str(np.asarray(r.se_reason).item()) if r.se_reason is not None else "" for r in results]
+    if any(why):
+        table.add_row("SE n/a because", *why)
     _out.print(table)
 
 

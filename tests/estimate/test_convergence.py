@@ -6,9 +6,10 @@ import numpy as np
 from scipy import stats
 
 from likelab.estimate import fit
+from likelab.estimate.newton import CONVERGED as NEWTON_CONVERGED
 from likelab.families import get_family
 
-CONVERGED = {"gtol", "ftol", "xtol"}
+CONVERGED = set(NEWTON_CONVERGED)
 
 
 def _flagged(res, i=None) -> bool:

@@ -17,11 +17,12 @@ import torch
 from scipy import optimize, stats
 
 from likelab.estimate import FitResult, fit
+from likelab.estimate.newton import CONVERGED as NEWTON_CONVERGED
 from likelab.families import get_family, parse_dgp
 from likelab.landscape import evaluate
 
 # Converged reasons of the API; anything else means "not converged".
-CONVERGED = {"gtol", "ftol", "xtol"}
+CONVERGED = set(NEWTON_CONVERGED)
 
 
 # --------------------------------------------------------------------------- normal: closed form

@@ -176,18 +176,22 @@ def test_se_false_gives_nan_and_the_same_estimates():
         assert np.isfinite(with_se.se[k]).all()
 
 
-def test_singular_hessian_gives_nan_not_garbage():
-    # The Laplace NLL is piecewise linear in loc: its Hessian in loc is exactly 0, and at the
-    # median of an odd sample the loc-scale entry -mean(sign(y - m))/b^2 is 0 as well. H is
-    # singular: the API promises nan. (The scale, decoupled, has the analytic sandwich
-    # sqrt(mean((|y - m| - b)^2) / n); a nan there is accepted too.)
-    y = np.random.default_rng(1).laplace(-1.0, 0.5, size=(30, 101))
+def test_laplace_log_sandwich_equals_the_closed_form():
+    # The Laplace NLL is piecewise linear in loc: the average pointwise Hessian in loc is 0, but
+    # the bread is the derivative of the *expected* score, 2 g(m) / b = 1/b² under the fitted
+    # model (the kink's term; issue 12). With the median m of an odd sample, one score is
+    # sign(0) = 0, so J_loc = (n - 1)/(n b²) and SE_loc = b sqrt((n - 1)/n) / sqrt(n). The
+    # scale, decoupled (A_loc,scale = mean(sign)/b² = 0), has the analytic sandwich
+    # sqrt(mean((|y - m| - b)²) / n).
+    n = 101
+    y = np.random.default_rng(1).laplace(-1.0, 0.5, size=(30, n))
     res = fit(y, "laplace")
     m, b = res.params["loc"][:, None], res.params["scale"]
-    assert np.isnan(res.se["loc"]).all(), res.se["loc"]
-    scale_se = np.sqrt(((np.abs(y - m) - b[:, None]) ** 2).mean(1) / 101)
-    ok = np.isnan(res.se["scale"]) | np.isclose(res.se["scale"], scale_se, rtol=1e-6)
-    assert ok.all(), res.se["scale"]
+    np.testing.assert_allclose(m[:, 0], np.median(y, axis=1), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(res.se["loc"], b * np.sqrt((n - 1) / n) / np.sqrt(n), rtol=1e-6)
+    scale_se = np.sqrt(((np.abs(y - m) - b[:, None]) ** 2).mean(1) / n)
+    np.testing.assert_allclose(res.se["scale"], scale_se, rtol=1e-6)
+    assert set(res.se_reason) == {""}
 
 
 # --------------------------------------------------------------------------- large n: 1/I

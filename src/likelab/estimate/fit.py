@@ -6,6 +6,12 @@ family's unconstrained coordinates by :func:`~likelab.estimate.newton.newton_min
 Standard errors are sandwich (Godambe) SEs from the objective's own per-observation gradients and
 Hessians (:mod:`likelab.estimate.sandwich`), mapped to the natural parameters by the delta method
 (exact for the sandwich at a stationary point: it is equivariant under reparametrisation).
+
+Non-smooth objectives get their own treatment. The uniform family under a density-based objective
+(its risk is a step function of the ends) is solved exactly by :mod:`likelab.estimate.support`
+(the log score's MLE is ``(min y, max y)``); its SEs are NaN with the reason: the model is not
+regular. A family with a kinked density (the Laplace) gets the kink's term in the sandwich's bread
+(:mod:`likelab.estimate.sandwich`). Every SE that is NaN says why in ``se_reason``.
 """
 
 from __future__ import annotations
@@ -19,7 +25,8 @@ import numpy as np
 import torch
 
 from likelab.errors import DataError, ParameterError, UnknownNameError, UnsupportedError
-from likelab.estimate.newton import newton_minimize, value_grad_hess
+from likelab.estimate import support
+from likelab.estimate.newton import CONVERGED, newton_minimize, value_grad_hess
 from likelab.estimate.sandwich import sandwich_covariance, sandwich_from_moments
 from likelab.families import Family, get_family
 from likelab.families.derivatives import log_prob_derivative_components, log_prob_derivatives
@@ -49,6 +56,8 @@ class FitResult:
     reason: np.ndarray
     n: int
     starts: int = field(default=1)
+    #: Why an SE is NaN, per dataset ("" where every SE is valid); shaped like ``reason``.
+    se_reason: np.ndarray | None = None
 
     @property
     def R(self) -> int:
@@ -69,6 +78,7 @@ class FitResult:
             "converged": _json(self.converged),
             "n_iter": _json(self.n_iter),
             "reason": _json(self.reason),
+            "se_reason": None if self.se_reason is None else _json(self.se_reason),
             "starts": self.starts,
         }
 
@@ -95,7 +105,9 @@ def fit(
     addition to those in the family spec); ``start`` gives starting values of free parameters
     (default: the family's quick estimate); ``multistart=K`` adds K - 1 random starts around it
     (seeded by ``seed``) and keeps the best converged fit, for multimodal objectives.
-    Non-convergence is reported in ``converged`` and ``reason``, never raised.
+    Non-convergence is reported in ``converged`` and ``reason``, never raised; ``converged`` is
+    true only at a verified minimum (reasons ``gtol``, ``ftol``, ``xtol``, ``kink``, ``exact``:
+    :mod:`likelab.estimate.newton`). An SE that cannot be given is NaN and ``se_reason`` says why.
 
     >>> import numpy as np
     >>> y = np.array([0.1, -0.3, 0.5, 1.2, 0.7])
@@ -133,6 +145,9 @@ def fit(
             f"{n} observations per dataset cannot identify {p} free parameters of {fam.spec!r}"
         )
 
+    if support.applies(fam, obj):
+        return _fit_support(fam, obj, y, one, start, multistart)
+
     u0 = _starts(fam, y, start, multistart, seed, dtype)  # (K * R, p)
     rows = torch.arange(r, device=y.device).repeat(multistart)
 
@@ -163,13 +178,16 @@ def fit(
     pick = best * r + torch.arange(r, device=y.device)
     u = res.u[pick]
     natural = {k: v.detach() for k, v in fam.to_natural(u).items()}
+    kinked = bool(fam.kinks(fam.to_natural(u[:1])))
     if not se:
         errors = {k: torch.full_like(v, math.nan) for k, v in natural.items()}
-    elif closed:
+    elif closed and not kinked:
         errors = _closed_form_standard_errors(fam, obj, u, y, chunk)
     else:
         errors = _standard_errors(fam, obj, u, y, natural, max_elements)
     reasons = np.asarray(res.reason, dtype=object)[pick.cpu().numpy()]
+    converged = res.converged[pick.cpu()]
+    errors, se_reason = _se_reasons(errors, converged, se, fam, obj)
 
     def out(t: torch.Tensor | np.ndarray) -> np.ndarray:
         a = t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else t
@@ -182,11 +200,73 @@ def fit(
         params={k: out(v.to(torch.float64)) for k, v in natural.items()},
         se={k: out(v.to(torch.float64)) for k, v in errors.items()},
         value=out(res.value[pick].to(torch.float64)),
-        converged=out(res.converged[pick.cpu()]),
+        converged=out(converged),
         n_iter=out(res.n_iter[pick]),
         reason=out(reasons),
         n=n,
         starts=multistart,
+        se_reason=out(se_reason),
+    )
+
+
+def _se_reasons(errors, converged: torch.Tensor, se: bool, fam: Family, obj: Objective):
+    """NaN every SE of a fit that did not converge, and say per dataset why an SE is NaN."""
+    conv = converged.cpu().numpy().astype(bool).reshape(-1)
+    cols = [v.reshape(v.shape[0], -1) for v in errors.values()]
+    finite = torch.cat(cols, -1).isfinite().all(-1).cpu().numpy().reshape(-1)
+    why = np.full(conv.shape, "", dtype=object)
+    if not se:
+        why[:] = "not computed (se=False)"
+        return errors, why
+    why[~finite] = (
+        "the sandwich's bread (the derivative of the expected estimating function) is singular "
+        "or not finite at the estimate: the parameters are not identified there"
+    )
+    why[~conv] = "the fit did not converge: no SE at a point that is not a verified minimum"
+    mask = torch.as_tensor(~conv, device=next(iter(errors.values())).device)
+    errors = {
+        k: torch.where(mask.reshape(-1, *([1] * (v.dim() - 1))), torch.nan, v)
+        for k, v in errors.items()
+    }
+    return errors, why
+
+
+def _fit_support(fam: Family, obj: Objective, y: torch.Tensor, one: bool, start, multistart):
+    """The exact uniform fit (:mod:`likelab.estimate.support`): no iterations, no SEs."""
+    if start:  # an exact solver needs no start, but a wrong name is still an error
+        for key in start:
+            if key not in fam.free:
+                raise UnknownNameError(
+                    f"start value for {key!r}, which is not a free parameter of {fam.spec!r} "
+                    f"(free: {', '.join(fam.free)})"
+                )
+    params, value, reason = support.fit_uniform(fam, obj, y)
+    reasons = np.asarray(reason, dtype=object)
+    converged = np.isin(reasons, list(CONVERGED))
+    why = np.full(reasons.shape, "", dtype=object)
+    why[:] = (
+        f"non-regular model: the support of {fam.name!r} moves with its parameters, so under a "
+        "density-based objective the estimate is not asymptotically normal at rate √n (its error "
+        "is O(1/n)) and the sandwich does not apply"
+    )
+
+    def out(a: np.ndarray) -> np.ndarray:
+        return a[0:1].reshape(a.shape[1:]) if one else a
+
+    nat = {k: v.detach().to(torch.float64).cpu().numpy() for k, v in params.items()}
+    return FitResult(
+        family=fam.spec,
+        objective=obj.spec,
+        free=fam.free,
+        params={k: out(v) for k, v in nat.items()},
+        se={k: out(np.full_like(v, np.nan)) for k, v in nat.items()},
+        value=out(value.detach().to(torch.float64).cpu().numpy()),
+        converged=out(converged),
+        n_iter=out(np.zeros(reasons.shape, dtype=np.int64)),
+        reason=out(reasons),
+        n=y.shape[1],
+        starts=multistart,
+        se_reason=out(why),
     )
 
 
@@ -382,7 +462,8 @@ def _standard_errors(
         def losses(per_obs: torch.Tensor, yc=yc) -> torch.Tensor:
             return obj.loss(_dist(fam, fam.to_natural(per_obs), 0), yc, validate=False)
 
-        covs.append(sandwich_covariance(losses, u[i : i + chunk], n))
+        extra = _kink_bread(fam, obj, u[i : i + chunk])
+        covs.append(sandwich_covariance(losses, u[i : i + chunk], n, h_extra=extra))
     cov_u = torch.cat(covs)  # (R, p, p)
     with torch.enable_grad():
         uu = u.detach().requires_grad_(True)
@@ -397,6 +478,41 @@ def _standard_errors(
                 cols.append(var.clamp(min=0).sqrt().where(torch.isfinite(var), var))
             out[name] = torch.stack(cols, -1).reshape(natural[name].shape)
     return out
+
+
+def _kink_bread(fam: Family, obj: Objective, u: torch.Tensor) -> torch.Tensor | None:
+    """The kink term of the bread in unconstrained coordinates, ``(B, p, p)``, or ``None``.
+
+    ``g(κ) [ψ(κ⁻) - ψ(κ⁺)] ∇_u κᵀ`` summed over the family's kinks (:meth:`Family.kinks`), with
+    ψ the per-observation gradient of the objective's loss (one-sided limits taken at
+    ``κ ∓ ε``, ``ε = 10⁻⁷ / g(κ)`` in the density's own length scale) and ``g`` the density of
+    the data at the kink, taken from the fitted model: a model-based plug-in, like the Fisher
+    information. (A kernel estimate of g would stay consistent under misspecification but is
+    noisy and biased at the Laplace's peak; Koenker 2005, sec. 3.4.) For the log score this
+    makes the Laplace location's bread 1/b², its Fisher information.
+    """
+    b, p = u.shape
+    with torch.enable_grad():
+        uu = u.detach().requires_grad_(True)
+        kinks = fam.kinks(fam.to_natural(uu))
+        if not kinks:
+            return None
+        total = u.new_zeros(b, p, p)
+        nat = {k: v.detach() for k, v in fam.to_natural(u.detach()).items()}
+        for kappa in kinks:
+            (dk,) = torch.autograd.grad(kappa.sum(), uu, retain_graph=True, allow_unused=True)
+            if dk is None:
+                continue
+            kap = kappa.detach().reshape(b)
+            dens = _dist(fam, nat, 0).log_prob(kap).exp()
+            eps = torch.maximum(1e-7 / dens, 1e-12 * (1.0 + kap.abs()))
+            y2 = torch.stack([kap - eps, kap + eps], -1)  # (B, 2)
+            per = uu.detach()[:, None, :].expand(b, 2, p).clone().requires_grad_(True)
+            loss = obj.loss(_dist(fam, fam.to_natural(per), 0), y2, validate=False)
+            (psi,) = torch.autograd.grad(loss.sum(), per)
+            jump = psi[:, 0] - psi[:, 1]
+            total = total + dens[:, None, None] * jump[:, :, None] * dk[:, None, :]
+    return total.detach()
 
 
 def _json(a: Any) -> Any:

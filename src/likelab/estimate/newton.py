@@ -13,30 +13,49 @@ so one backward pass of :math:`\sum_b f_b` gives every gradient and p more give 
 - a per-problem backtracking line search with the Armijo condition (Nocedal & Wright, alg. 3.1),
   the problems that already satisfy it leaving the search;
 - per-problem convergence tests; a problem that has converged or failed leaves the batch, so the
-  rest costs less. Failures are recorded as a reason, never raised.
+  rest costs less. Failures are recorded as a reason, never raised;
+- where the line search finds no decrease even for steps below ``xtol``, or the gradient and
+  Hessian are exactly zero, the derivatives are no evidence of a minimum (the objective may be
+  non-differentiable there: a kink, the edge of a support). The point is then *probed*
+  (:func:`probe_minimum`): the objective is evaluated at ``u ± r·v`` for every coordinate
+  direction, every pair of coordinates, the gradient and the Newton direction, at radii
+  ``r = 10⁻¹⁴ … 10⁻¹`` (relative to ``1 + ‖u‖∞``). If in every direction the first change of
+  value above rounding is an increase, the point is a local minimum to that resolution (and the
+  lowest point probed, lower by rounding at most, is kept); if some direction decreases, the
+  iteration continues from the lowest point probed (a compass step,
+  Kolda, Lewis & Torczon 2003, SIAM Review 45:385-482); otherwise nothing is claimed. A damped
+  step that gains less than 10⁻⁹ of the value (Newton creeping towards a kink) is probed the
+  same way, so that a kinked minimum costs a few iterations rather than the iteration limit.
 
 Reasons: ``"gtol"`` (gradient below tolerance), ``"ftol"`` (Newton decrement, the predicted
-remaining decrease, below tolerance relative to the value),
-``"xtol"`` (no decrease along the direction even for steps below ``xtol``: a minimum to working
-precision, e.g. at a kink), ``"max_iter"``, ``"nonfinite"`` (value, gradient or Hessian not
-finite at the current point), ``"line_search"`` (no decrease found along the direction),
-``"flat"`` (gradient and Hessian exactly zero: the objective is flat to the last bit there, as
-on the underflowed plateau of the naive product or of a far-off sum of likelihoods; a stationary
-point, but no evidence of a minimum), ``"boundary"`` (stopped without a small gradient with a
-coordinate beyond ``±boundary`` = 25, i.e. a parameter beyond e^±25 on its log or logit scale: the
-infimum lies at the edge of the parameter space and there is no finite estimate, as for a gamma
-fitted to equal observations).
+remaining decrease, below tolerance relative to the value), ``"xtol"`` (no decrease along the
+direction even for steps below ``xtol``, with a gradient below ``1e-6 (1 + |f|)`` and the probe
+verifying a local minimum: a minimum to working precision), ``"kink"`` (the same stop with a
+gradient that is *not* small, or with zero gradient and Hessian, where the probe verified a local
+minimum: a minimum at which the objective is not differentiable, such as a Laplace location at a
+data point, or flat-bottomed, as between the two middle observations), ``"nonsmooth"`` (such a stop
+where the probe found neither a decrease nor an increase in some direction: not verified, not
+converged), ``"exact"`` (set by callers that solve a problem exactly instead, e.g.
+:func:`likelab.estimate.fit` for the uniform family), ``"max_iter"``, ``"nonfinite"`` (value,
+gradient or Hessian not finite at the current point), ``"line_search"`` (no decrease found along
+the direction), ``"flat"`` (gradient and Hessian exactly zero and the probe finds no change of
+value in some direction up to radius 10⁻¹: the objective is flat to the last bit there, as on the
+underflowed plateau of the naive product or of a far-off sum of likelihoods; no evidence of a
+minimum), ``"boundary"`` (stopped without a small gradient with a coordinate beyond ``±boundary`` =
+25, i.e. a parameter beyond e^±25 on its log or logit scale: the infimum lies at the edge of the
+parameter space and there is no finite estimate, as for a gamma fitted to equal observations).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-__all__ = ["NewtonResult", "newton_minimize"]
+__all__ = ["CONVERGED", "NewtonResult", "newton_minimize", "probe_minimum"]
 
 #: ``values(u, idx) -> (B,)``: the objective of problems ``idx`` at ``u`` (shape ``(B, p)``).
 ValueFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -53,8 +72,15 @@ REASONS = (
     "line_search",
     "flat",
     "boundary",
+    "kink",
+    "nonsmooth",
+    "exact",
 )
-_CONVERGED = {"gtol", "ftol", "xtol"}
+#: Reasons that mean "converged": a verified minimum (see the module docstring).
+CONVERGED = frozenset({"gtol", "ftol", "xtol", "kink", "exact"})
+_CONVERGED = CONVERGED
+#: Probe radii, relative to ``1 + max|u|``.
+PROBE_RADII = tuple(10.0**-k for k in range(14, 0, -1))
 
 
 @dataclass(frozen=True)
@@ -127,6 +153,84 @@ def _eigen_direction(g: torch.Tensor, h: torch.Tensor, delta: float) -> torch.Te
     return -(q @ ((q.transpose(-1, -2) @ g.unsqueeze(-1)) / lam.unsqueeze(-1))).squeeze(-1)
 
 
+def _probe_directions(p: int, extra: list[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
+    """``(S, M, p)`` unit directions: ±e_i, ±(e_i ± e_j)/√2 and ± each row of ``extra``; for
+    p = 2, also 32 directions evenly around the circle (a descent cone narrower than 11° can still
+    be missed: the probe is evidence, not proof)."""
+    eye = torch.eye(p, dtype=like.dtype, device=like.device)
+    fixed = [eye]
+    if p == 2:
+        angle = torch.arange(16, dtype=like.dtype, device=like.device) * (math.pi / 16)
+        fixed.append(torch.stack([angle.cos(), angle.sin()], -1))
+    for i in range(p):
+        for j in range(i + 1, p):
+            fixed += [(eye[i] + eye[j]).unsqueeze(0), (eye[i] - eye[j]).unsqueeze(0)]
+    base = torch.cat(fixed)
+    base = base / base.norm(dim=-1, keepdim=True)
+    rows = [base.expand(like.shape[0], *base.shape)]
+    for e in extra if p > 1 else ():  # in one dimension they are ±e_1 again
+        norm = e.norm(dim=-1, keepdim=True)
+        unit = torch.where(norm > 0, e / torch.where(norm > 0, norm, 1.0), eye[0].expand_as(e))
+        rows.append(unit.unsqueeze(1))
+    dirs = torch.cat(rows, dim=1)
+    return torch.cat([dirs, -dirs], dim=1)
+
+
+def probe_minimum(
+    fun: ValueFn,
+    u: torch.Tensor,
+    value: torch.Tensor,
+    idx: torch.Tensor,
+    extra: list[torch.Tensor] | None = None,
+    radii: tuple[float, ...] = PROBE_RADII,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Probe problems ``idx`` at ``u`` (``(S, p)``, values ``(S,)``) for a local minimum.
+
+    Returns ``(up, down, best_u, best_value)``: ``up`` where, along every probe direction, the
+    first change of value beyond rounding (``100 ε (1 + |f|)``) over increasing radii is an
+    increase (a non-finite value counts as an increase only if it is ``+inf``: outside a
+    support); ``down`` where some direction's first change is a decrease. ``best_u`` and
+    ``best_value`` are the lowest point probed where it is lower than ``value`` at all (else
+    ``u`` and ``value``): the next iterate after ``down``, a polish after ``up``. Neither ``up``
+    nor ``down``: no evidence either way (flat in some direction, or NaN).
+    """
+    s, p = u.shape
+    dirs = _probe_directions(p, list(extra or []), u)  # (S, M, p)
+    m = dirs.shape[1]
+    r = torch.as_tensor(radii, dtype=u.dtype, device=u.device)
+    scale = 1.0 + u.abs().amax(-1)
+    trial = (
+        u[:, None, None, :]
+        + (r[None, None, :, None] * scale[:, None, None, None]) * dirs[:, :, None, :]
+    )  # (S, M, K, p)
+    k = r.numel()
+    with torch.no_grad():
+        vals = fun(trial.reshape(-1, p), idx.repeat_interleave(m * k)).reshape(s, m, k)
+    diff = vals - value[:, None, None]
+    tol = 100 * torch.finfo(u.dtype).eps * (1.0 + value.abs())[:, None, None]
+    posinf = vals == float("inf")
+    changed = (diff.abs() > tol) & ~torch.isnan(diff) | posinf
+    any_changed = changed.any(-1)  # (S, M)
+    first = changed.to(torch.int8).argmax(-1, keepdim=True)  # first radius with a change
+    first_diff = torch.where(posinf, torch.full_like(diff, float("inf")), diff).gather(-1, first)
+    first_diff = first_diff.squeeze(-1)
+    dir_up = any_changed & (first_diff > 0)
+    dir_down = any_changed & (first_diff < 0)
+    up = dir_up.all(-1)
+    down = dir_down.any(-1)
+    # the lowest point probed (any direction, any radius), where it is lower at all
+    flat_vals = torch.where(torch.isnan(vals), torch.full_like(vals, float("inf")), vals)
+    flat_vals = flat_vals.reshape(s, m * k)
+    j = flat_vals.argmin(-1)
+    rows = torch.arange(s, device=u.device)
+    best_value = flat_vals[rows, j]
+    best_u = trial.reshape(s, m * k, p)[rows, j]
+    lower = best_value < value
+    best_u = torch.where(lower[:, None], best_u, u)
+    best_value = torch.where(lower, best_value, value)
+    return up, down, best_u, best_value
+
+
 def newton_minimize(
     fun: ValueFn,
     u0: torch.Tensor,
@@ -175,13 +279,25 @@ def newton_minimize(
         done = torch.where(~finite, code_of["nonfinite"], 0)
         done = torch.where(finite & small_g, code_of["gtol"], done)
         done = torch.where(finite & flat, code_of["flat"], done)
+        moved = torch.zeros_like(done, dtype=torch.bool)
+        at = (done == code_of["flat"]).nonzero().squeeze(-1)
+        if at.numel() and it < max_iter:  # zero derivatives are no evidence: probe the value
+            up, down, bu, bv = probe_minimum(fun, ua[at], v[at], active[at])
+            done[at[up]] = code_of["kink"]
+            u[active[at]], value[active[at]] = bu, bv  # the lowest point probed
+            go = down & ~up
+            done[at[go]] = 0
+            moved[at[go]] = True
         if it == max_iter:
             done = torch.where(done == 0, code_of["max_iter"], done)
         code[active] = done
-        keep = done == 0
+        moved_on = active[moved]  # moved by the probe: they continue at the next iteration
+        n_iter[moved_on] += 1
+        keep = (done == 0) & ~moved
         active, ua, v, g, h = active[keep], ua[keep], v[keep], g[keep], h[keep]
         if active.numel() == 0:
-            break
+            active = moved_on
+            continue
         n_iter[active] += 1
 
         d = saddle_free_direction(g, h, delta)
@@ -236,8 +352,36 @@ def newton_minimize(
         done = torch.where(failed, code_of["line_search"], done)
         far = u[active].abs().amax(-1) > boundary
         done = torch.where((stuck | failed) & far, code_of["boundary"], done)
+        at = (stuck & ~far).nonzero().squeeze(-1)
+        if at.numel():  # no decrease even for tiny steps: verify a minimum by probing
+            up, down, bu, bv = probe_minimum(fun, ua[at], v[at], active[at], [g[at], d[at]])
+            small = g[at].abs().amax(-1) <= 1e-6 * (1.0 + v[at].abs())
+            verdict = torch.where(small, code_of["xtol"], code_of["kink"])
+            verdict = torch.where(up, verdict, code_of["nonsmooth"])
+            verdict = torch.where(down & ~up, 0, verdict)
+            done[at] = verdict
+            u[active[at]], value[active[at]] = bu, bv  # the lowest point probed
+        # A damped step that gained almost nothing (below 1e-9 relative) is how Newton
+        # creeps towards a kink (each step a fraction of the remaining distance): probe there
+        # instead of creeping on. A verified minimum stops; otherwise the iteration goes on.
+        creep = (
+            accepted
+            & ~close
+            & (alpha < 1)
+            & ~far
+            & (done == 0)
+            & (v - v_new <= 1e-9 * (1.0 + v.abs()))
+        )
+        at = creep.nonzero().squeeze(-1)
+        if at.numel():
+            u_at = u[active[at]]
+            up, down, bu, bv = probe_minimum(fun, u_at, v_new[at], active[at], [g[at], d[at]])
+            small = g[at].abs().amax(-1) <= 1e-6 * (1.0 + v[at].abs())
+            verdict = torch.where(small, code_of["xtol"], code_of["kink"])
+            done[at] = torch.where(up, verdict, 0)
+            u[active[at]], value[active[at]] = bu, bv  # the lowest point probed
         code[active] = done
-        active = active[done == 0]
+        active = torch.cat([active[done == 0], moved_on]).sort().values
 
     reason = [REASONS[c] for c in code.cpu().tolist()]
     return NewtonResult(u=u, value=value, n_iter=n_iter, reason=reason)

@@ -293,6 +293,24 @@ class Family(ABC):
         """
         raise UnsupportedError(f"no closed-form Fisher information for {self.name!r}")
 
+    #: ``True`` where the support itself depends on the parameters (the uniform): the density
+    #: jumps to 0 at parameter-dependent points, the model is not regular and √n-asymptotics
+    #: (sandwich SEs) do not apply to density-based objectives (Smith 1985, Biometrika 72:67-90).
+    support_moves: bool = False
+
+    def kinks(self, params: Mapping[str, torch.Tensor]) -> list[torch.Tensor]:
+        r"""Points ``κ(θ)`` in y where ``log f(y; θ)`` is continuous but not differentiable in
+        ``θ`` (the Laplace density at its location), as functions of the natural ``params``
+        (differentiable, batched like them). Empty for a smooth family.
+
+        There the per-observation score jumps, so the derivative of its *expectation* (the
+        sandwich's bread) has a term that the average of pointwise Hessians misses:
+        :math:`g(\kappa)\,[\psi(\kappa^-) - \psi(\kappa^+)]\,\partial\kappa/\partial\theta^\top`
+        (:mod:`likelab.estimate.sandwich`).
+        """
+        del params
+        return []
+
     # ------------------------------------------------------------------ validation
     def _check_param(self, name: str, value: ArrayLike, *, dtype=None) -> torch.Tensor:
         p = self.param(name)

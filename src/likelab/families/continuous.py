@@ -11,7 +11,7 @@ from torch import distributions as D
 
 from likelab.errors import ParameterError
 from likelab.families.base import Family, Param
-from likelab.families.distributions import Logistic
+from likelab.families.distributions import ClosedUniform, Logistic
 from likelab.families.distributions import StudentT as StudentTDistribution
 
 __all__ = [
@@ -155,6 +155,10 @@ class Laplace(Family):
             "scale": _positive((y - med.unsqueeze(-1)).abs().mean(-1), y.std(-1, correction=0)),
         }
 
+    def kinks(self, params):
+        """The density's kink at y = loc (``|y - loc|`` is not differentiable there)."""
+        return [params["loc"]] if "loc" in params else []  # a fixed kink moves with no θ
+
     def fisher_information(self, **params):
         """Fisher information of (loc, scale): diag(1/b², 1/b²) (Kotz, Kozubowski & Podgórski)."""
         return _diag_fisher(
@@ -228,11 +232,12 @@ class Uniform(Family):
 
     name = "uniform"
     params = (Param("low", "real", "lower end"), Param("high", "real", "upper end"))
+    support_moves = True
     support = "real line (density 0 outside [low, high])"
     torch_name = "Uniform"
 
     def _build(self, p):
-        return D.Uniform(p["low"], p["high"], validate_args=False)
+        return ClosedUniform(p["low"], p["high"], validate_args=False)
 
     def _check_joint(self, p: Mapping[str, torch.Tensor]) -> None:
         if "low" in p and "high" in p and not (p["low"] < p["high"]).all():

@@ -8,9 +8,16 @@ from typing import ClassVar
 import torch
 from torch.distributions import Distribution, constraints
 from torch.distributions import StudentT as _TorchStudentT
+from torch.distributions import Uniform as _TorchUniform
 from torch.distributions.utils import broadcast_all
 
-__all__ = ["Logistic", "StudentT", "digamma_half_difference", "lgamma_half_difference"]
+__all__ = [
+    "ClosedUniform",
+    "Logistic",
+    "StudentT",
+    "digamma_half_difference",
+    "lgamma_half_difference",
+]
 
 
 def lgamma_half_difference(x: torch.Tensor) -> torch.Tensor:
@@ -132,3 +139,24 @@ class Logistic(Distribution):
 
     def entropy(self):
         return self.scale.log() + 2
+
+
+class ClosedUniform(_TorchUniform):
+    r"""The uniform distribution on the *closed* interval :math:`[low, high]`.
+
+    ``torch.distributions.Uniform`` gives density 0 at ``high`` (its ``log_prob`` tests
+    ``value < high``). likelab's uniform family has support :math:`[low, high]`, so that the
+    maximum-likelihood fit of data is attained, at :math:`(\min y, \max y)` (with the half-open
+    interval the supremum would not be attained). Everything else (cdf, ∫f^k, CRPS, sampling) is
+    the parent's: a single point has probability 0.
+    """
+
+    def log_prob(self, value):
+        if self._validate_args:
+            self._validate_sample(value)
+        inside = (self.low <= value) & (value <= self.high)
+        return torch.log(inside.type_as(self.low)) - torch.log(self.high - self.low)
+
+    def expand(self, batch_shape, _instance=None):
+        new = self._get_checked_instance(ClosedUniform, _instance)
+        return super().expand(batch_shape, _instance=new)
