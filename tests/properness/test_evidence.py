@@ -10,6 +10,7 @@ import pytest
 import torch
 from tests.cli_support import run
 
+from likelab._budget import memory_limit
 from likelab.errors import LikelabError, ParameterError
 from likelab.properness import (
     UNDETERMINED,
@@ -222,20 +223,20 @@ def test_verdicts_are_one_of_the_documented_values():
 
 def test_too_many_classes_are_refused_before_allocating():
     mem, sec = classes_cost(700)
-    assert mem > classes_module.MEMORY_BUDGET and sec > 3600
+    assert mem > memory_limit() and sec > 3600
     with pytest.raises(ParameterError) as info:
         check_classes("log", 700)
     msg = str(info.value)
     assert "needs about" in msg and "limit" in msg and "use K <=" in msg
     largest = int(msg.rsplit("use K <= ", 1)[1])
-    assert classes_cost(largest)[0] <= classes_module.MEMORY_BUDGET < classes_cost(largest + 1)[0]
+    assert classes_cost(largest)[0] <= memory_limit() < classes_cost(largest + 1)[0]
 
 
 def test_the_budget_decides_and_the_estimate_grows_like_k_cubed(monkeypatch):
     small, big = classes_cost(40)[0], classes_cost(80)[0]
     assert 7 < (big - classes_module._BASE_BYTES) / (small - classes_module._BASE_BYTES) < 9
-    monkeypatch.setattr(classes_module, "MEMORY_BUDGET", int(classes_cost(6)[0]))
-    with pytest.raises(ParameterError, match="use K <= 6"):
+    monkeypatch.setenv("LIKELAB_MEMORY_LIMIT", str(int(classes_cost(6)[0])))
+    with pytest.raises(ParameterError, match=r"set by LIKELAB_MEMORY_LIMIT.*use K <= 6"):
         check_classes("log", 7)
     assert check_classes("log", 6, n_truths=2).verdict == "strictly proper"
 

@@ -27,7 +27,6 @@ from likelab.families import Family
 from likelab.families.dgp import DataGeneratingProcess
 from likelab.objectives import Objective
 from likelab.properness.classes import (
-    MEMORY_BUDGET,
     UNDETERMINED,
     VERDICTS,
     ClassesVerdict,
@@ -53,7 +52,6 @@ from likelab.properness.survey import (
 )
 
 __all__ = [
-    "MEMORY_BUDGET",
     "UNDETERMINED",
     "VERDICTS",
     "ClassesVerdict",

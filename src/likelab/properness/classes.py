@@ -57,8 +57,9 @@ rounding, since it converges quadratically in the directions off it.
 **Size.** The Newton solve holds ``starts × truths`` forecasts of K classes each scored at all
 K labels, with a K - 1 dimensional Hessian by autograd: memory and time grow like
 :math:`S M K^3`. :func:`classes_cost` estimates both, and :func:`check_classes` refuses, before
-allocating anything, a K whose memory estimate exceeds :data:`MEMORY_BUDGET` (half the
-machine's physical memory, 4 GiB where it cannot be read), with the estimate in the message.
+allocating anything, a K whose memory estimate exceeds
+:func:`likelab._budget.memory_limit` (the one limit every size check of likelab uses: half the
+machine's physical memory, or ``LIKELAB_MEMORY_LIMIT``), with the estimate in the message.
 """
 
 from __future__ import annotations
@@ -73,12 +74,12 @@ import numpy as np
 import torch
 from torch.distributions import Categorical
 
+from likelab._budget import memory_limit
 from likelab.errors import ParameterError, UnsupportedError
 from likelab.estimate.newton import newton_minimize
 from likelab.objectives import Objective, get_objective
 
 __all__ = [
-    "MEMORY_BUDGET",
     "UNDETERMINED",
     "VERDICTS",
     "ClassesVerdict",
@@ -156,17 +157,6 @@ class ClassesVerdict(Verdict):
         }
 
 
-def _memory_budget() -> int:
-    """Half the machine's physical memory (``os.sysconf``), or 4 GiB where it cannot be read."""
-    try:
-        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, OSError, ValueError):
-        return 4 * 2**30
-    return int(total) // 2 if total > 0 else 4 * 2**30
-
-
-#: Bytes :func:`check_classes` may plan to use; larger settings are refused before allocating.
-MEMORY_BUDGET = _memory_budget()
 _BYTES_PER_CELL = 12.0  # peak bytes per (problem, K³) cell, measured (see classes_cost)
 _SECONDS_PER_CELL = 1.5e-6  # seconds per (problem, K³) cell over a whole solve, measured
 _BASE_BYTES = 64 * 2**20
@@ -196,15 +186,23 @@ def _check_size(k: int, n_truths: int, starts: int) -> None:
     if isinstance(k, bool) or not isinstance(k, int) or k < 2:
         raise ParameterError(f"the number of classes K must be an integer >= 2, got {k!r}")
     mem, sec = classes_cost(k, n_truths, starts)
-    if mem <= MEMORY_BUDGET:
+    budget = memory_limit()
+    if mem <= budget:
         return
     largest = 2
-    while classes_cost(largest + 1, n_truths, starts)[0] <= MEMORY_BUDGET:
+    while classes_cost(largest + 1, n_truths, starts)[0] <= budget:
         largest += 1
     raise ParameterError(
         f"properness on K = {k} classes needs about {_size(mem)} of memory (limit "
-        f"{_size(MEMORY_BUDGET)}, half this machine's) and about {_duration(sec)}: use K <= "
-        f"{largest}"
+        f"{_size(budget)}, {_limit_source()}) and about {_duration(sec)}: use K <= {largest}"
+    )
+
+
+def _limit_source() -> str:
+    return (
+        "set by LIKELAB_MEMORY_LIMIT"
+        if os.environ.get("LIKELAB_MEMORY_LIMIT", "").strip()
+        else "half this machine's; LIKELAB_MEMORY_LIMIT changes it"
     )
 
 

@@ -41,7 +41,6 @@ import hashlib
 import itertools
 import json
 import math
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +50,7 @@ import tomllib
 import yaml
 from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, Strict, ValidationError
 
+from likelab._budget import memory_limit
 from likelab.errors import LikelabError, SpecError
 
 __all__ = [
@@ -460,20 +460,14 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.3g} s"
 
 
-def _physical_memory() -> int | None:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
-        return None
-
-
 def study_size(spec: StudySpec, *, source: str = "study", check: bool = False) -> StudySize:
     """The number of DGP points, cells and fits of ``spec``, the memory of its largest cell and a
     lower bound on its CPU time, by arithmetic on the file's lists (no grid is expanded).
 
     With ``check``, raise a :class:`SpecError` naming the field and giving the estimate when the
-    study cannot fit: a cell larger than this machine's memory, more than :data:`MAX_POINTS`
-    DGP points or :data:`MAX_CELLS` cells, or more than :data:`MAX_CPU_SECONDS` of CPU time.
+    study cannot fit: a cell larger than :func:`likelab._budget.memory_limit`, more than
+    :data:`MAX_POINTS` DGP points or :data:`MAX_CELLS` cells, or more than
+    :data:`MAX_CPU_SECONDS` of CPU time.
     """
     per_dgp = []
     for d in spec.dgps:
@@ -504,15 +498,16 @@ def study_size(spec: StudySpec, *, source: str = "study", check: bool = False) -
     def fail(field: str, message: str) -> None:
         raise SpecError(f"{source}: {field}: {message}")
 
-    memory = _physical_memory()
-    if memory is not None and cell_bytes > memory:
+    memory = memory_limit()  # the limit of every size check (LIKELAB_MEMORY_LIMIT)
+    if cell_bytes > memory:
         one = n_max * CELL_BYTES_PER_VALUE
         fix = "use a smaller block" if one <= memory else "use a smaller n"
         fail(
             "sample_sizes" if one > memory else "block",
             f"a cell of {block:,} replicates of n = {n_max:,} needs about {_bytes(cell_bytes)} "
             f"of memory (the data and the fit's working set, ~{CELL_BYTES_PER_VALUE} bytes "
-            f"per value); this machine has {_bytes(memory)}: {fix}",
+            f"per value), over the limit of {_bytes(memory)} (half the machine's memory, or "
+            f"LIKELAB_MEMORY_LIMIT): {fix}",
         )
     if points > MAX_POINTS:
         big = max(range(len(per_dgp)), key=per_dgp.__getitem__)
