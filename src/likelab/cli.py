@@ -991,7 +991,8 @@ def study_summary_cmd(
         title=f"{store.name}: estimate ± Monte Carlo SE",
         caption="RE vs log: relative efficiency, EmpSE² ratio EmpSE_log²/EmpSE² (ignores bias); "
         "rel MSE vs log: MSE ratio MSE_log/MSE (includes bias); both paired, above 1 favours "
-        "the objective",
+        "the objective; '-': undetermined, nothing to measure it on (e.g. coverage where no SE "
+        "could be given)",
     )
     for col in (
         "dgp",

@@ -250,3 +250,48 @@ def test_exports_hold_the_summary_exactly_and_failures_write_nothing(study_store
         with pytest.raises(LikelabError, match="cannot write the summary to"):
             export(study_store, target, "csv")
     assert sorted(p.name for p in out.iterdir()) == ["s.csv", "s.pq"]
+
+
+def test_a_missing_se_is_no_coverage_at_all(tmp_path):
+    """The uniform's ends under log are not regular (no sandwich SE; NULL in the store): their
+    coverage and model SE are undetermined (None), never computed from NULLs read as 0."""
+    path = tmp_path / "u.yaml"
+    path.write_text(
+        textwrap.dedent(
+            """
+            name: uniform-se
+            seed: 3
+            dgps:
+              - family: uniform
+                params: {low: 0, high: 2}
+            sample_sizes: [30]
+            replicates: 40
+            model: {family: uniform}
+            objectives: [log, crps]
+            """
+        )
+    )
+    store = tmp_path / "u.duckdb"
+    run_study(load_study(path), store, executor="local")
+    with duckdb.connect(str(store), read_only=True) as con:
+        null_se = con.execute(
+            "SELECT count(*) FROM results WHERE objective = 'log' AND se IS NULL"
+        ).fetchone()[0]
+    assert null_se == 80  # 40 replicates x 2 parameters: no SE could be given
+    rows = {(r["objective"], r["parameter"]): r for r in summarise(store)}
+    for p in ("low", "high"):
+        log = rows[("log", p)]
+        assert log["coverage"] is None and log["coverage_mcse"] is None
+        assert log["model_se"] is None
+        assert log["failure_rate"] == 0.0 and log["bias"] is not None
+        crps = rows[("crps", p)]  # smooth: its sandwich SEs are there and cover
+        assert crps["model_se"] is not None and 0.7 < crps["coverage"] <= 1.0
+
+
+def test_null_columns_are_nan_not_the_mask_fill_value():
+    from likelab.study.summary import _floats
+
+    masked = np.ma.masked_array([1.5, 0.0, 2.0], mask=[False, True, False])
+    got = _floats(masked)
+    assert got[0] == 1.5 and np.isnan(got[1]) and got[2] == 2.0
+    assert np.array_equal(_floats(np.array([1.0, 2.0])), [1.0, 2.0])

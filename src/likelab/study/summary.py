@@ -90,8 +90,10 @@ MEASURES: dict[str, str] = {
     "mse": "mean squared error about the true value (bias² + variance)",
     "rel_eff": "relative efficiency vs log (EmpSE² ratio EmpSE_log²/EmpSE², paired; ignores bias)",
     "rel_mse": "relative MSE vs log (MSE ratio MSE_log/MSE, paired; includes bias)",
-    "model_se": "model SE: root mean square of the sandwich SEs",
-    "coverage": "coverage of the 95% Wald interval estimate ± 1.96 SE",
+    "model_se": "model SE: root mean square of the sandwich SEs (replicates with an SE; none "
+    "where no SE could be given, e.g. a non-regular model such as the uniform's ends)",
+    "coverage": "coverage of the 95% Wald interval estimate ± 1.96 SE (replicates with an SE; "
+    "none, undetermined, where no SE could be given)",
     "failure_rate": "share of replicates whose fit failed (not converged, non-finite, error)",
     "replicates": "replicates in the store",
 }
@@ -201,14 +203,21 @@ def summarise(store: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
+def _floats(col: Any) -> np.ndarray:
+    """A fetched column as float64 with SQL NULL as NaN. DuckDB hands columns holding NULLs
+    over as masked arrays, whose raw data under the mask is a fill value (0), never to be read
+    as a number: a NULL SE (none could be given) read as 0 made the coverage 0."""
+    return np.ma.filled(np.ma.asarray(col, dtype=np.float64), np.nan)
+
+
 def _summarise_point(
     dgp: str, n: int, sizes: list[tuple[str, str, int]], cols: dict[str, Any]
 ) -> list[dict[str, Any]]:
     rep = np.asarray(cols["replicate"], dtype=np.int64)
-    truth = np.asarray(cols["truth"], dtype=np.float64)
-    est = np.asarray(cols["estimate"], dtype=np.float64)
-    se = np.asarray(cols["se"], dtype=np.float64)
-    conv = np.asarray(cols["converged"], dtype=bool)
+    truth = _floats(cols["truth"])
+    est = _floats(cols["estimate"])
+    se = _floats(cols["se"])
+    conv = np.ma.filled(np.ma.asarray(cols["converged"]), False).astype(bool)
     ok = conv & np.isfinite(est)
     ends = np.cumsum([k for _, _, k in sizes])
     index = {(o, p): np.arange(end - k, end) for (o, p, k), end in zip(sizes, ends, strict=True)}
