@@ -549,6 +549,27 @@ def _short(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:200]
 
 
+@contextlib.contextmanager
+def _deferred_sigint():
+    """Within the block, SIGINT only sets a flag, read by calling the yielded function; the
+    caller raises :class:`KeyboardInterrupt` where it is safe to. Where signals cannot be
+    handled (not the main thread), the flag never rises and SIGINT acts as before."""
+    import signal
+    import threading
+
+    flag = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag.is_set
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: flag.set())
+    try:
+        yield flag.is_set
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if flag.is_set():  # a Ctrl-C the block did not act on (e.g. while the cluster closed)
+        raise KeyboardInterrupt
+
+
 def _run_dask(spec, todo, workers, scheduler, write) -> None:
     try:
         import dask
@@ -577,9 +598,21 @@ def _run_dask(spec, todo, workers, scheduler, write) -> None:
         "distributed.admin.tick.interval": "1s",
         "distributed.worker.memory.monitor-interval": "1s",
     }
-    with dask.config.set(quiet):
+    with dask.config.set(quiet), _deferred_sigint() as interrupted:
         cluster = None if scheduler is not None else _dask.local_cluster(workers or 2)
         client = None
+
+        def wait_first(fs):
+            # a Ctrl-C is raised here, between distributed's calls: one landing inside its
+            # blocking sync() makes it log a tornado traceback (distributed's cancel callback
+            # reads a variable not yet bound) before the interrupt gets through
+            while not interrupted():
+                try:
+                    return wait(fs, timeout=0.25, return_when="FIRST_COMPLETED")
+                except TimeoutError:
+                    continue
+            raise KeyboardInterrupt
+
         try:
             try:
                 client = Client(scheduler or cluster, direct_to_workers=True)
@@ -594,7 +627,7 @@ def _run_dask(spec, todo, workers, scheduler, write) -> None:
                 lambda batch: client.submit(
                     _run_cells_task, shared, [_ref(c) for c in batch], pure=False
                 ),
-                lambda fs: wait(fs, return_when="FIRST_COMPLETED"),
+                wait_first,
                 todo,
                 threads,
                 write,
