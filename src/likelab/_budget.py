@@ -50,7 +50,7 @@ def format_bytes(n: float) -> str:
 
 def format_seconds(s: float) -> str:
     """``5400`` -> ``'1.5 h'``."""
-    for unit, size in (("years", 3.15e7), ("days", 86400.0), ("h", 3600.0), ("min", 60.0)):
+    for unit, size in (("years", 365.25 * 86400), ("days", 86400.0), ("h", 3600.0), ("min", 60.0)):
         if s >= size:
             return f"{s / size:.3g} {unit}"
     return f"{s:.2g} s"

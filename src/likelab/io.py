@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from likelab._budget import format_bytes
 from likelab.errors import DataError
 
 __all__ = ["MAX_VALUES", "as_observations", "read_column"]
@@ -144,18 +145,10 @@ def _check_size(p: Path, name: str, size: int, max_values: int) -> None:
     estimate = round(size / per_line)
     if estimate > max_values:
         raise DataError(
-            f"data file {name!r} ({_bytes(size)}) holds about {estimate:,} rows "
-            f"({_bytes(8 * estimate)} as float64), more than the {max_values:,} likelab reads "
-            "from one file; pass a sample of it"
+            f"data file {name!r} ({format_bytes(size)}) holds about {estimate:,} rows "
+            f"({format_bytes(8 * estimate)} as float64), more than the {max_values:,} likelab "
+            "reads from one file; pass a sample of it"
         )
-
-
-def _bytes(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000:
-            return f"{n:.3g} {unit}"
-        n /= 1000
-    return f"{n:.3g} TB"
 
 
 def _rows(p: Path, name: str):

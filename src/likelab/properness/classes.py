@@ -74,7 +74,7 @@ import numpy as np
 import torch
 from torch.distributions import Categorical
 
-from likelab._budget import memory_limit
+from likelab._budget import format_bytes, format_seconds, memory_limit
 from likelab.errors import ParameterError, UnsupportedError
 from likelab.estimate.newton import newton_minimize
 from likelab.objectives import Objective, get_objective
@@ -193,8 +193,9 @@ def _check_size(k: int, n_truths: int, starts: int) -> None:
     while classes_cost(largest + 1, n_truths, starts)[0] <= budget:
         largest += 1
     raise ParameterError(
-        f"properness on K = {k} classes needs about {_size(mem)} of memory (limit "
-        f"{_size(budget)}, {_limit_source()}) and about {_duration(sec)}: use K <= {largest}"
+        f"properness on K = {k} classes needs about {format_bytes(mem)} of memory (limit "
+        f"{format_bytes(budget)}, {_limit_source()}) and about {format_seconds(sec)}: "
+        f"use K <= {largest}"
     )
 
 
@@ -204,21 +205,6 @@ def _limit_source() -> str:
         if os.environ.get("LIKELAB_MEMORY_LIMIT", "").strip()
         else "half this machine's; LIKELAB_MEMORY_LIMIT changes it"
     )
-
-
-def _size(n: float) -> str:
-    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
-        if n >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{n / 1e3:.0f} kB"
-
-
-def _duration(sec: float) -> str:
-    if sec >= 3600:
-        return f"{sec / 3600:.1f} hours"
-    if sec >= 60:
-        return f"{sec / 60:.0f} minutes"
-    return f"{sec:.0f} seconds"
 
 
 def class_truths(k: int, n_random: int = 40, seed: int = 0) -> np.ndarray:

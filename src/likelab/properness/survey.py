@@ -162,22 +162,12 @@ def _classes_profile(v: ClassesVerdict, points: int) -> ScoreProfile:
     with torch.no_grad():
         values = expected_class_score(obj, logits, q.expand_as(logits), logits=True).numpy()
         at_truth = float(expected_class_score(obj, q[None], q[None])[0])
-    if not np.isfinite(values).any():  # no finite expected score: nothing to mark
-        return ScoreProfile(
-            objective=v.objective,
-            setting=v.setting,
-            xlabel="temperature T of q^(1/T) (T < 1 sharper)",
-            x=temps,
-            values=values,
-            truth_x=1.0,
-            truth_value=at_truth,
-            optimum_x=None,
-            optimum_value=None,
-            optimum_at_edge=None,
-        )
-    best = int(np.nanargmin(np.where(np.isfinite(values), values, np.nan)))
-    edge = "left" if best == 0 else ("right" if best == points - 1 else None)
-    return ScoreProfile(
+    finite = np.isfinite(values)
+    best = int(np.nanargmin(np.where(finite, values, np.nan))) if finite.any() else None
+    edge = None
+    if best is not None:
+        edge = "left" if best == 0 else ("right" if best == points - 1 else None)
+    return ScoreProfile(  # no finite expected score (best is None): nothing to mark
         objective=v.objective,
         setting=v.setting,
         xlabel="temperature T of q^(1/T) (T < 1 sharper)",
@@ -185,8 +175,8 @@ def _classes_profile(v: ClassesVerdict, points: int) -> ScoreProfile:
         values=values,
         truth_x=1.0,
         truth_value=at_truth,
-        optimum_x=None if edge else float(temps[best]),
-        optimum_value=float(values[best]),
+        optimum_x=None if best is None or edge else float(temps[best]),
+        optimum_value=None if best is None else float(values[best]),
         optimum_at_edge=edge,
     )
 

@@ -50,7 +50,7 @@ import tomllib
 import yaml
 from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, Strict, ValidationError
 
-from likelab._budget import memory_limit
+from likelab._budget import format_bytes, format_seconds, memory_limit
 from likelab.errors import LikelabError, SpecError
 
 __all__ = [
@@ -445,21 +445,6 @@ class StudySize:
     cpu_seconds: float  # a lower bound on the CPU time of every fit
 
 
-def _bytes(b: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB", "PB", "EB"):
-        if b < 1000 or unit == "EB":
-            return f"{b:.3g} {unit}"
-        b /= 1000
-    return f"{b:.3g} EB"  # pragma: no cover
-
-
-def _duration(seconds: float) -> str:
-    for unit, size in (("years", 365.25 * 86400), ("days", 86400), ("hours", 3600)):
-        if seconds >= size:
-            return f"{seconds / size:.3g} {unit}"
-    return f"{seconds:.3g} s"
-
-
 def study_size(spec: StudySpec, *, source: str = "study", check: bool = False) -> StudySize:
     """The number of DGP points, cells and fits of ``spec``, the memory of its largest cell and a
     lower bound on its CPU time, by arithmetic on the file's lists (no grid is expanded).
@@ -504,9 +489,10 @@ def study_size(spec: StudySpec, *, source: str = "study", check: bool = False) -
         fix = "use a smaller block" if one <= memory else "use a smaller n"
         fail(
             "sample_sizes" if one > memory else "block",
-            f"a cell of {block:,} replicates of n = {n_max:,} needs about {_bytes(cell_bytes)} "
+            f"a cell of {block:,} replicates of n = {n_max:,} needs about "
+            f"{format_bytes(cell_bytes)} "
             f"of memory (the data and the fit's working set, ~{CELL_BYTES_PER_VALUE} bytes "
-            f"per value), over the limit of {_bytes(memory)} (half the machine's memory, or "
+            f"per value), over the limit of {format_bytes(memory)} (half the machine's memory, or "
             f"LIKELAB_MEMORY_LIMIT): {fix}",
         )
     if points > MAX_POINTS:
@@ -537,7 +523,7 @@ def study_size(spec: StudySpec, *, source: str = "study", check: bool = False) -
                 if starts != 1
                 else ""
             )
-            + f" take at least {_duration(cpu)} of CPU time; at most a CPU-year: use fewer "
+            + f" take at least {format_seconds(cpu)} of CPU time; at most a CPU-year: use fewer "
             "replicates, sample sizes or grid values",
         )
     return size
