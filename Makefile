@@ -24,6 +24,7 @@ $(DEVSTAMP): $(STAMP) pyproject.toml constraints/dev.txt
 
 demo: $(STAMP)
 	$(BIN)/likelab demo --out report
+	@echo "$$($(BIN)/likelab --version) is installed in $(VENV): run 'source $(VENV)/bin/activate', then 'likelab --help' (or run $(BIN)/likelab directly)"
 
 test: $(DEVSTAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -413,3 +413,10 @@ def test_summary_csv_is_written_whole_or_not_at_all(tmp_path, capsys, monkeypatc
         "s.yaml",
         "tiny.duckdb",
     ]
+
+
+def test_version(capsys):
+    import likelab
+
+    code, out, err = run(capsys, "--version")
+    assert code == 0 and out == f"likelab {likelab.__version__}\n" and not err

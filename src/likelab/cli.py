@@ -40,6 +40,27 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
+def _version(value: bool) -> None:
+    if value:
+        from likelab import __version__
+
+        typer.echo(f"likelab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print likelab's version and exit."
+        ),
+    ] = False,
+) -> None:
+    """A laboratory for likelihood-based objectives: why the product of likelihoods (the NLL),
+    and what goes wrong with the sum or anything else."""
+
+
 _out = Console(soft_wrap=True, markup=False, highlight=False)
 _err = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
 

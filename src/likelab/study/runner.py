@@ -578,7 +578,8 @@ def _run_dask(spec, todo, workers, scheduler, write) -> None:
         from likelab.study import _dask
     except ImportError:  # pragma: no cover - dask is an optional extra
         raise ParameterError(
-            "the dask executor needs dask.distributed: pip install 'likelab[dask]'"
+            "the dask executor needs dask.distributed, part of likelab's install: reinstall "
+            "likelab (pip install likelab) or pip install distributed"
         ) from None
     if scheduler is not None:
         _reach_scheduler(scheduler)
