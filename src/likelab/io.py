@@ -2,7 +2,7 @@
 
 A data file holds one number per line, or a CSV table (optionally with a header row) from which
 one column is chosen. It is read as UTF-8 (a leading byte-order mark is dropped); blank lines and
-lines starting with ``#`` are skipped.
+lines starting with ``#`` are skipped (but not a row starting with the missing value ``#N/A``).
 
 A number is a decimal number in the usual CSV sense: an optional sign, digits with an optional
 decimal point, an optional exponent (``-1.5``, ``.5``, ``3e-2``), with spaces around it allowed.
