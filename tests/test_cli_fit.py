@@ -21,8 +21,8 @@ def normal_data(tmp_path):
 def test_json_matches_closed_form_normal_mle_and_sandwich_se(capsys, normal_data):
     y, path = normal_data
     data = run_json(capsys, "fit", path, "--family", "normal")
-    assert set(data) == {"family", "n", "fits"}
-    assert data["n"] == 50 and len(data["fits"]) == 1
+    assert set(data) == {"family", "n", "fits", "dropped_missing"}
+    assert data["n"] == 50 and len(data["fits"]) == 1 and data["dropped_missing"] == 0
     f = data["fits"][0]
     for key in ("family", "objective", "n", "R", "free", "params", "se", "value", "converged"):
         assert key in f
@@ -171,7 +171,8 @@ def test_bad_input_prints_one_line_and_exits_2(capsys, tmp_path, setup, fragment
     "text,args,fragment",
     [
         ("1\n2\nnot-a-number\n", [], "line 3"),
-        ("1\nnan\n2\n", [], "not finite"),
+        ("1\nnan\n2\n", [], "1 row has a missing value: line 2 ('nan')"),
+        ("1\ninf\n2\n", ["--missing", "drop"], "not finite"),
         ("x,y\n1,2\n3,4\n", [], "choose one"),
         ("2.5\n", [], "cannot identify 2 free parameters"),
         ("", [], "no observations"),

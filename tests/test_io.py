@@ -1,10 +1,12 @@
 """Reading observations from text and CSV files."""
 
+import re
+
 import numpy as np
 import pytest
 
 from likelab.errors import DataError
-from likelab.io import read_column
+from likelab.io import read_column, read_data
 
 
 def write(tmp_path, text, name="d.txt"):
@@ -29,7 +31,7 @@ def test_csv_column_by_name_and_index(tmp_path):
     "text,column,fragment",
     [
         ("1\nx\n3\n", None, "line 2, column 1: 'x' is not a number"),
-        ("1\nnan\n", None, "line 2, column 1: 'nan' is not finite"),
+        ("1\nnan\n", None, r"d.txt, column 1: 1 row has a missing value: line 2 \('nan'\)"),
         ("1\ninf\n", None, "not finite"),
         ("1\n-Infinity\n", None, "not finite"),
         ("1\n1e999\n", None, "overflows"),
@@ -40,7 +42,7 @@ def test_csv_column_by_name_and_index(tmp_path):
         ("a,b\n1,2\n", "c", "no column 'c'; columns: a, b"),
         ("a,b\n1,2\n", 5, "no column 5"),
         ("a,b\n1,2\n3\n", "b", "line 3: 1 cell"),
-        ("a,b\n1,\n", "b", "line 2, column 2 \\('b'\\): empty cell"),
+        ("a,b\n1,\n2,3\n", "b", r"column 2 \('b'\): 1 row has a missing value: line 2 \(''\)"),
     ],
 )
 def test_bad_files_name_the_problem(tmp_path, text, column, fragment):
@@ -158,3 +160,104 @@ def test_large_files_are_refused_from_an_estimate_before_reading(tmp_path):
     skewed = write(tmp_path, "#" + "x" * 70_000 + "\n" + "1\n" * 3_000, "s.txt")
     with pytest.raises(DataError, match="more than 2,000 observations"):
         read_column(skewed, max_values=2_000)
+
+
+# ---------------------------------------------------------------------- missing values
+SPELLINGS = ["", "NA", "na", "N/A", "n/a", "NaN", "nan", "-nan", "+NaN", "NULL", "null", "None"]
+SPELLINGS += ["<NA>", "#N/A", "#NA", " NA ", "\tnan"]
+
+
+@pytest.mark.parametrize("token", SPELLINGS)
+def test_each_missing_spelling_is_refused_by_default_and_dropped_on_request(tmp_path, token):
+    path = write(tmp_path, f"id,v\n1,2.5\n2,{token}\n3,-4\n", "m.csv")
+    with pytest.raises(
+        DataError,
+        match=rf"m\.csv, column 2 \('v'\): 1 row has a missing value: "
+        rf"line 3 \({re.escape(repr(token.strip()))}\); pass --missing drop",
+    ):
+        read_column(path, "v")
+    got = read_data(path, "v", missing="drop")
+    np.testing.assert_array_equal(got.values, [2.5, -4.0])
+    assert (got.rows, got.dropped_missing, got.missing_lines.tolist()) == (3, 1, [3])
+    assert got.column == "column 2 ('v')"
+    np.testing.assert_array_equal(read_column(path, 1, missing="drop"), [2.5, -4.0])
+
+
+@pytest.mark.parametrize("token", ["inf", "-Infinity", "1e999", "x", "0x1f", "NAN2", "Na N", "."])
+def test_what_is_not_missing_is_still_refused_with_drop(tmp_path, token):
+    path = write(tmp_path, f"v\n1\nNA\n{token}\n")
+    with pytest.raises(DataError, match=rf"line 4, column 1 \('v'\): {re.escape(repr(token))}"):
+        read_data(path, missing="drop")
+
+
+def test_the_error_lists_the_first_rows_and_counts_them_all(tmp_path):
+    # 40 rows; rows with a missing value at lines 3, 4, 9, 10, 17, 25, 33, 41 (8 of them)
+    cells = {3: "", 4: "NA", 9: "nan", 10: "null", 17: "N/A", 25: "", 33: "NaN", 41: "None"}
+    lines = ["x,y"] + [f"{i},{cells.get(i, i / 4)}" for i in range(2, 42)]
+    path = write(tmp_path, "\n".join(lines) + "\n", "t.csv")
+    with pytest.raises(DataError) as info:
+        read_column(path, "y")
+    message = str(info.value)
+    assert message.startswith("t.csv, column 2 ('y'): 8 rows have a missing value: ")
+    assert "lines 3 (''), 4 ('NA'), 9 ('nan'), 10 ('null'), 17 ('N/A') and 3 more;" in message
+    assert "--missing drop" in message and "\n" not in message
+    got = read_data(path, "y", missing="drop")
+    assert got.rows == 40 and got.dropped_missing == 8
+    assert got.missing_lines.tolist() == sorted(cells)
+    np.testing.assert_array_equal(got.values, [i / 4 for i in range(2, 42) if i not in cells])
+    # the other column has no missing value: nothing is dropped, nothing refused
+    x = read_data(path, "x", missing="drop")
+    assert x.dropped_missing == 0 and x.missing_lines.size == 0
+    np.testing.assert_array_equal(x.values, np.arange(2.0, 42.0))
+
+
+@pytest.mark.parametrize("missing", ["error", "drop"])
+def test_a_column_with_no_value_at_all_is_an_error_even_with_drop(tmp_path, missing):
+    path = write(tmp_path, "a,b\n1,\n2,NA\n3,nan\n4,\n", "e.csv")
+    with pytest.raises(
+        DataError,
+        match=r"e\.csv, column 2 \('b'\): every data row \(4\) has a missing value: "
+        r"lines 2 \(''\), 3 \('NA'\), 4 \('nan'\), 5 \(''\); there is no observation",
+    ):
+        read_data(path, "b", missing=missing)
+    headerless = write(tmp_path, "NA\nnan\n", "f.txt")
+    with pytest.raises(DataError, match=r"every data row \(2\) has a missing value"):
+        read_data(headerless, missing=missing)
+
+
+def test_missing_values_in_columns_not_chosen_are_never_looked_at(tmp_path):
+    path = write(tmp_path, "name,score,note\n,1.5,NA\nbob,,\n,2,n/a\n", "n.csv")
+    got = read_data(path, "score", missing="drop")
+    np.testing.assert_array_equal(got.values, [1.5, 2.0])
+    assert got.dropped_missing == 1 and got.missing_lines.tolist() == [3]
+    with pytest.raises(DataError, match=r"1 row has a missing value: line 3 \(''\)"):
+        read_column(path, "score")
+
+
+def test_a_first_row_with_missing_cells_is_data_not_a_header(tmp_path):
+    path = write(tmp_path, "NA,1\n2,3\n", "h.csv")
+    np.testing.assert_array_equal(read_column(path, 1), [1.0, 3.0])
+    got = read_data(path, 0, missing="drop")
+    assert got.values.tolist() == [2.0] and got.missing_lines.tolist() == [1]
+    # a header may still have an empty name (pandas writes one for the index column)
+    indexed = write(tmp_path, ",x\n0,1.5\n1,2.5\n", "i.csv")
+    np.testing.assert_array_equal(read_column(indexed, "x"), [1.5, 2.5])
+    # names beside a Python literal are a mixed row, as before
+    with pytest.raises(DataError, match="line 1 mixes numbers and text"):
+        read_column(write(tmp_path, "x,0b101\n1,2\n", "j.csv"), 0)
+
+
+def test_a_row_starting_with_hash_na_is_data_not_a_comment(tmp_path):
+    # spreadsheets write #N/A; such a row must not vanish as a comment with the values beside it
+    path = write(tmp_path, "a,b\n# a comment\n#N/A,1\n2,3\n#NA ,5\n", "x.csv")
+    np.testing.assert_array_equal(read_column(path, "b"), [1.0, 3.0, 5.0])
+    got = read_data(path, "a", missing="drop")
+    assert got.values.tolist() == [2.0] and got.missing_lines.tolist() == [3, 5]
+    single = write(tmp_path, "#N/A\n1\n# note\n2\n", "y.txt")
+    assert read_data(single, missing="drop").missing_lines.tolist() == [1]
+
+
+def test_missing_must_be_error_or_drop(tmp_path):
+    path = write(tmp_path, "1\n2\n")
+    with pytest.raises(DataError, match="missing must be 'error' or 'drop', got 'skip'"):
+        read_data(path, missing="skip")

@@ -365,12 +365,37 @@ def families_cmd(as_json: JsonOpt = False) -> None:
     _out.print(table)
 
 
+# ---------------------------------------------------------------------- data options
+# Every command that reads a data file takes it as FILE or --data FILE, with --column and
+# --missing (see likelab.io.read_data), and reads it with _load_data.
+_DATA_HELP = "Observations: one number per line, or a CSV (see --column and --missing)."
+DataArg = Annotated[Path | None, typer.Argument(metavar="FILE", help=_DATA_HELP)]
+DataOpt = Annotated[
+    Path | None, typer.Option("--data", metavar="FILE", help=_DATA_HELP + " Same as FILE.")
+]
+ColumnOpt = Annotated[
+    str | None,
+    typer.Option("--column", help="CSV column to read: a header name or a 0-based index."),
+]
+MissingOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--missing",
+        metavar="error|drop",
+        help="A row with no value in the column ('', NA, N/A, nan, null, None, #N/A): "
+        "error (default; lists the rows) or drop (leave it out; the count goes to stderr and "
+        "to --json as dropped_missing).",
+    ),
+]
+
+
 # ---------------------------------------------------------------------- landscape
 @app.command("landscape")
 def landscape_cmd(
-    data: Annotated[
-        Path | None, typer.Option("--data", help="Observations: one number per line.")
-    ] = None,
+    file: DataArg = None,
+    data: DataOpt = None,
+    column: ColumnOpt = None,
+    missing: MissingOpt = None,
     simulate: Annotated[
         str | None,
         typer.Option("--simulate", help="Simulate data, e.g. normal:loc=0,scale=1,n=10."),
@@ -413,7 +438,7 @@ def landscape_cmd(
     specs = split_specs(objectives)
     plot = _plot_target(plot)
     if seed_example:
-        if data is not None or simulate is not None or param or fix:
+        if any(v is not None for v in (file, data, simulate, column, missing)) or param or fix:
             raise SpecError("--seed-example sets data, family and grid itself; drop the others")
         result = seed_example_fn(seed=seed, objectives=tuple(specs), dtype=torch_dtype)
     else:
@@ -431,7 +456,7 @@ def landscape_cmd(
         # the grid alone (before the data are read or drawn), then with the data's size
         nbytes, _ = evaluation_cost(shape, 1, len(specs), dtype=torch_dtype)
         check_memory(nbytes, what=f"the {' x '.join(map(str, shape))} grid")
-        y = _load_data(data, simulate, seed)
+        y, dropped = _load_data(_data_file(file, data), simulate, seed, column, missing)
         nbytes, seconds = evaluation_cost(shape, int(np.size(y)), len(specs), dtype=torch_dtype)
         check_memory(
             nbytes,
@@ -447,23 +472,72 @@ def landscape_cmd(
                 result = evaluate(y, fam, specs, grid, dtype=torch_dtype, on_progress=advance)
         else:
             result = evaluate(y, fam, specs, grid, dtype=torch_dtype)
+        if dropped is not None:
+            result = _WithDataFields(result, dropped_missing=dropped)
     _finish(result, plot=plot, as_json=as_json, figure="plot_landscape", show=_print_landscape)
 
 
-def _load_data(data: Path | None, simulate: str | None, seed: int) -> np.ndarray:
-    if (data is None) == (simulate is None):
-        raise SpecError("give exactly one of --data FILE and --simulate SPEC")
-    if data is not None:
-        from likelab.io import read_column
+def _data_file(file: Path | None, data: Path | None) -> Path | None:
+    """The data file, given as FILE or as --data FILE (not both)."""
+    if file is not None and data is not None:
+        raise SpecError(f"give the data file once, as FILE or --data FILE (got {file} and {data})")
+    return file if file is not None else data
 
-        return read_column(data)
+
+def _load_data(
+    data: Path | None,
+    simulate: str | None,
+    seed: int,
+    column: str | None = None,
+    missing: str | None = None,
+) -> tuple[np.ndarray, int | None]:
+    """The observations, from a data file or drawn by --simulate, and how many rows of the file
+    --missing drop left out (None for --simulate). With --missing drop the count is said on
+    stderr, whatever it is."""
+    if (data is None) == (simulate is None):
+        raise SpecError("give exactly one of a data file (FILE or --data FILE) and --simulate SPEC")
+    if missing not in (None, "error", "drop"):
+        raise SpecError(f"--missing must be error or drop, got {missing!r}")
+    if data is not None:
+        from likelab.io import read_data
+
+        d = read_data(data, column, missing=missing or "error")
+        if missing == "drop":
+            lines = ", ".join(map(str, d.missing_lines[:5].tolist()))
+            more = d.dropped_missing - min(d.dropped_missing, 5)
+            where = f" (line{'s' if d.dropped_missing > 1 else ''} {lines}" + (
+                f" and {more:,} more)" if more else ")"
+            )
+            _err.print(
+                f"--missing drop: dropped {d.dropped_missing:,} of {d.rows:,} rows of "
+                f"{data.name} with a missing value in {d.column}"
+                + (where if d.dropped_missing else "")
+            )
+        return d.values, d.dropped_missing
+    if column is not None or missing is not None:
+        raise SpecError("--column and --missing apply to a data file, not to --simulate")
     from likelab.families.dgp import parse_dgp, split_sample_size
 
     dgp_text, n = split_sample_size(simulate)
     dgp = parse_dgp(dgp_text)
     # the draws, their float64 copy and the data checks: ~4 doubles per observation
     check_memory(32.0 * n, what=f"--simulate: a sample of n = {n}")
-    return dgp.sample(n, seed=seed)
+    return dgp.sample(n, seed=seed), None
+
+
+class _WithDataFields:
+    """A command's result with fields about its data file added to its JSON (``to_dict``);
+    everything else is the result's own."""
+
+    def __init__(self, result: Any, **fields: Any) -> None:
+        self._result = result
+        self._fields = fields
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._result, name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self._result.to_dict(), **self._fields}
 
 
 def _print_landscape(result) -> None:
@@ -489,13 +563,8 @@ def _print_landscape(result) -> None:
 # ---------------------------------------------------------------------- fit
 @app.command("fit")
 def fit_cmd(
-    file: Annotated[
-        Path,
-        typer.Argument(
-            metavar="FILE",
-            help="Observations: one number per line, or a CSV with a header row (see --column).",
-        ),
-    ],
+    file: DataArg = None,
+    data: DataOpt = None,
     family: Annotated[
         str, typer.Option("--family", help="Model family, e.g. normal or student_t:df=3.")
     ] = "normal",
@@ -511,10 +580,8 @@ def fit_cmd(
         list[str] | None,
         typer.Option("--fix", metavar="NAME=VALUE", help="Hold a parameter fixed: NAME=VALUE."),
     ] = None,
-    column: Annotated[
-        str | None,
-        typer.Option("--column", help="CSV column to read: a header name or a 0-based index."),
-    ] = None,
+    column: ColumnOpt = None,
+    missing: MissingOpt = None,
     multistart: Annotated[
         int,
         typer.Option("--multistart", min=1, help="Starting points per fit; the best is kept."),
@@ -526,8 +593,10 @@ def fit_cmd(
 ) -> None:
     """Fit a family to one column of data by minimising each objective; estimates ± sandwich SE."""
     from likelab.estimate import fit
-    from likelab.io import read_column
 
+    path = _data_file(file, data)
+    if path is None:
+        raise SpecError("Missing argument 'FILE': the data file (likelab fit FILE, or --data FILE)")
     specs = _distinct_objectives(
         [spec for text in (objective or ["log"]) for spec in split_specs(text)]
     )
@@ -535,7 +604,7 @@ def fit_cmd(
     from likelab.families import get_family
 
     get_family(family, **fixed)  # an unknown family or parameter fails before the file is read
-    y = read_column(file, column)
+    y, dropped = _load_data(path, None, seed, column, missing)
     # every start is a row of the batched fit: measured ~15 bytes and ~7.5 us per (start,
     # observation) for a normal fit (200 starts x 20,000 observations: +60 MB, 31 s); 32 bytes
     # leaves room for families with more parameters
@@ -551,10 +620,15 @@ def fit_cmd(
     ]
     if as_json:
         _emit_json(
-            {"family": results[0].family, "n": results[0].n, "fits": [r.to_dict() for r in results]}
+            {
+                "family": results[0].family,
+                "n": results[0].n,
+                "fits": [r.to_dict() for r in results],
+                "dropped_missing": dropped,
+            }
         )
         return
-    _print_fits(results, source=file.name)
+    _print_fits(results, source=path.name)
 
 
 def _print_fits(results, *, source: str) -> None:
