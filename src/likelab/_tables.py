@@ -67,7 +67,9 @@ def _md_text(text: str) -> str:
 
 
 def _md_row(cells: Sequence[str]) -> str:
-    return "| " + " | ".join(_md_text(c).replace("|", "\\|") for c in cells) + " |"
+    # a cell keeps its spaces (the csv's cell, exactly); only a line break cannot stay in a row
+    cells = (" ".join(c.splitlines()).replace("|", "\\|") for c in cells)
+    return "| " + " | ".join(cells) + " |"
 
 
 def to_csv(tables: Sequence[TableData]) -> str:

@@ -92,6 +92,57 @@ def _show(*tables) -> None:
     render(tables, _table_format, _out)
 
 
+_given: dict[str, str] = {}  # canonical spec -> the objective as the user spelled it
+
+
+def _spelled(specs: list[str]) -> list[str]:
+    """Remember how the user spelled each objective (``brier``, ``nll``), so that tables and
+    JSON show it beside the canonical spec the library reports (``quadratic``, ``log``);
+    ``specs`` is returned unchanged."""
+    from likelab.objectives import get_objective
+
+    for text in specs:
+        try:
+            _given[get_objective(text).spec] = text
+        except LikelabError:  # refused later, where the objective is used
+            pass
+    return specs
+
+
+def _label(spec: str) -> str:
+    """An objective as the user spelled it, its canonical spec in brackets where they differ:
+    ``brier (quadratic)``; the canonical spec alone where the user named no spelling."""
+    given = _given.get(spec)
+    if given is None:
+        from likelab.objectives import get_objective
+
+        try:  # the spec may be a spelling itself (a study store keeps the study file's)
+            canonical = get_objective(spec).spec
+        except Exception:
+            return spec
+        return spec if canonical == spec else f"{spec} ({canonical})"
+    return given if given == spec else f"{given} ({spec})"
+
+
+def _with_given(obj: Any) -> Any:
+    """``obj`` (JSON-ready) with ``objective_given``, the objective as the user spelled it, beside
+    every ``objective`` key and in every entry of an ``objectives`` mapping keyed by spec."""
+    if isinstance(obj, list):
+        return [_with_given(v) for v in obj]
+    if not isinstance(obj, dict):
+        return obj
+    out = {k: _with_given(v) for k, v in obj.items()}
+    spec = out.get("objective")
+    if isinstance(spec, str) and spec in _given and "objective_given" not in out:
+        out["objective_given"] = _given[spec]
+    objectives = out.get("objectives")
+    if isinstance(objectives, dict):
+        for key, entry in objectives.items():
+            if key in _given and isinstance(entry, dict):
+                entry.setdefault("objective_given", _given[key])
+    return out
+
+
 def _wants_json(args: list[str]) -> bool:
     """Whether the command line asks for JSON: ``--json``, ``--format json``, ``--format=json``."""
     for i, a in enumerate(args):
@@ -106,7 +157,7 @@ _json_pending: list[str] | None = None  # JSON held back while a --json command 
 
 
 def _emit_json(obj: Any) -> None:
-    text = json.dumps(_jsonable(obj), indent=2, allow_nan=False)
+    text = json.dumps(_with_given(_jsonable(obj)), indent=2, allow_nan=False)
     if _json_pending is not None:
         _json_pending.append(text)
     else:
@@ -437,7 +488,7 @@ def landscape_cmd(
     torch_dtype = {"float64": torch.float64, "float32": torch.float32}.get(dtype)
     if torch_dtype is None:
         raise SpecError(f"--dtype must be float64 or float32, got {dtype!r}")
-    specs = split_specs(objectives)
+    specs = _spelled(split_specs(objectives))
     plot = _plot_target(plot)
     if seed_example:
         if data is not None or simulate is not None or param or fix:
@@ -505,7 +556,7 @@ def _print_landscape(result) -> None:
     for spec, r in result.results.items():
         argmin = ", ".join(f"{k} = {_fmt(v, 5)}" for k, v in r.argmin.items())
         table.add_row(
-            spec,
+            _label(spec),
             str(r.local_minima),
             argmin or "-",
             _fmt(r.min_value),
@@ -558,8 +609,10 @@ def fit_cmd(
     from likelab.estimate import fit
     from likelab.io import read_column
 
-    specs = _distinct_objectives(
-        [spec for text in (objective or ["log"]) for spec in split_specs(text)]
+    specs = _spelled(
+        _distinct_objectives(
+            [spec for text in (objective or ["log"]) for spec in split_specs(text)]
+        )
     )
     fixed = _parse_fix(fix or [])
     from likelab.families import get_family
@@ -589,7 +642,7 @@ def fit_cmd(
 
 def _print_fits(results, *, source: str) -> None:
     first = results[0]
-    columns = ["", *(r.objective for r in results)]
+    columns = ["", *(_label(r.objective) for r in results)]
     table = TableData(
         f"{first.family} fitted to {source}, n = {first.n} (estimate ± sandwich SE)",
         columns,
@@ -677,7 +730,9 @@ def properness_cmd(
 
     plot = _plot_target(plot)
     chosen: str | list[str] = (
-        "all" if objectives.strip() == "all" else _distinct_objectives(split_specs(objectives))
+        "all"
+        if objectives.strip() == "all"
+        else _spelled(_distinct_objectives(split_specs(objectives)))
     )
     result = survey(chosen, classes=classes, truth=truth, family=family, seed=seed)
     _finish(result, plot=plot, as_json=as_json, figure="plot_properness", show=_print_properness)
@@ -699,12 +754,14 @@ def _print_properness(result) -> None:
     for r in rows:
         d = r.to_dict()
         if d["verdict"] is None and "not_applicable" in d:
-            table.add_row(d["objective"], d["setting"], "n/a", "", d["not_applicable"])
+            table.add_row(_label(d["objective"]), d["setting"], "n/a", "", d["not_applicable"])
             continue
         agrees = d.get("agrees_with_claim")
         mark = "" if agrees is None else ("= " if agrees else "≠ ")
         claim = mark + (d.get("claimed") or "-")
-        table.add_row(d["objective"], d["setting"], d["verdict"] or "no verdict", claim, d["how"])
+        table.add_row(
+            _label(d["objective"]), d["setting"], d["verdict"] or "no verdict", claim, d["how"]
+        )
     _show(table)
 
 
@@ -767,7 +824,7 @@ def train_cmd(
 
     plot = None if plot is None else check_output_dir(plot, what="--plot")
     report = None if report is None else check_output_dir(report, what="--report")
-    specs = _distinct_objectives(split_specs(objectives))
+    specs = _spelled(_distinct_objectives(split_specs(objectives)))
     if not 1 <= seeds <= MAX_SEEDS:
         raise ParameterError(f"--seeds must be an integer in [1, {MAX_SEEDS}], got {seeds}")
     if epochs < 1:
@@ -831,7 +888,7 @@ def train_cmd(
         if row["diverged"]:
             what = "undetermined" if row["diverged"] == row["seeds"] else "over the other seeds"
             _err.print(
-                f"warning: {row['objective']}: {row['diverged']} of {row['seeds']} run(s) "
+                f"warning: {_label(row['objective'])}: {row['diverged']} of {row['seeds']} run(s) "
                 f"diverged ({'; '.join(row['divergence'])}); its metrics are {what}",
                 markup=False,
             )
@@ -905,7 +962,7 @@ def _print_comparison(result) -> None:
     )
     for row in rows:
         table.add_row(
-            row["objective"],
+            _label(row["objective"]),
             *(
                 "undetermined" if row[k] is None else f"{row[k]:.3f}±{row[k + '_sd']:.3f}"
                 for k in keys
@@ -1070,7 +1127,7 @@ def study_summary_cmd(
         table.add_row(
             r["dgp"],
             str(r["n"]),
-            r["objective"],
+            _label(r["objective"]),
             r["parameter"],
             _pm(r["bias"], r["bias_mcse"]),
             _pm(r["emp_se"], r["emp_se_mcse"]),
@@ -1245,6 +1302,7 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     global _table_format
     _table_format = "table"
+    _given.clear()
     try:
         with _stdout_for_json(args):
             code = app(args=args, prog_name="likelab", standalone_mode=False)
