@@ -251,3 +251,35 @@ def test_objectives_are_shown_as_spelled(data, capsys):
     )
     assert land["objectives"]["log"]["objective_given"] == "nll"
     assert land["objectives"]["crps"]["objective_given"] == "crps"
+
+
+def test_on_a_terminal_long_cells_fold_and_are_never_cut():
+    from rich.console import Console
+
+    from likelab._tables import TableData, render
+
+    long = "the optimum is the truth (within 4.3e-09); " * 4
+    table = TableData("narrow", ["objective", "evidence"])
+    table.add_row("dpd:beta=0.125", long)
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=True, width=40, color_system=None)
+    render([table], "table", console)
+    out = buf.getvalue()
+    assert "…" not in out
+    assert max(len(line) for line in out.splitlines()) <= 40
+    cells = "".join(r[1] for r in _rich_rows(out)[1:])
+    assert cells.replace(" ", "") == long.replace(" ", "")
+
+
+def test_off_a_terminal_a_table_is_as_wide_as_its_widest_row():
+    from rich.console import Console
+
+    from likelab._tables import TableData, render
+
+    wide = "x" * 300
+    table = TableData("wide", ["a", "b"])
+    table.add_row("1", wide)
+    buf = io.StringIO()
+    render([table], "table", Console(file=buf, width=80))
+    rows = _rich_rows(buf.getvalue())
+    assert rows == [["a", "b"], ["1", wide]]

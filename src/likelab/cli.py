@@ -1,8 +1,13 @@
 """The ``likelab`` command: parse, call the library, print.
 
 Every subcommand that reports numbers takes ``--json`` (machine-readable, stable keys) and writes a
-figure only when asked (``--plot FILE``). Bad input prints one line, ``error: ...``, on stderr and
-exits with status 2; never a traceback.
+figure only when asked (``--plot FILE``). Every one that prints a table takes ``--format
+table|markdown|csv|json`` (``--json`` is ``--format json``): the same rows and columns in each,
+never cut (:mod:`likelab._tables`); csv and markdown hold the cells as the table shows them, json
+the numbers to full precision. An objective is shown as the user spelled it, the canonical spec
+in brackets where it differs (``brier (quadratic)``); the JSON has it as ``objective_given``.
+
+Bad input prints one line, ``error: ...``, on stderr and exits with status 2; never a traceback.
 """
 
 from __future__ import annotations
