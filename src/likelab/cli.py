@@ -1,8 +1,13 @@
 """The ``likelab`` command: parse, call the library, print.
 
 Every subcommand that reports numbers takes ``--json`` (machine-readable, stable keys) and writes a
-figure only when asked (``--plot FILE``). Bad input prints one line, ``error: ...``, on stderr and
-exits with status 2; never a traceback.
+figure only when asked (``--plot FILE``). Every one that prints a table takes ``--format
+table|markdown|csv|json`` (``--json`` is ``--format json``): the same rows and columns in each,
+never cut (:mod:`likelab._tables`); csv and markdown hold the cells as the table shows them, json
+the numbers to full precision. An objective is shown as the user spelled it, the canonical spec
+in brackets where it differs (``brier (quadratic)``); the JSON has it as ``objective_given``.
+
+Bad input prints one line, ``error: ...``, on stderr and exits with status 2; never a traceback.
 """
 
 from __future__ import annotations
@@ -19,10 +24,10 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from likelab._budget import check_memory, format_seconds
 from likelab._paths import FIGURE_SUFFIXES, atomic_write, check_output_dir, check_output_file
+from likelab._tables import TableData
 from likelab.errors import LikelabError, OutputError, ParameterError, SpecError
 
 try:  # typer >= 0.2x vendors click; its usage errors derive from TyperException
@@ -65,7 +70,18 @@ def _root(
 _out = Console(soft_wrap=True, markup=False, highlight=False)
 _err = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print machine-readable JSON (the same as --format json).")
+]
+FormatOpt = Annotated[
+    str,
+    typer.Option(
+        "--format",
+        metavar="table|markdown|csv|json",
+        help="How to print: table (default; off a terminal at its full width, never cut), "
+        "markdown (a GitHub pipe table), csv (RFC 4180, one header row) or json.",
+    ),
+]
 # Output paths are taken as text, not Path: Path("") is ".", and an empty path must be refused.
 PlotOpt = Annotated[
     str | None,
@@ -78,11 +94,97 @@ PlotOpt = Annotated[
 
 
 # ---------------------------------------------------------------------- helpers
+_table_format = "table"  # --format of the running command: table, markdown or csv
+
+
+def _output_format(fmt: str, as_json: bool) -> bool:
+    """Check ``--format`` and remember it for :func:`_show`; returns whether JSON is asked
+    (``--json`` is ``--format json``)."""
+    global _table_format
+    from likelab._tables import FORMATS
+
+    fmt = fmt.strip().lower()
+    if fmt not in FORMATS:
+        raise SpecError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if as_json and fmt not in ("table", "json"):
+        raise SpecError(f"--json is --format json; drop one of --json and --format {fmt}")
+    _table_format = "table" if fmt == "json" else fmt
+    return as_json or fmt == "json"
+
+
+def _show(*tables) -> None:
+    """Print :class:`likelab._tables.TableData` tables in the command's ``--format``."""
+    from likelab._tables import render
+
+    render(tables, _table_format, _out)
+
+
+_given: dict[str, str] = {}  # canonical spec -> the objective as the user spelled it
+
+
+def _spelled(specs: list[str]) -> list[str]:
+    """Remember how the user spelled each objective (``brier``, ``nll``), so that tables and
+    JSON show it beside the canonical spec the library reports (``quadratic``, ``log``);
+    ``specs`` is returned unchanged."""
+    from likelab.objectives import get_objective
+
+    for text in specs:
+        try:
+            _given[get_objective(text).spec] = text
+        except LikelabError:  # refused later, where the objective is used
+            pass
+    return specs
+
+
+def _label(spec: str) -> str:
+    """An objective as the user spelled it, its canonical spec in brackets where they differ:
+    ``brier (quadratic)``; the canonical spec alone where the user named no spelling."""
+    given = _given.get(spec)
+    if given is None:
+        from likelab.objectives import get_objective
+
+        try:  # the spec may be a spelling itself (a study store keeps the study file's)
+            canonical = get_objective(spec).spec
+        except Exception:
+            return spec
+        return spec if canonical == spec else f"{spec} ({canonical})"
+    return given if given == spec else f"{given} ({spec})"
+
+
+def _with_given(obj: Any) -> Any:
+    """``obj`` (JSON-ready) with ``objective_given``, the objective as the user spelled it, beside
+    every ``objective`` key and in every entry of an ``objectives`` mapping keyed by spec."""
+    if isinstance(obj, list):
+        return [_with_given(v) for v in obj]
+    if not isinstance(obj, dict):
+        return obj
+    out = {k: _with_given(v) for k, v in obj.items()}
+    spec = out.get("objective")
+    if isinstance(spec, str) and spec in _given and "objective_given" not in out:
+        out["objective_given"] = _given[spec]
+    objectives = out.get("objectives")
+    if isinstance(objectives, dict):
+        for key, entry in objectives.items():
+            if key in _given and isinstance(entry, dict):
+                entry.setdefault("objective_given", _given[key])
+    return out
+
+
+def _wants_json(args: list[str]) -> bool:
+    """Whether the command line asks for JSON: ``--json``, ``--format json``, ``--format=json``."""
+    for i, a in enumerate(args):
+        if a == "--json" or a.replace(" ", "").lower() == "--format=json":
+            return True
+        if a == "--format" and i + 1 < len(args) and args[i + 1].strip().lower() == "json":
+            return True
+    return False
+
+
 _json_pending: list[str] | None = None  # JSON held back while a --json command runs
 
 
 def _emit_json(obj: Any) -> None:
-    text = json.dumps(_jsonable(obj), indent=2, allow_nan=False)
+    text = json.dumps(_with_given(_jsonable(obj)), indent=2, allow_nan=False)
     if _json_pending is not None:
         _json_pending.append(text)
     else:
@@ -95,7 +197,7 @@ def _stdout_for_json(args: list[str]):
     command runs (a user objective's ``print()``, here or in a worker process) goes to stderr,
     and the JSON is printed once the command has succeeded."""
     global _json_pending
-    if "--json" not in args or "--help" in args:
+    if not _wants_json(args) or "--help" in args:
         yield
         return
     _json_pending = pending = []
@@ -282,7 +384,7 @@ def _fmt(x: float | None, digits: int = 6) -> str:
 
 # ---------------------------------------------------------------------- objectives
 @app.command("objectives")
-def objectives_cmd(as_json: JsonOpt = False) -> None:
+def objectives_cmd(as_json: JsonOpt = False, fmt: FormatOpt = "table") -> None:
     """List every objective with its formula, reference and claimed properties.
 
     Your own objective is a Python function fn(dist, y), named by import path wherever an
@@ -303,6 +405,7 @@ def objectives_cmd(as_json: JsonOpt = False) -> None:
             return torch.clamp(-dist.log_prob(y), max=10.0)  # one loss per observation
     then: likelab fit data.txt --objective mylosses:capped_nll
     """
+    as_json = _output_format(fmt, as_json)
     from likelab.objectives import get_objective, list_objectives
     from likelab.objectives.base import aliases_of
 
@@ -314,9 +417,10 @@ def objectives_cmd(as_json: JsonOpt = False) -> None:
     if as_json:
         _emit_json({"objectives": rows})
         return
-    table = Table(title="likelab objectives (loss orientation: lower is better)")
-    for col in ("spec", "formula", "proper", "strict", "local", "robust"):
-        table.add_column(col, overflow="fold")
+    table = TableData(
+        "likelab objectives (loss orientation: lower is better)",
+        ["spec", "formula", "proper", "strict", "local", "robust"],
+    )
     for r in rows:
         p = r["properties"]
         spec = r["spec"] + (f" ({', '.join(r['aliases'])})" if r["aliases"] else "")
@@ -327,7 +431,7 @@ def objectives_cmd(as_json: JsonOpt = False) -> None:
             r["formula"],
             *(_yn(p[k]) for k in ("proper", "strictly_proper", "local", "robust")),
         )
-    _out.print(table)
+    _show(table)
 
 
 def _yn(value: bool | None) -> str:
@@ -336,8 +440,9 @@ def _yn(value: bool | None) -> str:
 
 # ---------------------------------------------------------------------- families
 @app.command("families")
-def families_cmd(as_json: JsonOpt = False) -> None:
+def families_cmd(as_json: JsonOpt = False, fmt: FormatOpt = "table") -> None:
     """List the parametric families, their parameters and supports."""
+    as_json = _output_format(fmt, as_json)
     from likelab.families import FAMILIES
 
     rows = [
@@ -356,13 +461,11 @@ def families_cmd(as_json: JsonOpt = False) -> None:
     if as_json:
         _emit_json({"families": rows})
         return
-    table = Table(title="likelab families")
-    for col in ("name", "parameters", "support", "torch"):
-        table.add_column(col)
+    table = TableData("likelab families", ["name", "parameters", "support", "torch"])
     for r in rows:
         params = ", ".join(f"{p['name']} ({p['domain']})" for p in r["params"])
         table.add_row(r["name"], params, r["support"], r["torch"])
-    _out.print(table)
+    _show(table)
 
 
 # ---------------------------------------------------------------------- data options
@@ -424,9 +527,11 @@ def landscape_cmd(
         ),
     ] = False,
     as_json: JsonOpt = False,
+    fmt: FormatOpt = "table",
     plot: PlotOpt = None,
 ) -> None:
     """Evaluate objectives over a 1-D or 2-D parameter grid and find every local minimum."""
+    as_json = _output_format(fmt, as_json)
     import torch
 
     from likelab.landscape import evaluate
@@ -435,7 +540,7 @@ def landscape_cmd(
     torch_dtype = {"float64": torch.float64, "float32": torch.float32}.get(dtype)
     if torch_dtype is None:
         raise SpecError(f"--dtype must be float64 or float32, got {dtype!r}")
-    specs = split_specs(objectives)
+    specs = _spelled(split_specs(objectives))
     plot = _plot_target(plot)
     if seed_example:
         if any(v is not None for v in (file, data, simulate, column, missing)) or param or fix:
@@ -545,19 +650,20 @@ def _print_landscape(result) -> None:
         f"{name} in [{_fmt(float(ax[0]))}, {_fmt(float(ax[-1]))}] ({len(ax)} points)"
         for name, ax in result.axes.items()
     )
-    table = Table(title=f"{result.family}, n = {result.n}, {grid}, {result.dtype}")
-    for col in ("objective", "local minima", "global argmin", "min risk", "flat grid"):
-        table.add_column(col)
+    table = TableData(
+        f"{result.family}, n = {result.n}, {grid}, {result.dtype}",
+        ["objective", "local minima", "global argmin", "min risk", "flat grid"],
+    )
     for spec, r in result.results.items():
         argmin = ", ".join(f"{k} = {_fmt(v, 5)}" for k, v in r.argmin.items())
         table.add_row(
-            spec,
+            _label(spec),
             str(r.local_minima),
             argmin or "-",
             _fmt(r.min_value),
             f"{100 * r.flat_fraction:.1f}%",
         )
-    _out.print(table)
+    _show(table)
 
 
 # ---------------------------------------------------------------------- fit
@@ -590,15 +696,19 @@ def fit_cmd(
         int, typer.Option("--seed", min=0, help="Seed of the extra starting points.")
     ] = 0,
     as_json: JsonOpt = False,
+    fmt: FormatOpt = "table",
 ) -> None:
     """Fit a family to one column of data by minimising each objective; estimates ± sandwich SE."""
+    as_json = _output_format(fmt, as_json)
     from likelab.estimate import fit
 
     path = _data_file(file, data)
     if path is None:
         raise SpecError("Missing argument 'FILE': the data file (likelab fit FILE, or --data FILE)")
-    specs = _distinct_objectives(
-        [spec for text in (objective or ["log"]) for spec in split_specs(text)]
+    specs = _spelled(
+        _distinct_objectives(
+            [spec for text in (objective or ["log"]) for spec in split_specs(text)]
+        )
     )
     fixed = _parse_fix(fix or [])
     from likelab.families import get_family
@@ -633,12 +743,12 @@ def fit_cmd(
 
 def _print_fits(results, *, source: str) -> None:
     first = results[0]
-    table = Table(
-        title=f"{first.family} fitted to {source}, n = {first.n} (estimate ± sandwich SE)"
+    columns = ["", *(_label(r.objective) for r in results)]
+    table = TableData(
+        f"{first.family} fitted to {source}, n = {first.n} (estimate ± sandwich SE)",
+        columns,
+        justify={c: "right" for c in columns[1:]},
     )
-    table.add_column("")
-    for r in results:
-        table.add_column(r.objective, justify="right")
     for name in first.free:
         # a vector parameter (categorical ``probs``) gets one row per component
         size = int(np.size(first.params[name]))
@@ -664,7 +774,7 @@ def _print_fits(results, *, source: str) -> None:
     why = [str(np.asarray(r.se_reason).item()) if r.se_reason is not None else "" for r in results]
     if any(why):
         table.add_row("SE n/a because", *why)
-    _out.print(table)
+    _show(table)
 
 
 def _component(value, j: int) -> float:
@@ -711,15 +821,19 @@ def properness_cmd(
         int, typer.Option("--seed", min=0, help="Seed of the random truths/starts.")
     ] = 0,
     as_json: JsonOpt = False,
+    fmt: FormatOpt = "table",
     plot: PlotOpt = None,
 ) -> None:
     """Is each objective minimised by the truth? Verdicts with their evidence (default: on 3
     classes and against N(0, 1) with a normal family)."""
+    as_json = _output_format(fmt, as_json)
     from likelab.properness import survey
 
     plot = _plot_target(plot)
     chosen: str | list[str] = (
-        "all" if objectives.strip() == "all" else _distinct_objectives(split_specs(objectives))
+        "all"
+        if objectives.strip() == "all"
+        else _spelled(_distinct_objectives(split_specs(objectives)))
     )
     result = survey(chosen, classes=classes, truth=truth, family=family, seed=seed)
     _finish(result, plot=plot, as_json=as_json, figure="plot_properness", show=_print_properness)
@@ -733,20 +847,23 @@ def _print_properness(result) -> None:
     title = "properness: is the expected score minimised by the truth?"
     if density is not None:
         title += f" (density: truth {density.truth}, family {density.family})"
-    table = Table(title=title, caption="claim: = agrees with the registry, ≠ disagrees")
-    for col in ("objective", "setting", "verdict", "claim"):
-        table.add_column(col, no_wrap=True)
-    table.add_column("evidence", ratio=1)
+    table = TableData(
+        title,
+        ["objective", "setting", "verdict", "claim", "evidence"],
+        caption="claim: = agrees with the registry, ≠ disagrees",
+    )
     for r in rows:
         d = r.to_dict()
         if d["verdict"] is None and "not_applicable" in d:
-            table.add_row(d["objective"], d["setting"], "n/a", "", d["not_applicable"])
+            table.add_row(_label(d["objective"]), d["setting"], "n/a", "", d["not_applicable"])
             continue
         agrees = d.get("agrees_with_claim")
         mark = "" if agrees is None else ("= " if agrees else "≠ ")
         claim = mark + (d.get("claimed") or "-")
-        table.add_row(d["objective"], d["setting"], d["verdict"] or "no verdict", claim, d["how"])
-    _out.print(table)
+        table.add_row(
+            _label(d["objective"]), d["setting"], d["verdict"] or "no verdict", claim, d["how"]
+        )
+    _show(table)
 
 
 # ---------------------------------------------------------------------- train
@@ -790,6 +907,7 @@ def train_cmd(
         int | None, typer.Option("--patience", help="Early stopping on the validation risk.")
     ] = None,
     as_json: JsonOpt = False,
+    fmt: FormatOpt = "table",
     plot: Annotated[
         str | None,
         typer.Option("--plot", help="Write learning curves and reliability diagrams to DIR."),
@@ -801,12 +919,13 @@ def train_cmd(
 ) -> None:
     """Train one network per objective and seed on the same data; clean test metrics,
     mean ± sd over seeds."""
+    as_json = _output_format(fmt, as_json)
     from likelab.classify import compare, load_dataset
     from likelab.classify.trainer import MAX_SEEDS
 
     plot = None if plot is None else check_output_dir(plot, what="--plot")
     report = None if report is None else check_output_dir(report, what="--report")
-    specs = _distinct_objectives(split_specs(objectives))
+    specs = _spelled(_distinct_objectives(split_specs(objectives)))
     if not 1 <= seeds <= MAX_SEEDS:
         raise ParameterError(f"--seeds must be an integer in [1, {MAX_SEEDS}], got {seeds}")
     if epochs < 1:
@@ -870,7 +989,7 @@ def train_cmd(
         if row["diverged"]:
             what = "undetermined" if row["diverged"] == row["seeds"] else "over the other seeds"
             _err.print(
-                f"warning: {row['objective']}: {row['diverged']} of {row['seeds']} run(s) "
+                f"warning: {_label(row['objective'])}: {row['diverged']} of {row['seeds']} run(s) "
                 f"diverged ({'; '.join(row['divergence'])}); its metrics are {what}",
                 markup=False,
             )
@@ -936,22 +1055,21 @@ def _print_comparison(result) -> None:
         k for k in ("accuracy", "nll", "brier", "ece", "confidence", "prob_gap") if k in rows[0]
     ]
     noise = f", label noise {result.noise}" if result.noise else ""
-    table = Table(
-        title=f"{result.dataset}{noise}: {result.model}, {len(result.seeds)} seed(s), "
-        "clean test set (mean ± sd)"
+    table = TableData(
+        f"{result.dataset}{noise}: {result.model}, {len(result.seeds)} seed(s), "
+        "clean test set (mean ± sd)",
+        ["objective", *keys],
+        justify=dict.fromkeys(keys, "right"),
     )
-    table.add_column("objective", overflow="fold")
-    for k in keys:
-        table.add_column(k, justify="right", overflow="fold")
     for row in rows:
         table.add_row(
-            row["objective"],
+            _label(row["objective"]),
             *(
                 "undetermined" if row[k] is None else f"{row[k]:.3f}±{row[k + '_sd']:.3f}"
                 for k in keys
             ),
         )
-    _out.print(table)
+    _show(table)
 
 
 # ---------------------------------------------------------------------- study
@@ -1058,12 +1176,14 @@ def _study_interruptible(run_study):
 def study_summary_cmd(
     store: Annotated[Path, typer.Argument(metavar="STORE", help="A study's DuckDB store.")],
     as_json: JsonOpt = False,
+    fmt: FormatOpt = "table",
     csv: Annotated[str | None, typer.Option("--csv", help="Write the summary as CSV.")] = None,
     parquet: Annotated[
         str | None, typer.Option("--parquet", help="Write the summary as Parquet.")
     ] = None,
 ) -> None:
     """Performance measures per (DGP, n, objective, parameter), with Monte Carlo SEs."""
+    as_json = _output_format(fmt, as_json)
     from likelab.study import export, summarise
     from likelab.study.summary import MEASURES
 
@@ -1083,14 +1203,7 @@ def study_summary_cmd(
     if csv is not None or parquet is not None:
         _err.print(f"summary written to {csv or parquet}")
         return
-    table = Table(
-        title=f"{store.name}: estimate ± Monte Carlo SE",
-        caption="RE vs log: relative efficiency, EmpSE² ratio EmpSE_log²/EmpSE² (ignores bias); "
-        "rel MSE vs log: MSE ratio MSE_log/MSE (includes bias); both paired, above 1 favours "
-        "the objective; '-': undetermined, nothing to measure it on (e.g. coverage where no SE "
-        "could be given)",
-    )
-    for col in (
+    columns = [
         "dgp",
         "n",
         "objective",
@@ -1101,17 +1214,21 @@ def study_summary_cmd(
         "rel MSE vs log",
         "coverage",
         "fail",
-    ):
-        table.add_column(
-            col,
-            justify="left" if col in ("dgp", "objective", "param") else "right",
-            overflow="fold",
-        )
+    ]
+    table = TableData(
+        f"{store.name}: estimate ± Monte Carlo SE",
+        columns,
+        justify={c: "left" if c in ("dgp", "objective", "param") else "right" for c in columns},
+        caption="RE vs log: relative efficiency, EmpSE² ratio EmpSE_log²/EmpSE² (ignores bias); "
+        "rel MSE vs log: MSE ratio MSE_log/MSE (includes bias); both paired, above 1 favours "
+        "the objective; '-': undetermined, nothing to measure it on (e.g. coverage where no SE "
+        "could be given)",
+    )
     for r in rows:
         table.add_row(
             r["dgp"],
             str(r["n"]),
-            r["objective"],
+            _label(r["objective"]),
             r["parameter"],
             _pm(r["bias"], r["bias_mcse"]),
             _pm(r["emp_se"], r["emp_se_mcse"]),
@@ -1120,7 +1237,7 @@ def study_summary_cmd(
             _pm(r["coverage"], r["coverage_mcse"], 3),
             f"{r['failure_rate']:.1%}",
         )
-    _out.print(table)
+    _show(table)
 
 
 def _pm(value: float | None, mcse: float | None, digits: int = 4) -> str:
@@ -1142,9 +1259,11 @@ def underflow_cmd(
         int, typer.Option("--num-classes", help="Classes of the softmax behind each l_i.")
     ] = 10,
     as_json: JsonOpt = False,
+    fmt: FormatOpt = "table",
     plot: PlotOpt = None,
 ) -> None:
     """Where the naive product of likelihoods underflows, and its gradient with it."""
+    as_json = _output_format(fmt, as_json)
     from likelab.landscape import underflow
 
     try:
@@ -1161,15 +1280,10 @@ def underflow_cmd(
 def _print_underflow(report) -> None:
     d = report.to_dict()
     ls = ", ".join(_fmt(v, 4) for v in d["likelihoods"])
-    table = Table(title=f"naive product of likelihoods ({ls}, repeated)")
-    for col in (
-        "dtype",
-        "subnormal at n",
-        "exactly 0 at n",
-        "gradient 0 at n",
-        "log-product there",
-    ):
-        table.add_column(col)
+    table = TableData(
+        f"naive product of likelihoods ({ls}, repeated)",
+        ["dtype", "subnormal at n", "exactly 0 at n", "gradient 0 at n", "log-product there"],
+    )
     for dt, t in d["thresholds"].items():
         table.add_row(
             dt,
@@ -1178,17 +1292,19 @@ def _print_underflow(report) -> None:
             _fmt(t["grad_zero_at"]),
             _fmt(t["log_product_at_zero"]),
         )
-    _out.print(table)
+    tables = [table]
     rows = d["rows"]
     if rows:
-        table = Table(title="by batch size n (gradient norms: RMS over samples of |dL/dlogits_i|)")
-        for key in rows[0]:
-            table.add_column(_short_header(key))
+        by_n = TableData(
+            "by batch size n (gradient norms: RMS over samples of |dL/dlogits_i|)",
+            [_short_header(key) for key in rows[0]],
+        )
         for r in rows:
-            table.add_row(
+            by_n.add_row(
                 *(_fmt(v, 4) if isinstance(v, float) or v is None else str(v) for v in r.values())
             )
-        _out.print(table)
+        tables.append(by_n)
+    _show(*tables)
 
 
 def _short_header(key: str) -> str:
@@ -1285,6 +1401,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit status (2 for bad input, one line on stderr; 130 when
     interrupted, with a line saying what was kept)."""
     args = sys.argv[1:] if argv is None else argv
+    global _table_format
+    _table_format = "table"
+    _given.clear()
     try:
         with _stdout_for_json(args):
             code = app(args=args, prog_name="likelab", standalone_mode=False)
