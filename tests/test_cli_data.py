@@ -204,3 +204,26 @@ def test_a_column_with_no_value_is_an_error_even_with_drop(capsys, tmp_path):
     code, _, err = run(capsys, "fit", path, "--column", "y", "--missing", "drop")
     assert code == 2
     assert "every data row (3) has a missing value" in one_error_line(err)
+
+
+def test_a_command_failing_after_a_drop_prints_its_error_line_alone(capsys, table):
+    """The dropped-rows note is printed once the command has succeeded: a command that fails
+    later (here, heights outside the support of a uniform on [5, 6]) says one line."""
+    path, _ = table
+    code, out, err = run(
+        capsys,
+        "fit",
+        path,
+        "--column",
+        "id",
+        "--missing",
+        "drop",
+        "--family",
+        "uniform",
+        "--fix",
+        "low=5",
+        "--fix",
+        "high=6",
+    )
+    assert code == 2 and not out
+    one_error_line(err)

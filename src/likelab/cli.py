@@ -95,6 +95,9 @@ PlotOpt = Annotated[
 
 # ---------------------------------------------------------------------- helpers
 _table_format = "table"  # --format of the running command: table, markdown or csv
+#: Notes for stderr (e.g. rows dropped by --missing drop), printed by :func:`main` once the
+#: command has succeeded: a failing command prints its one error line and nothing else.
+_notes: list[str] = []
 
 
 def _output_format(fmt: str, as_json: bool) -> bool:
@@ -613,7 +616,7 @@ def _load_data(
             where = f" (line{'s' if d.dropped_missing > 1 else ''} {lines}" + (
                 f" and {more:,} more)" if more else ")"
             )
-            _err.print(
+            _notes.append(
                 f"--missing drop: dropped {d.dropped_missing:,} of {d.rows:,} rows of "
                 f"{data.name} with a missing value in {d.column}"
                 + (where if d.dropped_missing else "")
@@ -1404,6 +1407,7 @@ def main(argv: list[str] | None = None) -> int:
     global _table_format
     _table_format = "table"
     _given.clear()
+    _notes.clear()
     try:
         with _stdout_for_json(args):
             code = app(args=args, prog_name="likelab", standalone_mode=False)
@@ -1444,6 +1448,8 @@ def main(argv: list[str] | None = None) -> int:
         if code == INTERRUPTED:
             typer.echo("interrupted", err=True)
         return code
+    for note in _notes:
+        typer.echo(_one_line(note), err=True)
     return 0
 
 
