@@ -15,6 +15,7 @@ from tests.study.test_runner import (
     _cli,
     _env,
     check_stop,
+    ctrl_c_after_cells,
     results,
 )
 
@@ -122,24 +123,8 @@ def test_ctrl_c_of_a_dask_run_is_clean_and_resumes(tmp_path, spec):
     store = tmp_path / "dask.duckdb"
     args = ["study", "run", path, "--store", store, "--executor", "dask", "--workers", "2"]
     env = _env()
-    proc = subprocess.Popen(
-        _cli(*args),
-        stderr=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env,
-        start_new_session=True,
-    )
-    lines, children = [], []
-    for line in proc.stderr:
-        lines.append(line)
-        if line.startswith("cell ") and int(line.split()[1].split("/")[0]) >= 2:
-            children = psutil.Process(proc.pid).children(recursive=True)
-            os.killpg(proc.pid, signal.SIGINT)
-            break
-    out, rest = proc.communicate(timeout=120)
-    said = [ln for ln in lines + rest.splitlines(keepends=True) if not ln.startswith("cell ")]
-    assert proc.returncode == 130 and not out, said
+    code, out, said, children = ctrl_c_after_cells(args, env, 2, psutil, timeout=120)
+    assert code == 130 and not out, said
     assert len(said) == 1 and said[0].startswith("interrupted: "), said
     assert "cells kept in" in said[0] and "run the same command again to resume" in said[0]
     assert _children_gone(children, 5)

@@ -317,24 +317,8 @@ def test_ctrl_c_exits_130_says_what_was_kept_and_resumes_to_the_same_store(
     store = tmp_path / "cut.duckdb"
     env = _env()
     args = ["study", "run", path, "--store", store, "--executor", executor, "--workers", "2"]
-    proc = subprocess.Popen(
-        _cli(*args),
-        stderr=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env,
-        start_new_session=True,  # its own process group, signalled like a terminal's
-    )
-    lines, children = [], []
-    for line in proc.stderr:
-        lines.append(line)
-        if line.startswith("cell ") and int(line.split()[1].split("/")[0]) >= 3:
-            children = psutil.Process(proc.pid).children(recursive=True)
-            os.killpg(proc.pid, signal.SIGINT)
-            break
-    out, rest = proc.communicate(timeout=60)
-    assert proc.returncode == 130, rest
-    said = [ln for ln in lines + rest.splitlines(keepends=True) if not ln.startswith("cell ")]
+    code, out, said, children = ctrl_c_after_cells(args, env, 3, psutil, timeout=60)
+    assert code == 130, said
     assert len(said) == 1 and not out, said
     kept = int(said[0].split()[1])
     assert said[0].startswith(f"interrupted: {kept} of {total} cells kept in {store}")
@@ -372,6 +356,30 @@ def test_workers_of_a_killed_run_exit_with_it(interrupted_study, tmp_path):
     proc.kill()
     proc.wait()
     assert _children_gone(children, 5), [c.pid for c in children if c.is_running()]
+
+
+def ctrl_c_after_cells(args, env, cells, psutil, *, timeout):
+    """Run ``likelab ARGS`` in its own process group and send the group SIGINT, as a terminal's
+    Ctrl-C does, once ``cells`` cells are reported done: (exit status, stdout, the stderr lines
+    other than progress, the child processes it had)."""
+    proc = subprocess.Popen(
+        _cli(*args),
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,  # its own process group, signalled like a terminal's
+    )
+    lines, children = [], []
+    for line in proc.stderr:
+        lines.append(line)
+        if line.startswith("cell ") and int(line.split()[1].split("/")[0]) >= cells:
+            children = psutil.Process(proc.pid).children(recursive=True)
+            os.killpg(proc.pid, signal.SIGINT)
+            break
+    out, rest = proc.communicate(timeout=timeout)
+    said = [ln for ln in lines + rest.splitlines(keepends=True) if not ln.startswith("cell ")]
+    return proc.returncode, out, said, children
 
 
 def _user_objective(tmp_path, monkeypatch, body):
