@@ -1005,7 +1005,7 @@ def _write_train_figures(result, plot: Path) -> None:
     from likelab.errors import OutputError
     from likelab.report.figures import plot_learning_curves, plot_reliability, save_figure
 
-    _check_plot_dir(plot)
+    check_output_dir(plot, what="--plot")
     existed = plot.exists()
     figs = {
         "learning_curves.png": plot_learning_curves(result),
@@ -1021,11 +1021,6 @@ def _write_train_figures(result, plot: Path) -> None:
         if not existed and plot.is_dir() and not any(plot.iterdir()):
             plot.rmdir()
         raise
-
-
-def _check_plot_dir(plot: Path) -> None:
-    """``train --plot DIR``: refused when DIR is a file or cannot be written."""
-    check_output_dir(plot, what="--plot")
 
 
 def _train_interruptible(compare, runs: int):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -294,8 +295,8 @@ def test_save_figure_failing_midway_leaves_nothing_behind(tmp_path, monkeypatch)
 
     fig = _figure()
 
-    def fail(fh, **kwargs):
-        fh.write(b"\x89PNG half a picture")
+    def fail(target, **kwargs):  # half a picture in the file it was given, then a full disk
+        Path(target).write_bytes(b"\x89PNG half a picture")
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(fig, "savefig", fail)
@@ -334,7 +335,9 @@ def test_save_figure_permission_denied_is_an_output_error(tmp_path, monkeypatch)
     def denied(**kwargs):
         raise PermissionError(13, "Permission denied", str(kwargs["dir"]))
 
-    monkeypatch.setattr(figures.tempfile, "mkstemp", denied)
+    from likelab import _paths
+
+    monkeypatch.setattr(_paths.tempfile, "mkstemp", denied)
     with pytest.raises(OutputError, match=r"'.*out.png': Permission denied \(.*sub\)"):
         figures.save_figure(_figure(), tmp_path / "sub" / "out.png")
     assert list(tmp_path.iterdir()) == []  # the directory it created is gone again

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
+from likelab._paths import atomic_write
 from likelab.errors import OutputError, UnsupportedError
 from likelab.landscape import Landscape, UnderflowReport
 from likelab.landscape.grid import flat_mask
@@ -509,7 +508,7 @@ def save_figure(fig: Figure, path: str | Path) -> Path:
     if path.is_dir():
         raise OutputError(f"cannot write a figure to {str(path)!r}: it is a directory")
     created = []
-    tmp = None
+    written = False
     try:
         for parent in reversed(path.parents):
             if not parent.exists():
@@ -517,21 +516,16 @@ def save_figure(fig: Figure, path: str | Path) -> Path:
                 created.append(parent)
             elif not parent.is_dir():
                 raise NotADirectoryError(20, f"{str(parent)!r} is a file, not a directory")
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format=fmt, dpi=120)
-        os.replace(tmp, path)
-        tmp = None
+        with atomic_write(path) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=120)
+        written = True
     except OSError as exc:
         raise OutputError(
             f"cannot write a figure to {str(path)!r}: {exc.strerror or exc}"
             + (f" ({exc.filename})" if getattr(exc, "filename", None) else "")
         ) from None
     finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-        if tmp is not None or not path.exists():
+        if not written:  # leave no directory this call created
             for directory in reversed(created):
                 with contextlib.suppress(OSError):
                     directory.rmdir()
