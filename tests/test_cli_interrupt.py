@@ -86,3 +86,27 @@ def test_an_objective_calling_sys_exit_in_fit_is_an_error(
     code, out, err = run(capsys, "fit", data, "--family", "normal", "--objective", objective)
     assert code == 2 and not out and err.count("\n") == 1, err
     assert err.startswith("error: user objective") and "raised SystemExit" in err, err
+
+
+@pytest.mark.parametrize("after", [0.4, 1.0])
+def test_ctrl_c_while_likelab_starts_is_one_line_and_130(after):
+    """The command's entry point (likelab_entry, as the installed `likelab` script calls it):
+    a Ctrl-C while torch and the CLI are still being imported, or just after, is the same one
+    line and exit status 130 as anywhere else, never Python's KeyboardInterrupt traceback."""
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, likelab_entry; sys.argv[1:] = ['properness']; "
+            "sys.exit(likelab_entry.main())",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+        start_new_session=True,
+    )
+    time.sleep(after)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and err == "interrupted\n" and not out, err
