@@ -110,3 +110,38 @@ def test_ctrl_c_while_likelab_starts_is_one_line_and_130(after):
     os.killpg(proc.pid, signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and err == "interrupted\n" and not out, err
+
+
+def test_ctrl_c_during_the_demo_says_which_files_it_wrote(tmp_path):
+    out_dir = tmp_path / "demo"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from likelab.cli import main; sys.exit(main(sys.argv[1:]))",
+            "demo",
+            "--quick",
+            "--out",
+            str(out_dir),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+        start_new_session=True,
+    )
+    for line in proc.stderr:  # one line per step off a terminal: stop it in the second step
+        if line.startswith("step 2/"):
+            break
+    time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, rest = proc.communicate(timeout=60)
+    said = [ln for ln in rest.splitlines() if not ln.startswith("step ")]
+    assert proc.returncode == 130 and len(said) == 1 and not out, rest
+    assert said[0].startswith("interrupted: the demo stopped before it finished; ")
+    assert str(out_dir) in said[0] and not (out_dir / "index.html").exists()
+    files = sorted(str(p.relative_to(out_dir)) for p in out_dir.rglob("*") if p.is_file())
+    assert said[0].endswith(
+        f"{len(files)} file(s) it wrote are in {out_dir}: {', '.join(files)}; run the same "
+        "command again for the whole report"
+    ) or (not files and "0 file(s)" in said[0])

@@ -1333,24 +1333,35 @@ def demo_cmd(
     from likelab.report.demo import run_demo
 
     out = check_output_dir(out, what="--out")
-    if _err.is_terminal and not as_json:
-        from rich.progress import BarColumn, Progress, TimeElapsedColumn
+    before = set(out.rglob("*")) if out.exists() else set()
+    try:
+        if _err.is_terminal and not as_json:
+            from rich.progress import BarColumn, Progress, TimeElapsedColumn
 
-        with Progress(
-            "{task.description}", BarColumn(), TimeElapsedColumn(), console=_err, transient=True
-        ) as progress:
-            task = progress.add_task("demo", total=None)
+            with Progress(
+                "{task.description}", BarColumn(), TimeElapsedColumn(), console=_err, transient=True
+            ) as progress:
+                task = progress.add_task("demo", total=None)
+
+                def step(done: int, total: int, label: str) -> None:
+                    progress.update(task, completed=done, total=total, description=label)
+
+                demo = run_demo(out, quick=quick, seed=seed, on_step=step)
+        else:
 
             def step(done: int, total: int, label: str) -> None:
-                progress.update(task, completed=done, total=total, description=label)
+                _err.print(f"step {done + 1}/{total}: {label}")
 
-            demo = run_demo(out, quick=quick, seed=seed, on_step=step)
-    else:
-
-        def step(done: int, total: int, label: str) -> None:
-            _err.print(f"step {done + 1}/{total}: {label}")
-
-        demo = run_demo(out, quick=quick, seed=seed, on_step=None if as_json else step)
+            demo = run_demo(out, quick=quick, seed=seed, on_step=None if as_json else step)
+    except KeyboardInterrupt:
+        written = sorted(
+            str(p.relative_to(out)) for p in set(out.rglob("*")) - before if p.is_file()
+        )
+        kept = f": {', '.join(written)}" if written else ""
+        raise _Interrupted(
+            f"interrupted: the demo stopped before it finished; {len(written)} file(s) it wrote "
+            f"are in {out}{kept}; run the same command again for the whole report"
+        ) from None
     if as_json:
         _emit_json(demo.to_dict())
         return
