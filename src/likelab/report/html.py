@@ -19,6 +19,8 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from likelab._paths import atomic_write
+
 __all__ = ["Cell", "Figure", "Section", "Table", "fmt", "render", "write_page"]
 
 _ENV = Environment(
@@ -118,9 +120,11 @@ def render(template: str, *, title: str, subtitle: str, sections: Iterable[Secti
 
 
 def write_page(out: str | Path, html: str) -> Path:
-    """Write ``out/index.html``; returns its path."""
+    """Write ``out/index.html``, whole or not at all (:func:`likelab._paths.atomic_write`);
+    returns its path."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "index.html"
-    path.write_text(html, encoding="utf-8")
+    with atomic_write(path) as tmp:
+        tmp.write_text(html, encoding="utf-8")
     return path

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from likelab._paths import atomic_write
 from likelab.landscape import Landscape, UnderflowReport, seed_example, underflow
 from likelab.objectives import get_objective, list_objectives
 from likelab.objectives.base import aliases_of
@@ -71,11 +72,11 @@ def write_walkthrough(out: str | Path, *, seed: int = 0) -> Walkthrough:
         "underflow": plot_underflow(flow, out / "underflow.png"),
         "landscape": plot_landscape(land, out / "landscape.png"),
     }
-    (out / "summary.md").write_text(_markdown(result, seed))
+    with atomic_write(out / "summary.md") as tmp:
+        tmp.write_text(_markdown(result, seed))
     result.files = ["summary.md", "summary.json", "underflow.png", "landscape.png"]
-    (out / "summary.json").write_text(
-        json.dumps(_finite(result.to_dict()), indent=2, allow_nan=False)
-    )
+    with atomic_write(out / "summary.json") as tmp:
+        tmp.write_text(json.dumps(_finite(result.to_dict()), indent=2, allow_nan=False))
     return result
 
 
