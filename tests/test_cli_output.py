@@ -5,12 +5,10 @@ import csv
 import io
 import json
 import re
-import textwrap
 
 import pytest
 
-from cli_support import run
-from likelab.study import load_study, run_study
+from cli_support import make_study_store, run
 
 STUDY = """
 name: piped
@@ -28,12 +26,7 @@ objectives: [nll, "dpd:beta=0.25"]
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("piped")
-    path = folder / "piped.yaml"
-    path.write_text(textwrap.dedent(STUDY))
-    target = folder / "piped.duckdb"
-    run_study(load_study(path), target, executor="local")
-    return target
+    return make_study_store(tmp_path_factory.mktemp("piped"), STUDY, "piped")[1]
 
 
 @pytest.fixture(scope="module")

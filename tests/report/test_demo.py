@@ -6,11 +6,11 @@ import contextlib
 import io
 import json
 import shutil
-import textwrap
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from tests.cli_support import make_study_store
 
 from likelab.cli import main
 from likelab.report.demo import STEPS
@@ -186,14 +186,7 @@ objectives: [log, "dpd:beta=0.5"]
 
 @pytest.fixture(scope="module")
 def study_store(tmp_path_factory):
-    from likelab.study import load_study, run_study
-
-    folder = tmp_path_factory.mktemp("study")
-    path = folder / "evil.yaml"
-    path.write_text(textwrap.dedent(STUDY))
-    store = folder / "evil.duckdb"
-    run_study(load_study(path), store, executor="local")
-    return store
+    return make_study_store(tmp_path_factory.mktemp("study"), STUDY, "evil")[1]
 
 
 def test_a_study_name_with_a_script_tag_shows_as_text(study_store, tmp_path):

@@ -6,11 +6,10 @@ import os
 import shutil
 import socket
 import sqlite3
-import textwrap
 
 import duckdb
 import pytest
-from tests.cli_support import run
+from tests.cli_support import make_study_store, run
 
 from likelab.errors import StoreError
 from likelab.study import load_study, run_study
@@ -33,12 +32,7 @@ objectives: [log, "lq:q=0.8"]
 @pytest.fixture(scope="module")
 def made(tmp_path_factory):
     """A study file and a finished store of it, made once (copied by the tests that alter it)."""
-    folder = tmp_path_factory.mktemp("store")
-    path = folder / "tiny.yaml"
-    path.write_text(textwrap.dedent(TINY))
-    store = folder / "tiny.duckdb"
-    run_study(load_study(path), store, executor="local")
-    return path, store
+    return make_study_store(tmp_path_factory.mktemp("store"), TINY, "tiny")
 
 
 def _copy(made, tmp_path, name="copy.duckdb"):

@@ -7,6 +7,7 @@ import textwrap
 import duckdb
 import numpy as np
 import pytest
+from tests.cli_support import make_study_store
 
 from likelab.errors import LikelabError
 from likelab.study import Store, load_study, run_study, summarise
@@ -30,12 +31,7 @@ objectives: [log, "dpd:beta=0.5", linear]
 
 @pytest.fixture(scope="module")
 def study_store(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("summary")
-    path = folder / "s.yaml"
-    path.write_text(textwrap.dedent(STUDY))
-    store = folder / "s.duckdb"
-    run_study(load_study(path), store, executor="local")
-    return store
+    return make_study_store(tmp_path_factory.mktemp("summary"), STUDY, "s")[1]
 
 
 def test_summary_matches_numpy(study_store):
