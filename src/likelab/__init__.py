@@ -22,6 +22,7 @@ from likelab.estimate import FitResult, fit
 from likelab.families import Family, get_family, list_families
 from likelab.objectives import Objective, get_objective, list_objectives, objective
 from likelab.properness import check_properness
+from likelab.scoring import score
 
 __version__ = "0.1.0"
 
@@ -43,4 +44,5 @@ __all__ = [
     "list_families",
     "list_objectives",
     "objective",
+    "score",
 ]

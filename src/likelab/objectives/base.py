@@ -152,12 +152,17 @@ class Objective:
 
     Call it (or :meth:`loss`) on ``(F, y)`` for per-observation losses; :meth:`risk` for the
     empirical risk along the observation axis. ``formula``, ``reference`` and ``properties`` say
-    what it is and what the literature claims for it.
+    what it is and what the literature claims for it. ``F`` may also be a frozen
+    ``scipy.stats`` distribution of a family likelab knows
+    (:mod:`likelab.families.scipy_bridge`).
 
     >>> import torch
     >>> from likelab.objectives import get_objective
     >>> F = torch.distributions.Normal(torch.tensor(0.0), torch.tensor(1.0))
     >>> round(float(get_objective("log")(F, torch.tensor(0.0))), 6)  # 0.5 log(2π)
+    0.918939
+    >>> import scipy.stats
+    >>> round(float(get_objective("log")(scipy.stats.norm(0, 1), 0.0)), 6)
     0.918939
     """
 
@@ -225,6 +230,7 @@ class Objective:
             raise UnsupportedError(
                 f"objective {self.name!r} is defined on a whole batch only; use .risk(F, y)"
             )
+        dist = _as_forecast(dist)
         if validate:
             y = check_observations(dist, y)
         return self.fn(dist, y, **self.hyper)
@@ -237,6 +243,7 @@ class Objective:
         For the batch-level ``product`` it is the negated product of the likelihoods, computed the
         naive way.
         """
+        dist = _as_forecast(dist)
         if validate:
             y = check_observations(dist, y)
         if self.risk_fn is not None:
@@ -633,6 +640,16 @@ def check_observations(dist: Distribution, y: Any) -> torch.Tensor:
                 f"of {type(dist).__name__} ({support})"
             )
     return t
+
+
+def _as_forecast(dist: Any) -> Any:
+    """A frozen ``scipy.stats`` distribution as its torch distribution
+    (:mod:`likelab.families.scipy_bridge`); anything else unchanged."""
+    if isinstance(dist, Distribution) or not type(dist).__module__.startswith("scipy.stats"):
+        return dist
+    from likelab.families.scipy_bridge import as_forecast
+
+    return as_forecast(dist)
 
 
 def _param_tensor(dist: Distribution) -> torch.Tensor | None:
