@@ -209,3 +209,9 @@ def test_errors_name_what_is_wrong(blobs):
         ObjectiveClassifier(lr=1e36, epochs=3, random_state=0).fit(x * 1e3, y)
     # every error is likelab's and a ValueError, as scikit-learn's conventions expect
     assert issubclass(DataError, LikelabError) and issubclass(DataError, ValueError)
+
+
+def test_reachable_as_likelab_sklearn():
+    import likelab
+
+    assert likelab.sklearn.ObjectiveClassifier is ObjectiveClassifier

@@ -46,3 +46,12 @@ __all__ = [
     "objective",
     "score",
 ]
+
+
+def __getattr__(name: str):
+    """``likelab.sklearn`` on first use: scikit-learn is imported only by those who use it."""
+    if name == "sklearn":
+        import importlib
+
+        return importlib.import_module("likelab.sklearn")
+    raise AttributeError(f"module 'likelab' has no attribute {name!r}")

@@ -175,8 +175,9 @@ class ObjectiveClassifier(ClassifierMixin, BaseEstimator):
             "model": self.model,
             "dtype": _DTYPES[self.dtype],
             "seed": _seed(self.random_state),
-            "eval_every": 0,
         }
+        if "eval_every" in _TRAIN_DEFAULTS:
+            options["eval_every"] = 0  # no test set: the history holds training quantities
         for name in _EXPOSED:
             if name in _TRAIN_DEFAULTS:
                 options[name] = getattr(self, name)
@@ -222,11 +223,6 @@ class ObjectiveClassifier(ClassifierMixin, BaseEstimator):
         """``log`` of :meth:`predict_proba`."""
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.non_deterministic = False  # deterministic for a given random_state
-        return tags
 
 
 def _seed(random_state: Any) -> int:
