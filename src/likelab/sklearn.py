@@ -94,6 +94,7 @@ class ObjectiveClassifier(ClassifierMixin, BaseEstimator):
     history_: per-epoch training history (mean loss, gradient norm, ...; see ``train``).
     n_iter_: the number of epochs run.
     objective_: the objective's canonical spec.
+    train_metrics_: accuracy, NLL, Brier, ECE and confidence on the training set at the end.
     """
 
     def __init__(
@@ -191,6 +192,10 @@ class ObjectiveClassifier(ClassifierMixin, BaseEstimator):
                 raise ParameterError(
                     f"train_options: likelab.classify.train has no option {key!r} (its options: "
                     f"{', '.join(k for k in _TRAIN_DEFAULTS if k not in _RESERVED)})"
+                )
+            if key == "eval_every":
+                raise ParameterError(
+                    "train_options: eval_every is set by the estimator (0: it has no test set)"
                 )
             if key in _RESERVED or key in _EXPOSED:
                 raise ParameterError(
