@@ -4,6 +4,7 @@ likelab's trainer), labels, reproducibility, clone/pickle, Pipeline and GridSear
 scikit-learn's own estimator checks are in test_sklearn_checks.py.
 """
 
+import inspect
 import pickle
 
 import numpy as np
@@ -47,6 +48,8 @@ def test_log_with_a_linear_model_is_scikit_learns_unpenalised_logistic_regressio
     # gives (brier differs by > 1e-3: asserted).
     ref = LogisticRegression(C=np.inf, tol=1e-12, max_iter=100_000).fit(x, y).predict_proba(x)
     opts = {"batch_size": 0, "lr": 0.1, "dtype": "float64", "random_state": 0}
+    if "tol" in inspect.signature(train).parameters:
+        opts["tol"] = 0.0  # the trainer's stationarity stop off: this test measures the optimum
     clf = ObjectiveClassifier("log", "logistic", epochs=300, **opts).fit(x, y)
     assert np.abs(clf.predict_proba(x) - ref).max() < 1e-5
     brier = ObjectiveClassifier("brier", "logistic", epochs=300, **opts).fit(x, y)
@@ -63,7 +66,7 @@ def test_an_integer_random_state_is_the_trainers_seed(blobs):
     with torch.no_grad():
         want = torch.softmax(ref.network(torch.as_tensor(x, dtype=torch.float32)).double(), -1)
     np.testing.assert_array_equal(clf.predict_proba(x), want.numpy())
-    assert clf.n_iter_ == 40 and len(clf.history_) == 40
+    assert clf.n_iter_ == ref.epochs_run and len(clf.history_) == ref.epochs_run
     assert clf.objective_ == "gce:q=0.7"
     assert clf.history_[0]["batches"] == 1  # batch_size=0: the whole training set per step
 
@@ -215,3 +218,14 @@ def test_reachable_as_likelab_sklearn():
     import likelab
 
     assert likelab.sklearn.ObjectiveClassifier is ObjectiveClassifier
+
+
+def test_a_training_option_the_trainer_lacks_is_refused_not_ignored(blobs):
+    x, y = blobs
+    if "tol" in inspect.signature(train).parameters:  # the trainer has a stopping rule
+        clf = ObjectiveClassifier(tol=1e-3, random_state=0, **FAST).fit(x, y)
+        assert clf.stop_["status"] in ("converged", "epoch_limit")
+    else:
+        with pytest.raises(ParameterError, match="has no such option"):
+            ObjectiveClassifier(tol=1e-3, **FAST).fit(x, y)
+        assert ObjectiveClassifier(random_state=0, **FAST).fit(x, y).stop_ == {}

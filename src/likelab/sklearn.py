@@ -53,7 +53,7 @@ _TRAIN_DEFAULTS = {
 #: ``train`` keywords this wrapper sets itself (no test set to evaluate on during training).
 _RESERVED = {"model", "seed", "dtype", "eval_every"}
 #: ``train`` keywords that are constructor parameters of :class:`ObjectiveClassifier`.
-_EXPOSED = ("optimizer", "lr", "epochs", "batch_size", "validation", "patience")
+_EXPOSED = ("optimizer", "lr", "epochs", "batch_size", "validation", "patience", "tol")
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
@@ -73,8 +73,9 @@ class ObjectiveClassifier(ClassifierMixin, BaseEstimator):
     model:
         ``"logistic"`` (one linear layer: multinomial logistic regression under ``log``) or
         ``"mlp:W1,W2,..."`` (ReLU hidden layers of those widths).
-    optimizer, lr, epochs, batch_size, validation, patience:
-        Training options of :func:`likelab.classify.train` (defaults: its own).
+    optimizer, lr, epochs, batch_size, validation, patience, tol:
+        Training options of :func:`likelab.classify.train` (defaults: its own; ``tol``, the
+        gradient-norm tolerance of its stopping rule, where the trainer has one).
         ``batch_size=0`` trains on the whole training set at each step.
     dtype:
         ``"float32"`` or ``"float64"``: the network's weights (and the training arithmetic).
@@ -93,6 +94,8 @@ class ObjectiveClassifier(ClassifierMixin, BaseEstimator):
     network_: the trained ``torch.nn.Module``, mapping features to logits.
     history_: per-epoch training history (mean loss, gradient norm, ...; see ``train``).
     n_iter_: the number of epochs run.
+    stop_: when and why training stopped (``status``, ``epoch``, ``reason``), as the trainer
+    records it (empty where it records none).
     objective_: the objective's canonical spec.
     train_metrics_: accuracy, NLL, Brier, ECE and confidence on the training set at the end.
     """
@@ -108,6 +111,7 @@ class ObjectiveClassifier(ClassifierMixin, BaseEstimator):
         batch_size: int = _default("batch_size", 64),
         validation: float = _default("validation", 0.0),
         patience: int | None = _default("patience", None),
+        tol: float | None = _default("tol", None),
         dtype: str = "float32",
         random_state: int | np.random.RandomState | None = None,
         train_options: dict[str, Any] | None = None,
@@ -120,6 +124,7 @@ class ObjectiveClassifier(ClassifierMixin, BaseEstimator):
         self.batch_size = batch_size
         self.validation = validation
         self.patience = patience
+        self.tol = tol
         self.dtype = dtype
         self.random_state = random_state
         self.train_options = train_options
@@ -152,6 +157,11 @@ class ObjectiveClassifier(ClassifierMixin, BaseEstimator):
             num_classes=len(classes),
         )
         result = train(data=data, objective=self.objective, **options)
+        failed = getattr(result, "failed", None)
+        if failed is not None:
+            raise ParameterError(
+                f"training with {result.objective} ({result.model}) failed: {failed}"
+            )
         if result.diverged is not None:
             raise ParameterError(
                 f"training with {result.objective} ({result.model}) {result.diverged}; lower lr "
@@ -161,6 +171,7 @@ class ObjectiveClassifier(ClassifierMixin, BaseEstimator):
         self.network_ = result.network.eval()
         self.history_ = result.history
         self.n_iter_ = result.epochs_run
+        self.stop_ = dict(getattr(result, "stop", None) or {})
         self.objective_ = result.objective
         self.train_metrics_ = result.metrics
         return self
@@ -182,6 +193,8 @@ class ObjectiveClassifier(ClassifierMixin, BaseEstimator):
         for name in _EXPOSED:
             if name in _TRAIN_DEFAULTS:
                 options[name] = getattr(self, name)
+            elif getattr(self, name) is not None:
+                raise ParameterError(f"{name}: likelab.classify.train has no such option here")
         if isinstance(options.get("batch_size"), int) and options["batch_size"] == 0:
             options["batch_size"] = n  # the whole training set, as the CLI's --batch-size 0
         extra = self.train_options or {}
