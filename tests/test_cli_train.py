@@ -1,5 +1,6 @@
 """``likelab train``: table, JSON, figures and bad input."""
 
+import json
 import re
 
 import pytest
@@ -136,14 +137,17 @@ def test_every_run_diverging_is_one_error_line(capsys, tmp_path):
 
 def test_some_runs_diverging_are_data_not_numbers(capsys, tmp_path):
     args = ["train", "--dataset", "moons:noise=0.3", "--objectives", "log,linear", "--lr", "5"]
-    args += ["--optimizer", "sgd", "--epochs", "3", "--seeds", "1"]
-    data = run_json(capsys, *args)
+    args += ["--optimizer", "sgd", "--epochs", "3", "--seeds", "1", "--batch-size", "64"]
+    code, out, err = run(capsys, *args, "--json")
+    assert code == 1, err  # a run diverged: the results, then exit status 1
+    data = json.loads(out)
+    assert data["failed"] is True
     rows = {r["objective"]: r for r in data["results"]}
     assert rows["log"]["diverged"] == 1 and rows["log"]["accuracy"] is None
     assert rows["log"]["divergence"][0].startswith("seed 0: diverged at epoch ")
     assert rows["linear"]["diverged"] == 0 and 0 < rows["linear"]["accuracy"] <= 1
     code, out, err = run(capsys, *args, "--plot", tmp_path)
-    assert code == 0, err
+    assert code == 1, err
     log_row = next(line for line in out.splitlines() if "│ log" in line)
     assert not re.search(r"\bnan\b", out) and log_row.count("undetermin") == 5  # may fold
     assert "warning: log: 1 of 1 run(s) diverged (seed 0: diverged at epoch" in err
