@@ -233,7 +233,7 @@ def train(
             stop = {"status": "diverged", "epoch": epoch, "reason": diverged}
             break
         if full_norm is None and stop is None and not obj.batch_level:
-            full_norm, full_loss = _full_gradient(net, obj, x, y, params)
+            full_loss, full_norm = _full_gradient(net, obj, x, y, params)
             stop = _stationary(obj, epoch, full_loss, full_norm, tol)
         if full_norm is not None:
             row["full_grad_norm"] = full_norm
