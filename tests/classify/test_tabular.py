@@ -125,5 +125,5 @@ def test_parquet_reads_like_the_csv(tmp_path):
         read_table(pq, "label")
     bad = tmp_path / "bad.parquet"
     bad.write_text("not parquet")
-    with pytest.raises(DataError, match="cannot read .* as Parquet"):
+    with pytest.raises(DataError, match=r"cannot read .* as Parquet"):
         read_table(bad, "label")

@@ -263,8 +263,9 @@ def test_epoch_limit_says_not_converged_with_the_evidence(xor):
 
 def test_early_stopping_and_divergence_are_stop_reasons(xor):
     r = train(xor, "log", epochs=400, batch_size=8, validation=0.25, patience=2, tol=0.0)
-    assert r.stop["status"] == "early_stopping" and "did not improve for 2 epochs" in (
-        r.stop["reason"]
+    assert (
+        r.stop["status"] == "early_stopping"
+        and "did not improve for 2 epochs" in (r.stop["reason"])
     )
     wild = train(xor, "brier", lr=1e30, epochs=5, model="mlp:8")
     assert wild.stop["status"] == "diverged" and wild.stop["reason"] == wild.diverged
