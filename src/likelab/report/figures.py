@@ -421,6 +421,7 @@ def plot_learning_curves(comparison, path: str | Path | None = None) -> Figure:
         ax.tick_params(labelsize=8)
         if log and ax.has_data():
             ax.set_yscale("log")
+            ax.yaxis.set_minor_formatter(NullFormatter())  # decades only, no 4×10⁻¹ clutter
     if drawn:
         seeds = len(comparison.seeds)
         band = "; band: min–max across seeds" if seeds > 1 else ""
