@@ -1,5 +1,6 @@
 """``likelab train``: table, JSON, figures and bad input."""
 
+import json
 import re
 
 import pytest
@@ -136,14 +137,17 @@ def test_every_run_diverging_is_one_error_line(capsys, tmp_path):
 
 def test_some_runs_diverging_are_data_not_numbers(capsys, tmp_path):
     args = ["train", "--dataset", "moons:noise=0.3", "--objectives", "log,linear", "--lr", "5"]
-    args += ["--optimizer", "sgd", "--epochs", "3", "--seeds", "1"]
-    data = run_json(capsys, *args)
+    args += ["--optimizer", "sgd", "--epochs", "3", "--seeds", "1", "--batch-size", "64"]
+    code, out, err = run(capsys, *args, "--json")
+    assert code == 1, err  # a run diverged: the results, then exit status 1
+    data = json.loads(out)
+    assert data["failed"] is True
     rows = {r["objective"]: r for r in data["results"]}
     assert rows["log"]["diverged"] == 1 and rows["log"]["accuracy"] is None
     assert rows["log"]["divergence"][0].startswith("seed 0: diverged at epoch ")
     assert rows["linear"]["diverged"] == 0 and 0 < rows["linear"]["accuracy"] <= 1
     code, out, err = run(capsys, *args, "--plot", tmp_path)
-    assert code == 0, err
+    assert code == 1, err
     log_row = next(line for line in out.splitlines() if "│ log" in line)
     assert not re.search(r"\bnan\b", out) and log_row.count("undetermin") == 5  # may fold
     assert "warning: log: 1 of 1 run(s) diverged (seed 0: diverged at epoch" in err
@@ -166,3 +170,81 @@ def test_plot_under_a_file_writes_nothing(capsys, tmp_path):
     )
     assert code == 2 and err.count("\n") == 1 and "is a file" in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+# ---------------------------------------------------------------------- --data, stops, failures
+def _table(tmp_path, *, gaps=False):
+    lines = ["length,width,species"]
+    for i in range(60):
+        kind = ["alpha", "beta", "gamma"][i % 3]
+        lines.append(f"{1 + (i % 3) + 0.01 * i},{(i * 7) % 11 / 10},{kind}")
+    if gaps:
+        lines[5] = "NA,0.3,gamma"
+        lines[9] = "2.0,,gamma"
+    path = tmp_path / "plants.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_data_and_target_train_on_a_users_csv(capsys, tmp_path):
+    path = _table(tmp_path, gaps=True)
+    args = ["train", "--data", path, "--target", "species", "--objectives", "log,brier"]
+    args += ["--seeds", "2", "--model", "logistic", "--missing", "drop", "--noise", "symmetric:0.1"]
+    code, out, err = run(capsys, *args, "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["classes"] == ["alpha", "beta", "gamma"] and data["target"] == "species"
+    assert data["features"] == ["length", "width"] and data["dropped_missing"] == 2
+    assert data["dataset"] == "plants.csv" and data["noise"] == "symmetric:0.1"
+    assert "dropped 2 of 60 rows of plants.csv" in err and "line 6, line 10" in err
+    rows = {r["objective"]: r for r in data["results"]}
+    assert rows["log"]["accuracy"] > 0.9 and "prob_gap" not in rows["log"]
+    assert all(s["reason"] for s in rows["log"]["stops"]) and len(rows["log"]["stops"]) == 2
+    code, out, err = run(capsys, "train", "--data", path, "--target", "species", "--seeds", "1")
+    assert code == 2 and "2 rows have a missing value: line 6 ('NA' in 'length')" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--dataset", "xor", "--data", "DATA", "--target", "species"], "exactly one of"),
+        (["--data", "DATA"], "needs --target COLUMN"),
+        (["--dataset", "xor", "--target", "species"], "apply to --data"),
+        (["--data", "DATA", "--target", "colour"], "has no column 'colour'"),
+        (["--data", "DATA", "--target", "length"], "'species': 'alpha' is text"),
+        (["--data", "DATA", "--target", "species", "--missing", "maybe"], "--missing must be"),
+        (["--data", "DATA", "--target", "species", "--noise", "pairflip:2"], "[0, 1)"),
+        (["--data", "SMALL", "--target", "species"], "too few rows"),
+        (["--dataset", "xor", "--tol", "-1"], "--tol must be a finite number >= 0"),
+    ],
+)
+def test_bad_data_options_are_one_line_and_exit_2(capsys, tmp_path, args, fragment):
+    small = tmp_path / "small.csv"
+    small.write_text("x,species\n1,a\n2,a\n3,a\n4,b\n")
+    path = _table(tmp_path)
+    args = [str(path) if a == "DATA" else str(small) if a == "SMALL" else a for a in args]
+    code, out, err = run(capsys, "train", *_FAST, *args)
+    assert code == 2 and out == "", err
+    assert err.startswith("error: ") and err.count("\n") == 1 and fragment in err, err
+
+
+def test_a_failing_objective_is_a_row_the_others_run_and_the_status_is_1(capsys):
+    args = ["train", "--dataset", "xor:repeat=10", "--objectives", "log,crps", "--seeds", "2"]
+    code, out, err = run(capsys, *args, "--model", "mlp:8")
+    assert code == 1, err
+    crps = next(line for line in out.splitlines() if "│ crps" in line)
+    assert crps.count("failed") >= 6 and "failed 2/2" in crps
+    assert "crps cannot train a classifier" in out  # the stop table gives the reason
+    assert "warning: crps: 2 of 2 run(s) failed (every seed: crps cannot train" in err
+    log = next(line for line in out.splitlines() if line.startswith("│ log"))
+    assert "failed" not in log and re.search(r"\d\.\d{3}±\d\.\d{3}", log)
+
+
+def test_table_says_when_and_why_each_run_stopped(capsys):
+    code, out, err = run(
+        capsys, "train", "--dataset", "xor:flip=0.25,repeat=20", "--objectives", "log,linear",
+        "--seeds", "1", "--format", "csv",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "when and why each run stopped" in out or "objective,seed,epoch,stopped" in out
+    assert re.search(r"log,0,\d+,converged at epoch \d+: gradient norm [0-9.e-]+ <= tol 1e-05", out)

@@ -873,13 +873,43 @@ def _print_properness(result) -> None:
 @app.command("train")
 def train_cmd(
     dataset: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--dataset",
-            help="xor[:flip=0.2], xor-gauss, moons, circles, iris, wine, breast_cancer, digits "
-            "or next-word.",
+            help="A built-in dataset: xor[:flip=0.2], xor-gauss, moons, circles, iris, wine, "
+            "breast_cancer, digits or next-word. Or give --data.",
         ),
-    ],
+    ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            metavar="FILE",
+            help="Your own table instead of --dataset: a CSV file with a header row, or a "
+            "Parquet file (.parquet). --target names the class column; every other column is "
+            "a numeric feature (text in one is an error naming it), standardised with the "
+            "training split's mean and sd.",
+        ),
+    ] = None,
+    target: Annotated[
+        str | None,
+        typer.Option(
+            "--target",
+            metavar="COLUMN",
+            help="With --data: the class column (a header name or a 0-based index); its "
+            "distinct values are the classes.",
+        ),
+    ] = None,
+    missing: Annotated[
+        str | None,
+        typer.Option(
+            "--missing",
+            metavar="error|drop",
+            help="With --data: a row with no value in some column ('', NA, N/A, nan, null, "
+            "None, #N/A): error (default; lists the rows) or drop (leave it out; the count goes "
+            "to stderr and to --json as dropped_missing).",
+        ),
+    ] = None,
     objectives: Annotated[
         str,
         typer.Option(
@@ -896,12 +926,32 @@ def train_cmd(
             "--model", help="logistic, mlp:W1,W2,... (default mlp:64,64) or next-word:DIM."
         ),
     ] = None,
-    epochs: Annotated[int, typer.Option("--epochs", help="Passes over the training set.")] = 100,
+    epochs: Annotated[
+        int | None,
+        typer.Option(
+            "--epochs",
+            help="The most passes over the training set (default: 1000 full-batch steps, or "
+            "100 mini-batch epochs); training stops earlier once converged.",
+        ),
+    ] = None,
     seeds: Annotated[int, typer.Option("--seeds", help="Seeds 0..S-1, each a paired run.")] = 3,
     lr: Annotated[float, typer.Option("--lr", help="Learning rate.")] = 0.01,
     batch_size: Annotated[
-        int, typer.Option("--batch-size", help="Mini-batch size (0: the whole training set).")
-    ] = 64,
+        int | None,
+        typer.Option(
+            "--batch-size",
+            help="Mini-batch size; 0: the whole training set (default: the whole training set "
+            "up to 4096 examples, else 256).",
+        ),
+    ] = None,
+    tol: Annotated[
+        float,
+        typer.Option(
+            "--tol",
+            help="Converged when the gradient norm of the training risk over the whole "
+            "training set is at most this (0: never stop on it).",
+        ),
+    ] = 1e-5,
     optimizer: Annotated[str, typer.Option("--optimizer", help="adam or sgd.")] = "adam",
     validation: Annotated[
         float, typer.Option("--validation", help="Share of the training set held out.")
@@ -921,33 +971,77 @@ def train_cmd(
     ] = None,
 ) -> None:
     """Train one network per objective and seed on the same data; clean test metrics,
-    mean ± sd over seeds."""
+    mean ± sd over seeds, and when and why each run stopped.
+
+    Each run stops when converged (the gradient norm of the training risk over the whole
+    training set is at most --tol), when it diverges, at the epoch limit, or by early stopping
+    (--validation and --patience); the table says which, and at which epoch.
+
+    Exit status: 0 when every run trained; 1 when some run diverged or an objective could not
+    train this model on this data (its row says why; the others' results are printed first);
+    2 for bad input, or when no run has any result.
+    """
     as_json = _output_format(fmt, as_json)
     from likelab.classify import compare, load_dataset
     from likelab.classify.trainer import MAX_SEEDS
 
+    if (dataset is None) == (data is None):
+        raise SpecError(
+            "give exactly one of --dataset NAME (a built-in dataset) and --data FILE --target "
+            "COLUMN (your own table)"
+        )
+    if data is None and (target is not None or missing is not None):
+        raise SpecError("--target and --missing apply to --data FILE, not to --dataset")
+    if data is not None and target is None:
+        raise SpecError(f"--data {data} needs --target COLUMN: the column holding the classes")
+    if missing not in (None, "error", "drop"):
+        raise SpecError(f"--missing must be error or drop, got {missing!r}")
     plot = None if plot is None else check_output_dir(plot, what="--plot")
     report = None if report is None else check_output_dir(report, what="--report")
     specs = _spelled(_distinct_objectives(split_specs(objectives)))
     if not 1 <= seeds <= MAX_SEEDS:
         raise ParameterError(f"--seeds must be an integer in [1, {MAX_SEEDS}], got {seeds}")
-    if epochs < 1:
+    if epochs is not None and epochs < 1:
         raise ParameterError(f"--epochs must be an integer >= 1, got {epochs}")
-    if batch_size < 0:
+    if batch_size is not None and batch_size < 0:
         raise ParameterError(
             f"--batch-size must be >= 1, or 0 for the whole training set, got {batch_size}"
         )
     if not (math.isfinite(lr) and lr > 0):
         raise ParameterError(f"--lr must be a finite number > 0, got {lr:g}")
+    if not (math.isfinite(tol) and tol >= 0):
+        raise ParameterError(f"--tol must be a finite number >= 0, got {tol:g}")
+    source: Any = dataset
+    dropped: int | None = None
+    if data is not None:
+        from likelab.classify.tabular import read_table
+
+        table = read_table(data, target, missing=missing or "error")
+        table.dataset(0, noise=noise)  # too few rows per class, bad --noise: before training
+        dropped = table.dropped_missing
+        if missing == "drop":
+            _notes.append(
+                f"--missing drop: dropped {dropped:,} of {table.rows:,} rows of {data.name} "
+                "with a missing value"
+                + (f" ({', '.join(table.missing_rows[:5])}" if dropped else "")
+                + (f" and {dropped - 5:,} more)" if dropped > 5 else ")" if dropped else "")
+            )
+
+        def source(seed: int):
+            return table.dataset(seed, noise=noise)
+
     if model is None:
-        model = "next-word:16" if dataset.split(":")[0] == "next-word" else "mlp:64,64"
+        is_words = dataset is not None and dataset.split(":")[0] == "next-word"
+        model = "next-word:16" if is_words else "mlp:64,64"
     if batch_size == 0:
-        batch_size = len(load_dataset(dataset, seed=0).y_train)
+        first = source(0) if data is not None else load_dataset(dataset, seed=0)
+        batch_size = len(first.y_train)
     kwargs = {
         "model": model,
         "epochs": epochs,
         "lr": lr,
         "batch_size": batch_size,
+        "tol": tol,
         "optimizer": optimizer,
         "validation": validation,
         "patience": patience,
@@ -959,12 +1053,12 @@ def train_cmd(
 
         progress = Progress(console=_err, transient=True)
     if progress is None:
-        result = compare(dataset, specs, seeds=seeds, noise=noise, **kwargs)
+        result = compare(source, specs, seeds=seeds, noise=noise, **kwargs)
     else:
         with progress:
             task = progress.add_task("training", total=seeds * len(specs))
             result = compare(
-                dataset,
+                source,
                 specs,
                 seeds=seeds,
                 noise=noise,
@@ -972,10 +1066,20 @@ def train_cmd(
                 **kwargs,
             )
     if result.all_diverged:
-        first = result.rows()[0]["divergence"][0]
+        first = next(r for r in result.runs)
+        why = first.failed or first.diverged
+        failed = sum(r.failed is not None for r in result.runs)
+        what = (
+            "every run diverged"
+            if not failed
+            else "no objective could train"
+            if failed == len(result.runs)
+            else "every run failed or diverged"
+        )
+        hint = f"; try a smaller --lr than {lr:g}" if any(r.diverged for r in result.runs) else ""
         raise ParameterError(
-            f"every run diverged ({len(result.runs)} of {len(result.runs)}; {first}): no metric "
-            f"is determined; try a smaller --lr than {lr:g}"
+            f"{what} ({len(result.runs)} of {len(result.runs)}; seed {first.seed}: {why}): no "
+            f"metric is determined{hint}"
         )
     if plot is not None:
         _write_train_figures(result, plot)
@@ -985,19 +1089,44 @@ def train_cmd(
         page = write_train_report(result, report)
         _err.print(f"report written to {page}")
     if as_json:
-        _emit_json(result.to_dict())
-        return
-    _print_comparison(result)
-    for row in result.rows():
-        if row["diverged"]:
-            what = "undetermined" if row["diverged"] == row["seeds"] else "over the other seeds"
-            _err.print(
-                f"warning: {_label(row['objective'])}: {row['diverged']} of {row['seeds']} run(s) "
-                f"diverged ({'; '.join(row['divergence'])}); its metrics are {what}",
-                markup=False,
+        payload = result.to_dict()
+        if data is not None:
+            payload.update(
+                {
+                    "data": str(data),
+                    "target": table.target,
+                    "features": list(table.features),
+                    "classes": list(table.classes),
+                    "dropped_missing": dropped,
+                }
             )
-    if plot is not None:
-        _err.print(f"figures written to {plot}/ (learning_curves.png, reliability.png)")
+        payload["failed"] = result.any_failed
+        _emit_json(payload)
+    else:
+        _print_comparison(result)
+        for row in result.rows():
+            for kind, count, reasons in (
+                ("diverged", row["diverged"], row["divergence"]),
+                ("failed", row["failed"], row["failures"]),
+            ):
+                if count:
+                    ok = row["seeds"] - row["diverged"] - row["failed"]
+                    what = "over the other seeds" if ok else "undetermined"
+                    why = {r.partition(": ")[2] for r in reasons}
+                    said = (
+                        f"every seed: {why.pop()}" if len(why) == 1 < count else "; ".join(reasons)
+                    )
+                    _err.print(
+                        f"warning: {_label(row['objective'])}: {count} of {row['seeds']} run(s) "
+                        f"{kind} ({said}); its metrics are {what}",
+                        markup=False,
+                    )
+        if plot is not None:
+            _err.print(f"figures written to {plot}/ (learning_curves.png, reliability.png)")
+    if result.any_failed:
+        for note in _notes:
+            _err.print(_one_line(note), markup=False)
+        raise typer.Exit(1)
 
 
 def _write_train_figures(result, plot: Path) -> None:
@@ -1056,18 +1185,39 @@ def _print_comparison(result) -> None:
     table = TableData(
         f"{result.dataset}{noise}: {result.model}, {len(result.seeds)} seed(s), "
         "clean test set (mean ± sd)",
-        ["objective", *keys],
+        ["objective", *keys, "stopped"],
         justify=dict.fromkeys(keys, "right"),
     )
     for row in rows:
+        failed = row["failed"] == row["seeds"]
         table.add_row(
             _label(row["objective"]),
             *(
-                "undetermined" if row[k] is None else f"{row[k]:.3f}±{row[k + '_sd']:.3f}"
+                ("failed" if failed else "undetermined")
+                if row[k] is None
+                else f"{row[k]:.3f}±{row[k + '_sd']:.3f}"
                 for k in keys
             ),
+            row["stopped"],
         )
-    _show(table)
+    stops = TableData(
+        "when and why each run stopped",
+        ["objective", "seed", "epoch", "stopped"],
+        justify={"seed": "right", "epoch": "right"},
+    )
+    for row in rows:
+        reasons = {stop.get("reason") for stop in row["stops"]}
+        if row["failed"] == row["seeds"] > 1 and len(reasons) == 1:  # one reason, every seed
+            stops.add_row(_label(row["objective"]), "all", "-", row["stops"][0]["reason"])
+            continue
+        for stop in row["stops"]:
+            stops.add_row(
+                _label(row["objective"]),
+                str(stop["seed"]),
+                str(stop.get("epoch") or "-"),
+                stop.get("reason", ""),
+            )
+    _show(table, stops)
 
 
 # ---------------------------------------------------------------------- study

@@ -217,3 +217,73 @@ def test_lr_must_be_a_step_the_weights_can_hold(xor, kwargs, fragment):
 def test_seed_count_is_bounded(seeds):
     with pytest.raises(ParameterError, match="seed"):
         compare("xor", ["log"], seeds=seeds, epochs=1)
+
+
+# ---------------------------------------------------------------------- defaults and stopping
+def test_defaults_reach_a_stationary_point_and_the_true_probabilities():
+    # not the xor:flip=0.3 but another noise level and size: the defaults (full batch,
+    # epoch cap, gradient tolerance) must converge without being told how
+    d = load_dataset("xor:flip=0.15,repeat=40", seed=2)
+    r = train(d, "log", seed=2)
+    assert r.stop["status"] == "converged" and r.batch_size == len(d.y_train)
+    assert r.stop["grad_norm"] <= 1e-5 and r.epochs_run == r.stop["epoch"] < r.max_epochs
+    assert r.stop["reason"].startswith(f"converged at epoch {r.epochs_run}: gradient norm ")
+    # the empirical training frequencies are the optimum; the test truth is 0.85 / 0.15
+    assert r.metrics["prob_gap"] < 0.01
+
+
+def test_full_gradient_of_mini_batch_training_is_the_whole_sets_gradient(xor):
+    from likelab.classify.trainer import _full_gradient
+
+    net = build_model("mlp:8", 2, 2, seed=0, dtype=torch.float64)
+    params = list(net.parameters())
+    x, y = torch.as_tensor(xor.x_train, dtype=torch.float64), torch.as_tensor(xor.y_train)
+    obj = get_objective("brier")
+    loss, norm = _full_gradient(net, obj, x, y, params)
+    ref = obj.risk(Categorical(logits=net(x)), y)
+    grads = torch.autograd.grad(ref, params)
+    assert loss == pytest.approx(float(ref.detach()), rel=1e-12)
+    assert norm == pytest.approx(float(torch.cat([g.flatten() for g in grads]).norm()), rel=1e-10)
+
+
+def test_mini_batches_stop_on_the_full_gradient_and_record_it(xor):
+    r = train(xor, "log", batch_size=16, epochs=60, tol=5e-2)
+    assert r.stop["status"] == "converged" and r.epochs_run < 60
+    assert all("full_grad_norm" in row for row in r.history)
+    assert r.history[-1]["full_grad_norm"] <= 5e-2 < r.history[0]["full_grad_norm"]
+
+
+def test_epoch_limit_says_not_converged_with_the_evidence(xor):
+    r = train(xor, "log", epochs=30, tol=0.0)
+    assert r.stop["status"] == "epoch_limit" and r.epochs_run == 30
+    reason = r.stop["reason"]
+    assert reason.startswith("epoch limit 30 reached, not converged: gradient norm ")
+    assert "> tol 0" in reason and "training loss still falling" in reason
+
+
+def test_early_stopping_and_divergence_are_stop_reasons(xor):
+    r = train(xor, "log", epochs=400, batch_size=8, validation=0.25, patience=2, tol=0.0)
+    assert (
+        r.stop["status"] == "early_stopping"
+        and "did not improve for 2 epochs" in (r.stop["reason"])
+    )
+    wild = train(xor, "brier", lr=1e30, epochs=5, model="mlp:8")
+    assert wild.stop["status"] == "diverged" and wild.stop["reason"] == wild.diverged
+
+
+def test_an_underflowed_product_is_stalled_never_converged():
+    d = load_dataset("xor:repeat=200", seed=0)  # 560 examples in one batch: the product is 0
+    r = train(d, "product", epochs=50)
+    assert r.stop["status"] == "stalled" and r.epochs_run == 1
+    assert "not a stationary point" in r.stop["reason"]
+
+
+def test_an_objective_that_cannot_train_is_a_failed_row_and_the_others_run():
+    c = compare("xor:repeat=10", ["log", "crps"], seeds=2, model="mlp:8", epochs=20)
+    rows = {r["objective"]: r for r in c.rows()}
+    assert rows["log"]["failed"] == 0 and rows["log"]["accuracy"] is not None
+    assert rows["crps"]["failed"] == 2 and rows["crps"]["accuracy"] is None
+    assert rows["crps"]["failures"][0].startswith("seed 0: crps cannot train a classifier")
+    assert rows["crps"]["stopped"] == "failed 2/2" and c.any_failed and not c.all_diverged
+    with pytest.raises(UnknownNameError):  # a name that is no objective is still an error
+        compare("xor:repeat=10", ["log", "nope"], seeds=1, epochs=1)

@@ -34,15 +34,28 @@ from torch.distributions import Categorical
 from likelab.classify.datasets import Dataset, load_dataset
 from likelab.classify.metrics import classification_metrics
 from likelab.classify.models import build_model
-from likelab.errors import ParameterError, UnsupportedError
+from likelab.errors import ParameterError, UnsupportedError, UserCodeError
 from likelab.objectives import Objective, get_objective
 
-__all__ = ["Comparison", "TrainResult", "compare", "train"]
+__all__ = ["Comparison", "TrainResult", "compare", "stop_summary", "train"]
 
 #: The most seeds one comparison trains (each seed trains every objective once).
 MAX_SEEDS = 1000
 
 METRICS = ("accuracy", "nll", "brier", "ece", "confidence", "prob_gap")
+
+#: The largest training set trained in full batches by default (one deterministic gradient per
+#: epoch, whose norm tests stationarity); larger ones take mini-batches of :data:`MINI_BATCH`.
+FULL_BATCH_MAX = 4096
+MINI_BATCH = 256
+#: The default epoch caps: full-batch epochs are single steps, so they get more of them.
+FULL_BATCH_EPOCHS = 1000
+MINI_BATCH_EPOCHS = 100
+#: The default stationarity tolerance on the norm of the training risk's gradient; reached in
+#: float32 on the toy datasets (around 1e-6 to 1e-5 is where float32 rounding takes over).
+DEFAULT_TOL = 1e-5
+#: How many rows one chunk of the full-gradient computation holds (mini-batch training).
+_CHUNK = 8192
 
 
 @dataclass
@@ -64,6 +77,21 @@ class TrainResult:
     #: ``"diverged at epoch k (non-finite loss)"`` (or ``parameters``) when training diverged;
     #: the metrics are then empty and ``probs_test`` is NaN.
     diverged: str | None = None
+    #: When and why training stopped: ``status`` (``converged``, ``epoch_limit``,
+    #: ``early_stopping``, ``stalled``, ``diverged`` or ``failed``), ``epoch`` and ``reason``, a
+    #: sentence with the evidence (``"converged at epoch 172: gradient norm 9.4e-06 <= tol
+    #: 1e-05 over the whole training set"``).
+    stop: dict[str, Any] = field(default_factory=dict)
+    batch_size: int | None = None
+    max_epochs: int | None = None
+    #: Why the run could not train at all (the objective raised for this model or data); the
+    #: metrics are then empty and ``probs_test`` is NaN.
+    failed: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the run has metrics (it neither failed nor diverged)."""
+        return self.diverged is None and self.failed is None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -72,7 +100,11 @@ class TrainResult:
             "model": self.model,
             "seed": self.seed,
             "epochs_run": self.epochs_run,
+            "max_epochs": self.max_epochs,
+            "batch_size": self.batch_size,
+            "stop": self.stop,
             "diverged": self.diverged,
+            "failed": self.failed,
             **self.metrics,
             "history": self.history,
         }
@@ -85,29 +117,59 @@ def train(
     model: str = "mlp:64,64",
     optimizer: str = "adam",
     lr: float = 0.01,
-    epochs: int = 100,
-    batch_size: int = 64,
+    epochs: int | None = None,
+    batch_size: int | None = None,
     seed: int = 0,
     validation: float = 0.0,
     patience: int | None = None,
-    eval_every: int = 1,
+    eval_every: int | None = None,
+    tol: float = DEFAULT_TOL,
     dtype: torch.dtype = torch.float32,
 ) -> TrainResult:
     """Train ``model`` on ``data`` by minimising ``objective``; metrics on the clean test set.
 
-    ``eval_every`` epochs the history records test metrics (0: only the train loss and gradient
-    norm, and the test metrics once at the end). With ``validation`` > 0 that share of the
-    training set is held out; with ``patience`` training stops when the objective's validation
-    risk has not improved for that many epochs, and the best weights are restored.
+    Defaults that reach a stationary point on small data without tuning: ``batch_size=None``
+    takes the whole training set as one batch when it holds at most :data:`FULL_BATCH_MAX`
+    examples (a deterministic gradient, so stationarity can be tested), mini-batches of
+    :data:`MINI_BATCH` otherwise; ``epochs=None`` caps training at :data:`FULL_BATCH_EPOCHS`
+    full-batch steps or :data:`MINI_BATCH_EPOCHS` mini-batch epochs.
+
+    Training stops at the first of (recorded in :attr:`TrainResult.stop`):
+
+    - *converged*: the gradient of the training risk over the whole training set, at the
+      current weights, has Euclidean norm ``0 < ‖∇R(θ)‖ ≤ tol`` (first-order stationarity,
+      Nocedal & Wright 2006, §2.1; for the batch-level ``product``, whose risk is scaled by the
+      product itself, ``‖∇R‖ ≤ tol·|R|``). With full batches that gradient is the epoch's own;
+      with mini-batches it is computed at the end of every epoch, in chunks, without a step;
+    - *diverged*: a non-finite loss or non-finite weights;
+    - *stalled*: the loss (batch-level objectives) or the gradient is exactly 0, an underflow
+      or a saturation, not evidence of a stationary point;
+    - *early stopping*: with ``validation`` > 0 and ``patience``, the objective's validation
+      risk has not improved for ``patience`` epochs (the best weights are restored);
+    - *epoch limit*: ``epochs`` reached without any of the above; the stop says whether the
+      training loss was still falling and the last and smallest gradient norms.
+
+    ``eval_every`` epochs the history records test metrics (0: only at the end; ``None``:
+    every epoch up to 200 epochs, thinned to about 200 records beyond).
 
     >>> from likelab.classify import load_dataset
-    >>> r = train(load_dataset("xor:flip=0.2"), "log", epochs=200, batch_size=64)
-    >>> round(float(r.probs_test[:, 1].max()), 1)
-    0.8
+    >>> r = train(load_dataset("xor:flip=0.2"), "log")
+    >>> r.stop["status"], round(float(r.probs_test[:, 1].max()), 1)
+    ('converged', 0.8)
     """
     obj = _classification_objective(objective)
     _check_seed(seed)
+    n_all = len(data.y_train)
+    full_batch = batch_size is None and n_all <= FULL_BATCH_MAX
+    if batch_size is None:
+        batch_size = max(n_all, 1) if full_batch else MINI_BATCH
+    if epochs is None:
+        epochs = FULL_BATCH_EPOCHS if batch_size >= n_all else MINI_BATCH_EPOCHS
+    if eval_every is None:
+        eval_every = max(1, -(-epochs // 200)) if isinstance(epochs, int) else 1
     _check_options(optimizer, lr, epochs, batch_size, validation, patience, eval_every, dtype)
+    if isinstance(tol, bool) or not (isinstance(tol, int | float) and 0 <= tol < math.inf):
+        raise ParameterError(f"tol must be a finite number >= 0, got {tol!r}")
     x_all = torch.as_tensor(data.x_train)
     x_all = x_all if data.tokens else x_all.to(dtype)
     y_all = torch.as_tensor(data.y_train)
@@ -128,22 +190,33 @@ def train(
         else torch.optim.SGD(params, lr=lr, momentum=0.9)
     )
     n = len(y)
+    one_batch = batch_size >= n  # every step sees the whole training set: a true gradient
     history: list[dict[str, float]] = []
-    best_val, best_state, since_best = math.inf, None, 0
+    best_val, best_state, best_epoch, since_best = math.inf, None, 0, 0
     epochs_run = 0
     diverged: str | None = None
+    stop: dict[str, Any] | None = None
+    smallest = (math.inf, 0)  # the smallest full gradient norm seen, and its epoch
     for epoch in range(1, epochs + 1):
         net.train()
         order = torch.randperm(n, generator=gen)
         losses, norms = [], []  # kept as tensors: one conversion per epoch, not per batch
+        full_norm: float | None = None
         for start in range(0, n, batch_size):
             idx = order[start : start + batch_size]
             loss = obj.risk_from_logits(net(x[idx]), y[idx])
             opt.zero_grad()
             loss.backward()
             norms.append(_grad_norm(params))
-            opt.step()
             losses.append(loss.detach())
+            if one_batch:
+                # the gradient at the current weights over the whole training set: test
+                # stationarity before stepping, so that converged weights are the ones tested
+                full_norm = float(norms[-1])
+                stop = _stationary(obj, epoch, float(losses[-1]), full_norm, tol)
+                if stop is not None or not math.isfinite(float(losses[-1])):
+                    break
+            opt.step()
         epochs_run = epoch
         loss_t, norm_t = torch.stack(losses).double(), torch.stack(norms).double()
         row: dict[str, float] = {
@@ -157,8 +230,17 @@ def train(
         diverged = _divergence(epoch, loss_t, params)
         if diverged is not None:
             history.append(row)
+            stop = {"status": "diverged", "epoch": epoch, "reason": diverged}
             break
-        if eval_every and epoch % eval_every == 0:
+        if full_norm is None and stop is None and not obj.batch_level:
+            full_loss, full_norm = _full_gradient(net, obj, x, y, params)
+            stop = _stationary(obj, epoch, full_loss, full_norm, tol)
+        if full_norm is not None:
+            row["full_grad_norm"] = full_norm
+            if math.isfinite(full_norm) and full_norm < smallest[0]:
+                smallest = (full_norm, epoch)
+        last = stop is not None or epoch == epochs
+        if eval_every and (epoch % eval_every == 0 or last):
             probs = _predict(net, x_test)
             row.update({f"test_{k}": v for k, v in _metrics(probs, data).items()})
         if len(val_idx):
@@ -167,13 +249,26 @@ def train(
                 val = float(obj.risk_from_logits(net(x_val), y_val))
             row["val_loss"] = val
             if val < best_val:
-                best_val, since_best = val, 0
+                best_val, since_best, best_epoch = val, 0, epoch
                 best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
             else:
                 since_best += 1
         history.append(row)
-        if patience is not None and len(val_idx) and since_best >= patience:
+        if stop is not None:
             break
+        if patience is not None and len(val_idx) and since_best >= patience:
+            stop = {
+                "status": "early_stopping",
+                "epoch": epoch,
+                "reason": f"early stopping at epoch {epoch}: the validation risk did not "
+                f"improve for {patience} epochs (best {best_val:.6g} at epoch {best_epoch}, "
+                "whose weights are kept)",
+            }
+            break
+    if stop is None:
+        stop = _epoch_limit(epochs, history, smallest, tol, obj, one_batch)
+    stop.setdefault("tol", tol)
+    stop.setdefault("full_batch", one_batch)
     if diverged is not None:
         probs = np.full((len(data.y_test), data.num_classes), np.nan)
         metrics: dict[str, float] = {}
@@ -195,6 +290,9 @@ def train(
         network=net,
         p_test=data.p_test,
         diverged=diverged,
+        stop=stop,
+        batch_size=batch_size,
+        max_epochs=epochs,
     )
 
 
@@ -214,8 +312,13 @@ class Comparison:
 
     @property
     def all_diverged(self) -> bool:
-        """Whether every run diverged (no metric of any objective is determined)."""
-        return all(r.diverged is not None for r in self.runs)
+        """Whether no run has metrics (every one diverged or failed): nothing is determined."""
+        return all(not r.ok for r in self.runs)
+
+    @property
+    def any_failed(self) -> bool:
+        """Whether some run diverged or failed (the CLI's exit status 1)."""
+        return any(not r.ok for r in self.runs)
 
     def metric_keys(self) -> list[str]:
         """The metrics of this comparison (``prob_gap`` only where the truth is known)."""
@@ -223,12 +326,14 @@ class Comparison:
         return [k for k in METRICS if k != "prob_gap" or known]
 
     def rows(self) -> list[dict[str, Any]]:
-        """Per objective: each metric's mean and sd over the seeds whose run did not diverge
-        (``None``: undetermined, every run diverged), the seed count, and the divergences."""
+        """Per objective: each metric's mean and sd over the seeds whose run neither diverged
+        nor failed (``None``: undetermined, no run left), the seed count, the divergences and
+        failures (``"seed 0: ..."``), and when and why each run stopped (``stops``, with a
+        one-line summary in ``stopped``)."""
         out = []
         for spec in self.objectives:
             runs = [r for r in self.runs if r.objective == spec]
-            ok = [r for r in runs if r.diverged is None]
+            ok = [r for r in runs if r.ok]
             row: dict[str, Any] = {"objective": spec}
             for key in self.metric_keys():
                 vals = [r.metrics[key] for r in ok]
@@ -237,8 +342,12 @@ class Comparison:
                     float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0 if vals else None
                 )
             row["seeds"] = len(runs)
-            row["diverged"] = len(runs) - len(ok)
+            row["diverged"] = sum(r.diverged is not None for r in runs)
             row["divergence"] = [f"seed {r.seed}: {r.diverged}" for r in runs if r.diverged]
+            row["failed"] = sum(r.failed is not None for r in runs)
+            row["failures"] = [f"seed {r.seed}: {r.failed}" for r in runs if r.failed]
+            row["stops"] = [{"seed": r.seed, **r.stop} for r in runs]
+            row["stopped"] = stop_summary(runs)
             out.append(row)
         return out
 
@@ -253,7 +362,7 @@ class Comparison:
 
 
 def compare(
-    dataset: str,
+    dataset: str | Callable[[int], Dataset],
     objectives: Sequence[str | Objective | Callable[..., torch.Tensor]],
     *,
     seeds: int | Sequence[int] = 3,
@@ -264,8 +373,17 @@ def compare(
 ) -> Comparison:
     """Train each objective on the dataset for each seed (paired) and collect the runs.
 
-    ``options`` go to :func:`train` (model, optimizer, lr, epochs, batch_size, ...);
+    ``dataset`` is a spec string for :func:`~likelab.classify.load_dataset` or a function of
+    the seed returning the :class:`Dataset` of that seed (a user's table,
+    :meth:`likelab.classify.tabular.Table.dataset`; ``noise`` and ``test_size`` are then its
+    own). ``options`` go to :func:`train` (model, optimizer, lr, epochs, batch_size, tol, ...);
     ``on_run`` is called after every run (the CLI's progress bar).
+
+    An objective that cannot train this model on this data (it raises
+    :class:`~likelab.errors.UnsupportedError`, e.g. ``crps`` on a ``Categorical``, or a user
+    objective breaks its contract, :class:`~likelab.errors.UserCodeError`) does not stop the
+    others: its runs are recorded as failed, with the reason (:attr:`TrainResult.failed`).
+    A name that is not an objective, or a bad option, is still an error.
     """
     if isinstance(seeds, int) and not 1 <= seeds <= MAX_SEEDS:
         raise ParameterError(f"seeds must be an integer in [1, {MAX_SEEDS}], got {seeds!r}")
@@ -274,23 +392,87 @@ def compare(
         raise ParameterError(f"seeds must name 1 to {MAX_SEEDS} seeds, got {len(seed_list)}")
     for s in seed_list:
         _check_seed(s)
-    objs = [_classification_objective(o) for o in objectives]
-    if not objs:
+    if not objectives:
         raise ParameterError("no objectives given")
+    objs: list[tuple[Objective, str | None]] = []
+    for o in objectives:
+        obj = get_objective(o)  # an unknown name or a bad parameter is the user's error
+        try:
+            objs.append((_classification_objective(obj), None))
+        except (UnsupportedError, UserCodeError) as exc:
+            objs.append((obj, str(exc)))
+    if callable(dataset):
+        load = dataset
+    else:
+        spec = dataset
+
+        def load(s: int) -> Dataset:
+            return load_dataset(spec, seed=s, noise=noise, test_size=test_size)
+
     runs = []
+    name = dataset if isinstance(dataset, str) else None
     for s in seed_list:
-        data = load_dataset(dataset, seed=s, noise=noise, test_size=test_size)
-        for obj in objs:
-            result = train(data, obj, seed=s, **options)
+        data = load(s)
+        name = data.name
+        for obj, failure in objs:
+            if failure is None:
+                try:
+                    result = train(data, obj, seed=s, **options)
+                except (UnsupportedError, UserCodeError) as exc:
+                    failure = str(exc)
+            if failure is not None:
+                result = _failed_run(data, obj, s, failure, options)
             runs.append(result)
             if on_run is not None:
                 on_run(result)
     return Comparison(
-        dataset=dataset,
-        noise=noise,
+        dataset=str(name),
+        noise=noise if isinstance(dataset, str) else data.noise,
         model=options.get("model", "mlp:64,64"),
         seeds=seed_list,
         runs=runs,
+    )
+
+
+def stop_summary(runs: Sequence[TrainResult]) -> str:
+    """One line on when and why ``runs`` (one objective's seeds) stopped: the reason itself for
+    one run, else counts by status with the epoch range (``"converged 3/3 (epochs 160-181)"``)."""
+    if len(runs) == 1:
+        return runs[0].stop.get("reason", "")
+    parts = []
+    for status in ("converged", "epoch_limit", "early_stopping", "stalled", "diverged", "failed"):
+        group = [r for r in runs if r.stop.get("status") == status]
+        if not group:
+            continue
+        epochs = sorted(int(r.stop.get("epoch") or 0) for r in group)
+        span = (
+            f"epoch {epochs[0]}" if epochs[0] == epochs[-1] else f"epochs {epochs[0]}-{epochs[-1]}"
+        )
+        label = status.replace("_", " ")
+        parts.append(
+            f"{label} {len(group)}/{len(runs)}" + ("" if status == "failed" else f" ({span})")
+        )
+    return ", ".join(parts)
+
+
+def _failed_run(
+    data: Dataset, obj: Objective, seed: int, reason: str, options: dict[str, Any]
+) -> TrainResult:
+    """The record of a run that could not train: no metrics, NaN probabilities, the reason."""
+    return TrainResult(
+        objective=obj.spec,
+        dataset=data.name,
+        model=options.get("model", "mlp:64,64"),
+        seed=int(seed),
+        metrics={},
+        probs_test=np.full((len(data.y_test), data.num_classes), np.nan),
+        y_test=data.y_test,
+        history=[],
+        epochs_run=0,
+        network=nn.Identity(),
+        p_test=data.p_test,
+        stop={"status": "failed", "epoch": 0, "reason": f"failed: {reason}"},
+        failed=reason,
     )
 
 
@@ -350,6 +532,107 @@ def _validation_split(y: np.ndarray, share: float, seed: int) -> tuple[np.ndarra
     val_idx = np.sort(np.concatenate(val))
     train_idx = np.setdiff1d(np.arange(n), val_idx)
     return train_idx, val_idx
+
+
+def _stationary(
+    obj: Objective, epoch: int, loss: float, norm: float, tol: float
+) -> dict[str, Any] | None:
+    """The stop at ``epoch`` if the full training-set gradient (norm ``norm``, risk ``loss``)
+    is stationary (``converged``) or exactly 0 (``stalled``), else ``None``."""
+    if not (math.isfinite(loss) and math.isfinite(norm)):
+        return None  # the divergence check reports it
+    if obj.batch_level and loss == 0.0:
+        return {
+            "status": "stalled",
+            "epoch": epoch,
+            "grad_norm": norm,
+            "reason": f"stalled at epoch {epoch}: the {obj.spec} loss underflowed to exactly 0 "
+            f"(gradient norm {norm:.2g}), which is not a stationary point",
+        }
+    if norm == 0.0:
+        return {
+            "status": "stalled",
+            "epoch": epoch,
+            "grad_norm": norm,
+            "reason": f"stalled at epoch {epoch}: the gradient is exactly 0 (underflow or "
+            "saturation), which is not evidence of a stationary point",
+        }
+    if obj.batch_level:
+        if norm <= tol * abs(loss):
+            return {
+                "status": "converged",
+                "epoch": epoch,
+                "grad_norm": norm,
+                "reason": f"converged at epoch {epoch}: gradient norm / |loss| "
+                f"{norm / abs(loss):.2g} <= tol {tol:.2g} over the whole training set",
+            }
+        return None
+    if norm <= tol:
+        return {
+            "status": "converged",
+            "epoch": epoch,
+            "grad_norm": norm,
+            "reason": f"converged at epoch {epoch}: gradient norm {norm:.2g} <= tol {tol:.2g} "
+            "over the whole training set",
+        }
+    return None
+
+
+def _full_gradient(
+    net: nn.Module, obj: Objective, x: torch.Tensor, y: torch.Tensor, params: list[torch.Tensor]
+) -> tuple[float, float]:
+    """The training risk (the mean loss over all of ``x``) and the norm of its gradient at the
+    current weights, accumulated over chunks of :data:`_CHUNK` rows; the gradients are left in
+    ``.grad`` (the next batch zeroes them)."""
+    n = len(y)
+    for p in params:
+        p.grad = None
+    total = torch.zeros((), dtype=torch.float64)
+    for start in range(0, n, _CHUNK):
+        xs, ys = x[start : start + _CHUNK], y[start : start + _CHUNK]
+        part = obj.risk_from_logits(net(xs), ys) * (len(ys) / n)
+        part.backward()
+        total = total + part.detach().double()
+    return float(total), float(_grad_norm(params))
+
+
+def _epoch_limit(
+    epochs: int,
+    history: list[dict[str, float]],
+    smallest: tuple[float, int],
+    tol: float,
+    obj: Objective,
+    one_batch: bool,
+) -> dict[str, Any]:
+    """The stop of a run that used every epoch: not converged, with the last gradient norm,
+    the smallest, and whether the training loss was still falling."""
+    losses = [row["train_loss"] for row in history]
+    w = max(1, min(10, len(losses) // 2))
+    trend = ""
+    if len(losses) >= 2 * w:
+        change = float(np.mean(losses[-w:]) - np.mean(losses[-2 * w : -w]))
+        scale = 1e-6 * max(1.0, abs(losses[-1]))
+        word = "still falling" if change < -scale else "rising" if change > scale else "flat"
+        trend = f"training loss {word} ({change:+.2g} over the last {w} epoch(s))"
+    last = history[-1].get("full_grad_norm") if history else None
+    if last is None:
+        grad = (
+            f"stationarity not tested: the {obj.spec} risk of a mini-batch is not a mean over "
+            "examples"
+            if obj.batch_level and not one_batch
+            else "stationarity not tested"
+        )
+    else:
+        grad = f"gradient norm {last:.2g} > tol {tol:.2g}"
+        if smallest[1] and smallest[0] < last:
+            grad += f" (smallest {smallest[0]:.2g} at epoch {smallest[1]})"
+    detail = "; ".join(part for part in (grad, trend) if part)
+    return {
+        "status": "epoch_limit",
+        "epoch": epochs,
+        "grad_norm": last,
+        "reason": f"epoch limit {epochs} reached, not converged: {detail}",
+    }
 
 
 def _divergence(epoch: int, losses: torch.Tensor, params: list[torch.Tensor]) -> str | None:

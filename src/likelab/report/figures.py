@@ -372,89 +372,156 @@ def plot_properness(survey, path: str | Path | None = None) -> Figure:
 
 
 def plot_learning_curves(comparison, path: str | Path | None = None) -> Figure:
-    """Per epoch, mean over seeds for each objective: the objective's own training loss, the
-    gradient norm (log scale: a vanishing gradient shows as a drop), test accuracy and test NLL
-    (where the history recorded them)."""
-    fig = Figure(figsize=(11, 7), layout="constrained")
+    """Per epoch, for each objective: the mean over seeds (line) and the range across seeds
+    (band, min to max) of the objective's own training loss, the gradient norm of the training
+    risk (log scale: a vanishing gradient shows as a drop; over the whole training set where it
+    was computed, else the mean over the epoch's mini-batches), test accuracy and test NLL
+    (at the epochs the history recorded them). The legend says when and why the runs stopped.
+    Runs that failed have no history and are left out."""
+    from likelab.classify.trainer import stop_summary
+
+    fig = Figure(figsize=(11, 7.5), layout="constrained")
     axes = fig.subplots(2, 2)
     panels = [
-        ("train_loss", "training loss (its own objective)", False),
-        ("grad_norm", "gradient norm", True),
-        ("test_accuracy", "test accuracy", False),
-        ("test_nll", "test NLL", False),
+        ("train_loss", "training loss (its own objective)", "mean loss on the training set", False),
+        ("grad_norm", "gradient norm of the training risk", "‖∇ risk‖ (log scale)", True),
+        ("test_accuracy", "test accuracy", "accuracy (clean test set)", False),
+        ("test_nll", "test NLL", "NLL (clean test set)", False),
     ]
+    drawn = False
     for i, spec in enumerate(comparison.objectives):
-        runs = [r for r in comparison.runs if r.objective == spec]
-        for ax, (key, label, log) in zip(axes.ravel(), panels, strict=True):
-            # a run that diverged stops early: pad it with NaN, average what each epoch has
-            width = max(len(r.history) for r in runs)
-            curves = np.full((len(runs), width), np.nan)
-            for j, r in enumerate(runs):
-                curves[j, : len(r.history)] = [row.get(key, np.nan) for row in r.history]
-            curves[~np.isfinite(curves)] = np.nan
-            if np.all(np.isnan(curves)):
+        every = [r for r in comparison.runs if r.objective == spec]
+        runs = [r for r in every if r.failed is None and r.history]
+        if not runs:
+            continue
+        color = f"C{i % 10}"
+        for ax, (key, _title, _ylabel, log) in zip(axes.ravel(), panels, strict=True):
+            series = [_series(r.history, key) for r in runs]
+            epochs = sorted({e for s in series for e in s})
+            if not epochs:
                 continue
-            with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            curves = np.array([[s.get(e, np.nan) for e in epochs] for s in series], dtype=float)
+            curves[~np.isfinite(curves)] = np.nan
+            if log:
+                curves[curves <= 0] = np.nan
+            x = np.asarray(epochs, dtype=float)
+            with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # an epoch every run lacks
                 mean = np.nanmean(curves, axis=0)
-            x = np.arange(1, width + 1)
-            if log:
-                mean = np.where(mean > 0, mean, np.nan)
-            ax.plot(x, mean, color=f"C{i % 10}", label=spec, lw=1.3)
-            ax.set_title(label, fontsize=10)
-            ax.set_xlabel("epoch", fontsize=8)
-            if log:
-                ax.set_yscale("log")
-    axes[0, 0].legend(fontsize=8)
+                lo, hi = np.nanmin(curves, axis=0), np.nanmax(curves, axis=0)
+            label = f"{spec}: {stop_summary(every)}" if len(every) > 1 else spec
+            ax.plot(x, mean, color=color, lw=1.3, label=label)
+            if len(runs) > 1:
+                ax.fill_between(x, lo, hi, color=color, alpha=0.18, lw=0)
+            drawn = True
+    for ax, (_key, title, ylabel, log) in zip(axes.ravel(), panels, strict=True):
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("epoch", fontsize=9)
+        ax.set_ylabel(ylabel, fontsize=9)
+        ax.tick_params(labelsize=8)
+        if log and ax.has_data():
+            ax.set_yscale("log")
+            ax.yaxis.set_minor_formatter(NullFormatter())  # decades only, no 4×10⁻¹ clutter
+    if drawn:
+        seeds = len(comparison.seeds)
+        band = "; band: min–max across seeds" if seeds > 1 else ""
+        axes[0, 0].legend(
+            fontsize=7, title=f"line: mean over {seeds} seed(s){band}", title_fontsize=7
+        )
     noise = f", label noise {comparison.noise}" if comparison.noise else ""
-    fig.suptitle(f"{comparison.dataset}{noise}: {comparison.model}", fontsize=11)
+    fig.suptitle(_wrap(f"{comparison.dataset}{noise}: {comparison.model}", 110), fontsize=11)
     _save(fig, path)
     return fig
 
 
+def _series(history: list[dict], key: str) -> dict[int, float]:
+    """``{epoch: value}`` of ``key`` in a run's history (``full_grad_norm`` preferred for the
+    gradient norm, where it was computed)."""
+    out = {}
+    for row in history:
+        value = row.get("full_grad_norm", row.get(key)) if key == "grad_norm" else row.get(key)
+        if value is not None:
+            out[int(row["epoch"])] = float(value)
+    return out
+
+
+def _wrap(text: str, width: int) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width)) or text
+
+
 def plot_reliability(comparison, path: str | Path | None = None) -> Figure:
     """Reliability diagrams (Guo et al. 2017): accuracy against confidence in 15 bins, test
-    predictions of every seed pooled, one panel per objective.
+    predictions of every seed pooled, one panel per objective, with the number of predictions
+    in each bin in a strip below it (log scale; a bin with few predictions has a noisy
+    accuracy).
 
     The ECE in each panel's title is the comparison's own (:meth:`Comparison.rows`: the mean over
     seeds of each run's ECE, the number the table shows), not recomputed from the pooled bins.
-    Runs that diverged have no predictions and are left out; an objective whose every run
-    diverged gets an empty panel saying so."""
+    Runs that diverged or failed have no predictions and are left out; an objective with no run
+    left gets an empty panel saying why."""
     from likelab.classify import reliability
 
     specs = comparison.objectives
     rows = {row["objective"]: row for row in comparison.rows()}
-    fig, axes = _objective_panels(len(specs))
-    for ax, spec in zip(axes.ravel(), specs, strict=False):
+    cols = min(4, len(specs))
+    nrows = -(-len(specs) // cols)
+    fig = Figure(figsize=(3.4 * cols, 4.5 * nrows), layout="constrained")
+    grid = fig.add_gridspec(2 * nrows, cols, height_ratios=[3.2, 1] * nrows)
+    for k, spec in enumerate(specs):
+        r, c = divmod(k, cols)
+        ax = fig.add_subplot(grid[2 * r, c])
+        strip = fig.add_subplot(grid[2 * r + 1, c], sharex=ax)
         row = rows[spec]
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
-        ax.set_xlabel("confidence", fontsize=8)
         ax.set_ylabel("accuracy", fontsize=8)
+        ax.tick_params(labelsize=7, labelbottom=False)
+        strip.set_xlabel("confidence (top-class probability)", fontsize=8)
+        strip.set_ylabel("predictions", fontsize=8)
+        strip.tick_params(labelsize=7)
         ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1)
-        runs = [r for r in comparison.runs if r.objective == spec and r.diverged is None]
+        runs = [x for x in comparison.runs if x.objective == spec and x.ok]
+        ax.set_title(_wrap(f"{spec}  (ECE {ece_label(row)})", 40), fontsize=9)
         if not runs:
-            ax.set_title(f"{spec}  (ECE undetermined)", fontsize=9)
-            ax.text(0.5, 0.5, "every run diverged", ha="center", va="center", fontsize=9)
+            why = "every run failed" if row.get("failed") == row["seeds"] else "no run trained"
+            if not row.get("failed"):
+                why = "every run diverged"
+            ax.text(0.5, 0.5, why, ha="center", va="center", fontsize=9)
+            strip.set_yticks([])
             continue
-        probs = np.concatenate([r.probs_test for r in runs])
-        y = np.concatenate([r.y_test for r in runs])
+        probs = np.concatenate([x.probs_test for x in runs])
+        y = np.concatenate([x.y_test for x in runs])
         b = reliability(probs, y)
         centres = (b["edges"][:-1] + b["edges"][1:]) / 2
         full = b["count"] > 0
+        width = 1 / len(centres)
         ax.bar(
             centres[full],
             b["accuracy"][full],
-            width=1 / len(centres),
+            width=width,
             color="C0",
             edgecolor="white",
             alpha=0.8,
-            label="accuracy",
         )
-        ax.set_title(f"{spec}  (ECE {ece_label(row)})", fontsize=9)
-    return _finish_panels(
-        fig, axes, len(specs), f"reliability on the clean test set: {comparison.dataset}", path
+        strip.bar(centres[full], b["count"][full], width=width, color="grey", edgecolor="white")
+        strip.set_yscale("log")
+        strip.set_ylim(0.7, max(float(b["count"].max()), 1.0) * 3)
+        for xc, n in zip(centres[full], b["count"][full], strict=True):
+            strip.text(xc, n * 1.15, f"{int(n)}", ha="center", va="bottom", fontsize=5.5)
+    seeds = len(comparison.seeds)
+    fig.suptitle(
+        _wrap(
+            f"reliability on the clean test set: {comparison.dataset} (predictions of "
+            f"{seeds} seed(s) pooled; bars: accuracy per confidence bin, below: predictions "
+            "per bin)",
+            40 * cols,
+        ),
+        fontsize=10,
     )
+    _save(fig, path)
+    return fig
 
 
 def ece_label(row: dict) -> str:
@@ -555,9 +622,10 @@ def plot_probabilities(comparison, path: str | Path | None = None) -> Figure:
         ax.set_ylim(-0.02, 1.02)
         ax.set_xlabel("true probability", fontsize=8)
         ax.set_ylabel("predicted probability", fontsize=8)
-        runs = [r for r in comparison.runs if r.objective == spec and r.diverged is None]
+        runs = [r for r in comparison.runs if r.objective == spec and r.ok]
         if not runs:
-            ax.text(0.5, 0.5, "every run diverged", ha="center", va="center", fontsize=9)
+            why = "every run failed" if rows[spec].get("failed") else "every run diverged"
+            ax.text(0.5, 0.5, why, ha="center", va="center", fontsize=9)
             continue
         truth = np.concatenate([r.p_test.ravel() for r in runs])
         pred = np.concatenate([r.probs_test.ravel() for r in runs])

@@ -206,16 +206,21 @@ def training_section(comparison: Any, *, id: str, title: str, curves: bool = Fal
     keys = [k for k in _TRAIN_KEYS if k in rows[0]]
     names = {"prob_gap": "mean |p̂ − p|", "nll": "NLL", "ece": "ECE"}
     table = Table(
-        header=["objective", *(names.get(k, k) for k in keys)],
-        caption=f"clean test set, mean ± sd over {len(comparison.seeds)} seed(s)",
+        header=["objective", *(names.get(k, k) for k in keys), "training stopped"],
+        caption=f"clean test set, mean ± sd over {len(comparison.seeds)} seed(s); training "
+        "stopped: when and why, per seed (converged: the gradient norm of the training risk "
+        "over the whole training set fell to the tolerance)",
     )
     for row in rows:
         table.add(
             Cell(row["objective"], "text"),
             *(
-                "undetermined" if row[k] is None else f"{row[k]:.3f} ± {row[k + '_sd']:.3f}"
+                ("failed" if row["failed"] == row["seeds"] else "undetermined")
+                if row[k] is None
+                else f"{row[k]:.3f} ± {row[k + '_sd']:.3f}"
                 for k in keys
             ),
+            Cell(_stops_text(row), "text"),
         )
     figures = []
     known = all(r.p_test is not None for r in comparison.runs)
@@ -233,7 +238,9 @@ def training_section(comparison: Any, *, id: str, title: str, curves: bool = Fal
             plot_reliability(comparison),
             alt=f"reliability diagrams on {comparison.dataset}",
             caption="Reliability: accuracy against confidence in 15 bins, every seed's test "
-            "predictions pooled. The ECE in each title is the table's (the mean over seeds).",
+            "predictions pooled; the strip below each diagram counts the predictions in each bin "
+            "(a bin with few has a noisy accuracy). The ECE in each title is the table's (the "
+            "mean over seeds).",
         )
     )
     if curves:
@@ -241,8 +248,9 @@ def training_section(comparison: Any, *, id: str, title: str, curves: bool = Fal
             Figure.from_matplotlib(
                 plot_learning_curves(comparison),
                 alt=f"learning curves on {comparison.dataset}",
-                caption="Per epoch, mean over seeds: training loss, gradient norm, test accuracy "
-                "and test NLL.",
+                caption="Per epoch, the mean over seeds (line) and the range across seeds (band, "
+                "min to max): training loss, gradient norm of the training risk, test accuracy "
+                "and test NLL. The legend says when and why the runs stopped.",
             )
         )
     by = {r["objective"]: r for r in rows}
@@ -271,10 +279,25 @@ def training_section(comparison: Any, *, id: str, title: str, curves: bool = Fal
                 for k, v in by.items()
             },
             "diverged": {k: v["divergence"] for k, v in by.items() if v["diverged"]},
+            "failed": {
+                k: sorted({f.partition(": ")[2] for f in v["failures"]})
+                for k, v in by.items()
+                if v["failed"]
+            },
             "table": table,
             "figures": figures,
         },
     )
+
+
+def _stops_text(row: dict) -> str:
+    """When and why an objective's runs stopped: the summary, then each seed's reason."""
+    reasons = [f"seed {st['seed']}: {st.get('reason', '')}" for st in row["stops"]]
+    if row["failed"] == row["seeds"]:
+        return row["stops"][0].get("reason", "") if row["stops"] else ""
+    if len(reasons) == 1:
+        return row["stops"][0].get("reason", "")
+    return f"{row['stopped']}. " + "; ".join(reasons)
 
 
 # ---------------------------------------------------------------------- study
