@@ -398,6 +398,7 @@ def study_section(store: str | Path, *, id: str = "study", title: str | None = N
     the measures with their Monte Carlo intervals, a nested-loop plot over the design's cells,
     measures against n (and against contamination where the study varies it), the zip plot
     of coverage, and, in words, which objectives failed and why."""
+    from likelab.report.study_figures import canonical_dgp
     from likelab.study import StudySpec, summarise
     from likelab.study.design import cells, dgp_points
     from likelab.study.store import Store
@@ -412,11 +413,17 @@ def study_section(store: str | Path, *, id: str = "study", title: str | None = N
             f"{' '.join(str(exc).split())[:300]}"
         ) from None
     points = dgp_points(spec)
-    order = {p.spec: i for i, p in enumerate(points)}
+    # the store keeps each DGP as the study file spelled it; the points rebuilt from its
+    # canonical JSON have their parameters in name order: match them by canonical_dgp
+    order = {canonical_dgp(p.spec): i for i, p in enumerate(points)}
     objectives = {o: i for i, o in enumerate(spec.objectives)}
     rows = sorted(
         summarise(store),
-        key=lambda r: (order.get(r["dgp"], len(order)), r["n"], objectives.get(r["objective"], 0)),
+        key=lambda r: (
+            order.get(canonical_dgp(r["dgp"]), len(order)),
+            r["n"],
+            objectives.get(r["objective"], 0),
+        ),
     )
     with Store(store, read_only=True) as db:
         con = db.con
@@ -448,7 +455,12 @@ def study_section(store: str | Path, *, id: str = "study", title: str | None = N
                     str(r["replicates"]),
                 )
             tables.append(table)
-    levels = {p.spec: (p.base, p.eps) for p in points}
+    point_of = {canonical_dgp(p.spec): p for p in points}
+    levels = {
+        d: (point_of[canonical_dgp(d)].base, point_of[canonical_dgp(d)].eps)
+        for d in dict.fromkeys(r["dgp"] for r in rows)
+        if canonical_dgp(d) in point_of
+    }
     figures = _study_figures(rows, spec, points, levels, store, notes) if rows else []
     headline = _study_headline(rows, levels)
     return Section(
@@ -561,12 +573,8 @@ def _study_figures(
                 "against the share of contaminating observations.",
             )
         )
-    point = points[0].spec if points else rows[0]["dgp"]
-    n_max = (
-        max(r["n"] for r in rows if r["dgp"] == point)
-        if any(r["dgp"] == point for r in rows)
-        else rows[0]["n"]
-    )
+    point = rows[0]["dgp"]  # the design's first DGP point, as the store spells it
+    n_max = max(r["n"] for r in rows if r["dgp"] == point)
     where = f"{point}, n = {n_max}"
     figures.append(
         Figure.from_matplotlib(

@@ -40,6 +40,7 @@ from likelab.errors import UnsupportedError
 
 __all__ = [
     "MEASURE_LABELS",
+    "canonical_dgp",
     "design_factors",
     "plot_contamination",
     "plot_estimates",
@@ -118,18 +119,34 @@ def _chars(inches: float, fontsize: float = 8) -> int:
     return max(12, int(inches * 72 / (0.6 * fontsize)))
 
 
+def _value(row: dict, key: str) -> float:
+    """``row[key]`` as a float; NaN where it is missing, for a measure whose Monte Carlo SE is
+    missing (a bias from one converged replicate: nothing is drawn without its own
+    uncertainty), and where fewer than 2 replicates converged."""
+    if row.get(key) is None or (f"{key}_mcse" in row and row[f"{key}_mcse"] is None):
+        return math.nan
+    if "replicates" in row and "failure_rate" in row:
+        converged = round(row["replicates"] * (1.0 - row["failure_rate"]))
+        if converged < 2:  # a coverage "from" one interval, a ratio of one pair: not drawn
+            return math.nan
+    return float(row[key])
+
+
 def _values(rows: Sequence[dict], key: str) -> np.ndarray:
-    return np.array([np.nan if r.get(key) is None else r[key] for r in rows], dtype=float)
+    if key.endswith("_mcse"):
+        return np.array([np.nan if r.get(key) is None else r[key] for r in rows], dtype=float)
+    return np.array([_value(r, key) for r in rows], dtype=float)
 
 
 def _drawable(rows: Sequence[dict], measures: Sequence[str]) -> tuple[list[str], list[str]]:
-    """The objectives with a finite value of some measure, and those with none."""
+    """The objectives with a finite value of some measure (with its MCSE), and those with
+    none."""
     objectives = list(dict.fromkeys(r["objective"] for r in rows))
     drawn = [
         o
         for o in objectives
         if any(
-            r["objective"] == o and r.get(m) is not None and math.isfinite(r[m])
+            r["objective"] == o and math.isfinite(_value(r, m))
             for r in rows
             for m in measures
         )
@@ -331,10 +348,28 @@ def plot_contamination(
 
 
 # ---------------------------------------------------------------------- nested loop
+def canonical_dgp(spec: str) -> str:
+    """A DGP spec with each component's parameters in name order: the same DGP whatever order
+    its parameters were written in. (A store's DGP strings keep the study file's order; the
+    points rebuilt from the store's canonical JSON spec have them sorted.)
+
+    >>> canonical_dgp("0.9 student_t:loc=0,scale=1,df=3 + 0.1 normal:scale=1,loc=8")
+    '0.9 student_t:df=3,loc=0,scale=1 + 0.1 normal:loc=8,scale=1'
+    """
+    parts = []
+    for part in spec.split(" + "):
+        head, colon, rest = part.partition(":")
+        items = sorted(filter(None, rest.split(",")), key=lambda kv: kv.partition("=")[0])
+        parts.append(head + colon + ",".join(items))
+    return " + ".join(parts)
+
+
 def design_factors(points: Sequence[Any]) -> dict[str, dict[str, Any]]:
-    """The factors of a study's design per DGP point: its family, each parameter of its
-    (uncontaminated) DGP and the contamination fraction ``eps``, keeping only those that vary
-    across ``points`` (:class:`~likelab.study.design.DGPPoint`)."""
+    """The factors of a study's design per DGP point (keyed by :func:`canonical_dgp` of its
+    spec): its family, each parameter of its (uncontaminated) DGP and the contamination
+    fraction ``eps``, keeping only those that vary across ``points``
+    (:class:`~likelab.study.design.DGPPoint`). A parameter that some points' family lacks
+    (a Student t's ``df`` beside normals) is ``None`` there, drawn as a level of its own."""
     raw: dict[str, dict[str, Any]] = {}
     for p in points:
         family, _, rest = p.base.partition(":")
@@ -346,13 +381,15 @@ def design_factors(points: Sequence[Any]) -> dict[str, dict[str, Any]]:
             except ValueError:
                 levels[k] = v
         levels["eps"] = p.eps
-        raw[p.spec] = levels
+        raw[canonical_dgp(p.spec)] = levels
     names = list(dict.fromkeys(k for lv in raw.values() for k in lv))
     varying = [k for k in names if len({repr(lv.get(k)) for lv in raw.values()}) > 1]
     return {spec: {k: lv.get(k) for k in varying} for spec, lv in raw.items()}
 
 
 def _level_text(v: Any) -> str:
+    if v is None:
+        return "–"
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
@@ -381,14 +418,18 @@ def plot_nested_loop(
         names.append("n")
 
     def level(dgp: str, n: int, name: str) -> Any:
-        return n if name == "n" else factors.get(dgp, {}).get(name)
+        return n if name == "n" else factors.get(canonical_dgp(dgp), {}).get(name)
 
-    # each factor's levels in order: numbers ascending, words as they first appear
+    # each factor's levels in order: numbers ascending (None, "not a parameter here", first),
+    # words as they first appear
     order: dict[str, list[Any]] = {}
     for name in names:
         seen = list(dict.fromkeys(level(r["dgp"], r["n"], name) for r in rows))
-        numeric = all(isinstance(v, int | float) for v in seen)
-        order[name] = sorted(seen) if numeric else seen
+        numbers = [v for v in seen if isinstance(v, int | float)]
+        if len(numbers) == len([v for v in seen if v is not None]):
+            order[name] = [None] * (None in seen) + sorted(numbers)
+        else:
+            order[name] = seen
     scenarios = sorted(
         dict.fromkeys((r["dgp"], r["n"]) for r in rows),
         key=lambda s: tuple(order[k].index(level(*s, k)) for k in names),
@@ -411,8 +452,8 @@ def plot_nested_loop(
             for obj in drawn:
                 y = np.full(len(scenarios), np.nan)
                 for r in rows:
-                    if r["objective"] == obj and r["parameter"] == param and r.get(m) is not None:
-                        y[position[(r["dgp"], r["n"])]] = r[m]
+                    if r["objective"] == obj and r["parameter"] == param:
+                        y[position[(r["dgp"], r["n"])]] = _value(r, m)
                 if np.isfinite(y).any():
                     ax.stairs(y, steps, color=colors[obj], lw=1.3, label=obj, baseline=None)
             ref = MEASURE_LABELS[m][2]
@@ -484,8 +525,10 @@ def plot_estimates(
     rows_tall = 0.14 * len(cells) * (k + gap)
     # a short forest folds its panels onto rows of three; a tall one keeps them side by side
     cols = min(3, len(measures)) if rows_tall < 5 else len(measures)
+    if cols > 3:
+        rows_tall = 0.1 * len(cells) * (k + gap)
     nrows = -(-len(measures) // cols)
-    width = 2.2 + 2.7 * cols
+    width = 2.2 + (2.7 if cols <= 3 else 2.0) * cols
     fig = Figure(figsize=(width, nrows * max(2.4, rows_tall + 0.6) + 0.6), layout="constrained")
     grid = fig.subplots(nrows, cols, squeeze=False, sharey=True)
     for ax in grid.ravel()[len(measures) :]:
