@@ -382,7 +382,9 @@ def design_factors(points: Sequence[Any]) -> dict[str, dict[str, Any]]:
                 levels[k] = v
         levels["eps"] = p.eps
         raw[canonical_dgp(p.spec)] = levels
-    names = list(dict.fromkeys(k for lv in raw.values() for k in lv))
+    # the family outermost, then the DGP's parameters as first written, the contamination last
+    params = dict.fromkeys(k for lv in raw.values() for k in lv if k not in ("family", "eps"))
+    names = ["family", *params, "eps"]
     varying = [k for k in names if len({repr(lv.get(k)) for lv in raw.values()}) > 1]
     return {spec: {k: lv.get(k) for k in varying} for spec, lv in raw.items()}
 
