@@ -145,11 +145,7 @@ def _drawable(rows: Sequence[dict], measures: Sequence[str]) -> tuple[list[str],
     drawn = [
         o
         for o in objectives
-        if any(
-            r["objective"] == o and math.isfinite(_value(r, m))
-            for r in rows
-            for m in measures
-        )
+        if any(r["objective"] == o and math.isfinite(_value(r, m)) for r in rows for m in measures)
     ]
     return drawn, [o for o in objectives if o not in drawn]
 
@@ -187,9 +183,9 @@ def _finish(
     if notes:
         # beneath the panels, where constrained layout keeps room for it
         text = "\n".join(
-            textwrap.fill(n, _chars(width, 8), subsequent_indent="    ") for n in notes
+            textwrap.fill(n, _chars(width, 9), subsequent_indent="    ") for n in notes
         )
-        fig.supxlabel(text, fontsize=8, x=0.01, ha="left", color="0.2", multialignment="left")
+        fig.supxlabel(text, fontsize=9, x=0.01, ha="left", color="0.2", multialignment="left")
     _save(fig, path)
     return fig
 
@@ -263,7 +259,8 @@ def plot_study(
             )  # fmt: skip
         if ref is not None:
             ax.axhline(ref, color="grey", lw=0.8, ls="--")
-        _ratio_scale(ax, measure, _values([r for r in rows if r["parameter"] == param], measure))
+        here = [r for r in rows if (r["dgp"], r["parameter"]) == (dgp, param)]
+        _ratio_scale(ax, measure, _values(here, measure))
         ax.set_xscale("log")
         sizes = sorted({r["n"] for r in rows if (r["dgp"], r["parameter"]) == (dgp, param)})
         ax.set_xticks(sizes, [str(n) for n in sizes])
@@ -611,8 +608,11 @@ def plot_zip(
     centile of its :math:`|z_i|` (so the intervals that miss θ, the largest :math:`|z_i|`, are
     at the top), blue where it covers θ, red where not. The dashed line is the nominal 95%;
     the two yellow lines are the coverage's Monte Carlo interval, coverage ± 1.96 MCSE. Where
-    the colours change, the coverage is read off the y axis.
+    the colours change, the coverage is read off the y axis. A (parameter, objective) with fewer
+    than 2 such replicates has no panel; an objective with none is named beneath.
     """
+    # an interval from fewer than 2 replicates is no coverage to read: no panel
+    data = {k: v for k, v in data.items() if len(v["estimate"]) >= 2}
     params = list(dict.fromkeys(p for _, p in data))
     panels = [(p, o) for p in params for o in objectives if (o, p) in data]
     missing = [o for o in objectives if not any((o, p) in data for p in params)]
@@ -648,12 +648,12 @@ def plot_zip(
         pad = 0.05 * (right - left or 1.0)
         ax.set_xlim(left - pad, right + pad)
         ax.set_ylim(0, 100)
+        low, high = 100 * max(0.0, c - Z975 * mcse), 100 * min(1.0, c + Z975 * mcse)
         ax.set_title(
-            wrap_label(f"{obj}, {param}: coverage {100 * c:.1f}% (MC interval "
-                       f"{100 * max(0, c - Z975 * mcse):.1f}–{100 * min(1, c + Z975 * mcse):.1f}%),"
-                       f" {k} replicates", _chars(3.2)),
+            f"{wrap_label(f'{obj}, {param}: {k} replicates', _chars(2.6))}\n"
+            f"coverage {100 * c:.1f}%, MC interval {low:.1f}–{high:.1f}%",
             fontsize=8,
-        )  # fmt: skip
+        )
         ax.set_xlabel(f"95% interval for {param} (true value {theta:g})", fontsize=8)
         ax.set_ylabel("centile of |z|", fontsize=8)
         ax.tick_params(labelsize=7)
