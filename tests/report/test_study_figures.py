@@ -263,3 +263,31 @@ def test_failure_reasons_in_words():
     assert _reason_words("boundary").startswith("ran to the edge of the parameter space")
     assert _reason_words("gtol") == "converged to a non-finite estimate"
     assert "'weird'" in _reason_words("weird")
+
+
+def test_an_objective_that_raises_is_reported_with_its_error(tmp_path):
+    """Another failure than linear's: hyvarinen refuses the Laplace model (its log-density has
+    a kink); the page quotes the error, and the objective is in no figure."""
+    from likelab.report.sections import study_section
+
+    store = make_study_store(
+        tmp_path,
+        """
+        name: kink
+        seed: 2
+        dgps: [{family: laplace, params: {loc: 0, scale: 1}}]
+        sample_sizes: [20, 40]
+        replicates: 8
+        model: {family: laplace}
+        objectives: [log, hyvarinen]
+        """,
+        "kink",
+    )[1]
+    section = study_section(store)
+    (fail,) = section.data["failures"]
+    assert fail["objective"] == "hyvarinen" and fail["all"] and fail["failed"] == 16
+    assert fail["text"].startswith("all 16 fits failed: 16 raised an error (UnsupportedError: ")
+    assert "twice differentiable" in fail["text"] and fail["why"] == ""
+    rows = summarise(store)
+    fig = plot_study(rows, "bias", failures={"hyvarinen": fail["note"]})
+    assert _legend(fig) == ["log"]

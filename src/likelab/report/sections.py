@@ -297,7 +297,7 @@ _STUDY_HEADER = [
 _REASON_WORDS = {
     "max_iter": "stopped at the iteration limit without converging",
     "nonfinite": "met a non-finite value (NaN or ±∞) of the risk or its derivatives",
-    "line_search": "the line search found no step that lowers the risk",
+    "line_search": "found no step that lowers the risk (line search)",
     "flat": "stopped where the risk is flat to the last bit (zero gradient and curvature): "
     "no evidence of a minimum",
     "boundary": "ran to the edge of the parameter space: the lowest risk has no finite minimiser",
@@ -365,15 +365,15 @@ def _study_failures(con: Any, objectives: dict[str, int]) -> list[dict]:
                 continue
             why.append(
                 f"its risk has no minimum with the {param} free: the {param} {where} (median "
-                f"estimate {size}) while the risk keeps falling (median {fmt(value)} where the "
-                "fits stopped)"
+                f"estimate {size}) while the risk keeps falling (median risk {fmt(value)} "
+                "where the fits stopped)"
             )
         head = (
             f"all {total:,} fits failed"
             if failed == total
             else (f"{failed:,} of {total:,} fits failed ({100 * failed / total:.1f}%)")
         )
-        listed = "; ".join(f"{r['words']} ({r['count']:,})" for r in reasons)
+        listed = "; ".join(f"{r['count']:,} {r['words']}" for r in reasons)
         if rest:
             listed += f"; {rest:,} for {len(tally) - len(top)} other reason(s)"
         out.append(
