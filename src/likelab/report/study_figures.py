@@ -501,18 +501,23 @@ def plot_estimates(
     path: str | Path | None = None,
     *,
     failures: Mapping[str, str] | None = None,
+    max_cells: int = 24,
 ) -> Figure:
     """Each measure of ``parameter`` with its Monte Carlo interval, estimate ± 1.96 MCSE, one
     row per (cell, objective), grouped by cell (forest style; Morris et al. 2019, sec. 6). The
     dashed line is the measure's target (bias 0, relative MSE 1, coverage 0.95, relative error
-    of the model SE 0); an interval that misses it is a difference the simulation can see."""
+    of the model SE 0); an interval that misses it is a difference the simulation can see.
+    At most ``max_cells`` cells are drawn (the first in the rows' order; the title says how
+    many there are)."""
     for m in measures:
         if m not in MEASURE_LABELS:
             raise UnsupportedError(f"measure must be one of {', '.join(MEASURE_LABELS)}, got {m!r}")
     sel = [r for r in rows if r["parameter"] == parameter]
     if not sel:
         raise UnsupportedError(f"no rows for the parameter {parameter!r}")
-    cells = list(dict.fromkeys((r["dgp"], r["n"]) for r in sel))
+    every = list(dict.fromkeys((r["dgp"], r["n"]) for r in sel))
+    cells = every[:max_cells]
+    sel = [r for r in sel if (r["dgp"], r["n"]) in set(cells)]
     drawn, missing = _drawable(sel, measures)
     colors = _colors(rows)
     k = max(1, len(drawn))
@@ -559,7 +564,8 @@ def plot_estimates(
     return _finish(
         fig,
         f"{parameter}: each measure with its Monte Carlo interval (± 1.96 MCSE), per cell and "
-        "objective",
+        "objective"
+        + (f" (the first {len(cells)} of {len(every)} cells)" if len(every) > len(cells) else ""),
         _handles(drawn, colors),
         _missing_note(missing, failures, "value"),
         path,
