@@ -200,8 +200,10 @@ def test_a_study_name_with_a_script_tag_shows_as_text(study_store, tmp_path):
     assert "script" not in page.tags
     text = "".join(page.text)
     assert "<script>alert('x')</script> & co" in text  # shown, as text, unchanged
-    # relative efficiency, relative MSE and bias vs n, and vs contamination
-    assert len(page.images) == 4
+    # per parameter (loc, scale) the measures with their Monte Carlo intervals; the
+    # nested-loop plot; relative efficiency, relative MSE, bias and the model SE's relative
+    # error vs n; the measures vs contamination; the zip plot of coverage
+    assert len(page.images) == 2 + 1 + 4 + 1 + 1
     # each comparison with log is labelled for what it measures, in the table and the text
     assert "rel. efficiency vs log: EmpSE² ratio, ignores bias (MCSE)" in text
     assert "rel. MSE vs log: MSE ratio, includes bias (MCSE)" in text

@@ -231,6 +231,8 @@ def test_cli_run_and_summary(tmp_path, capsys):
         "rel_mse",
         "rel_mse_mcse",
         "model_se",
+        "model_se_rel_error",
+        "model_se_rel_error_mcse",
         "coverage",
         "coverage_mcse",
         "failure_rate",

@@ -23,17 +23,21 @@ from likelab.report.figures import (
     save_figure,
 )
 from likelab.report.pages import write_study_report, write_train_report
+from likelab.report.study_figures import plot_estimates, plot_nested_loop, plot_zip
 
 __all__ = [
     "DemoReport",
     "plot_contamination",
+    "plot_estimates",
     "plot_landscape",
     "plot_learning_curves",
+    "plot_nested_loop",
     "plot_probabilities",
     "plot_properness",
     "plot_reliability",
     "plot_study",
     "plot_underflow",
+    "plot_zip",
     "run_demo",
     "save_figure",
     "write_study_report",

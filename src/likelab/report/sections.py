@@ -310,21 +310,118 @@ _STUDY_HEADER = [
     "rel. efficiency vs log: EmpSE² ratio, ignores bias (MCSE)",
     "rel. MSE vs log: MSE ratio, includes bias (MCSE)",
     "model SE",
+    "model SE rel. error: ModSE/EmpSE − 1 (MCSE)",
     "95% coverage (MCSE)",
     "failures",
     "replicates",
 ]
+
+#: What each stop of the optimiser (:mod:`likelab.estimate.newton`) means, in words.
+_REASON_WORDS = {
+    "max_iter": "stopped at the iteration limit without converging",
+    "nonfinite": "met a non-finite value (NaN or ±∞) of the risk or its derivatives",
+    "line_search": "found no step that lowers the risk (line search)",
+    "flat": "stopped where the risk is flat to the last bit (zero gradient and curvature): "
+    "no evidence of a minimum",
+    "boundary": "ran to the edge of the parameter space: the lowest risk has no finite minimiser",
+    "nonsmooth": "stopped at a non-smooth point that could not be verified as a minimum",
+    "running": "never finished",
+}
+#: Stops that leave the parameters still moving downhill: a parameter running to 0 or ∞ there
+#: is a risk with no minimum inside the parameter space.
+_STILL_FALLING = ("max_iter", "boundary", "line_search", "nonfinite")
 
 
 def _pm(x: Any, se: Any, digits: int = 3) -> str:
     return fmt(x, digits) if se is None else f"{fmt(x, digits)} ({fmt(se, 2)})"
 
 
+def _reason_words(code: str) -> str:
+    from likelab.estimate.newton import CONVERGED
+
+    if code.startswith("error: "):
+        return f"raised an error ({code[len('error: ') :]})"
+    if code in CONVERGED:
+        return "converged to a non-finite estimate"
+    return _REASON_WORDS.get(code, f"stopped with reason {code!r}")
+
+
+def _study_failures(con: Any, objectives: dict[str, int]) -> list[dict]:
+    """Per objective with a failed fit: how many of its fits failed, the most frequent reasons
+    with their counts (in words), and what the failed fits' estimates say about why, from the
+    store: a parameter that ran to 0 or to ∞ while the optimiser was still going downhill is a
+    risk with no minimum with that parameter free (``linear`` on a normal scale: the risk
+    ``-mean f`` falls without bound as the scale shrinks onto a data point)."""
+    fits = con.execute(
+        "WITH f AS (SELECT objective, cell_key, replicate, bool_and(converged) AS ok, "
+        "min(reason) AS reason FROM results GROUP BY objective, cell_key, replicate) "
+        "SELECT objective, count(*), count(*) FILTER (WHERE NOT ok), "
+        "list(reason) FILTER (WHERE NOT ok) FROM f GROUP BY objective"
+    ).fetchall()
+    # the failed fits' estimates relative to the truth, per (objective, parameter)
+    spread = con.execute(
+        "SELECT objective, parameter, count(*), "
+        "count(*) FILTER (WHERE abs(estimate / truth) < 1e-4), "
+        "count(*) FILTER (WHERE abs(estimate) > 1e4 * greatest(abs(truth), 1)), "
+        "median(estimate / truth), median(value) "
+        "FROM results WHERE NOT converged AND isfinite(estimate) AND truth <> 0 "
+        "GROUP BY objective, parameter"
+    ).fetchall()
+    out = []
+    for obj, total, failed, codes in sorted(fits, key=lambda f: objectives.get(f[0], 0)):
+        if not failed:
+            continue
+        tally = Counter(_reason_words(c) for c in codes)
+        top = tally.most_common(3)
+        reasons = [{"words": w, "count": k} for w, k in top]
+        rest = failed - sum(k for _, k in top)
+        codes_still = sum(1 for c in codes if c in _STILL_FALLING)
+        why = []
+        for o, param, k, to_zero, to_inf, ratio, value in spread:
+            if o != obj or codes_still < 0.9 * failed:
+                continue
+            if to_zero >= 0.9 * k:
+                where, size = "runs to 0", f"{ratio:.2g} × its true value"
+            elif to_inf >= 0.9 * k:
+                where, size = "runs off to infinity", f"{ratio:.2g} × its true value"
+            else:
+                continue
+            why.append(
+                f"its risk has no minimum with the {param} free: the {param} {where} (median "
+                f"estimate {size}) while the risk keeps falling (median risk {fmt(value)} "
+                "where the fits stopped)"
+            )
+        head = (
+            f"all {total:,} fits failed"
+            if failed == total
+            else (f"{failed:,} of {total:,} fits failed ({100 * failed / total:.1f}%)")
+        )
+        listed = "; ".join(f"{r['count']:,} {r['words']}" for r in reasons)
+        if rest:
+            listed += f"; {rest:,} for {len(tally) - len(top)} other reason(s)"
+        out.append(
+            {
+                "objective": obj,
+                "fits": total,
+                "failed": failed,
+                "all": failed == total,
+                "rate": f"{100 * failed / total:.1f}",
+                "reasons": reasons,
+                "other": rest,
+                "why": "; ".join(why),
+                "text": f"{head}: {listed}" + (f". {'; '.join(why).capitalize()}" if why else ""),
+                "note": head + (f": {'; '.join(why)}" if why else f": {reasons[0]['words']}"),
+            }
+        )
+    return out
+
+
 def study_section(store: str | Path, *, id: str = "study", title: str | None = None) -> Section:
-    """A study store's performance measures (Morris et al. 2019) with their Monte Carlo SEs,
-    and relative efficiency and bias against n (and against contamination where the study
-    varies it)."""
-    from likelab.report.figures import plot_contamination, plot_study
+    """A study store's performance measures (Morris et al. 2019) with their Monte Carlo SEs:
+    the measures with their Monte Carlo intervals, a nested-loop plot over the design's cells,
+    measures against n (and against contamination where the study varies it), the zip plot
+    of coverage, and, in words, which objectives failed and why."""
+    from likelab.report.study_figures import canonical_dgp
     from likelab.study import StudySpec, summarise
     from likelab.study.design import cells, dgp_points
     from likelab.study.store import Store
@@ -339,11 +436,17 @@ def study_section(store: str | Path, *, id: str = "study", title: str | None = N
             f"{' '.join(str(exc).split())[:300]}"
         ) from None
     points = dgp_points(spec)
-    order = {p.spec: i for i, p in enumerate(points)}
+    # the store keeps each DGP as the study file spelled it; the points rebuilt from its
+    # canonical JSON have their parameters in name order: match them by canonical_dgp
+    order = {canonical_dgp(p.spec): i for i, p in enumerate(points)}
     objectives = {o: i for i, o in enumerate(spec.objectives)}
     rows = sorted(
         summarise(store),
-        key=lambda r: (order.get(r["dgp"], len(order)), r["n"], objectives.get(r["objective"], 0)),
+        key=lambda r: (
+            order.get(canonical_dgp(r["dgp"]), len(order)),
+            r["n"],
+            objectives.get(r["objective"], 0),
+        ),
     )
     with Store(store, read_only=True) as db:
         con = db.con
@@ -351,16 +454,8 @@ def study_section(store: str | Path, *, id: str = "study", title: str | None = N
         fits = con.execute(
             "SELECT count(*) FROM (SELECT DISTINCT cell_key, replicate, objective FROM results)"
         ).fetchone()[0]
-        failed = con.execute(
-            "SELECT objective, count(*) FILTER (WHERE NOT converged) / count(*) AS rate, "
-            "mode(reason) FILTER (WHERE NOT converged) AS reason, "
-            "min(value) FILTER (WHERE NOT converged) AS lowest "
-            "FROM results GROUP BY objective HAVING rate > 0"
-        ).fetchall()
-    failures = [
-        {"objective": o, "rate": f"{100 * r:.1f}", "reason": why, "lowest": fmt(low)}
-        for o, r, why, low in sorted(failed, key=lambda f: objectives.get(f[0], 0))
-    ]
+        failures = _study_failures(con, objectives)
+    notes = {f["objective"]: f["note"] for f in failures}
     tables = []
     for dgp in dict.fromkeys(r["dgp"] for r in rows):
         for n in sorted({r["n"] for r in rows if r["dgp"] == dgp}):
@@ -377,52 +472,19 @@ def study_section(store: str | Path, *, id: str = "study", title: str | None = N
                     _pm(r["rel_eff"], r["rel_eff_mcse"]),
                     _pm(r["rel_mse"], r["rel_mse_mcse"]),
                     fmt(r["model_se"]),
+                    _pm(r["model_se_rel_error"], r["model_se_rel_error_mcse"]),
                     _pm(r["coverage"], r["coverage_mcse"]),
                     f"{100 * r['failure_rate']:.1f}%",
                     str(r["replicates"]),
                 )
             tables.append(table)
-    figures = []
-    if rows:
-        figures.append(
-            Figure.from_matplotlib(
-                plot_study(rows, "rel_eff"),
-                alt="relative efficiency against log, against n",
-                caption="Relative efficiency against log on the same datasets (EmpSE_log² / "
-                "EmpSE²): below 1, the objective's estimates vary more than the MLE's. It "
-                "ignores bias: spread about each estimator's own mean.",
-            )
-        )
-        figures.append(
-            Figure.from_matplotlib(
-                plot_study(rows, "rel_mse"),
-                alt="relative MSE against log, against n",
-                caption="Relative MSE against log on the same datasets (MSE_log / MSE): above "
-                "1, the objective's estimates are closer to the truth than the MLE's. It "
-                "includes bias (MSE = bias² + variance).",
-            )
-        )
-        figures.append(
-            Figure.from_matplotlib(
-                plot_study(rows, "bias"),
-                alt="bias against n",
-                caption="Bias of each objective's estimates against n.",
-            )
-        )
-    levels = {p.spec: (p.base, p.eps) for p in points}
-    varied = [b for b, c in Counter(b for b, _ in levels.values()).items() if c > 1]
-    contaminated = {k: v for k, v in levels.items() if v[0] in varied}
-    if rows and contaminated:
-        n_max = max(spec.sample_sizes)
-        figures.append(
-            Figure.from_matplotlib(
-                plot_contamination(rows, contaminated, n_max),
-                alt="relative efficiency, relative MSE and bias against the contamination fraction",
-                caption=f"At n = {n_max}: relative efficiency against log (EmpSE² ratio, "
-                "ignores bias), relative MSE against log (MSE ratio, includes bias) and bias, "
-                "against the share of contaminating observations.",
-            )
-        )
+    point_of = {canonical_dgp(p.spec): p for p in points}
+    levels = {
+        d: (point_of[canonical_dgp(d)].base, point_of[canonical_dgp(d)].eps)
+        for d in dict.fromkeys(r["dgp"] for r in rows)
+        if canonical_dgp(d) in point_of
+    }
+    figures = _study_figures(rows, spec, points, levels, store, notes) if rows else []
     headline = _study_headline(rows, levels)
     return Section(
         id=id,
@@ -447,6 +509,110 @@ def study_section(store: str | Path, *, id: str = "study", title: str | None = N
             "figures": figures,
         },
     )
+
+
+def _study_figures(
+    rows: list[dict],
+    spec: Any,
+    points: list[Any],
+    levels: dict[str, tuple[str, float]],
+    store: str | Path,
+    notes: dict[str, str],
+) -> list[Figure]:
+    """The study's figures, in the order of the page (see :func:`study_section`)."""
+    from likelab.report.study_figures import (
+        design_factors,
+        plot_contamination,
+        plot_estimates,
+        plot_nested_loop,
+        plot_study,
+        plot_zip,
+        zip_data,
+    )
+
+    figures = []
+    for param in dict.fromkeys(r["parameter"] for r in rows):
+        figures.append(
+            Figure.from_matplotlib(
+                plot_estimates(rows, param, failures=notes),
+                alt=f"each performance measure of {param} with its Monte Carlo interval",
+                caption=f"{param}: bias, empirical SE, relative MSE against log, coverage and "
+                "the relative error of the model SE, each ± 1.96 Monte Carlo SE, per cell and "
+                "objective. The dashed line is each measure's target; an interval that does "
+                "not reach it is a departure larger than the simulation's own noise.",
+            )
+        )
+    cells_count = len({(r["dgp"], r["n"]) for r in rows})
+    if cells_count > 1:
+        figures.append(
+            Figure.from_matplotlib(
+                plot_nested_loop(rows, design_factors(points), failures=notes),
+                alt="nested-loop plot of bias, empirical SE and coverage over the design's cells",
+                caption="Nested-loop plot (Rücker & Schwarzer 2014): bias, empirical SE and "
+                "coverage over every cell of the design, the cells ordered by the factors "
+                "drawn beneath (the first factor varies slowest); a step in a measure lines up "
+                "with the factor that changed there.",
+            )
+        )
+    for measure, alt, caption in (
+        (
+            "rel_eff",
+            "relative efficiency against log, against n",
+            "Relative efficiency against log on the same datasets (EmpSE_log² / EmpSE²): "
+            "below 1, the objective's estimates vary more than the MLE's. It ignores bias: "
+            "spread about each estimator's own mean.",
+        ),
+        (
+            "rel_mse",
+            "relative MSE against log, against n",
+            "Relative MSE against log on the same datasets (MSE_log / MSE): above 1, the "
+            "objective's estimates are closer to the truth than the MLE's. It includes bias "
+            "(MSE = bias² + variance).",
+        ),
+        ("bias", "bias against n", "Bias of each objective's estimates against n."),
+        (
+            "model_se_rel_error",
+            "relative error of the model SE against n",
+            "Relative error of the model (sandwich) SE, ModSE / EmpSE − 1 (Morris et al. "
+            "2019, Table 6): below 0, the SEs are too small on average and the intervals too "
+            "narrow; above 0, too wide.",
+        ),
+    ):
+        figures.append(
+            Figure.from_matplotlib(
+                plot_study(rows, measure, failures=notes), alt=alt, caption=caption
+            )
+        )
+    varied = [b for b, c in Counter(b for b, _ in levels.values()).items() if c > 1]
+    contaminated = {k: v for k, v in levels.items() if v[0] in varied}
+    if contaminated:
+        n_max = max(spec.sample_sizes)
+        figures.append(
+            Figure.from_matplotlib(
+                plot_contamination(rows, contaminated, n_max, failures=notes),
+                alt="relative efficiency, relative MSE and bias against the contamination fraction",
+                caption=f"At n = {n_max}: relative efficiency against log (EmpSE² ratio, "
+                "ignores bias), relative MSE against log (MSE ratio, includes bias) and bias, "
+                "against the share of contaminating observations.",
+            )
+        )
+    point = rows[0]["dgp"]  # the design's first DGP point, as the store spells it
+    n_max = max(r["n"] for r in rows if r["dgp"] == point)
+    where = f"{point}, n = {n_max}"
+    figures.append(
+        Figure.from_matplotlib(
+            plot_zip(
+                zip_data(store, point, n_max), list(spec.objectives), where=where, failures=notes
+            ),
+            alt=f"zip plot of the 95% intervals' coverage at {where}",
+            caption=f"Zip plot (Morris et al. 2019, fig. 4) at {where}: every replicate's 95% "
+            "Wald interval, ranked by |z| = |estimate − truth| / SE, blue where it covers the "
+            "truth (the vertical line), red where it misses. The coverage is where the colours "
+            "change; the dashed line is the nominal 95%, the yellow lines the coverage ± 1.96 "
+            "Monte Carlo SE.",
+        )
+    )
+    return figures
 
 
 def _mean_failure(rows: list[dict]) -> float:

@@ -9,7 +9,17 @@ with the formulas of Morris, White & Crowther (2019, Stat. Med. 38:2074-2102, Ta
   MCSE :math:`\mathrm{EmpSE}/\sqrt{2(n_{sim}-1)}`;
 - MSE :math:`\sum(\hat\theta_i-\theta)^2/n_{sim}`, MCSE
   :math:`\sqrt{\sum[(\hat\theta_i-\theta)^2-\mathrm{MSE}]^2/(n_{sim}(n_{sim}-1))}`;
-- model SE :math:`\sqrt{\sum \widehat{SE}_i^2 / n_{sim}}` (replicates with a finite SE);
+- model SE :math:`\mathrm{ModSE} = \sqrt{\sum \widehat{SE}_i^2 / n_{sim}}` (replicates with a
+  finite SE);
+- relative error of the model SE (``model_se_rel_error``)
+  :math:`\mathrm{ModSE}/\mathrm{EmpSE} - 1` (Table 6's "relative % error in ModSE", as a
+  fraction, not a percentage), MCSE
+  :math:`\frac{\mathrm{ModSE}}{\mathrm{EmpSE}}\sqrt{\frac{\widehat{\mathrm{Var}}(\widehat{SE}^2)}
+  {4\,n_{sim}\,\mathrm{ModSE}^4} + \frac{1}{2(n_{sim}-1)}}` with
+  :math:`\widehat{\mathrm{Var}}(\widehat{SE}^2) = \sum(\widehat{SE}_i^2 -
+  \mathrm{ModSE}^2)^2/(n_{sim}-1)`; both SEs over the same replicates, those with a finite SE
+  (where some converged fits have none, EmpSE here is over that subset, not the ``emp_se``
+  column). Below 0, the sandwich SEs are too small (intervals too narrow); above, too large;
 - coverage C of the Wald interval :math:`\hat\theta_i \pm 1.96\,\widehat{SE}_i`, MCSE
   :math:`\sqrt{C(1-C)/n_{sim}}`.
 
@@ -77,6 +87,8 @@ SUMMARY_COLUMNS = (
     "rel_mse",
     "rel_mse_mcse",
     "model_se",
+    "model_se_rel_error",
+    "model_se_rel_error_mcse",
     "coverage",
     "coverage_mcse",
     "failure_rate",
@@ -92,6 +104,8 @@ MEASURES: dict[str, str] = {
     "rel_mse": "relative MSE vs log (MSE ratio MSE_log/MSE, paired; includes bias)",
     "model_se": "model SE: root mean square of the sandwich SEs (replicates with an SE; none "
     "where no SE could be given, e.g. a non-regular model such as the uniform's ends)",
+    "model_se_rel_error": "relative error of the model SE: ModSE/EmpSE - 1 over the replicates "
+    "with an SE (below 0: the SEs are too small; none where fewer than 2 have an SE)",
     "coverage": "coverage of the 95% Wald interval estimate ± 1.96 SE (replicates with an SE; "
     "none, undetermined, where no SE could be given)",
     "failure_rate": "share of replicates whose fit failed (not converged, non-finite, error)",
@@ -141,10 +155,27 @@ def _measures(est: np.ndarray, se: np.ndarray, theta: float) -> dict[str, Any]:
     if k_se:
         s = se[finite]
         out["model_se"] = math.sqrt(_sum(s * s) / k_se)
+        if k_se >= 2:
+            out.update(_model_se_error(est[finite], s))
         c = float(np.count_nonzero(np.abs(est[finite] - theta) <= Z975 * s)) / k_se
         out["coverage"] = c
         out["coverage_mcse"] = math.sqrt(c * (1 - c) / k_se)
     return out
+
+
+def _model_se_error(est: np.ndarray, se: np.ndarray) -> dict[str, float | None]:
+    """ModSE/EmpSE - 1 and its MCSE (Morris et al. 2019, Table 6) over the same ``k >= 2``
+    replicates: ``est`` their estimates, ``se`` their finite model SEs."""
+    k = len(est)
+    emp = math.sqrt(_sum((est - _mean(est)) ** 2) / (k - 1))
+    var = se * se
+    mod2 = _mean(var)
+    ratio = _ratio(math.sqrt(mod2), emp)
+    if ratio is None or mod2 == 0.0:
+        return {"model_se_rel_error": None, "model_se_rel_error_mcse": None}
+    var_se2 = _sum((var - mod2) ** 2) / (k - 1)
+    mcse = ratio * math.sqrt(var_se2 / (4 * k * mod2 * mod2) + 1 / (2 * (k - 1)))
+    return {"model_se_rel_error": ratio - 1.0, "model_se_rel_error_mcse": mcse}
 
 
 def _paired(a: np.ndarray, b: np.ndarray, theta: float) -> dict[str, float | None]:
