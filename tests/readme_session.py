@@ -40,7 +40,7 @@ def run_block(source: str, first_line: int, namespace: dict) -> list[str]:
     for node in tree.body:
         if isinstance(node, ast.Expr):
             code = compile(ast.Expression(node.value), "README.md", "eval")
-            value = eval(code, namespace)  # noqa: S307 - the README's own example code
+            value = eval(code, namespace)
             shown = shown_value(lines, node.end_lineno - first_line + 1)
             if shown is not None and repr(value) != shown:
                 mismatches.append(
@@ -49,7 +49,7 @@ def run_block(source: str, first_line: int, namespace: dict) -> list[str]:
                 )
         else:
             code = compile(ast.Module([node], type_ignores=[]), "README.md", "exec")
-            exec(code, namespace)  # noqa: S102 - the README's own example code
+            exec(code, namespace)
     return mismatches
 
 
@@ -66,7 +66,7 @@ def main() -> None:
                 mismatches = run_block(block["source"], block["line"], namespace)
                 if mismatches:
                     error = "\n".join(mismatches)
-            except BaseException:  # noqa: BLE001 - reported to the test, whatever it is
+            except BaseException:
                 error = traceback.format_exc()
         answers.write(json.dumps({"stdout": printed.getvalue(), "error": error}) + "\n")
         answers.flush()

@@ -150,7 +150,9 @@ def readme_steps(text: str) -> list[Command | Snippet]:
             end += 1
         if end == len(lines):
             raise ValueError(f"README.md:{i + 1}: a code block that is never closed")
-        body = [line[len(indent) :] if line.startswith(indent) else line for line in lines[i + 1 : end]]
+        body = [
+            line[len(indent) :] if line.startswith(indent) else line for line in lines[i + 1 : end]
+        ]
         if lang in MISSPELT:
             raise ValueError(
                 f"README.md:{i + 1}: a ```{lang} block: write ```bash or ```python, which the "
@@ -195,8 +197,9 @@ class PythonSession:
     """README.md's Python blocks, in one interpreter (tests/readme_session.py) in ``cwd``."""
 
     def __init__(self, cwd: Path):
-        import likelab
         import torch
+
+        import likelab
 
         env = dict(os.environ)
         # the likelab under test, wherever it is imported from (a checkout's src/ or site-packages)
@@ -204,7 +207,7 @@ class PythonSession:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [source, env.get("PYTHONPATH")]))
         env.setdefault("MPLBACKEND", "Agg")
         env["OMP_NUM_THREADS"] = str(torch.get_num_threads())  # as many as this test uses
-        self.stderr = open(cwd.parent / "python-session.stderr", "w+")  # noqa: SIM115
+        self.stderr = open(cwd.parent / "python-session.stderr", "w+")
         self.process = subprocess.Popen(
             [sys.executable, str(ROOT / "tests" / "readme_session.py")],
             cwd=cwd,
@@ -246,13 +249,11 @@ def fresh_clone(dest: Path) -> Path:
     return dest
 
 
-def test_every_readme_command_runs_in_order_on_a_fresh_clone(tmp_path, monkeypatch, capsys):
+def run_steps(steps: list[Command | Snippet], clone: Path, capsys) -> list[tuple[float, str]]:
+    """Run ``steps`` in order with ``clone`` as the working directory (the caller's chdir):
+    AssertionError at the first that fails; else the seconds each took."""
     from likelab.cli import main
 
-    steps = readme_steps(README.read_text())
-    clone = fresh_clone(tmp_path / "clone")
-    assert (clone / "README.md").read_text() == README.read_text()
-    monkeypatch.chdir(clone)
     session = PythonSession(clone)
     timings = []
     try:
@@ -285,9 +286,65 @@ def test_every_readme_command_runs_in_order_on_a_fresh_clone(tmp_path, monkeypat
             timings.append((time.perf_counter() - start, what))
     finally:
         session.close()
-        with capsys.disabled():  # where the time goes (pytest -s shows it)
-            for seconds, what in timings:
-                print(f"{seconds:6.1f} s  {what}")
+    return timings
+
+
+def test_every_readme_command_runs_in_order_on_a_fresh_clone(tmp_path, monkeypatch, capsys):
+    steps = readme_steps(README.read_text())
+    clone = fresh_clone(tmp_path / "clone")
+    assert (clone / "README.md").read_text() == README.read_text()
+    assert not list(clone.rglob("*.duckdb")) and not (clone / ".venv").exists()
+    monkeypatch.chdir(clone)
+    timings = run_steps(steps, clone, capsys)
+    with capsys.disabled():  # where the time goes: pytest -s shows it
+        for seconds, what in timings:
+            print(f"{seconds:6.1f} s  {what}")
+
+
+# ---------------------------------------------------------------------- the runner
+def run_text(text: str, tmp_path: Path, monkeypatch, capsys) -> None:
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    (clone / "data.txt").write_text("1.5\n0.5\n2.0\n1.0\n")
+    monkeypatch.chdir(clone)
+    run_steps(readme_steps(text), clone, capsys)
+
+
+def test_the_runner_runs_commands_and_blocks_in_order_in_the_clone(tmp_path, monkeypatch, capsys):
+    run_text(
+        "```bash\n"
+        "likelab fit data.txt --family normal --objective log --json\n"
+        "likelab fit missing.txt --family normal  # exit status 2, no such file\n"
+        "# error: data file 'missing.txt' does not exist\n"
+        "make test\n"
+        "```\n"
+        "```python\n"
+        "from pathlib import Path\n"
+        "sorted(p.name for p in Path().iterdir())\n"
+        "# ['data.txt']\n"
+        "```\n",
+        tmp_path,
+        monkeypatch,
+        capsys,
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("```bash\nlikelab fit missing.txt --family normal\n```", "exited with status 2, not 0"),
+        ("```bash\nlikelab fit data.txt --family normal  # exit status 1\n```", "not 1"),
+        ("```bash\nlikelab objectives\n# no such line\n```", "does not print what"),
+        ("```bash\nlikelab fit data.txt --family normal\n```\n```python\n1 +\n```", "fails"),
+        ("```python\n1 + 1\n# 3\n```", "the README shows: 3"),
+        ("```bash\ncat data.txt\n```", "is not run"),
+    ],
+)
+def test_the_runner_fails_on_what_does_not_run_as_shown(
+    tmp_path, monkeypatch, capsys, text, message
+):
+    with pytest.raises(AssertionError, match=message):
+        run_text(text, tmp_path, monkeypatch, capsys)
 
 
 # ---------------------------------------------------------------------- the parser
@@ -344,7 +401,7 @@ def test_the_parser_joins_continuations_and_reads_comments():
     ],
 )
 def test_the_parser_refuses_what_it_would_not_run(block):
-    with pytest.raises(ValueError, match="README.md:"):
+    with pytest.raises(ValueError, match=r"README\.md:"):
         readme_steps(block)
 
 
