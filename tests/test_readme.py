@@ -20,6 +20,10 @@ is the working directory of every command:
 
 A ```sh, ```shell, ```console or ```py block is refused: write ```bash or ```python. Blocks in any
 other language (```yaml, ```text, ...) are shown, not run.
+
+Every command really runs, so the README's examples are sized to run in seconds while still
+showing what they are there for (the whole README: about 75 CPU-seconds, most of it training and
+the two runs of the seed study); a bigger study belongs in examples/, described, not run.
 """
 
 import json
