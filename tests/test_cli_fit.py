@@ -341,11 +341,13 @@ def test_fit_shows_a_progress_bar_on_a_terminal_for_long_work(capsys, normal_dat
 
     monkeypatch.setattr(cli, "_progress_bar", fake_bar)
     monkeypatch.setattr(type(cli._err), "is_terminal", property(lambda self: True))
-    code, _, err = run(capsys, "fit", path, "--objectives", "log,crps", "--multistart", "10000")
+    monkeypatch.setattr(cli, "_PROGRESS_AFTER_S", 1e-4)  # 50 obs x 3 starts x 2: ~2e-3 s
+    code, _, err = run(capsys, "fit", path, "--objectives", "log,crps", "--multistart", "3")
     assert code == 0, err
     assert calls[0][0].startswith("fit (about") and calls[0][1] == 2
     done = [c[0] for c in calls[1:]]
     assert done == sorted(done) and done[-1] == 2 and all(c[1] == 2 for c in calls[1:])
     calls.clear()
+    monkeypatch.setattr(cli, "_PROGRESS_AFTER_S", 2.0)
     code, *_ = run(capsys, "fit", path, "--objectives", "log,crps")  # quick: no bar
     assert code == 0 and calls == []

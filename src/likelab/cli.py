@@ -507,6 +507,8 @@ _OBJECTIVES_HELP = (
 #: objective that could not be fitted, evaluated or judged, or a fit that did not converge.
 #: (2 stays for bad input, reported before any work.)
 SOMETHING_FAILED = 1
+#: Work estimated to take longer than this (seconds) shows a progress bar on stderr (a terminal).
+_PROGRESS_AFTER_S = 2.0
 
 
 def _objective_specs(values: list[str] | None, default: str) -> list[str]:
@@ -642,7 +644,7 @@ def landscape_cmd(
             seconds=seconds,
         )
         grid = _build_grid(axes)
-        if seconds > 2 and _err.is_terminal and not as_json:
+        if seconds > _PROGRESS_AFTER_S and _err.is_terminal and not as_json:
             progress, advance = _progress_bar(
                 f"landscape (about {format_seconds(seconds)})", math.prod(shape)
             )
@@ -822,7 +824,7 @@ def fit_cmd(
             on_progress=on_progress,
         )  # fmt: skip
 
-    if seconds > 2 and _err.is_terminal and not as_json:
+    if seconds > _PROGRESS_AFTER_S and _err.is_terminal and not as_json:
         progress, advance = _progress_bar(f"fit (about {format_seconds(seconds)})", len(specs))
         with progress:
             result = run(advance)
