@@ -162,3 +162,17 @@ def test_properness_progress_callback_reaches_every_row(capsys, monkeypatch):
     assert calls[0] == ("properness", 3)
     done = [c[0] for c in calls[1:]]
     assert done == sorted(done) and done[-1] == 3 and any(0 < d < 1 for d in done)
+
+
+def test_the_figure_draws_the_judged_rows_when_one_failed(capsys, tmp_path):
+    fig = tmp_path / "p.png"
+    code, out, err = run(
+        capsys, "properness", "--objectives", "log,crps", "--classes", "3", "--plot", fig
+    )
+    assert code == 1 and fig.stat().st_size > 1000, err
+    assert "without the objectives that failed" in err and "failed" in out
+    fig.unlink()
+    code, _, err = run(
+        capsys, "properness", "--objectives", "crps", "--classes", "3", "--plot", fig
+    )
+    assert code == 1 and not fig.exists() and "no figure" in err

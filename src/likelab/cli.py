@@ -964,6 +964,17 @@ def properness_cmd(
             result = survey(chosen, **kwargs, on_progress=advance)
     else:
         result = survey(chosen, **kwargs)
+    if plot is not None and result.failures:  # the figure draws the rows that have a verdict
+        from likelab.properness import Failed, PropernessSurvey
+        from likelab.report.figures import plot_properness
+
+        judged = [r for r in result.results if not isinstance(r, Failed)]
+        if any(r.verdict is not None for r in judged):
+            _write_figure(plot_properness(PropernessSurvey(judged)), plot)
+            _err.print(f"figure written to {plot} (without the objectives that failed)")
+        else:
+            _err.print(f"no figure: no objective could be judged, {plot} is not written")
+        plot = None
     _finish(result, plot=plot, as_json=as_json, figure="plot_properness", show=_print_properness)
     _exit_failed(
         "properness",
