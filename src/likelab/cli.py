@@ -8,6 +8,9 @@ the numbers to full precision. An objective is shown as the user spelled it, the
 in brackets where it differs (``brier (quadratic)``); the JSON has it as ``objective_given``.
 
 Bad input prints one line, ``error: ...``, on stderr and exits with status 2; never a traceback.
+A command that printed its results but of which something failed (``fit``, ``landscape``,
+``properness``: an objective that could not be computed, a fit that did not converge) says so
+in its table and in one line on stderr, and exits with status 1.
 """
 
 from __future__ import annotations
