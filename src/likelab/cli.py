@@ -508,7 +508,7 @@ _OBJECTIVES_HELP = (
 
 #: The exit status of a command that printed its results but of which something failed: an
 #: objective that could not be fitted, evaluated or judged, or a fit that did not converge.
-#: (2 stays for bad input, reported before any work.)
+#: (2 stays for bad input: one line on stderr, nothing on stdout.)
 SOMETHING_FAILED = 1
 #: Work estimated to take longer than this (seconds) shows a progress bar on stderr (a terminal).
 _PROGRESS_AFTER_S = 2.0
@@ -604,10 +604,11 @@ def landscape_cmd(
     """Evaluate objectives over a 1-D or 2-D parameter grid and find every local minimum.
 
     An objective that cannot be evaluated on this family and data (hyvarinen on a Laplace model,
-    a user objective that raises) is a row with its reason; the others are evaluated.
+    a user objective that raises on these data) is a row with its reason; the others are
+    evaluated. A user objective that breaks its contract whatever the data is bad input.
 
     Exit status: 0 when every objective was evaluated; 1 when one or more could not be (the
-    results are still printed); 2 for bad input (before any work).
+    results are still printed); 2 for bad input (nothing is printed on stdout).
     """
     as_json = _output_format(fmt, as_json)
     import torch
@@ -790,13 +791,14 @@ def fit_cmd(
     """Fit a family to one column of data by minimising each objective; estimates ± sandwich SE.
 
     An objective that cannot be fitted (hyvarinen on a Laplace model, the naive product, a user
-    objective that raises) is a column that says why; the others are still fitted. Every SE
+    objective that raises on these data) is a column that says why; the others are still
+    fitted. A user objective that breaks its contract whatever the data is bad input. Every SE
     shown as n/a and every fit that did not converge has a numbered note saying why, listed
     under the table (in --json: "se_reason", "reason", and {"objective", "error"} entries).
 
     Exit status: 0 when every objective was fitted and converged; 1 when one or more could not
-    be fitted or did not converge (everything is still printed); 2 for bad input (before any
-    work).
+    be fitted or did not converge (everything is still printed); 2 for bad input (nothing is
+    printed on stdout).
     """
     as_json = _output_format(fmt, as_json)
     from likelab.estimate import fit_objectives
@@ -945,11 +947,12 @@ def properness_cmd(
     classes and against N(0, 1) with a normal family).
 
     An objective named in --objectives that cannot be judged in a setting (crps on classes,
-    hyvarinen against a Laplace family, a user objective that raises) is a row with verdict
-    'failed' and its reason; the others are still judged.
+    hyvarinen against a Laplace family, a user objective that raises there) is a row with
+    verdict 'failed' and its reason; the others are still judged. A user objective that breaks
+    its contract whatever the input is bad input.
 
     Exit status: 0 when every objective asked for was judged; 1 when one or more could not be
-    (the results are still printed); 2 for bad input (before any work).
+    (the results are still printed); 2 for bad input (nothing is printed on stdout).
     """
     as_json = _output_format(fmt, as_json)
     from likelab.properness import survey

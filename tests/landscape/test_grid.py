@@ -9,7 +9,13 @@ import pytest
 import torch
 from scipy import stats
 
-from likelab.errors import DataError, ParameterError, UnknownNameError, UnsupportedError
+from likelab.errors import (
+    DataError,
+    ParameterError,
+    UnknownNameError,
+    UnsupportedError,
+    UserContractError,
+)
 from likelab.families import get_family
 from likelab.landscape import Landscape, evaluate
 
@@ -344,11 +350,14 @@ def test_an_objective_that_fails_is_kept_with_its_reason_and_the_others_run():
     y = np.random.default_rng(3).poisson(4.0, 30)
     rates = np.linspace(1.0, 8.0, 15)
 
-    def raises(dist, y):
-        raise OverflowError("too big")
+    def raises(dist, y):  # fine on likelab's small probe, raises on the data
+        if y.numel() > 20:
+            raise OverflowError("too big")
+        return -dist.log_prob(y)
 
-    def mean_only(dist, y):  # one number instead of one loss per observation
-        return -dist.log_prob(y).mean()
+    def mean_only(dist, y):  # one number instead of one loss per observation, on the data
+        losses = -dist.log_prob(y)
+        return losses.mean() if y.numel() > 20 else losses
 
     seen = []
     land = evaluate(
@@ -371,3 +380,11 @@ def test_an_objective_that_fails_is_kept_with_its_reason_and_the_others_run():
     assert all(set(f) == {"objective", "error"} for f in d["failures"])
     ok = evaluate(y, "poisson", ["log"], {"rate": rates})
     assert ok.failures == {} and ok.to_dict()["failures"] == []
+
+
+def test_a_user_objective_broken_whatever_the_data_raises():
+    def always(dist, y):
+        raise OverflowError("too big")
+
+    with pytest.raises(UserContractError, match="OverflowError"):
+        evaluate([1, 2, 3], "poisson", ["log", always], {"rate": [1.0, 2.0]})

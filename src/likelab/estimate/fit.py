@@ -30,6 +30,7 @@ from likelab.errors import (
     ParameterError,
     UnknownNameError,
     UnsupportedError,
+    UserContractError,
 )
 from likelab.estimate import support
 from likelab.estimate.newton import CONVERGED, newton_minimize, value_grad_hess
@@ -164,8 +165,9 @@ def fit(
     true only at a verified minimum (reasons ``gtol``, ``ftol``, ``xtol``, ``kink``, ``exact``:
     :mod:`likelab.estimate.newton`). An SE that cannot be given is NaN and ``se_reason`` says why.
     An objective that cannot be fitted at all (``hyvarinen`` on a kinked density, the naive
-    ``product``, a user objective that raises) raises a :class:`~likelab.errors.LikelabError`;
-    :func:`fit_objectives` compares several objectives and keeps such a failure as a row.
+    ``product``, a user objective that raises on these data) raises a
+    :class:`~likelab.errors.LikelabError`; :func:`fit_objectives` compares several objectives
+    and keeps such a failure as a row.
     ``on_progress(done, total)`` follows the iterations of the K * R fits
     (:func:`~likelab.estimate.newton.newton_minimize`); the library never prints.
 
@@ -207,8 +209,11 @@ def fit_objectives(
     Everything the objectives share is checked first and raises as in :func:`fit` (an unknown
     objective or family, bad data, a bad option). Then each objective is fitted in turn; one that
     cannot be fitted (:func:`fit` raises a :class:`~likelab.errors.LikelabError` for it alone:
-    ``hyvarinen`` on a Laplace model, the naive ``product``, a user objective that raises)
-    becomes a :class:`FitFailure` with its reason, and the others still run. A fit that did not
+    ``hyvarinen`` on a Laplace model, the naive ``product``, a user objective that raises on
+    these data) becomes a :class:`FitFailure` with its reason, and the others still run. A user
+    objective that breaks its contract on likelab's probe, whatever the data
+    (:class:`~likelab.errors.UserContractError`: it always raises, or returns a mean), is bad
+    input and raises, as it does for a study. A fit that did not
     converge is a :class:`FitResult` with ``converged`` false and its ``reason``, as always.
     ``on_progress(done, total)`` counts objectives (``total`` = their number; ``done`` grows by
     fractions while one is fitted).
@@ -241,6 +246,8 @@ def fit_objectives(
                     prep, obj, start, multistart, seed, max_iter, se, dtype, max_elements, inner
                 )
             )
+        except UserContractError:  # broken whatever the data (likelab's probe): bad input
+            raise
         except LikelabError as exc:  # this objective alone; anything else is a bug and raises
             fits.append(FitFailure(obj.spec, " ".join(str(exc).split())))
     if on_progress is not None:

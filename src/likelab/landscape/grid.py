@@ -27,6 +27,7 @@ from likelab.errors import (
     ParameterError,
     UnknownNameError,
     UnsupportedError,
+    UserContractError,
 )
 from likelab.families import Family, get_family
 from likelab.io import as_observations
@@ -192,10 +193,11 @@ def evaluate(
     prints; the CLI draws a progress bar from it).
 
     An objective that cannot be evaluated here (it raises a :class:`~likelab.errors.LikelabError`:
-    ``hyvarinen`` on a Laplace model, a user objective that raises or returns the wrong shape)
-    is dropped from the rest of the grid and kept in :attr:`Landscape.failures` with its reason;
-    the others are evaluated as usual. Anything the objectives share (data, family, grid, an
-    unknown objective name) is checked first and raises.
+    ``hyvarinen`` on a Laplace model, a user objective that raises on these data) is dropped
+    from the rest of the grid and kept in :attr:`Landscape.failures` with its reason; the others
+    are evaluated as usual. Anything the objectives share (data, family, grid, an unknown
+    objective name) is checked first and raises, and so does a user objective that breaks its
+    contract whatever the data (:class:`~likelab.errors.UserContractError`).
 
     >>> import numpy as np
     >>> land = evaluate([0.0, 1.0], "normal:scale=1", ["log"], {"loc": np.linspace(-1, 2, 7)})
@@ -241,6 +243,8 @@ def evaluate(
                             f"{tuple(risk.shape)} for {stop - start} grid points; it must "
                             "reduce over the observation axis"
                         )
+                except UserContractError:  # broken whatever the data: bad input, raised
+                    raise
                 except LikelabError as exc:  # this objective alone; anything else is a bug
                     failures[o.spec] = " ".join(str(exc).split())
                     del out[o.spec]

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from likelab.errors import LikelabError, ParameterError, UnsupportedError
+from likelab.errors import LikelabError, ParameterError, UnsupportedError, UserContractError
 from likelab.families import get_family
 from likelab.families.dgp import parse_dgp
 from likelab.objectives import Objective, get_objective, list_objectives
@@ -105,9 +105,11 @@ def survey(
     ``objectives`` is ``"all"`` (every built-in scoring rule; those not defined in a setting get
     a :class:`NotApplicable` row) or a list of specs or objectives. An objective that cannot be
     judged in a setting (it raises a :class:`~likelab.errors.LikelabError` for itself alone:
-    ``crps`` on classes when asked by name, a user objective that raises) gets a :class:`Failed`
-    row with the reason, and the others are still judged. What the settings themselves get
-    wrong (an unknown objective, a bad truth or family, K too large) raises before any work.
+    ``crps`` on classes when asked by name, a user objective that raises in this setting) gets a
+    :class:`Failed` row with the reason, and the others are still judged. What the settings
+    themselves get wrong (an unknown objective, a bad truth or family, K too large) raises
+    before any work; a user objective that breaks its contract whatever the input
+    (:class:`~likelab.errors.UserContractError`) raises too.
     ``on_progress(done, total)`` counts rows (objectives × settings; ``done`` grows by
     fractions within one).
 
@@ -166,6 +168,8 @@ def survey(
                             obj, kwargs["truth"], kwargs["family"], seed=seed, on_progress=inner
                         )
                     )
+            except UserContractError:  # broken whatever the data (likelab's probe)
+                raise
             except UnsupportedError as exc:
                 reason = " ".join(str(exc).split())
                 row_type = NotApplicable if everything else Failed
