@@ -21,7 +21,8 @@ def normal_data(tmp_path):
 def test_json_matches_closed_form_normal_mle_and_sandwich_se(capsys, normal_data):
     y, path = normal_data
     data = run_json(capsys, "fit", path, "--family", "normal")
-    assert set(data) == {"family", "n", "fits", "dropped_missing"}
+    assert set(data) == {"family", "n", "fits", "ok", "dropped_missing"}
+    assert data["ok"] is True
     assert data["n"] == 50 and len(data["fits"]) == 1 and data["dropped_missing"] == 0
     f = data["fits"][0]
     for key in ("family", "objective", "n", "R", "free", "params", "se", "value", "converged"):
@@ -141,7 +142,6 @@ def _write(tmp_path, name, text):
     [
         (lambda p: ["fit", p, "--family", "normall"], "unknown family 'normall'"),
         (lambda p: ["fit", p, "--objective", "log,nope"], "unknown objective 'nope'"),
-        (lambda p: ["fit", p, "--objective", "product"], "underflows"),
         (lambda p: ["fit", p, "--objective", "pseudospherical:gamma=0.5"], "gamma > 1"),
         (lambda p: ["fit", p, "--fix", "scale=abc"], "not a number"),
         (lambda p: ["fit", p, "--fix", "scale"], "NAME=VALUE"),
@@ -216,3 +216,141 @@ def test_silently_accepted_mistakes_are_refused(capsys, normal_data, args, fragm
     _, path = normal_data
     code, _, err = run(capsys, "fit", path, *args)
     assert code == 2 and fragment in err and err.count("\n") == 1, err
+
+
+# ---------------------------------------------------------------- failures are rows, exit 1
+@pytest.fixture
+def counts_data(tmp_path):
+    """80 Poisson(3) counts: hyvarinen cannot score a discrete family, log and crps can."""
+    y = np.random.default_rng(5).poisson(3.0, 80)
+    path = tmp_path / "counts.txt"
+    path.write_text("".join(f"{v}\n" for v in y))
+    return y, path
+
+
+def test_an_objective_that_cannot_be_fitted_is_a_column_with_its_reason(capsys, counts_data):
+    y, path = counts_data
+    code, out, err = run(
+        capsys, "fit", path, "--family", "poisson", "--objectives", "log,hyvarinen", "--objective",
+        "product,crps",
+    )  # fmt: skip
+    assert code == 1, err
+    header = next(line for line in out.splitlines() if "hyvarinen" in line)
+    assert [c for c in ("log", "hyvarinen", "product", "crps") if c in header] == [
+        "log", "hyvarinen", "product", "crps"
+    ]  # fmt: skip
+    rate = next(
+        line
+        for line in out.splitlines()
+        if line.split("│")[1:2] and line.split("│")[1].strip() == "rate"
+    )
+    assert f"{y.mean():.6g}" in rate  # log's MLE is the mean: the others still ran
+    converged = next(line for line in out.splitlines() if "converged" in line)
+    assert converged.count("failed [") == 2 and converged.count("yes (") == 2
+    assert "differentiable density" in out and "underflows" in out  # the two reasons, as notes
+    assert "hyvarinen could not be fitted" in err and "product could not be fitted" in err
+    assert "Traceback" not in out + err
+
+    code, out, err = run(
+        capsys, "fit", path, "--family", "poisson", "--objectives", "log,hyvarinen", "--json"
+    )
+    assert code == 1
+    data = json.loads(out)
+    assert data["ok"] is False
+    ok, failed = data["fits"]
+    assert ok["objective"] == "log" and ok["converged"] is True
+    assert set(failed) == {"objective", "error", "objective_given"}
+    assert failed["objective"] == "hyvarinen" and "differentiable density" in failed["error"]
+
+
+def test_a_user_objective_that_raises_on_the_data_is_a_failed_column(
+    capsys, counts_data, tmp_path, monkeypatch
+):
+    _, path = counts_data
+    (tmp_path / "fit_scores.py").write_text(
+        "def broken(dist, y):\n"
+        "    if y.shape[-1] > 20:  # fine on likelab's probe, raises on the data\n"
+        "        raise RuntimeError('no score today')\n"
+        "    return -dist.log_prob(y)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    code, out, err = run(
+        capsys, "fit", path, "--family", "poisson", "--objectives", "fit_scores:broken,log",
+        "--format", "csv",
+    )  # fmt: skip
+    assert code == 1, err
+    table, notes = out.split("\r\n\r\n")
+    rows = [line.split(",", 2) for line in table.splitlines()]
+    assert rows[0] == ["", "fit_scores:broken", "log"]
+    converged = next(r for r in rows if r[0] == "converged")
+    assert converged[1] == "failed [1]" and converged[2].startswith("yes (")
+    assert notes.splitlines()[0] == "note,reason"
+    assert notes.splitlines()[1].startswith("[1],") and "no score today" in notes
+
+
+def test_no_se_and_no_convergence_say_why_in_every_format(capsys, tmp_path):
+    # linear on a free normal scale has no minimum (the scale runs to 0): not converged, no SE
+    path = tmp_path / "y.txt"
+    path.write_text("".join(f"{float(v)!r}\n" for v in np.random.default_rng(8).normal(5, 2, 40)))
+    args = ("fit", path, "--objectives", "log,linear")
+    for fmt in ("table", "markdown", "csv"):
+        code, out, err = run(capsys, *args, "--format", fmt)
+        assert code == 1 and "linear did not converge" in err, (fmt, err)
+        assert "n/a" in out
+        for line in out.splitlines():
+            # every n/a carries a note marker [k], and each marker's note is printed
+            assert line.count("n/a") == line.count("n/a ["), (fmt, line)
+        marks = {m.split("]")[0] for m in out.split("n/a [")[1:]}
+        for m in marks:
+            assert f"[{m}]" in out.split("note")[-1], (fmt, m)
+        assert "no (max_iter) [" in out or "no (boundary) [" in out, out
+        assert "did not converge" in out.split("note")[-1] and "no SE" in out
+    code, out, err = run(capsys, *args, "--json")
+    data = json.loads(out)
+    assert code == 1 and data["ok"] is False
+    log, linear = data["fits"]
+    assert log["converged"] is True and log["se_reason"] == ""
+    assert linear["converged"] is False and linear["se"]["scale"] is None
+    assert "did not converge" in linear["se_reason"]
+
+
+def test_uniform_ses_are_na_with_their_reason_and_exit_0(capsys, tmp_path):
+    # converged exactly, SEs n/a for a stated reason: nothing failed, so the status is 0
+    path = tmp_path / "u.txt"
+    path.write_text("".join(f"{float(v)!r}\n" for v in np.random.default_rng(2).uniform(1, 4, 30)))
+    code, out, err = run(capsys, "fit", path, "--family", "uniform")
+    assert code == 0, err
+    assert out.count("n/a [1]") == 2 and "non-regular model" in out
+
+
+def test_objectives_and_objective_are_one_repeatable_option(capsys, normal_data):
+    _, path = normal_data
+    a = run_json(capsys, "fit", path, "--objectives", "log,crps")
+    b = run_json(capsys, "fit", path, "--objective", "log", "--objectives", "crps")
+    assert a == b and [f["objective"] for f in a["fits"]] == ["log", "crps"]
+
+
+def test_fit_shows_a_progress_bar_on_a_terminal_for_long_work(capsys, normal_data, monkeypatch):
+    import likelab.cli as cli
+
+    _, path = normal_data
+    calls = []
+
+    def fake_bar(label, total):
+        import contextlib
+
+        calls.append((label, total))
+        return contextlib.nullcontext(), lambda done, of: calls.append((done, of))
+
+    monkeypatch.setattr(cli, "_progress_bar", fake_bar)
+    monkeypatch.setattr(type(cli._err), "is_terminal", property(lambda self: True))
+    monkeypatch.setattr(cli, "_PROGRESS_AFTER_S", 1e-4)  # 50 obs x 3 starts x 2: ~2e-3 s
+    code, _, err = run(capsys, "fit", path, "--objectives", "log,crps", "--multistart", "3")
+    assert code == 0, err
+    assert calls[0][0].startswith("fit (about") and calls[0][1] == 2
+    done = [c[0] for c in calls[1:]]
+    assert done == sorted(done) and done[-1] == 2 and all(c[1] == 2 for c in calls[1:])
+    calls.clear()
+    monkeypatch.setattr(cli, "_PROGRESS_AFTER_S", 2.0)
+    code, *_ = run(capsys, "fit", path, "--objectives", "log,crps")  # quick: no bar
+    assert code == 0 and calls == []

@@ -1,5 +1,8 @@
 """``likelab properness``: the verdict table, its JSON, the figure and bad input."""
 
+import csv
+import json
+
 import pytest
 from tests.cli_support import run, run_json
 
@@ -83,15 +86,96 @@ def test_user_objective_by_import_path(tmp_path, capsys, monkeypatch):
         (["--objectives", "nope"], "nope"),
         (["--classes", "1"], "K must be an integer >= 2"),
         (["--truth", "normal:loc=0,scale=1", "--family", "exponential"], "outside the support"),
-        (["--objectives", "crps", "--truth", "cauchy:loc=0,scale=1"], "cannot score cauchy"),
-        (["--objectives", "crps", "--classes", "3"], "cannot score class forecasts"),
         (["--family", "normal"], "give --truth too"),
         (["--truth", "normal:loc=0,scale=-1"], "scale"),
         (["--truth", "0.5 normal:loc=0,scale=1 + 0.5 normal:loc=3,scale=1"], "forecast family"),
-        (["--objectives", "product"], "batch-level"),
+        (["--objectives", "log,all"], "give it alone"),
+        (["--objectives", "log", "--objective", "nll"], "same objective"),
     ],
 )
 def test_bad_input_prints_one_line_and_exits_2(capsys, args, fragment):
     code, out, err = run(capsys, "properness", *args)
     assert code == 2 and out == ""
     assert err.startswith("error: ") and err.count("\n") == 1 and fragment in err, err
+
+
+# ---------------------------------------------------------------- failures are rows, exit 1
+@pytest.mark.parametrize(
+    ("args", "failed", "fragment"),
+    [
+        (["--objectives", "crps,log", "--truth", "cauchy:loc=0,scale=1"], "crps", "cauchy"),
+        (["--objectives", "log,crps", "--classes", "3"], "crps", "class forecasts"),
+        (["--objective", "product", "--objective", "brier", "--classes", "3"], "product", "batch"),
+    ],
+)
+def test_an_objective_that_cannot_be_judged_is_a_row_and_exit_1(capsys, args, failed, fragment):
+    code, out, err = run(capsys, "properness", *args, "--format", "csv")
+    assert code == 1, err
+    assert f"{failed} could not be judged" in err and err.count("\n") == 1, err
+    rows = list(csv.reader(out.splitlines()))
+    assert rows[0] == ["objective", "setting", "verdict", "claim", "evidence"]
+    by_name = {r[0]: r for r in rows[1:]}
+    assert by_name[failed][2] == "failed" and fragment in by_name[failed][4]
+    others = [r for name, r in by_name.items() if name != failed]
+    assert others and all(r[2] in ("strictly proper", "proper", "improper") for r in others)
+    code, out, _ = run(capsys, "properness", *args, "--json")
+    assert code == 1
+    row = next(r for r in json.loads(out)["results"] if r["objective"] == failed)
+    assert row["verdict"] is None and fragment in row["error"]
+
+
+def test_a_user_objective_that_raises_is_a_failed_row(tmp_path, capsys, monkeypatch):
+    (tmp_path / "cli_broken.py").write_text(
+        "def score(dist, y):\n"
+        "    if y.numel() > 50:  # fine on likelab's probe, raises on the setting's batch\n"
+        "        raise KeyError('not today')\n"
+        "    return -dist.log_prob(y)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    code, out, err = run(
+        capsys, "properness", "--objectives", "cli_broken:score,log", "--classes", "3", "--json"
+    )
+    assert code == 1, err
+    broken, log = json.loads(out)["results"]
+    assert "not today" in broken["error"] and log["verdict"] == "strictly proper"
+
+
+def test_all_keeps_not_applicable_rows_and_exits_0(capsys):
+    data = run_json(capsys, "properness", "--objectives", "all", "--classes", "3")
+    rows = {r["objective"]: r for r in data["results"]}
+    assert rows["crps"]["verdict"] is None and "not_applicable" in rows["crps"]
+    assert not any("error" in r for r in rows.values())
+
+
+def test_properness_progress_callback_reaches_every_row(capsys, monkeypatch):
+    import contextlib
+
+    import likelab.cli as cli
+
+    calls = []
+
+    def fake_bar(label, total):
+        calls.append((label, total))
+        return contextlib.nullcontext(), lambda done, of: calls.append((done, of))
+
+    monkeypatch.setattr(cli, "_progress_bar", fake_bar)
+    monkeypatch.setattr(type(cli._err), "is_terminal", property(lambda self: True))
+    code, _, err = run(capsys, "properness", "--objectives", "log,crps,brier", "--classes", "3")
+    assert code == 1, err  # crps cannot be judged on classes
+    assert calls[0] == ("properness", 3)
+    done = [c[0] for c in calls[1:]]
+    assert done == sorted(done) and done[-1] == 3 and any(0 < d < 1 for d in done)
+
+
+def test_the_figure_draws_the_judged_rows_when_one_failed(capsys, tmp_path):
+    fig = tmp_path / "p.png"
+    code, out, err = run(
+        capsys, "properness", "--objectives", "log,crps", "--classes", "3", "--plot", fig
+    )
+    assert code == 1 and fig.stat().st_size > 1000, err
+    assert "without the objectives that failed" in err and "failed" in out
+    fig.unlink()
+    code, _, err = run(
+        capsys, "properness", "--objectives", "crps", "--classes", "3", "--plot", fig
+    )
+    assert code == 1 and not fig.exists() and "no figure" in err

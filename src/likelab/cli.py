@@ -8,6 +8,9 @@ the numbers to full precision. An objective is shown as the user spelled it, the
 in brackets where it differs (``brier (quadratic)``); the JSON has it as ``objective_given``.
 
 Bad input prints one line, ``error: ...``, on stderr and exits with status 2; never a traceback.
+A command that printed its results but of which something failed (``fit``, ``landscape``,
+``properness``: an objective that could not be computed, a fit that did not converge) says so
+in its table and in one line on stderr, and exits with status 1.
 """
 
 from __future__ import annotations
@@ -495,6 +498,65 @@ MissingOpt = Annotated[
 ]
 
 
+# ---------------------------------------------------------------------- objectives option
+# Every command that compares objectives takes --objectives A,B (repeatable; --objective is the
+# same option) and reads it with _objective_specs.
+_OBJECTIVES_HELP = (
+    "Objective specs, comma-separated (user objectives by import path, module:function); "
+    "repeat the option to add more. --objective is the same option."
+)
+
+#: The exit status of a command that printed its results but of which something failed: an
+#: objective that could not be fitted, evaluated or judged, or a fit that did not converge.
+#: (2 stays for bad input: one line on stderr, nothing on stdout.)
+SOMETHING_FAILED = 1
+#: Work estimated to take longer than this (seconds) shows a progress bar on stderr (a terminal).
+_PROGRESS_AFTER_S = 2.0
+
+
+def _objective_specs(values: list[str] | None, default: str) -> list[str]:
+    """The specs of every ``--objectives`` given (each a comma list), or of ``default``."""
+    return [spec for text in (values or [default]) for spec in split_specs(text)]
+
+
+def _exit_failed(command: str, problems: list[str]) -> None:
+    """After the results are printed: one line on stderr naming what failed, and exit status
+    :data:`SOMETHING_FAILED` (nothing when ``problems`` is empty)."""
+    if not problems:
+        return
+    _err.print(
+        f"{command}: {'; '.join(problems)} (see the table); exit status {SOMETHING_FAILED}",
+        markup=False,
+    )
+    raise typer.Exit(SOMETHING_FAILED)
+
+
+class _Notes:
+    """Numbered notes for a table: ``mark(reason)`` gives ``[k]`` (one number per distinct
+    reason), :meth:`table` the notes as a table of their own, so that csv and markdown carry
+    them too."""
+
+    def __init__(self) -> None:
+        self._numbers: dict[str, int] = {}
+
+    def mark(self, reason: str) -> str:
+        number = self._numbers.setdefault(reason, len(self._numbers) + 1)
+        return f"[{number}]"
+
+    def table(self) -> TableData | None:
+        if not self._numbers:
+            return None
+        notes = TableData("notes", ["note", "reason"])
+        for reason, number in self._numbers.items():
+            notes.add_row(f"[{number}]", reason)
+        return notes
+
+
+def _show_with_notes(table: TableData, notes: _Notes) -> None:
+    extra = notes.table()
+    _show(table, *([extra] if extra is not None else []))
+
+
 # ---------------------------------------------------------------------- landscape
 @app.command("landscape")
 def landscape_cmd(
@@ -516,8 +578,14 @@ def landscape_cmd(
         typer.Option("--param", help="Grid axis NAME=LO:HI:N (once for 1-D, twice for 2-D)."),
     ] = None,
     objectives: Annotated[
-        str, typer.Option("--objectives", help="Comma-separated objective specs.")
-    ] = "linear,product,log",
+        list[str] | None,
+        typer.Option(
+            "--objectives",
+            "--objective",
+            metavar="A,B",
+            help=_OBJECTIVES_HELP + " Default: linear,product,log.",
+        ),
+    ] = None,
     dtype: Annotated[
         str, typer.Option("--dtype", help="float64 (default) or float32.")
     ] = "float64",
@@ -533,7 +601,15 @@ def landscape_cmd(
     fmt: FormatOpt = "table",
     plot: PlotOpt = None,
 ) -> None:
-    """Evaluate objectives over a 1-D or 2-D parameter grid and find every local minimum."""
+    """Evaluate objectives over a 1-D or 2-D parameter grid and find every local minimum.
+
+    An objective that cannot be evaluated on this family and data (hyvarinen on a Laplace model,
+    a user objective that raises on these data) is a row with its reason; the others are
+    evaluated. A user objective that breaks its contract whatever the data is bad input.
+
+    Exit status: 0 when every objective was evaluated; 1 when one or more could not be (the
+    results are still printed); 2 for bad input (nothing is printed on stdout).
+    """
     as_json = _output_format(fmt, as_json)
     import torch
 
@@ -543,7 +619,7 @@ def landscape_cmd(
     torch_dtype = {"float64": torch.float64, "float32": torch.float32}.get(dtype)
     if torch_dtype is None:
         raise SpecError(f"--dtype must be float64 or float32, got {dtype!r}")
-    specs = _spelled(split_specs(objectives))
+    specs = _spelled(_distinct_objectives(_objective_specs(objectives, "linear,product,log")))
     plot = _plot_target(plot)
     if seed_example:
         if any(v is not None for v in (file, data, simulate, column, missing)) or param or fix:
@@ -572,7 +648,7 @@ def landscape_cmd(
             seconds=seconds,
         )
         grid = _build_grid(axes)
-        if seconds > 2 and _err.is_terminal and not as_json:
+        if seconds > _PROGRESS_AFTER_S and _err.is_terminal and not as_json:
             progress, advance = _progress_bar(
                 f"landscape (about {format_seconds(seconds)})", math.prod(shape)
             )
@@ -582,7 +658,14 @@ def landscape_cmd(
             result = evaluate(y, fam, specs, grid, dtype=torch_dtype)
         if dropped is not None:
             result = _WithDataFields(result, dropped_missing=dropped)
+    if plot is not None and not result.results:
+        _err.print(f"no figure: no objective could be evaluated, {plot} is not written")
+        plot = None
     _finish(result, plot=plot, as_json=as_json, figure="plot_landscape", show=_print_landscape)
+    _exit_failed(
+        "landscape",
+        [f"{_label(spec)} could not be evaluated" for spec in result.failures],
+    )
 
 
 def _data_file(file: Path | None, data: Path | None) -> Path | None:
@@ -666,7 +749,10 @@ def _print_landscape(result) -> None:
             _fmt(r.min_value),
             f"{100 * r.flat_fraction:.1f}%",
         )
-    _show(table)
+    notes = _Notes()
+    for spec, reason in result.failures.items():
+        table.add_row(_label(spec), f"failed {notes.mark(reason)}", "-", "-", "-")
+    _show_with_notes(table, notes)
 
 
 # ---------------------------------------------------------------------- fit
@@ -680,9 +766,10 @@ def fit_cmd(
     objective: Annotated[
         list[str] | None,
         typer.Option(
+            "--objectives",
             "--objective",
-            metavar="SPEC",
-            help="Objective spec (default log); repeat it, or give a comma list, to compare.",
+            metavar="A,B",
+            help=_OBJECTIVES_HELP + " Default: log.",
         ),
     ] = None,
     fix: Annotated[
@@ -701,18 +788,25 @@ def fit_cmd(
     as_json: JsonOpt = False,
     fmt: FormatOpt = "table",
 ) -> None:
-    """Fit a family to one column of data by minimising each objective; estimates ± sandwich SE."""
+    """Fit a family to one column of data by minimising each objective; estimates ± sandwich SE.
+
+    An objective that cannot be fitted (hyvarinen on a Laplace model, the naive product, a user
+    objective that raises on these data) is a column that says why; the others are still
+    fitted. A user objective that breaks its contract whatever the data is bad input. Every SE
+    shown as n/a and every fit that did not converge has a numbered note saying why, listed
+    under the table (in --json: "se_reason", "reason", and {"objective", "error"} entries).
+
+    Exit status: 0 when every objective was fitted and converged; 1 when one or more could not
+    be fitted or did not converge (everything is still printed); 2 for bad input (nothing is
+    printed on stdout).
+    """
     as_json = _output_format(fmt, as_json)
-    from likelab.estimate import fit
+    from likelab.estimate import fit_objectives
 
     path = _data_file(file, data)
     if path is None:
         raise SpecError("Missing argument 'FILE': the data file (likelab fit FILE, or --data FILE)")
-    specs = _spelled(
-        _distinct_objectives(
-            [spec for text in (objective or ["log"]) for spec in split_specs(text)]
-        )
-    )
+    specs = _spelled(_distinct_objectives(_objective_specs(objective, "log")))
     fixed = _parse_fix(fix or [])
     from likelab.families import get_family
 
@@ -722,62 +816,83 @@ def fit_cmd(
     # observation) for a normal fit (200 starts x 20,000 observations: +60 MB, 31 s); 32 bytes
     # leaves room for families with more parameters
     n_obs = max(int(np.size(y)), 1)
+    seconds = 7.5e-6 * multistart * n_obs * len(specs)
     check_memory(
         32.0 * multistart * n_obs,
         what=f"--multistart {multistart} on n = {np.size(y)} observations",
-        seconds=7.5e-6 * multistart * n_obs * len(specs),
+        seconds=seconds,
     )
-    results = [
-        fit(y, family, spec, fixed=fixed or None, multistart=multistart, seed=seed)
-        for spec in specs
-    ]
+
+    def run(on_progress=None):
+        return fit_objectives(
+            y, family, specs, fixed=fixed or None, multistart=multistart, seed=seed,
+            on_progress=on_progress,
+        )  # fmt: skip
+
+    if seconds > _PROGRESS_AFTER_S and _err.is_terminal and not as_json:
+        progress, advance = _progress_bar(f"fit (about {format_seconds(seconds)})", len(specs))
+        with progress:
+            result = run(advance)
+    else:
+        result = run()
     if as_json:
-        _emit_json(
-            {
-                "family": results[0].family,
-                "n": results[0].n,
-                "fits": [r.to_dict() for r in results],
-                "dropped_missing": dropped,
-            }
-        )
-        return
-    _print_fits(results, source=path.name)
+        _emit_json({**result.to_dict(), "ok": result.ok, "dropped_missing": dropped})
+    else:
+        _print_fits(result, source=path.name)
+    _exit_failed(
+        "fit",
+        [f"{_label(f.objective)} could not be fitted" for f in result.failures]
+        + [f"{_label(f.objective)} did not converge" for f in result.unconverged],
+    )
 
 
-def _print_fits(results, *, source: str) -> None:
-    first = results[0]
-    columns = ["", *(_label(r.objective) for r in results)]
+def _print_fits(result, *, source: str) -> None:
+    from likelab.estimate import FitResult
+    from likelab.estimate.newton import STOP_REASONS
+
+    fits = result.fits
+    done = [f for f in fits if isinstance(f, FitResult)]
+    columns = ["", *(_label(f.objective) for f in fits)]
     table = TableData(
-        f"{first.family} fitted to {source}, n = {first.n} (estimate ± sandwich SE)",
+        f"{result.family} fitted to {source}, n = {result.n} (estimate ± sandwich SE)",
         columns,
         justify={c: "right" for c in columns[1:]},
     )
-    for name in first.free:
+    notes = _Notes()
+
+    def cells(show) -> list[str]:  # one cell per objective; "-" for one that failed
+        return [show(f) if isinstance(f, FitResult) else "-" for f in fits]
+
+    def estimate(f, name: str, j: int) -> str:
+        est, se = _component(f.params[name], j), _component(f.se[name], j)
+        if math.isfinite(se):
+            return f"{_fmt(est)} ± {_fmt_se(se)}"
+        why = str(np.asarray(f.se_reason).item()) if f.se_reason is not None else ""
+        return f"{_fmt(est)} ± n/a {notes.mark(why or 'the SE is not finite')}"
+
+    def converged(f) -> str:
+        reason = str(np.asarray(f.reason).item())
+        if bool(np.asarray(f.converged).item()):
+            return f"yes ({reason})"
+        return f"no ({reason}) {notes.mark(STOP_REASONS.get(reason, reason))}"
+
+    first = done[0] if done else None
+    for name in first.free if first is not None else ():
         # a vector parameter (categorical ``probs``) gets one row per component
         size = int(np.size(first.params[name]))
         for j in range(size):
             label = name if size == 1 and np.ndim(first.params[name]) == 0 else f"{name}[{j}]"
-            table.add_row(
-                label,
-                *(
-                    f"{_fmt(_component(r.params[name], j))} ± {_fmt_se(_component(r.se[name], j))}"
-                    for r in results
-                ),
-            )
-    table.add_row("risk (mean loss)", *(_fmt(float(r.value)) for r in results))
+            table.add_row(label, *cells(lambda f, name=name, j=j: estimate(f, name, j)))
+    table.add_row("risk (mean loss)", *cells(lambda f: _fmt(float(f.value))))
     table.add_row(
         "converged",
         *(
-            f"{'yes' if bool(np.asarray(r.converged).item()) else 'no'} "
-            f"({np.asarray(r.reason).item()})"
-            for r in results
+            converged(f) if isinstance(f, FitResult) else f"failed {notes.mark(f.reason)}"
+            for f in fits
         ),
     )
-    table.add_row("iterations", *(str(int(np.asarray(r.n_iter).item())) for r in results))
-    why = [str(np.asarray(r.se_reason).item()) if r.se_reason is not None else "" for r in results]
-    if any(why):
-        table.add_row("SE n/a because", *why)
-    _show(table)
+    table.add_row("iterations", *cells(lambda f: str(int(np.asarray(f.n_iter).item()))))
+    _show_with_notes(table, notes)
 
 
 def _component(value, j: int) -> float:
@@ -794,14 +909,15 @@ def _fmt_se(se: float) -> str:
 @app.command("properness")
 def properness_cmd(
     objectives: Annotated[
-        str,
+        list[str] | None,
         typer.Option(
             "--objectives",
-            metavar="all|LIST",
-            help="'all' (every built-in scoring rule) or a comma list of specs, user objectives "
-            "by import path (module:function) included.",
+            "--objective",
+            metavar="all|A,B",
+            help="'all' (default: every built-in scoring rule; those not defined in a setting "
+            "are rows marked n/a) or " + _OBJECTIVES_HELP[0].lower() + _OBJECTIVES_HELP[1:],
         ),
-    ] = "all",
+    ] = None,
     classes: Annotated[
         int | None, typer.Option("--classes", metavar="K", help="Judge on K classes.")
     ] = None,
@@ -828,18 +944,63 @@ def properness_cmd(
     plot: PlotOpt = None,
 ) -> None:
     """Is each objective minimised by the truth? Verdicts with their evidence (default: on 3
-    classes and against N(0, 1) with a normal family)."""
+    classes and against N(0, 1) with a normal family).
+
+    An objective named in --objectives that cannot be judged in a setting (crps on classes,
+    hyvarinen against a Laplace family, a user objective that raises there) is a row with
+    verdict 'failed' and its reason; the others are still judged. A user objective that breaks
+    its contract whatever the input is bad input.
+
+    Exit status: 0 when every objective asked for was judged; 1 when one or more could not be
+    (the results are still printed); 2 for bad input (nothing is printed on stdout).
+    """
     as_json = _output_format(fmt, as_json)
     from likelab.properness import survey
 
     plot = _plot_target(plot)
-    chosen: str | list[str] = (
-        "all"
-        if objectives.strip() == "all"
-        else _spelled(_distinct_objectives(split_specs(objectives)))
-    )
-    result = survey(chosen, classes=classes, truth=truth, family=family, seed=seed)
+    specs = _objective_specs(objectives, "all")
+    if "all" in specs and len(specs) > 1:
+        raise SpecError("--objectives all means every built-in rule: give it alone")
+    chosen: str | list[str] = "all" if specs == ["all"] else _spelled(_distinct_objectives(specs))
+    kwargs = {"classes": classes, "truth": truth, "family": family, "seed": seed}
+    if _err.is_terminal and not as_json:
+        rows = _properness_rows(chosen, classes, truth)
+        progress, advance = _progress_bar("properness", rows)
+        with progress:
+            result = survey(chosen, **kwargs, on_progress=advance)
+    else:
+        result = survey(chosen, **kwargs)
+    if plot is not None and result.failures:  # the figure draws the rows that have a verdict
+        from likelab.properness import Failed, PropernessSurvey
+        from likelab.report.figures import plot_properness
+
+        judged = [r for r in result.results if not isinstance(r, Failed)]
+        if any(r.verdict is not None for r in judged):
+            _write_figure(plot_properness(PropernessSurvey(judged)), plot)
+            _err.print(f"figure written to {plot} (without the objectives that failed)")
+        else:
+            _err.print(f"no figure: no objective could be judged, {plot} is not written")
+        plot = None
     _finish(result, plot=plot, as_json=as_json, figure="plot_properness", show=_print_properness)
+    _exit_failed(
+        "properness",
+        [f"{_label(r.objective)} could not be judged ({r.setting})" for r in result.failures],
+    )
+
+
+def _properness_rows(chosen: str | list[str], classes: int | None, truth: str | None) -> int:
+    """The number of rows :func:`likelab.properness.survey` will compute (objectives x
+    settings), the total of its progress."""
+    if chosen == "all":
+        from likelab.objectives import get_objective, list_objectives
+
+        n = sum(not get_objective(name).batch_level for name in list_objectives(include_user=False))
+    else:
+        n = len(chosen)
+    settings = (
+        2 if classes is None and truth is None else (classes is not None) + (truth is not None)
+    )
+    return n * settings
 
 
 def _print_properness(result) -> None:
@@ -859,6 +1020,9 @@ def _print_properness(result) -> None:
         d = r.to_dict()
         if d["verdict"] is None and "not_applicable" in d:
             table.add_row(_label(d["objective"]), d["setting"], "n/a", "", d["not_applicable"])
+            continue
+        if d["verdict"] is None and "error" in d:
+            table.add_row(_label(d["objective"]), d["setting"], "failed", "", d["error"])
             continue
         agrees = d.get("agrees_with_claim")
         mark = "" if agrees is None else ("= " if agrees else "≠ ")
@@ -1603,6 +1767,9 @@ def main(argv: list[str] | None = None) -> int:
     if isinstance(code, int) and code:
         if code == INTERRUPTED:
             typer.echo("interrupted", err=True)
+        if code == SOMETHING_FAILED:  # the results were printed: so are the notes on the data
+            for note in _notes:
+                typer.echo(_one_line(note), err=True)
         return code
     for note in _notes:
         typer.echo(_one_line(note), err=True)

@@ -42,24 +42,60 @@ def test_normal_log_fit_is_the_closed_form_mle_for_many_datasets():
     np.testing.assert_allclose(res.value, 0.5 * np.log(2 * np.pi * sd**2) + 0.5, rtol=1e-12)
 
 
-def test_normal_log_fit_of_one_dataset_gives_zero_dimensional_outputs():
+def test_normal_log_fit_of_one_dataset_gives_plain_python_scalars():
     y = np.random.default_rng(1).normal(-1.5, 0.5, size=40)
     res = fit(y, "normal")
     np.testing.assert_allclose(res.params["loc"], y.mean(), rtol=1e-10, atol=0)
     np.testing.assert_allclose(res.params["scale"], y.std(ddof=0), rtol=1e-10, atol=0)
     assert res.n == 40
-    outputs = {
-        **{f"params[{k}]": v for k, v in res.params.items()},
-        **{f"se[{k}]": v for k, v in res.se.items()},
-        "value": res.value,
-        "converged": res.converged,
-        "n_iter": res.n_iter,
-        "reason": res.reason,
+    # The contract, as scipy.optimize's: plain Python scalars for one 1-D dataset.
+    types = {
+        **{f"params[{k}]": type(v) for k, v in res.params.items()},
+        **{f"se[{k}]": type(v) for k, v in res.se.items()},
+        "value": type(res.value),
+        "converged": type(res.converged),
+        "n_iter": type(res.n_iter),
+        "reason": type(res.reason),
+        "se_reason": type(res.se_reason),
     }
-    # The contract: every per-dataset output is an array of shape () for 1-D data.
-    shapes = {name: getattr(v, "shape", type(v).__name__) for name, v in outputs.items()}
-    assert all(s == () for s in shapes.values()), shapes
-    assert bool(res.converged) and str(res.reason) in CONVERGED
+    assert types == {
+        "params[loc]": float,
+        "params[scale]": float,
+        "se[loc]": float,
+        "se[scale]": float,
+        "value": float,
+        "converged": bool,
+        "n_iter": int,
+        "reason": str,
+        "se_reason": str,
+    }
+    assert res.converged is True and res.reason in CONVERGED and res.se_reason == ""
+    assert res.R == 1 and res.to_dict()["params"]["loc"] == res.params["loc"]
+
+
+@pytest.mark.parametrize(
+    ("family", "draw"),
+    [
+        ("gamma", lambda rng: rng.gamma(2.0, 1.5, size=60)),
+        ("poisson", lambda rng: rng.poisson(3.0, size=60)),
+        ("uniform", lambda rng: rng.uniform(-1.0, 2.0, size=60)),  # the exact solver's path
+        ("laplace", lambda rng: rng.laplace(0.5, 1.0, size=61)),  # the kinked sandwich's path
+    ],
+)
+def test_every_path_gives_scalars_for_one_dataset_and_arrays_for_a_batch(family, draw):
+    y = draw(np.random.default_rng(11))
+    one, batch = fit(y, family), fit(np.stack([y, y[::-1]]), family)
+    for name in one.free:
+        assert type(one.params[name]) is float and type(one.se[name]) is float
+        assert isinstance(batch.params[name], np.ndarray) and batch.params[name].shape == (2,)
+        assert isinstance(batch.se[name], np.ndarray) and batch.se[name].shape == (2,)
+        assert one.params[name] == pytest.approx(float(batch.params[name][0]), rel=1e-9)
+    assert type(one.value) is float and type(one.converged) is bool
+    assert type(one.n_iter) is int and type(one.reason) is str and type(one.se_reason) is str
+    for field in ("value", "converged", "n_iter", "reason", "se_reason"):
+        assert isinstance(getattr(batch, field), np.ndarray), field
+        assert getattr(batch, field).shape == (2,), field
+    assert batch.reason.dtype == object and batch.converged.dtype == bool
 
 
 def test_one_dataset_equals_the_same_dataset_as_a_batch_of_one():

@@ -9,7 +9,13 @@ import pytest
 import torch
 from scipy import stats
 
-from likelab.errors import DataError, ParameterError, UnknownNameError, UnsupportedError
+from likelab.errors import (
+    DataError,
+    ParameterError,
+    UnknownNameError,
+    UnsupportedError,
+    UserContractError,
+)
 from likelab.families import get_family
 from likelab.landscape import Landscape, evaluate
 
@@ -154,7 +160,8 @@ def test_nonfinite_values_and_json():
     assert log.argmin == {"high": highs[~inf][0]} and log.local_minima == 1
     d = land.to_dict()
     text = json.dumps(d, allow_nan=False)  # raises on NaN / inf
-    assert list(d) == ["family", "n", "dtype", "params", "grid", "objectives"]
+    assert list(d) == ["family", "n", "dtype", "params", "grid", "objectives", "failures"]
+    assert d["failures"] == []
     obj = json.loads(text)["objectives"]["log"]
     assert obj["values"][0] is None and obj["values"][-1] == pytest.approx(np.log(2.0))
     for key in (
@@ -337,3 +344,47 @@ def test_negative_seed_is_a_parameter_error():
 
     with pytest.raises(ParameterError, match="seed must be a non-negative integer"):
         seed_example(seed=-1, points=3)
+
+
+def test_an_objective_that_fails_is_kept_with_its_reason_and_the_others_run():
+    y = np.random.default_rng(3).poisson(4.0, 30)
+    rates = np.linspace(1.0, 8.0, 15)
+
+    def raises(dist, y):  # fine on likelab's small probe, raises on the data
+        if y.numel() > 20:
+            raise OverflowError("too big")
+        return -dist.log_prob(y)
+
+    def mean_only(dist, y):  # one number instead of one loss per observation, on the data
+        losses = -dist.log_prob(y)
+        return losses.mean() if y.numel() > 20 else losses
+
+    seen = []
+    land = evaluate(
+        y, "poisson", ["hyvarinen", raises, "log", mean_only], {"rate": rates},
+        max_elements=60, on_progress=lambda d, t: seen.append(d),
+    )  # fmt: skip
+    assert list(land.results) == ["log"] and len(land.failures) == 3
+    assert (
+        next(iter(land.failures)) == "hyvarinen" and "differentiable" in land.failures["hyvarinen"]
+    )
+    reasons = list(land.failures.values())
+    assert "OverflowError" in reasons[1] and "too big" in reasons[1]
+    assert "one loss per observation" in reasons[2] or "shape" in reasons[2]
+    expected = -stats.poisson.logpmf(y[None, :], rates[:, None]).mean(-1)
+    np.testing.assert_allclose(land.results["log"].values, expected, rtol=RTOL)
+    assert seen[-1] == len(rates)  # every chunk still ran, for log
+    d = json.loads(json.dumps(land.to_dict(), allow_nan=False))
+    assert list(d["objectives"]) == ["log"]
+    assert [f["objective"] for f in d["failures"]] == list(land.failures)
+    assert all(set(f) == {"objective", "error"} for f in d["failures"])
+    ok = evaluate(y, "poisson", ["log"], {"rate": rates})
+    assert ok.failures == {} and ok.to_dict()["failures"] == []
+
+
+def test_a_user_objective_broken_whatever_the_data_raises():
+    def always(dist, y):
+        raise OverflowError("too big")
+
+    with pytest.raises(UserContractError, match="OverflowError"):
+        evaluate([1, 2, 3], "poisson", ["log", always], {"rate": [1.0, 2.0]})

@@ -239,11 +239,13 @@ def test_broken_user_code_is_one_clear_line_in_every_command(
 
 
 def test_the_input_that_broke_it_is_named(capsys, data_file):
-    """Fine on the probe, broken on the real batch: the message names that batch."""
-    code, _, err = run(capsys, "fit", data_file, "--objective", f"{BAD}:breaks_on_large_batches")
-    assert code == 2
-    assert "raised MemoryError: too many observations for me" in err
-    assert "(on a Normal forecast with batch shape (1, 1) and y of shape (1, 30))" in err
+    """Fine on the probe, broken on the real batch: the message names that batch. A failure on
+    the data is the objective's failed column with that message (the others would still be
+    fitted) and exit status 1."""
+    code, out, err = run(capsys, "fit", data_file, "--objective", f"{BAD}:breaks_on_large_batches")
+    assert code == 1 and "could not be fitted" in err and err.count("\n") == 1, err
+    assert "raised MemoryError: too many observations for me" in out
+    assert "(on a Normal forecast with batch shape (1, 1) and y of shape (1, 30))" in out
 
 
 def test_a_users_print_does_not_corrupt_json(capsys, data_file):

@@ -10,8 +10,17 @@
 
 from __future__ import annotations
 
-from likelab.estimate.fit import FitResult, fit
+from likelab.estimate.fit import FitComparison, FitFailure, FitResult, fit, fit_objectives
 from likelab.estimate.newton import NewtonResult, newton_minimize
 from likelab.estimate.sandwich import sandwich_covariance
 
-__all__ = ["FitResult", "NewtonResult", "fit", "newton_minimize", "sandwich_covariance"]
+__all__ = [
+    "FitComparison",
+    "FitFailure",
+    "FitResult",
+    "NewtonResult",
+    "fit",
+    "fit_objectives",
+    "newton_minimize",
+    "sandwich_covariance",
+]

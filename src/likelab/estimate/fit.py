@@ -17,14 +17,21 @@ regular. A family with a kinked density (the Laplace) gets the kink's term in th
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
-from likelab.errors import DataError, ParameterError, UnknownNameError, UnsupportedError
+from likelab.errors import (
+    DataError,
+    LikelabError,
+    ParameterError,
+    UnknownNameError,
+    UnsupportedError,
+    UserContractError,
+)
 from likelab.estimate import support
 from likelab.estimate.newton import CONVERGED, newton_minimize, value_grad_hess
 from likelab.estimate.sandwich import sandwich_covariance, sandwich_from_moments
@@ -34,30 +41,34 @@ from likelab.families.discrete import CategoricalFamily
 from likelab.io import as_observations
 from likelab.objectives import Objective, get_objective
 
-__all__ = ["FitResult", "fit"]
+__all__ = ["FitComparison", "FitFailure", "FitResult", "fit", "fit_objectives"]
 
 
 @dataclass(frozen=True)
 class FitResult:
     """The outcome of :func:`fit`, one entry per dataset.
 
-    Arrays have shape ``(R,)`` for data of shape ``(R, n)`` and shape ``()`` for one dataset of
-    shape ``(n,)`` (a probability vector adds a trailing axis of length K).
+    For data of shape ``(R, n)`` every field is a numpy array of shape ``(R,)`` (a probability
+    vector adds a trailing axis of length K). For one dataset of shape ``(n,)`` the fields hold
+    plain Python scalars, as :func:`scipy.optimize.minimize`'s result does: ``params[name]``,
+    ``se[name]`` and ``value`` are ``float``, ``converged`` is ``bool``, ``n_iter`` is ``int``,
+    ``reason`` and ``se_reason`` are ``str`` (a probability vector stays a 1-D array of length
+    K).
     """
 
     family: str
     objective: str
     free: tuple[str, ...]
-    params: dict[str, np.ndarray]
-    se: dict[str, np.ndarray]
-    value: np.ndarray
-    converged: np.ndarray
-    n_iter: np.ndarray
-    reason: np.ndarray
+    params: dict[str, np.ndarray | float]
+    se: dict[str, np.ndarray | float]
+    value: np.ndarray | float
+    converged: np.ndarray | bool
+    n_iter: np.ndarray | int
+    reason: np.ndarray | str
     n: int
     starts: int = field(default=1)
     #: Why an SE is NaN, per dataset ("" where every SE is valid); shaped like ``reason``.
-    se_reason: np.ndarray | None = None
+    se_reason: np.ndarray | str | None = None
 
     @property
     def R(self) -> int:
@@ -83,6 +94,50 @@ class FitResult:
         }
 
 
+@dataclass(frozen=True)
+class FitFailure:
+    """An objective that could not be fitted in a comparison (:func:`fit_objectives`), and why:
+    ``reason`` is the message of the error that :func:`fit` raised for it alone."""
+
+    objective: str
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"objective": self.objective, "error": self.reason}
+
+
+@dataclass(frozen=True)
+class FitComparison:
+    """Several objectives fitted to the same data (:func:`fit_objectives`): one entry per
+    objective, in the order asked, a :class:`FitResult` or a :class:`FitFailure`."""
+
+    family: str
+    n: int
+    fits: list[FitResult | FitFailure]
+
+    @property
+    def failures(self) -> list[FitFailure]:
+        """The objectives that could not be fitted."""
+        return [f for f in self.fits if isinstance(f, FitFailure)]
+
+    @property
+    def unconverged(self) -> list[FitResult]:
+        """The fits with at least one dataset that did not converge."""
+        return [
+            f
+            for f in self.fits
+            if isinstance(f, FitResult) and not bool(np.all(np.asarray(f.converged)))
+        ]
+
+    @property
+    def ok(self) -> bool:
+        """Whether every objective was fitted and every fit converged."""
+        return not self.failures and not self.unconverged
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"family": self.family, "n": self.n, "fits": [f.to_dict() for f in self.fits]}
+
+
 def fit(
     data: Any,
     family: str | Family,
@@ -97,6 +152,7 @@ def fit(
     dtype: torch.dtype = torch.float64,
     device: torch.device | str | None = None,
     max_elements: int = 2**18,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> FitResult:
     """Fit ``family`` to each dataset by minimising ``objective``'s empirical risk.
 
@@ -108,21 +164,109 @@ def fit(
     Non-convergence is reported in ``converged`` and ``reason``, never raised; ``converged`` is
     true only at a verified minimum (reasons ``gtol``, ``ftol``, ``xtol``, ``kink``, ``exact``:
     :mod:`likelab.estimate.newton`). An SE that cannot be given is NaN and ``se_reason`` says why.
+    An objective that cannot be fitted at all (``hyvarinen`` on a kinked density, the naive
+    ``product``, a user objective that raises on these data) raises a
+    :class:`~likelab.errors.LikelabError`; :func:`fit_objectives` compares several objectives
+    and keeps such a failure as a row.
+    ``on_progress(done, total)`` follows the iterations of the K * R fits
+    (:func:`~likelab.estimate.newton.newton_minimize`); the library never prints.
+
+    One dataset of shape ``(n,)`` gives plain Python scalars (see :class:`FitResult`):
 
     >>> import numpy as np
     >>> y = np.array([0.1, -0.3, 0.5, 1.2, 0.7])
     >>> res = fit(y, "normal")
-    >>> bool(np.isclose(res.params["loc"], y.mean())), bool(res.converged)
-    (True, True)
+    >>> type(res.params["loc"]).__name__, bool(np.isclose(res.params["loc"], y.mean()))
+    ('float', True)
+    >>> res.converged
+    True
     """
+    prep = _prepare(data, family, fixed, multistart, max_iter, seed, dtype, device)
+    return _fit_prepared(
+        prep, get_objective(objective), start, multistart, seed, max_iter, se, dtype,
+        max_elements, on_progress,
+    )  # fmt: skip
+
+
+def fit_objectives(
+    data: Any,
+    family: str | Family,
+    objectives: Sequence[str | Objective | Callable[..., torch.Tensor]],
+    *,
+    fixed: Mapping[str, Any] | None = None,
+    start: Mapping[str, Any] | None = None,
+    multistart: int = 1,
+    seed: int = 0,
+    max_iter: int = 100,
+    se: bool = True,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str | None = None,
+    max_elements: int = 2**18,
+    on_progress: Callable[[float, int], None] | None = None,
+) -> FitComparison:
+    """Fit ``family`` to the same data with each objective: a comparison that always finishes.
+
+    Everything the objectives share is checked first and raises as in :func:`fit` (an unknown
+    objective or family, bad data, a bad option). Then each objective is fitted in turn; one that
+    cannot be fitted (:func:`fit` raises a :class:`~likelab.errors.LikelabError` for it alone:
+    ``hyvarinen`` on a Laplace model, the naive ``product``, a user objective that raises on
+    these data) becomes a :class:`FitFailure` with its reason, and the others still run. A user
+    objective that breaks its contract on likelab's probe, whatever the data
+    (:class:`~likelab.errors.UserContractError`: it always raises, or returns a mean), is bad
+    input and raises, as it does for a study. A fit that did not
+    converge is a :class:`FitResult` with ``converged`` false and its ``reason``, as always.
+    ``on_progress(done, total)`` counts objectives (``total`` = their number; ``done`` grows by
+    fractions while one is fitted).
+
+    >>> import numpy as np
+    >>> y = np.random.default_rng(0).laplace(size=50)
+    >>> cmp = fit_objectives(y, "laplace", ["log", "hyvarinen"])
+    >>> [type(f).__name__ for f in cmp.fits], cmp.ok
+    (['FitResult', 'FitFailure'], False)
+    """
+    if isinstance(objectives, str | Objective) or callable(objectives):
+        objectives = [objectives]
+    objs = [get_objective(o) for o in objectives]
+    if not objs:
+        raise ParameterError("no objectives given; name at least one, e.g. ['log']")
+    prep = _prepare(data, family, fixed, multistart, max_iter, seed, dtype, device)
+    total = len(objs)
+    fits: list[FitResult | FitFailure] = []
+    for i, obj in enumerate(objs):
+        inner = None
+        if on_progress is not None:
+            on_progress(i, total)
+
+            def inner(done: int, of: int, i: int = i) -> None:
+                on_progress(i + done / max(of, 1), total)
+
+        try:
+            fits.append(
+                _fit_prepared(
+                    prep, obj, start, multistart, seed, max_iter, se, dtype, max_elements, inner
+                )
+            )
+        except UserContractError:  # broken whatever the data (likelab's probe): bad input
+            raise
+        except LikelabError as exc:  # this objective alone; anything else is a bug and raises
+            fits.append(FitFailure(obj.spec, " ".join(str(exc).split())))
+    if on_progress is not None:
+        on_progress(total, total)
+    return FitComparison(family=prep.fam.spec, n=prep.y.shape[1], fits=fits)
+
+
+@dataclass
+class _Prepared:
+    """What every objective's fit shares: the family, the data as ``(R, n)``, whether it was one
+    1-D dataset."""
+
+    fam: Family
+    y: torch.Tensor
+    one: bool
+
+
+def _prepare(data, family, fixed, multistart, max_iter, seed, dtype, device) -> _Prepared:
     fam = get_family(family, **dict(fixed or {}))
-    obj = get_objective(objective)
-    if obj.batch_level:
-        raise UnsupportedError(
-            f"objective {obj.name!r} cannot be fitted: the naive product of likelihoods "
-            "underflows to 0 for all but tiny samples, and its gradient with it; use 'log', "
-            "which has the same minimiser and is computed as a sum of logs"
-        )
     if not fam.free:
         raise ParameterError(f"every parameter of {fam.spec!r} is fixed: nothing to fit")
     if isinstance(multistart, bool) or not isinstance(multistart, int) or multistart < 1:
@@ -134,19 +278,45 @@ def fit(
     if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
         raise ParameterError(f"dtype must be a floating torch dtype (float64), got {dtype!r}")
     y, one = _check_data(fam, data, dtype, device)
-    r, n = y.shape
     if isinstance(fam, CategoricalFamily):
         if fam.num_classes is None:
             fam = type(fam)(num_classes=max(2, int(y.max().item()) + 1), **fam.fixed)
         y = y.long()
     p = fam.n_free
-    if n < p:
+    if y.shape[1] < p:
         raise DataError(
-            f"{n} observations per dataset cannot identify {p} free parameters of {fam.spec!r}"
+            f"{y.shape[1]} observations per dataset cannot identify {p} free parameters of "
+            f"{fam.spec!r}"
         )
+    return _Prepared(fam, y, one)
+
+
+def _fit_prepared(
+    prep: _Prepared,
+    obj: Objective,
+    start,
+    multistart: int,
+    seed: int,
+    max_iter: int,
+    se: bool,
+    dtype: torch.dtype,
+    max_elements: int,
+    on_progress,
+) -> FitResult:
+    fam, y, one = prep.fam, prep.y, prep.one
+    if obj.batch_level:
+        raise UnsupportedError(
+            f"objective {obj.name!r} cannot be fitted: the naive product of likelihoods "
+            "underflows to 0 for all but tiny samples, and its gradient with it; use 'log', "
+            "which has the same minimiser and is computed as a sum of logs"
+        )
+    r, n = y.shape
 
     if support.applies(fam, obj):
-        return _fit_support(fam, obj, y, one, start, multistart)
+        result = _fit_support(fam, obj, y, one, start, multistart)
+        if on_progress is not None:
+            on_progress(1, 1)
+        return result
 
     u0 = _starts(fam, y, start, multistart, seed, dtype)  # (K * R, p)
     rows = torch.arange(r, device=y.device).repeat(multistart)
@@ -173,7 +343,7 @@ def fit(
         ]
         return tuple(torch.cat(t) for t in zip(*parts, strict=True))
 
-    res = newton_minimize(risk, u0, max_iter=max_iter, derivatives=derivs)
+    res = newton_minimize(risk, u0, max_iter=max_iter, derivatives=derivs, on_progress=on_progress)
     best = _best_start(res.value, res.converged.to(res.value.device), multistart, r)
     pick = best * r + torch.arange(r, device=y.device)
     u = res.u[pick]
@@ -189,9 +359,9 @@ def fit(
     converged = res.converged[pick.cpu()]
     errors, se_reason = _se_reasons(errors, converged, se, fam, obj)
 
-    def out(t: torch.Tensor | np.ndarray) -> np.ndarray:
-        a = t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else t
-        return a[0:1].reshape(a.shape[1:]) if one else a  # 0-d arrays for one dataset
+    def out(t: torch.Tensor | np.ndarray):
+        a = t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
+        return _single(a) if one else a
 
     return FitResult(
         family=fam.spec,
@@ -207,6 +377,13 @@ def fit(
         starts=multistart,
         se_reason=out(se_reason),
     )
+
+
+def _single(a: np.ndarray) -> Any:
+    """The entry of one dataset: a Python scalar (``float``, ``bool``, ``int``, ``str``), or a
+    1-D array for a probability vector."""
+    a = a[0:1].reshape(a.shape[1:])  # an array even for an object array's entry
+    return a.item() if a.ndim == 0 else a
 
 
 def _se_reasons(errors, converged: torch.Tensor, se: bool, fam: Family, obj: Objective):
@@ -250,8 +427,8 @@ def _fit_support(fam: Family, obj: Objective, y: torch.Tensor, one: bool, start,
         "is O(1/n)) and the sandwich does not apply"
     )
 
-    def out(a: np.ndarray) -> np.ndarray:
-        return a[0:1].reshape(a.shape[1:]) if one else a
+    def out(a: np.ndarray):
+        return _single(a) if one else a
 
     nat = {k: v.detach().to(torch.float64).cpu().numpy() for k, v in params.items()}
     return FitResult(
@@ -517,11 +694,7 @@ def _kink_bread(fam: Family, obj: Objective, u: torch.Tensor) -> torch.Tensor | 
 
 def _json(a: Any) -> Any:
     a = np.asarray(a)
-    if a.dtype == object:
-        return a.tolist()
-    if a.dtype == bool:
-        return a.tolist()
-    if np.issubdtype(a.dtype, np.integer):
+    if a.dtype.kind in "OUSb" or np.issubdtype(a.dtype, np.integer):  # text, flags, counts
         return a.tolist()
     flat = [None if not math.isfinite(x) else float(x) for x in a.reshape(-1).tolist()]
     if a.ndim == 0:

@@ -55,7 +55,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["CONVERGED", "NewtonResult", "newton_minimize", "probe_minimum"]
+__all__ = ["CONVERGED", "STOP_REASONS", "NewtonResult", "newton_minimize", "probe_minimum"]
 
 #: ``values(u, idx) -> (B,)``: the objective of problems ``idx`` at ``u`` (shape ``(B, p)``).
 ValueFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -76,6 +76,28 @@ REASONS = (
     "nonsmooth",
     "exact",
 )
+#: Each reason in words, for a person reading a table (the module docstring has the details).
+STOP_REASONS = {
+    "running": "not started: no iteration was run",
+    "gtol": "converged: the gradient is below tolerance",
+    "ftol": "converged: the Newton decrement (the predicted remaining decrease) is below tolerance",
+    "xtol": "converged: no decrease even for the smallest steps, the gradient is small and a "
+    "probe in every direction verified a local minimum",
+    "max_iter": "did not converge: the iteration limit was reached before a stationary point",
+    "nonfinite": "did not converge: the risk, its gradient or its Hessian is not finite at the "
+    "last point (NaN or infinite)",
+    "line_search": "did not converge: no step along the search direction lowered the risk",
+    "flat": "did not converge: the risk is flat to the last bit around the last point (zero "
+    "gradient and Hessian, no change of value up to radius 0.1): no evidence of a minimum",
+    "boundary": "did not converge: a parameter ran beyond e^±25 on its log or logit scale; the "
+    "risk has no minimum inside the parameter space (its infimum lies at the edge) and there "
+    "is no finite estimate",
+    "kink": "converged: a local minimum where the risk is not differentiable, verified by a "
+    "probe in every direction",
+    "nonsmooth": "did not converge: the risk is not differentiable at the last point and a probe "
+    "found neither a decrease nor an increase in some direction",
+    "exact": "converged: solved exactly (no iterations)",
+}
 #: Reasons that mean "converged": a verified minimum (see the module docstring).
 CONVERGED = frozenset({"gtol", "ftol", "xtol", "kink", "exact"})
 _CONVERGED = CONVERGED
@@ -245,6 +267,7 @@ def newton_minimize(
     max_halvings: int = 60,
     derivatives: DerivFn | None = None,
     boundary: float = 25.0,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> NewtonResult:
     """Minimise ``fun`` from ``u0`` (shape ``(B, p)``) for every problem independently.
 
@@ -253,7 +276,10 @@ def newton_minimize(
     relative to ``1 + |f|``; ``ftol`` to the Newton decrement ``-gᵀd/2`` relative to
     ``1 + |f|``; ``max_step`` caps the largest component of a Newton step. ``derivatives``
     supplies values, gradients and Hessians in closed form; by default they come from autograd
-    of ``fun`` (:func:`value_grad_hess`).
+    of ``fun`` (:func:`value_grad_hess`). ``on_progress(done, total)`` is called before each
+    iteration and once at the end, ``total = B``: ``done`` is the number of problems finished, or
+    the share of the iteration budget spent (``B * it / (max_iter + 1)``) where that is larger,
+    so that it never decreases (the library never prints; the CLI draws a bar from it).
     """
     u = u0.detach().clone()
     b = u.shape[0]
@@ -267,6 +293,8 @@ def newton_minimize(
     for it in range(max_iter + 1):
         if active.numel() == 0:
             break
+        if on_progress is not None:
+            on_progress(max(b - int(active.numel()), (b * it) // (max_iter + 1)), b)
         ua = u[active]
         if derivatives is None:
             v, g, h = value_grad_hess(fun, ua, active)
@@ -384,4 +412,6 @@ def newton_minimize(
         active = torch.cat([active[done == 0], moved_on]).sort().values
 
     reason = [REASONS[c] for c in code.cpu().tolist()]
+    if on_progress is not None:
+        on_progress(b, b)
     return NewtonResult(u=u, value=value, n_iter=n_iter, reason=reason)

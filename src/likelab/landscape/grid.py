@@ -21,7 +21,14 @@ import numpy as np
 import torch
 
 from likelab._budget import check_memory
-from likelab.errors import DataError, ParameterError, UnknownNameError, UnsupportedError
+from likelab.errors import (
+    DataError,
+    LikelabError,
+    ParameterError,
+    UnknownNameError,
+    UnsupportedError,
+    UserContractError,
+)
 from likelab.families import Family, get_family
 from likelab.io import as_observations
 from likelab.landscape.minima import locate_minima
@@ -127,6 +134,9 @@ class Landscape:
     results: dict[str, ObjectiveLandscape]
     dtype: str
     data: np.ndarray = field(repr=False, default_factory=lambda: np.empty(0))
+    #: Objectives that could not be evaluated on this family and data, keyed by canonical spec,
+    #: with the reason (``hyvarinen`` on a Laplace model, a user objective that raises).
+    failures: dict[str, str] = field(default_factory=dict)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -136,7 +146,8 @@ class Landscape:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, with stable keys::
 
-        {"family", "n", "dtype", "params", "grid": {name: [...]}, "objectives": {spec: {...}}}
+        {"family", "n", "dtype", "params", "grid": {name: [...]}, "objectives": {spec: {...}},
+         "failures": [{"objective": spec, "error": reason}, ...]}
         """
         return {
             "family": self.family,
@@ -145,6 +156,7 @@ class Landscape:
             "params": list(self.params),
             "grid": {p: _json_array(self.axes[p]) for p in self.params},
             "objectives": {spec: r.to_dict() for spec, r in self.results.items()},
+            "failures": [{"objective": k, "error": v} for k, v in self.failures.items()],
         }
 
 
@@ -180,6 +192,13 @@ def evaluate(
     called after each chunk with the number of grid points evaluated so far (the library never
     prints; the CLI draws a progress bar from it).
 
+    An objective that cannot be evaluated here (it raises a :class:`~likelab.errors.LikelabError`:
+    ``hyvarinen`` on a Laplace model, a user objective that raises on these data) is dropped
+    from the rest of the grid and kept in :attr:`Landscape.failures` with its reason; the others
+    are evaluated as usual. Anything the objectives share (data, family, grid, an unknown
+    objective name) is checked first and raises, and so does a user objective that breaks its
+    contract whatever the data (:class:`~likelab.errors.UserContractError`).
+
     >>> import numpy as np
     >>> land = evaluate([0.0, 1.0], "normal:scale=1", ["log"], {"loc": np.linspace(-1, 2, 7)})
     >>> land.results["log"].argmin
@@ -208,17 +227,28 @@ def evaluate(
     total = math.prod(shape)
     chunk = max(1, max_elements // yt.numel())
     out = {o.spec: torch.empty(total, dtype=dtype, device=device) for o in objs}
+    failures: dict[str, str] = {}
     with torch.no_grad():
         for start in range(0, total, chunk):
             stop = min(total, start + chunk)
             dist = fam.distribution(**{p: v[start:stop, None] for p, v in points.items()})
             for o in objs:
-                risk = o.risk(dist, yt, dim=-1)
-                if risk.numel() != stop - start:
-                    raise UnsupportedError(
-                        f"objective {o.spec!r} returned a risk of shape {tuple(risk.shape)} for "
-                        f"{stop - start} grid points; it must reduce over the observation axis"
-                    )
+                if o.spec in failures:
+                    continue
+                try:
+                    risk = o.risk(dist, yt, dim=-1)
+                    if risk.numel() != stop - start:
+                        raise UnsupportedError(
+                            f"objective {o.spec!r} returned a risk of shape "
+                            f"{tuple(risk.shape)} for {stop - start} grid points; it must "
+                            "reduce over the observation axis"
+                        )
+                except UserContractError:  # broken whatever the data: bad input, raised
+                    raise
+                except LikelabError as exc:  # this objective alone; anything else is a bug
+                    failures[o.spec] = " ".join(str(exc).split())
+                    del out[o.spec]
+                    continue
                 out[o.spec][start:stop] = risk.reshape(-1)
             if on_progress is not None:
                 on_progress(stop, total)
@@ -235,6 +265,7 @@ def evaluate(
         results=results,
         dtype=str(dtype).removeprefix("torch."),
         data=yt.detach().cpu().to(torch.float64).numpy(),
+        failures=failures,
     )
 
 

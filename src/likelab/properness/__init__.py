@@ -44,6 +44,7 @@ from likelab.properness.expected import (
     truth_mass,
 )
 from likelab.properness.survey import (
+    Failed,
     NotApplicable,
     PropernessSurvey,
     ScoreProfile,
@@ -57,6 +58,7 @@ __all__ = [
     "ClassesVerdict",
     "DensityVerdict",
     "ExpectedScore",
+    "Failed",
     "NotApplicable",
     "PropernessSurvey",
     "ScoreProfile",

@@ -253,6 +253,7 @@ def check_classes(
     starts: int = 4,
     seed: int = 0,
     max_iter: int = 200,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> ClassesVerdict:
     """Check whether ``objective`` is (strictly) proper on K classes; see the module docstring.
 
@@ -293,7 +294,7 @@ def check_classes(
         logits = torch.cat([torch.zeros_like(u[:, :1]), u], dim=-1)
         return expected_class_score(obj, logits, q_rep[idx], logits=True)
 
-    res = newton_minimize(risk, u0, max_iter=max_iter)
+    res = newton_minimize(risk, u0, max_iter=max_iter, on_progress=on_progress)
     u = res.u.reshape(starts, m, k - 1)
     p_all = torch.softmax(torch.cat([torch.zeros_like(u[..., :1]), u], -1), -1)  # (S, M, K)
     finite = torch.isfinite(res.value).reshape(starts, m)

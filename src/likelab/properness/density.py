@@ -114,32 +114,15 @@ class DensityVerdict(Verdict):
         }
 
 
-def check_density(
-    objective: str | Objective | Callable[..., torch.Tensor],
-    truth: str | DataGeneratingProcess,
-    family: str | Family | None = None,
-    *,
-    starts: int = 4,
-    seed: int = 0,
-    max_iter: int = 100,
-) -> DensityVerdict:
-    """Minimise ``E_P S(Q_θ, Y)`` over the family and judge ``objective``; see the module docs.
-
-    ``truth`` is a data-generating spec (``"normal:loc=0,scale=1"``, or a mixture such as
-    ``"0.9 normal:loc=0,scale=1 + 0.1 normal:loc=8,scale=1"``); ``family`` the forecast family
-    (default: the truth's own family with every parameter free).
-
-    >>> check_density("log", "normal:loc=0,scale=1").verdict
-    'strictly proper'
-    >>> v = check_density("linear", "normal:loc=0,scale=1")
-    >>> v.verdict, v.optimum["scale"] < 1e-10
-    ('improper', True)
+def density_setting(
+    truth: str | DataGeneratingProcess, family: str | Family | None = None, seed: int = 0
+) -> tuple[DataGeneratingProcess, Family, torch.distributions.Distribution, torch.Tensor]:
+    """The checked setting of :func:`check_density`, shared by every objective judged in it: the
+    truth, the forecast family, the truth's distribution and a sample of it. Raises what the
+    setting itself gets wrong (a truth that is not a spec, a mixture without a family, a family
+    with nothing free, a support the family cannot cover, a truth the quadrature cannot
+    resolve), whatever the objective.
     """
-    obj = get_objective(objective)
-    if obj.batch_level:
-        raise UnsupportedError(f"{obj.name!r} is a batch-level objective, not a scoring rule")
-    if isinstance(starts, bool) or not isinstance(starts, int) or starts < 1:
-        raise ParameterError(f"starts must be an integer >= 1, got {starts!r}")
     dgp = parse_dgp(truth) if isinstance(truth, str) else truth
     if not isinstance(dgp, DataGeneratingProcess):
         raise ParameterError(
@@ -169,7 +152,37 @@ def check_density(
             "small that its log-density underflows, or so small against its location that the "
             "nodes round onto one point); no verdict can rest on it. Rescale the problem"
         )
+    return dgp, fam, p_dist, sample
 
+
+def check_density(
+    objective: str | Objective | Callable[..., torch.Tensor],
+    truth: str | DataGeneratingProcess,
+    family: str | Family | None = None,
+    *,
+    starts: int = 4,
+    seed: int = 0,
+    max_iter: int = 100,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> DensityVerdict:
+    """Minimise ``E_P S(Q_θ, Y)`` over the family and judge ``objective``; see the module docs.
+
+    ``truth`` is a data-generating spec (``"normal:loc=0,scale=1"``, or a mixture such as
+    ``"0.9 normal:loc=0,scale=1 + 0.1 normal:loc=8,scale=1"``); ``family`` the forecast family
+    (default: the truth's own family with every parameter free).
+
+    >>> check_density("log", "normal:loc=0,scale=1").verdict
+    'strictly proper'
+    >>> v = check_density("linear", "normal:loc=0,scale=1")
+    >>> v.verdict, v.optimum["scale"] < 1e-10
+    ('improper', True)
+    """
+    obj = get_objective(objective)
+    if obj.batch_level:
+        raise UnsupportedError(f"{obj.name!r} is a batch-level objective, not a scoring rule")
+    if isinstance(starts, bool) or not isinstance(starts, int) or starts < 1:
+        raise ParameterError(f"starts must be an integer >= 1, got {starts!r}")
+    dgp, fam, p_dist, sample = density_setting(truth, family, seed)
     theta_p = _truth_params(dgp, fam)
     u_p = None if theta_p is None else fam.to_unconstrained(theta_p).to(torch.float64)
     u_fit = fam.to_unconstrained(fam.start(sample)).to(torch.float64)
@@ -191,7 +204,7 @@ def check_density(
     except UnsupportedError as exc:
         raise UnsupportedError(f"{obj.spec} cannot score {fam.spec} forecasts: {exc}") from None
 
-    res = newton_minimize(scores, u0, max_iter=max_iter)
+    res = newton_minimize(scores, u0, max_iter=max_iter, on_progress=on_progress)
     res = _follow_to_edges(lambda u: expected_score_details(obj, p_dist, forecast(u)), fam, u0, res)
     values = torch.where(torch.isfinite(res.value), res.value, torch.full_like(res.value, math.inf))
     best = int(torch.argmin(values))

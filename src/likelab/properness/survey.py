@@ -17,15 +17,20 @@ from typing import Any
 import numpy as np
 import torch
 
-from likelab.errors import ParameterError, UnsupportedError
+from likelab.errors import LikelabError, ParameterError, UnsupportedError, UserContractError
 from likelab.families import get_family
 from likelab.families.dgp import parse_dgp
 from likelab.objectives import Objective, get_objective, list_objectives
-from likelab.properness.classes import ClassesVerdict, check_classes, expected_class_score
-from likelab.properness.density import DensityVerdict, check_density
+from likelab.properness.classes import (
+    ClassesVerdict,
+    _check_size,
+    check_classes,
+    expected_class_score,
+)
+from likelab.properness.density import DensityVerdict, check_density, density_setting
 from likelab.properness.expected import expected_score
 
-__all__ = ["NotApplicable", "PropernessSurvey", "ScoreProfile", "score_profile", "survey"]
+__all__ = ["Failed", "NotApplicable", "PropernessSurvey", "ScoreProfile", "score_profile", "survey"]
 
 DEFAULT_TRUTH = "normal:loc=0,scale=1"
 
@@ -48,7 +53,26 @@ class NotApplicable:
         }
 
 
-Result = ClassesVerdict | DensityVerdict | NotApplicable
+@dataclass(frozen=True)
+class Failed:
+    """An objective asked for by name that could not be judged in a setting, and why (the
+    message of the error :func:`~likelab.properness.check_properness` raised for it alone)."""
+
+    objective: str
+    setting: str
+    reason: str
+    verdict: None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "objective": self.objective,
+            "setting": self.setting,
+            "verdict": None,
+            "error": self.reason,
+        }
+
+
+Result = ClassesVerdict | DensityVerdict | NotApplicable | Failed
 
 
 @dataclass(frozen=True)
@@ -56,6 +80,11 @@ class PropernessSurvey:
     """The rows of a survey, in the order asked (objectives within settings)."""
 
     results: list[Result] = field(default_factory=list)
+
+    @property
+    def failures(self) -> list[Failed]:
+        """The rows of objectives that could not be judged."""
+        return [r for r in self.results if isinstance(r, Failed)]
 
     def to_dict(self) -> dict[str, Any]:
         return {"results": [r.to_dict() for r in self.results]}
@@ -68,13 +97,21 @@ def survey(
     truth: str | None = None,
     family: str | None = None,
     seed: int = 0,
+    on_progress: Callable[[float, int], None] | None = None,
 ) -> PropernessSurvey:
     """Judge each objective on ``classes`` classes and/or against ``truth`` (with the forecast
     ``family``); with neither, on 3 classes and against N(0, 1) with a normal family.
 
     ``objectives`` is ``"all"`` (every built-in scoring rule; those not defined in a setting get
-    a :class:`NotApplicable` row) or a list of specs or objectives, for which an objective that
-    cannot apply is an error.
+    a :class:`NotApplicable` row) or a list of specs or objectives. An objective that cannot be
+    judged in a setting (it raises a :class:`~likelab.errors.LikelabError` for itself alone:
+    ``crps`` on classes when asked by name, a user objective that raises in this setting) gets a
+    :class:`Failed` row with the reason, and the others are still judged. What the settings
+    themselves get wrong (an unknown objective, a bad truth or family, K too large) raises
+    before any work; a user objective that breaks its contract whatever the input
+    (:class:`~likelab.errors.UserContractError`) raises too.
+    ``on_progress(done, total)`` counts rows (objectives × settings; ``done`` grows by
+    fractions within one).
 
     >>> rows = survey(["log", "linear"], classes=2).results
     >>> [(r.objective, r.verdict) for r in rows]
@@ -102,18 +139,45 @@ def survey(
         settings.append((f"classes:{classes}", {"classes": classes}))
     if truth is not None:
         settings.append(("density", {"truth": truth, "family": family}))
+    for _setting, kwargs in settings:  # the settings' own errors, before any objective
+        if "classes" in kwargs:
+            defaults = check_classes.__kwdefaults__  # with which check_classes is called below
+            _check_size(kwargs["classes"], defaults["n_truths"], defaults["starts"])
+        else:
+            density_setting(kwargs["truth"], kwargs["family"], seed)
     results: list[Result] = []
+    total = len(settings) * len(objs)
     for setting, kwargs in settings:
         for obj in objs:
+            inner = None
+            if on_progress is not None:
+                row = len(results)
+                on_progress(row, total)
+
+                def inner(done: int, of: int, row: int = row) -> None:
+                    on_progress(row + done / max(of, 1), total)
+
             try:
                 if "classes" in kwargs:
-                    results.append(check_classes(obj, kwargs["classes"], seed=seed))
+                    results.append(
+                        check_classes(obj, kwargs["classes"], seed=seed, on_progress=inner)
+                    )
                 else:
-                    results.append(check_density(obj, kwargs["truth"], kwargs["family"], seed=seed))
+                    results.append(
+                        check_density(
+                            obj, kwargs["truth"], kwargs["family"], seed=seed, on_progress=inner
+                        )
+                    )
+            except UserContractError:  # broken whatever the data (likelab's probe)
+                raise
             except UnsupportedError as exc:
-                if not everything:
-                    raise
-                results.append(NotApplicable(obj.spec, setting, str(exc)))
+                reason = " ".join(str(exc).split())
+                row_type = NotApplicable if everything else Failed
+                results.append(row_type(obj.spec, setting, reason))
+            except LikelabError as exc:  # this objective alone; anything else is a bug
+                results.append(Failed(obj.spec, setting, " ".join(str(exc).split())))
+    if on_progress is not None:
+        on_progress(total, total)
     return PropernessSurvey(results)
 
 
