@@ -1075,11 +1075,14 @@ def train_cmd(
         ),
     ] = None,
     objectives: Annotated[
-        str,
+        list[str] | None,
         typer.Option(
-            "--objectives", help="Comma list of objective specs (user objectives by import path)."
+            "--objectives",
+            "--objective",
+            metavar="A,B",
+            help=_OBJECTIVES_HELP + " Default: log,linear,brier.",
         ),
-    ] = "log,linear,brier",
+    ] = None,
     noise: Annotated[
         str | None,
         typer.Option("--noise", help="Training-label noise: symmetric:RATE or pairflip:RATE."),
@@ -1162,7 +1165,7 @@ def train_cmd(
         raise SpecError(f"--missing must be error or drop, got {missing!r}")
     plot = None if plot is None else check_output_dir(plot, what="--plot")
     report = None if report is None else check_output_dir(report, what="--report")
-    specs = _spelled(_distinct_objectives(split_specs(objectives)))
+    specs = _spelled(_distinct_objectives(_objective_specs(objectives, "log,linear,brier")))
     if not 1 <= seeds <= MAX_SEEDS:
         raise ParameterError(f"--seeds must be an integer in [1, {MAX_SEEDS}], got {seeds}")
     if epochs is not None and epochs < 1:
@@ -1288,9 +1291,15 @@ def train_cmd(
         if plot is not None:
             _err.print(f"figures written to {plot}/ (learning_curves.png, reliability.png)")
     if result.any_failed:
-        for note in _notes:
-            _err.print(_one_line(note), markup=False)
-        raise typer.Exit(1)
+        _exit_failed(
+            "train",
+            [
+                f"{_label(row['objective'])}: {row['diverged'] + row['failed']} of "
+                f"{row['seeds']} run(s) failed or diverged"
+                for row in result.rows()
+                if row["diverged"] or row["failed"]
+            ],
+        )
 
 
 def _write_train_figures(result, plot: Path) -> None:

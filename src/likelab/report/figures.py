@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from likelab._paths import atomic_write
 from likelab.errors import OutputError, UnsupportedError
