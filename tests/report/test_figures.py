@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from pathlib import Path
@@ -194,6 +195,41 @@ def test_properness_figure_shows_the_minimum_at_the_truth(class_survey):
     lows = [np.nanmin(d) for d in _curve_points(improper)]
     assert len(lows) == 2 and max(lows) < 0
     assert improper.get_ylim()[0] <= min(lows)
+
+
+def test_properness_figure_of_a_truth_outside_the_family():
+    """No verdict (the question does not arise), so no truth to measure from: the curve is
+    measured from the family's best forecast, and the panel and its axis say so."""
+    from likelab.properness.density import DensityVerdict
+    from likelab.properness.survey import PropernessSurvey
+    from likelab.report import plot_properness
+
+    verdict = DensityVerdict(
+        objective="log",
+        setting="density",
+        verdict=None,
+        claimed="strictly proper",
+        truth="normal:loc=0,scale=1",
+        family="laplace",
+        truth_params=None,
+        # E log-score of Laplace(0, b) under N(0, 1): log(2b) + sqrt(2/pi)/b, least at
+        # b = sqrt(2/pi), where it is log(2b) + 1
+        optimum={"loc": 0.0, "scale": math.sqrt(2 / math.pi)},
+        value=math.log(2 * math.sqrt(2 / math.pi)) + 1,
+        at_truth=None,
+        gap=None,
+        distance=None,
+        how="the truth is not in the family",
+        reason="",
+    )
+    fig = plot_properness(PropernessSurvey([verdict]))
+    (ax,) = fig.axes
+    assert ax.get_title().endswith("the truth is not in the forecast family")
+    assert "its minimum in the family" in " ".join(ax.get_ylabel().split())
+    assert "beats the truth" not in [t.get_text() for t in ax.texts]
+    (d,) = _curve_points(ax)
+    # nothing beats the best forecast on its own path, which passes through it
+    assert -1e-9 <= np.nanmin(d) < 1e-3
 
 
 def test_properness_caption_names_the_rows_drawn(class_survey):

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FuncFormatter, NullFormatter
+from matplotlib.ticker import FuncFormatter, NullFormatter, SymmetricalLogLocator
 
 from likelab._paths import atomic_write
 from likelab.errors import OutputError, UnsupportedError
@@ -367,7 +367,7 @@ def plot_properness(survey, path: str | Path | None = None) -> Figure:
     if any(other):
         kinds.append(("other", other, False))
     fig = Figure(
-        figsize=(4.4 * len(settings) + 2.6, 3.4 * len(kinds)), layout="constrained", dpi=100
+        figsize=(4.4 * len(settings) + 2.6, 3.4 * len(kinds) + 0.6), layout="constrained", dpi=100
     )
     axes = fig.subplots(len(kinds), len(settings), squeeze=False)
     for j, setting in enumerate(settings):
@@ -385,20 +385,31 @@ def plot_properness(survey, path: str | Path | None = None) -> Figure:
                 ax.set_title(f"{head}\n{_other_label(group)}" if i == 0 else _other_label(group))
             ax.set_xlabel(_column_xlabel(group or [c for c in curves if c.setting == setting]))
             ax.tick_params(labelsize=10)
-            if j == 0:
+            from_truth = all(c.from_truth for c in group)
+            if j == 0 or not from_truth:
                 scale = "symmetric log scale" if kind == "other" else "log scale"
-                ax.set_ylabel(f"expected score minus\nits value at the truth ({scale})")
+                ref = "its value at the truth" if from_truth else "its minimum in the family"
+                ax.set_ylabel(f"expected score minus\n{ref} ({scale})")
     handles = [
         Line2D([], [], color=color, ls=ls, lw=1.6, label=name)
         for name, (color, ls) in styles.items()
     ]
+    lower = [c for group in other for c in group]
+    marks = (
+        (any(c.centre is not None for c in curves), "--", "", "the truth"),
+        (any(c.optimum is not None for c in lower), "none", "o", "optimum"),
+        (any(c.edge is not None for c in lower), "none", "<", "optimum beyond the edge"),
+    )
     handles += [
-        Line2D([], [], color="0.35", ls="--", lw=1, label="the truth"),
-        Line2D([], [], color="0.2", marker="o", ls="none", label="optimum, improper"),
-        Line2D([], [], color="0.2", marker="<", ls="none", label="optimum beyond the edge"),
+        Line2D([], [], color="0.3", ls=ls, marker=marker, lw=1, label=label)
+        for shown, ls, marker, label in marks
+        if shown
     ]
     fig.legend(handles=handles, loc="outside right center", fontsize=10, frameon=False)
-    fig.suptitle("Is the truth the minimum? Expected score minus its value at the truth")
+    if all(c.from_truth for c in curves):
+        fig.suptitle("Is the truth the minimum? Expected score minus its value at the truth")
+    else:
+        fig.suptitle("Expected score minus its value at the truth, or at the family's best")
     _save(fig, path)
     return fig
 
@@ -418,10 +429,12 @@ class _Divergence:
     edge: str | None  # "left"/"right": the optimum lies beyond that end of the path
     proper: bool
     verdict: str | None
+    from_truth: bool  # d is measured from the truth's expected score (else the best forecast's)
 
     def __init__(self, prof, result) -> None:
         at_truth = prof.truth_value is not None and np.isfinite(prof.truth_value)
-        if prof.truth_x is not None and at_truth:
+        from_truth = prof.truth_x is not None and at_truth
+        if from_truth:
             ref = float(prof.truth_value)
         elif prof.optimum_value is not None and np.isfinite(prof.optimum_value):
             ref = float(prof.optimum_value)
@@ -442,6 +455,7 @@ class _Divergence:
             "edge": prof.optimum_at_edge,
             "proper": _found_proper(result),
             "verdict": getattr(result, "verdict", None),
+            "from_truth": from_truth,
         }
         for key, value in fields.items():
             object.__setattr__(self, key, value)
@@ -479,6 +493,8 @@ def _other_label(group: list) -> str:
         return "none found improper"
     if all(c.verdict == "improper" for c in group):
         return "improper: a forecast beats the truth"
+    if all(c.verdict is None for c in group):
+        return "the truth is not in the forecast family"
     return "improper or undetermined"
 
 
@@ -562,14 +578,21 @@ def _draw_improper(ax, group: list, styles: dict) -> None:
         return
     low, high = float(values.min()), float(values.max())
     span = max(abs(low), abs(high), 1e-300)
-    negative = [float(-v.min()) for v in finite if v.size and v.min() < 0]
+    # dips below 0 set the linear range; rounding noise (at the reference itself) does not
+    negative = [float(-v.min()) for v in finite if v.size and v.min() < -span * 1e-9]
     small = min(negative) if negative else span * 1e-3
     linthresh = 10.0 ** math.floor(math.log10(max(small / 2.0, span * 1e-12)))
     ax.set_yscale("symlog", linthresh=linthresh, linscale=0.5)
+    ticks = SymmetricalLogLocator(base=10, linthresh=linthresh)
+    ticks.set_params(numticks=9)  # at most about nine labelled decades, readable at 10 pt
+    ax.yaxis.set_major_locator(ticks)
     bottom = 2.0 * low if low < 0 else -linthresh
     ax.set_ylim(bottom, 2.0 * high if high > 0 else linthresh)
-    ax.axhspan(bottom, 0.0, color="tab:red", alpha=0.07, lw=0, zorder=0)
     ax.axhline(0.0, color="0.3", lw=0.8)
+    if not all(c.from_truth for c in group):
+        ax.grid(alpha=0.3, which="major")
+        return  # measured from the family's best forecast: nothing can be below 0
+    ax.axhspan(bottom, 0.0, color="tab:red", alpha=0.07, lw=0, zorder=0)
     ax.text(
         0.98,
         0.03,
