@@ -53,6 +53,16 @@ def test_png_and_svg_of_one_figure_show_at_the_same_size(dpi):
                 assert value.startswith("#"), (key, value)
 
 
+def test_svg_text_is_drawn_as_paths_whatever_the_rc_says():
+    import matplotlib
+
+    with matplotlib.rc_context({"svg.fonttype": "none"}):
+        svg = Figure.from_matplotlib(_small(), alt="a", format="svg")
+    text = _payload(svg.src, "image/svg+xml").decode()
+    assert "<text" not in text  # no font needed to view it: the title "t < 1" is glyph paths
+    assert "font-family" not in text
+
+
 def test_svg_size_reads_every_css_unit():
     def svg(w: str, h: str) -> bytes:
         return f'<?xml version="1.0"?>\n<svg xmlns="x" width="{w}" height="{h}"></svg>'.encode()

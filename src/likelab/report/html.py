@@ -107,7 +107,12 @@ class Figure:
         fmt = current_figure_format() if format is None else check_figure_format(format)
         buf = io.BytesIO()
         if fmt == "svg":
-            fig.savefig(buf, format="svg", metadata={"Date": None})
+            from matplotlib import rc_context
+
+            # self-contained whatever the user's matplotlibrc says: text as paths (no font
+            # needed to view it), raster images inside the SVG, not in files beside it
+            with rc_context({"svg.fonttype": "path", "svg.image_inline": True}):
+                fig.savefig(buf, format="svg", metadata={"Date": None})
             data = buf.getvalue()
             width, height = _svg_size(data, dpi)
         else:
