@@ -94,6 +94,15 @@ PlotOpt = Annotated[
         help="Write a figure to FILE; the format follows its extension: .png, .pdf or .svg.",
     ),
 ]
+FiguresOpt = Annotated[
+    str,
+    typer.Option(
+        "--figures",
+        metavar="png|svg",
+        help="Format of the page's figures, embedded in the page either way: png (default) or "
+        "svg (vector graphics, sharp at any zoom and in print).",
+    ),
+]
 
 
 # ---------------------------------------------------------------------- helpers
@@ -1136,6 +1145,7 @@ def train_cmd(
         str | None,
         typer.Option("--report", help="Write a self-contained HTML page to DIR/index.html."),
     ] = None,
+    figures: FiguresOpt = "png",
 ) -> None:
     """Train one network per objective and seed on the same data; clean test metrics,
     mean ± sd over seeds, and when and why each run stopped.
@@ -1165,6 +1175,7 @@ def train_cmd(
         raise SpecError(f"--missing must be error or drop, got {missing!r}")
     plot = None if plot is None else check_output_dir(plot, what="--plot")
     report = None if report is None else check_output_dir(report, what="--report")
+    figures = _figures(figures)
     specs = _spelled(_distinct_objectives(_objective_specs(objectives, "log,linear,brier")))
     if not 1 <= seeds <= MAX_SEEDS:
         raise ParameterError(f"--seeds must be an integer in [1, {MAX_SEEDS}], got {seeds}")
@@ -1253,7 +1264,7 @@ def train_cmd(
     if report is not None:
         from likelab.report.pages import write_train_report
 
-        page = write_train_report(result, report)
+        page = write_train_report(result, report, figures=figures)
         _err.print(f"report written to {page}")
     if as_json:
         payload = result.to_dict()
@@ -1641,6 +1652,13 @@ def _short_header(key: str) -> str:
     return key
 
 
+def _figures(value: str) -> str:
+    """``--figures``, checked before any work: png or svg."""
+    from likelab.report.html import check_figure_format
+
+    return check_figure_format(value)
+
+
 # ---------------------------------------------------------------------- demo
 @app.command("demo")
 def demo_cmd(
@@ -1650,12 +1668,14 @@ def demo_cmd(
     ] = False,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the simulated data.")] = 0,
     as_json: JsonOpt = False,
+    figures: FiguresOpt = "png",
 ) -> None:
     """The whole story in one HTML page, OUT/index.html: underflow, the seed's landscape,
     properness, classifiers, a simulation study; every number computed in this run."""
     from likelab.report.demo import run_demo
 
     out = check_output_dir(out, what="--out")
+    figures = _figures(figures)
     before = set(out.rglob("*")) if out.exists() else set()
     try:
         if _err.is_terminal and not as_json:
@@ -1669,13 +1689,15 @@ def demo_cmd(
                 def step(done: int, total: int, label: str) -> None:
                     progress.update(task, completed=done, total=total, description=label)
 
-                demo = run_demo(out, quick=quick, seed=seed, on_step=step)
+                demo = run_demo(out, quick=quick, seed=seed, on_step=step, figures=figures)
         else:
 
             def step(done: int, total: int, label: str) -> None:
                 _err.print(f"step {done + 1}/{total}: {label}")
 
-            demo = run_demo(out, quick=quick, seed=seed, on_step=None if as_json else step)
+            demo = run_demo(
+                out, quick=quick, seed=seed, on_step=None if as_json else step, figures=figures
+            )
     except KeyboardInterrupt:
         written = sorted(
             str(p.relative_to(out)) for p in set(out.rglob("*")) - before if p.is_file()
@@ -1707,6 +1729,7 @@ def report_cmd(
         str | None,
         typer.Option("--out", help="Directory for the page (default: STORE-report/ beside it)."),
     ] = None,
+    figures: FiguresOpt = "png",
 ) -> None:
     """Render a study store as a self-contained HTML page, OUT/index.html."""
     from likelab.report.pages import write_study_report
@@ -1714,7 +1737,7 @@ def report_cmd(
     target = check_output_dir(
         store.with_name(store.stem + "-report") if out is None else out, what="--out"
     )
-    page = write_study_report(store, target)
+    page = write_study_report(store, target, figures=_figures(figures))
     _out.print(f"report written to {page}")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from pathlib import Path
@@ -69,22 +70,177 @@ def test_landscape_without_path_does_not_write(tmp_path):
     assert isinstance(fig, Figure) and list(tmp_path.iterdir()) == []
 
 
-def test_underflow_figure(tmp_path):
-    rep = underflow((0.3, 0.2, 0.1), max_n=512)
+def _break_marks(ax, y: float) -> int:
+    """How many broken-axis marks (//: unclipped markers in axes coordinates) sit at height y."""
+    return sum(
+        1
+        for line in ax.lines
+        if line.get_transform() == ax.transAxes
+        and not line.get_clip_on()
+        and np.allclose(line.get_ydata(), y)
+    )
+
+
+@pytest.mark.parametrize(
+    "likelihoods,dtypes,max_n",
+    [((0.3, 0.2, 0.1), ("float32", "float64"), 512), ((0.05, 0.6), ("float32",), 200)],
+)
+def test_underflow_figure_keeps_zero_off_the_log_axis(tmp_path, likelihoods, dtypes, max_n):
+    rep = underflow(likelihoods, dtypes=dtypes, max_n=max_n)
     path = tmp_path / "underflow.png"
     fig = plot_underflow(rep, path)
     assert _is_png(path)
-    assert len(fig.axes) == 2
-    top, bottom = fig.axes
-    assert top.get_yticklabels()[0].get_text() == "exactly 0"
-    assert bottom.get_xlabel() == "batch size n"
+    top, top_zero, bottom, bottom_zero = fig.axes  # each log axis over its strip of zeros
+    assert bottom_zero.get_xlabel() == "batch size n"
+    for log_ax, zero_ax in ((top, top_zero), (bottom, bottom_zero)):
+        # a broken axis: // marks on both sides of the gap, the facing spines hidden
+        assert _break_marks(log_ax, 0.0) == 1 and _break_marks(zero_ax, 1.0) == 1
+        assert not log_ax.spines["bottom"].get_visible()
+        assert not zero_ax.spines["top"].get_visible()
+        # no tick of the log axis claims to be zero
+        assert all(
+            "0" != t.get_text() and "exactly" not in t.get_text() for t in log_ax.get_yticklabels()
+        )
+    for dt in dtypes:
+        t = rep.thresholds[dt]
+        assert t["zero_at"] is not None  # these likelihoods underflow in every dtype asked
+        # where the product is exactly 0, its curve on the log axis has no point at all
+        curve = next(ln for ln in top.lines if ln.get_label() == f"{dt}: naive product")
+        y = np.asarray(curve.get_ydata(), dtype=float)
+        assert np.isnan(y[rep.product[dt] == 0]).all()
+        assert np.isfinite(y[rep.product[dt] > 0]).all()
+        # the strip says from where, and draws a bar from there to the last n
+        labels = [t_.get_text() for t_ in top_zero.get_yticklabels()]
+        assert f"{dt}: exactly 0 from n = {t['zero_at']}" in labels
+        spans = [seg for coll in top_zero.collections for seg in coll.get_segments()]
+        assert any(
+            np.isclose(seg[0][0], t["zero_at"] - 0.5) and np.isclose(seg[1][0], max_n + 0.5)
+            for seg in spans
+        )
+    grad_labels = [t_.get_text() for t_ in bottom_zero.get_yticklabels()]
+    assert f"NLL: never 0 (n ≤ {max_n})" in grad_labels
 
 
 def test_underflow_figure_without_any_zero(tmp_path):
-    # nothing underflows within max_n: no zero row markers, still a valid figure
+    # nothing underflows within max_n: empty strips that say so, still a valid figure
     rep = underflow((0.9,), dtypes=("float64",), max_n=64)
     fig = plot_underflow(rep, tmp_path / "u.png")
-    assert _is_png(tmp_path / "u.png") and len(fig.axes) == 2
+    assert _is_png(tmp_path / "u.png") and len(fig.axes) == 4
+    assert [t.get_text() for t in fig.axes[1].get_yticklabels()] == ["float64: never 0 (n ≤ 64)"]
+    assert not fig.axes[1].collections
+
+
+def test_underflow_caption_says_where_the_panels_are():
+    from likelab.report.sections import underflow_section
+
+    rep = underflow((0.3, 0.2, 0.1), max_n=128)
+    fig = plot_underflow(rep)
+    top, _, bottom, _ = fig.axes
+    # stacked, not side by side: the caption says top and bottom
+    assert top.get_position().y0 > bottom.get_position().y1
+    caption = underflow_section(rep, fig).data["figure"].caption
+    assert caption.startswith("Top:") and "Bottom:" in caption
+    assert "left" not in caption.lower() and "right" not in caption.lower()
+
+
+# ---------------------------------------------------------------------- properness profiles
+@pytest.fixture(scope="module")
+def class_survey():
+    from likelab.properness import survey
+
+    # 4 classes (not the demo's 3): proper, strictly proper and improper objectives
+    return survey(["log", "linear", "spherical", "pseudospherical:gamma=3", "gce"], classes=4)
+
+
+def test_properness_figure_has_few_large_labelled_panels(class_survey):
+    from likelab.report import plot_properness
+
+    fig = plot_properness(class_survey)
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(panels) <= 6
+    fig.canvas.draw()  # lay it out
+    width, height = fig.get_size_inches()
+    for ax in panels:
+        box = ax.get_position()
+        assert box.width * width >= 3.0 and box.height * height >= 2.0  # inches
+        assert ax.get_xlabel()  # what the forecast parameter is
+        assert min(t.get_fontsize() for t in ax.get_xticklabels() + ax.get_yticklabels()) >= 10
+        if ax.get_subplotspec().is_first_col():
+            assert "minus its value at the truth" in " ".join(ax.get_ylabel().split())
+
+
+def _curve_points(ax):
+    return [np.asarray(ln.get_ydata(), float) for ln in ax.lines if len(ln.get_xdata()) > 5]
+
+
+def test_properness_figure_shows_the_minimum_at_the_truth(class_survey):
+    from likelab.report import plot_properness
+
+    fig = plot_properness(class_survey)
+    full, near, improper = fig.axes  # one setting: three rows, one column
+    strict = [r for r in class_survey.results if r.verdict == "strictly proper"]
+    assert len(_curve_points(full)) == len(_curve_points(near)) == len(strict) == 3
+    assert near.get_xlim() == pytest.approx((0.5, 2.0))
+    for ax in (full, near):
+        assert ax.get_yscale() == "log"
+        low, high = ax.get_ylim()
+        for d in _curve_points(ax):
+            positive = d[np.isfinite(d) & (d > 0)]
+            # every point off the truth is in view: a curve that is flat on one side of the
+            # truth on a linear axis (spherical, pseudospherical: 1e-7 left of it) is not here
+            assert positive.size >= d.size - 1
+            assert low <= positive.min() and positive.max() <= high
+    # the improper row: linear and gce go below 0 and the axis shows it
+    assert improper.get_yscale() == "symlog"
+    lows = [np.nanmin(d) for d in _curve_points(improper)]
+    assert len(lows) == 2 and max(lows) < 0
+    assert improper.get_ylim()[0] <= min(lows)
+
+
+def test_properness_figure_of_a_truth_outside_the_family():
+    """No verdict (the question does not arise), so no truth to measure from: the curve is
+    measured from the family's best forecast, and the panel and its axis say so."""
+    from likelab.properness.density import DensityVerdict
+    from likelab.properness.survey import PropernessSurvey
+    from likelab.report import plot_properness
+
+    verdict = DensityVerdict(
+        objective="log",
+        setting="density",
+        verdict=None,
+        claimed="strictly proper",
+        truth="normal:loc=0,scale=1",
+        family="laplace",
+        truth_params=None,
+        # E log-score of Laplace(0, b) under N(0, 1): log(2b) + sqrt(2/pi)/b, least at
+        # b = sqrt(2/pi), where it is log(2b) + 1
+        optimum={"loc": 0.0, "scale": math.sqrt(2 / math.pi)},
+        value=math.log(2 * math.sqrt(2 / math.pi)) + 1,
+        at_truth=None,
+        gap=None,
+        distance=None,
+        how="the truth is not in the family",
+        reason="",
+    )
+    fig = plot_properness(PropernessSurvey([verdict]))
+    (ax,) = fig.axes
+    assert ax.get_title().endswith("the truth is not in the forecast family")
+    assert "its minimum in the family" in " ".join(ax.get_ylabel().split())
+    assert "beats the truth" not in [t.get_text() for t in ax.texts]
+    (d,) = _curve_points(ax)
+    # nothing beats the best forecast on its own path, which passes through it
+    assert -1e-9 <= np.nanmin(d) < 1e-3
+
+
+def test_properness_caption_names_the_rows_drawn(class_survey):
+    from likelab.properness.survey import PropernessSurvey
+    from likelab.report.sections import _properness_caption
+
+    both = _properness_caption(class_survey)
+    assert "Top:" in both and "Bottom:" in both
+    proper = [r for r in class_survey.results if r.verdict != "improper"]
+    only_proper = _properness_caption(PropernessSurvey(proper))
+    assert "Top:" in only_proper and "Bottom" not in only_proper
 
 
 # ---------------------------------------------------------------------- training and study figures

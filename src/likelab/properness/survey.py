@@ -10,6 +10,7 @@ temperature (classes), with the truth and the optimum on it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -200,7 +201,9 @@ class ScoreProfile:
     optimum_at_edge: str | None
 
 
-def score_profile(result: ClassesVerdict | DensityVerdict, points: int = 81) -> ScoreProfile:
+def score_profile(
+    result: ClassesVerdict | DensityVerdict, points: int = 81, *, window: float | None = None
+) -> ScoreProfile:
     """The curve that ``likelab properness --plot`` draws for one verdict.
 
     Densities: the family's ``scale`` (or first free positive parameter) over a log grid around
@@ -209,18 +212,27 @@ def score_profile(result: ClassesVerdict | DensityVerdict, points: int = 81) -> 
     expected score, on the curve when its other parameters are the truth's. Classes: the worst
     truth q, tempered, :math:`p_T \\propto q^{1/T}` for :math:`T \\in [0.05, 20]`; T = 1 is the
     truth and T → 0 puts all mass on the mode.
+
+    ``window`` (> 1) zooms in: the path from 1/window to window times the truth's value (the
+    optimum's, where the truth is not in the family; T from 1/window to window on classes).
     """
+    if window is not None and not (math.isfinite(window) and window > 1):
+        raise ParameterError(f"window must be a finite number > 1, got {window!r}")
     if isinstance(result, ClassesVerdict):
-        return _classes_profile(result, points)
+        return _classes_profile(result, points, window)
     if isinstance(result, DensityVerdict):
-        return _density_profile(result, points)
+        return _density_profile(result, points, window)
     raise ParameterError(f"no profile for {type(result).__name__}")
 
 
-def _classes_profile(v: ClassesVerdict, points: int) -> ScoreProfile:
+def _classes_profile(v: ClassesVerdict, points: int, window: float | None) -> ScoreProfile:
     obj = get_objective(v.objective)
     q = torch.tensor(v.worst_truth, dtype=torch.float64)
-    temps = np.geomspace(0.05, 20.0, points)
+    temps = (
+        np.geomspace(0.05, 20.0, points)
+        if window is None
+        else np.geomspace(1 / window, window, points)
+    )
     t = torch.as_tensor(temps).unsqueeze(-1)
     logits = torch.log(q.clamp(min=1e-300)) / t
     with torch.no_grad():
@@ -245,7 +257,7 @@ def _classes_profile(v: ClassesVerdict, points: int) -> ScoreProfile:
     )
 
 
-def _density_profile(v: DensityVerdict, points: int) -> ScoreProfile:
+def _density_profile(v: DensityVerdict, points: int, window: float | None) -> ScoreProfile:
     fam = get_family(v.family)
     positive = [n for n in fam.free if fam.param(n).domain == "positive"]
     if not positive:
@@ -253,13 +265,13 @@ def _density_profile(v: DensityVerdict, points: int) -> ScoreProfile:
     name = "scale" if "scale" in positive else positive[0]
     opt = dict(v.optimum)
     ref = v.truth_params[name] if v.truth_params is not None else opt[name]
-    span = [ref / 30, ref * 30]
+    span = [ref / (window or 30), ref * (window or 30)]
     edge = None
     if opt[name] < span[0]:
         edge = "left"
     elif opt[name] > span[1]:
         edge = "right"
-    else:
+    elif window is None:
         span = [min(span[0], opt[name] / 3), max(span[1], opt[name] * 3)]
     x = np.geomspace(span[0], span[1], points)
     base = v.truth_params if v.truth_params is not None else opt

@@ -115,11 +115,21 @@ def run_demo(
     quick: bool = False,
     seed: int = 0,
     on_step: Callable[[int, int, str], None] | None = None,
+    figures: str = "png",
 ) -> DemoReport:
     """Run every section of the demo and write ``out/index.html`` (see the module docstring).
 
     ``on_step(done, total, label)`` is called as each step starts (``done`` steps finished).
+    ``figures``: ``png`` or ``svg``, the format of the figures in the page and of those written
+    beside it.
     """
+    from likelab.report.html import check_figure_format, figure_format
+
+    with figure_format(check_figure_format(figures)) as fmt:
+        return _run_demo(out, quick=quick, seed=seed, on_step=on_step, figures=fmt)
+
+
+def _run_demo(out, *, quick, seed, on_step, figures) -> DemoReport:
     from likelab._paths import check_output_dir
     from likelab.classify import compare
     from likelab.properness import survey
@@ -147,7 +157,7 @@ def run_demo(
             on_step(i, total, STEPS[i])
 
     step(0)
-    walk = write_walkthrough(out, seed=seed)
+    walk = write_walkthrough(out, seed=seed, figures=figures)
     sections = [
         underflow_section(walk.underflow_report, walk.figures["underflow"]),
         landscape_section(walk.landscape_report, seed=seed, figure=walk.figures["landscape"]),

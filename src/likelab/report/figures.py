@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import math
+import textwrap
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter, NullFormatter, SymmetricalLogLocator
 
 from likelab._paths import atomic_write
 from likelab.errors import OutputError, UnsupportedError
@@ -167,44 +170,31 @@ def _landscape_2d(land: Landscape) -> Figure:
 def plot_underflow(report: UnderflowReport, path: str | Path | None = None) -> Figure:
     """The naive product and its gradient against the batch size n, per floating type.
 
-    Top: log10 of the product per dtype, the exact log10-product (sum of logs, finite at every
-    n), each dtype's smallest normal (``tiny``, dashed) and smallest subnormal (dotted); where the
-    product is exactly 0 it is drawn at the bottom row, marked x. Bottom: the per-sample (RMS)
-    gradient norm with respect to the logits, of the product per dtype and of the log-product
-    (the NLL), zeros drawn the same way.
+    Top panel: the product per dtype on a log scale, the exact product (from the sum of logs,
+    finite at every n), each dtype's smallest normal (``tiny``, dashed) and smallest subnormal
+    (dotted). Bottom panel: the per-sample (RMS) gradient norm with respect to the logits, of
+    the product per dtype and of the log-product (the NLL). Zero has no place on a log scale:
+    below each log axis, past an axis break (the // marks), a strip with one row per curve
+    shows the batch sizes at which it is exactly 0.
     """
     n = report.n
-    fig = Figure(figsize=(11, 8), layout="constrained")
-    top, bottom = fig.subplots(2, 1, sharex=True)
-    exact = report.log_product / math.log(10.0)
+    fig = Figure(figsize=(11, 9), layout="constrained")
+    dtypes = len(report.dtypes)
+    axes = fig.subplots(
+        4, 1, sharex=True, height_ratios=[6.0, _strip(dtypes), 6.0, _strip(dtypes + 1)]
+    )
+    colors = {dt: _COLORS[i % len(_COLORS)] for i, dt in enumerate(report.dtypes)}
+    widths = {dt: _width(i, len(report.dtypes)) for i, dt in enumerate(report.dtypes)}
 
-    floor = _zero_row(
-        [math.log10(t["smallest_subnormal"]) for t in report.thresholds.values()]
-        + [float(np.min(exact))]
-    )
-    top.plot(
-        n,
-        exact,
-        color="black",
-        ls="--",
-        lw=1.0,
-        label="exact: sum of log10 l_i (finite at every n)",
-    )
-    for i, dt in enumerate(report.dtypes):
-        color = _COLORS[i % len(_COLORS)]
+    top, top_zero = _broken_log_axes(*axes[:2])
+    exact = report.log_product / math.log(10.0)
+    top.plot(n, exact, color="black", ls="--", lw=1.0, label="exact, from the sum of logs")
+    for dt in report.dtypes:
         t = report.thresholds[dt]
-        _log_curve(
-            top,
-            n,
-            report.product[dt],
-            floor,
-            color,
-            f"{dt}: naive product",
-            width=_width(i, len(report.dtypes)),
-        )
+        _log_curve(top, n, report.product[dt], colors[dt], f"{dt}: naive product", widths[dt])
         top.axhline(
             math.log10(t["tiny"]),
-            color=color,
+            color=colors[dt],
             ls="--",
             lw=0.8,
             alpha=0.7,
@@ -212,57 +202,48 @@ def plot_underflow(report: UnderflowReport, path: str | Path | None = None) -> F
         )
         top.axhline(
             math.log10(t["smallest_subnormal"]),
-            color=color,
+            color=colors[dt],
             ls=":",
             lw=1.0,
             label=f"{dt} smallest subnormal ({t['smallest_subnormal']:.3g})",
         )
-        if t["zero_at"] is not None:
-            _mark_zero_from(top, t["zero_at"], floor, color, f"{dt}: 0 from n = {t['zero_at']}")
-    _floor_axis(top, floor)
-    top.set_ylabel("log10 product of likelihoods")
+    _zero_strip(top_zero, n, [(dt, report.product[dt], colors[dt]) for dt in report.dtypes])
+    top.set_ylabel("product of likelihoods\n(log scale)")
     ls = ", ".join(f"{v:g}" for v in report.likelihoods)
     zeros = [t["zero_at"] for t in report.thresholds.values() if t["zero_at"] is not None]
     verdict = "underflows to exactly 0" if zeros else f"stays above 0 up to n = {report.max_n}"
-    top.set_title(f"naive product of likelihoods ({ls}, repeated) {verdict}", fontsize=11)
-    top.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
-    top.grid(alpha=0.3)
+    top.set_title(f"the naive product of likelihoods ({ls}, repeated) {verdict}", fontsize=11)
+    top.legend(fontsize=9, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
 
-    nll = np.log10(report.grad_norm_nll)
-    gfloor = _zero_row(
-        [
-            float(np.log10(a[a > 0]).min())
-            for a in report.grad_norm_product.values()
-            if (a > 0).any()
-        ]
-        + [float(np.min(nll))]
-    )
+    bottom, bottom_zero = _broken_log_axes(*axes[2:])
     bottom.plot(
-        n, nll, color="black", lw=1.5, label="log-product (NLL): RMS ||softmax(z_i) - e_y||"
+        n,
+        np.log10(report.grad_norm_nll),
+        color="black",
+        lw=1.5,
+        label="log-product (NLL): RMS ||softmax(z_i) - e_y||",
     )
-    for i, dt in enumerate(report.dtypes):
-        color = _COLORS[i % len(_COLORS)]
-        t = report.thresholds[dt]
+    for dt in report.dtypes:
         _log_curve(
             bottom,
             n,
             report.grad_norm_product[dt],
-            gfloor,
-            color,
+            colors[dt],
             f"{dt}: product, RMS ||dP/dz_i||",
-            width=_width(i, len(report.dtypes)),
+            widths[dt],
         )
-        if t["grad_zero_at"] is not None:
-            at = t["grad_zero_at"]
-            _mark_zero_from(bottom, at, gfloor, color, f"{dt}: gradient 0 from n = {at}")
-    _floor_axis(bottom, gfloor)
-    bottom.set_ylabel("log10 gradient norm")
-    bottom.set_xlabel("batch size n")
-    bottom.set_title(
-        f"gradient with respect to the logits ({report.num_classes} classes)", fontsize=11
+    _zero_strip(
+        bottom_zero,
+        n,
+        [(dt, report.grad_norm_product[dt], colors[dt]) for dt in report.dtypes]
+        + [("NLL", report.grad_norm_nll, "black")],
     )
-    bottom.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
-    bottom.grid(alpha=0.3)
+    bottom.set_ylabel("gradient norm\n(log scale)")
+    bottom_zero.set_xlabel("batch size n")
+    bottom.set_title(
+        f"its gradient with respect to the logits ({report.num_classes} classes)", fontsize=11
+    )
+    bottom.legend(fontsize=9, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     _save(fig, path)
     return fig
 
@@ -272,103 +253,358 @@ def _width(i: int, count: int) -> float:
     return 1.3 + 2.5 * (count - 1 - i) / max(1, count - 1)
 
 
-def _log_curve(
-    ax,
-    n: np.ndarray,
-    values: np.ndarray,
-    floor: float,
-    color: str,
-    label: str,
-    *,
-    width: float = 1.5,
-) -> None:
-    """log10 of positive values as a line; exact zeros as x markers on the ``floor`` row."""
-    positive = values > 0
+def _strip(rows: int) -> float:
+    """The height of a strip of exact zeros with ``rows`` rows, relative to its log axis's 6."""
+    return 0.55 + 0.32 * rows
+
+
+def _broken_log_axes(log_ax, zero_ax):
+    """A log axis (log10 values, ticks shown as powers of ten) over a strip for exact zeros,
+    sharing x, with the standard broken-axis marks (//) on both sides of the gap between them:
+    zero is not a point of the log scale, so it gets its own axis."""
+    log_ax.spines["bottom"].set_visible(False)
+    zero_ax.spines["top"].set_visible(False)
+    log_ax.tick_params(bottom=False, labelbottom=False)
+    log_ax.yaxis.set_major_formatter(FuncFormatter(_power_of_ten))
+    log_ax.grid(alpha=0.3)
+    zero_ax.grid(alpha=0.3, axis="x")
+    marks = {
+        "marker": [(-1, -0.5), (1, 0.5)],
+        "markersize": 10,
+        "linestyle": "none",
+        "color": "k",
+        "mec": "k",
+        "mew": 1,
+        "clip_on": False,
+    }
+    log_ax.plot([0, 1], [0, 0], transform=log_ax.transAxes, **marks)
+    zero_ax.plot([0, 1], [1, 1], transform=zero_ax.transAxes, **marks)
+    return log_ax, zero_ax
+
+
+def _power_of_ten(value: float, _pos=None) -> str:
+    """A tick at log10 value k, labelled as the number it stands for: 10^k."""
+    if abs(value - round(value)) > 1e-9:
+        return ""
+    k = round(value)
+    return "1" if k == 0 else f"$10^{{{k}}}$"
+
+
+def _log_curve(ax, n: np.ndarray, values: np.ndarray, color: str, label: str, width: float):
+    """log10 of the positive values as a line; exact zeros are left out (see _zero_strip)."""
     logs = np.full(values.shape, np.nan)
+    positive = values > 0
     logs[positive] = np.log10(values[positive])
     ax.plot(n, logs, color=color, lw=width, alpha=0.85, label=label)
-    zeros = np.flatnonzero(values == 0)
-    if zeros.size:
-        step = max(1, math.ceil(n.size / 60))  # about 60 markers across the full axis at most
-        shown = zeros[::step]
-        ax.plot(
-            n[shown],
-            np.full(shown.shape, floor),
-            "x",
-            color=color,
-            ms=5,
-            label=f"{label.split(':')[0]}: exactly 0",
-        )
 
 
-def _mark_zero_from(ax, n: int, floor: float, color: str, text: str) -> None:
-    """A faint vertical line at batch size ``n`` and a label just above the 'exactly 0' row."""
-    ax.axvline(n, color=color, lw=0.6, alpha=0.5)
-    ax.annotate(
-        text, (n, floor), xytext=(4, 16), textcoords="offset points", color=color, fontsize=8
-    )
-
-
-def _zero_row(lowest: list[float]) -> float:
-    """The height of the 'exactly 0' row: a round number 15 below the lowest log10 drawn."""
-    return math.floor(min(lowest) / 10.0) * 10.0 - 15.0
-
-
-def _floor_axis(ax, floor: float) -> None:
-    """Reserve the bottom row for exact zeros and label it."""
-    high = ax.get_ylim()[1]
-    ax.set_ylim(floor - 0.04 * (high - floor), max(high, 1.0))
-    ax.axhline(floor, color="grey", lw=0.5)
-    ticks = [t for t in ax.get_yticks() if floor + 0.06 * (max(high, 1.0) - floor) < t <= high]
-    ax.set_yticks([floor, *ticks])
-    ax.set_yticklabels(["exactly 0", *(f"{t:g}" for t in ticks)])
+def _zero_strip(ax, n: np.ndarray, curves: list[tuple[str, np.ndarray, str]]) -> None:
+    """One row per curve: a bar over every run of batch sizes at which it is exactly 0, the row
+    labelled with where that starts ("never" where it is not 0 at any n drawn)."""
+    labels = []
+    for row, (name, values, color) in enumerate(curves):
+        y = len(curves) - 1 - row  # the first curve on top
+        zero = np.asarray(values) == 0
+        if zero.any():
+            edges = np.flatnonzero(np.diff(np.concatenate([[0], zero.astype(int), [0]])))
+            for start, stop in zip(edges[::2], edges[1::2], strict=True):
+                ax.hlines(y, n[start] - 0.5, n[stop - 1] + 0.5, color=color, lw=6)
+            first = int(n[np.flatnonzero(zero)[0]])
+            ax.axvline(first, color=color, lw=0.6, alpha=0.5)
+            labels.append((y, f"{name}: exactly 0 from n = {first}", color))
+        else:
+            labels.append((y, f"{name}: never 0 (n ≤ {int(n[-1])})", color))
+    ax.set_ylim(-0.7, len(curves) - 0.3)
+    ax.set_yticks([y for y, _, _ in labels], [text for _, text, _ in labels], fontsize=9)
+    for tick, (_, _, color) in zip(ax.get_yticklabels(), labels, strict=True):
+        tick.set_color(color)
+    ax.tick_params(axis="y", length=0)
+    ax.set_xlim(n[0] - 0.02 * (n[-1] - n[0]) - 0.5, n[-1] + 0.02 * (n[-1] - n[0]) + 0.5)
 
 
 def plot_properness(survey, path: str | Path | None = None) -> Figure:
-    """Expected score against the forecast's scale (densities) or temperature (classes), one
-    panel per objective and setting, marking the truth (dashed line, open circle) and the
-    optimum (filled dot, or an arrow at the edge it runs off to). Rows without a verdict's
-    evidence (not applicable) are skipped.
+    """Each objective's score divergence along a line of forecasts through the truth: the
+    expected score of the forecast minus its value at the truth, d(P, Q) = E_P S(Q) - E_P S(P)
+    (Gneiting & Raftery 2007, sec. 2.2; proper: d >= 0, strictly proper: d = 0 only at Q = P).
+
+    One column per setting (K classes: the tempered forecast q^(1/T) of the objective's worst
+    truth q, T = 1 the truth; a density: the forecast's scale, the other parameters at the
+    truth's values), all objectives of a kind overlaid, one colour per objective:
+
+    - top row, objectives the survey found proper: d on a log axis over the whole path (a
+      divergence of 1e-7 left of the truth is as visible as one of 1 right of it, and the
+      curve plunges off the bottom where d = 0, at the truth);
+    - middle row, the same near the truth (half to twice its value);
+    - bottom row, improper (or undetermined) objectives: d on a symmetric log axis, the region
+      d < 0 (a forecast beats the truth) shaded, each optimum marked (a dot, or a triangle at
+      the edge the optimum runs off to).
+
+    Where the truth is not in the forecast family, d is measured from the family's best
+    forecast instead. Within a panel, objectives listed earlier are drawn wider, so that curves
+    that coincide stay visible. Rows without a verdict's evidence (not applicable) are skipped.
     """
     from likelab.properness.survey import NotApplicable, score_profile
 
-    profiles = [score_profile(r) for r in survey.results if not isinstance(r, NotApplicable)]
-    if not profiles:
+    rows = [r for r in survey.results if not isinstance(r, NotApplicable)]
+    if not rows:
         raise UnsupportedError("nothing to plot: no objective applies in the settings asked")
-    cols = min(4, len(profiles))
-    rows = -(-len(profiles) // cols)
-    fig = Figure(figsize=(4.0 * cols, 2.9 * rows), layout="constrained")
-    axes = fig.subplots(rows, cols, squeeze=False)
-    for ax, prof in zip(axes.ravel(), profiles, strict=False):
-        ax.plot(prof.x, prof.values, color="C0", lw=1.4)
-        ax.set_xscale("log")
-        finite = prof.values[np.isfinite(prof.values)]
-        if prof.truth_x is not None:
-            ax.axvline(prof.truth_x, color="C2", ls="--", lw=1)
-            ax.plot([prof.truth_x], [prof.truth_value], "o", mfc="none", color="C2", label="truth")
-        if prof.optimum_x is not None:
-            ax.plot([prof.optimum_x], [prof.optimum_value], "o", color="C3", label="optimum")
-        elif prof.optimum_at_edge is not None and finite.size:
-            where = 0.02 if prof.optimum_at_edge == "left" else 0.98
-            arrow = "←" if prof.optimum_at_edge == "left" else "→"
-            ax.annotate(
-                f"{arrow} optimum beyond the edge",
-                xy=(where, 0.06),
-                xycoords="axes fraction",
-                ha="left" if where < 0.5 else "right",
-                color="C3",
-                fontsize=8,
-            )
-        ax.set_title(f"{prof.objective} ({prof.setting})", fontsize=9)
-        ax.set_xlabel(prof.xlabel, fontsize=7)
-        ax.tick_params(labelsize=7)
-        _focus_on_minimum(ax, finite, prof)
-    axes.ravel()[0].legend(fontsize=7, loc="upper center")
-    for ax in axes.ravel()[len(profiles) :]:
-        ax.set_visible(False)
-    fig.suptitle("expected score (lower is better): is the truth the minimum?", fontsize=11)
+    settings = list(dict.fromkeys(r.setting for r in rows))
+    curves = [_Divergence(score_profile(r), r) for r in rows]
+    styles = _objective_styles(list(dict.fromkeys(r.objective for r in rows)))
+    proper = [[c for c in curves if c.setting == s and c.proper] for s in settings]
+    other = [[c for c in curves if c.setting == s and not c.proper] for s in settings]
+    near = [  # the same objectives again, on a finer path from half to twice the truth
+        [
+            _Divergence(score_profile(r, 41, window=2.0), r)
+            for r in rows
+            if r.setting == s and _found_proper(r)
+        ]
+        for s in settings
+    ]
+    kinds = []
+    if any(proper):
+        kinds += [("proper", proper, False), ("proper", near, True)]
+    if any(other):
+        kinds.append(("other", other, False))
+    fig = Figure(
+        figsize=(4.4 * len(settings) + 2.6, 3.4 * len(kinds) + 0.6), layout="constrained", dpi=100
+    )
+    axes = fig.subplots(len(kinds), len(settings), squeeze=False)
+    for j, setting in enumerate(settings):
+        head = _setting_title(setting, [r for r in rows if r.setting == setting])
+        for i, (kind, groups, zoom) in enumerate(kinds):
+            ax = axes[i, j]
+            group = groups[j]
+            if kind == "proper":
+                _draw_proper(ax, group, styles, zoom=zoom)
+                what = "near the truth" if zoom else "whole path"
+                label = _proper_label(group)
+                ax.set_title(f"{head}\n{label}: {what}" if i == 0 else f"{label}: {what}")
+            else:
+                _draw_improper(ax, group, styles)
+                ax.set_title(f"{head}\n{_other_label(group)}" if i == 0 else _other_label(group))
+            ax.set_xlabel(_column_xlabel(group or [c for c in curves if c.setting == setting]))
+            ax.tick_params(labelsize=10)
+            from_truth = all(c.from_truth for c in group)
+            if j == 0 or not from_truth:
+                scale = "symmetric log scale" if kind == "other" else "log scale"
+                ref = "its value at the truth" if from_truth else "its minimum in the family"
+                ax.set_ylabel(f"expected score minus\n{ref} ({scale})")
+    handles = [
+        Line2D([], [], color=color, ls=ls, lw=1.6, label=name)
+        for name, (color, ls) in styles.items()
+    ]
+    lower = [c for group in other for c in group]
+    marks = (
+        (any(c.centre is not None for c in curves), "--", "", "the truth"),
+        (any(c.optimum is not None for c in lower), "none", "o", "optimum"),
+        (any(c.edge is not None for c in lower), "none", "<", "optimum beyond the edge"),
+    )
+    handles += [
+        Line2D([], [], color="0.3", ls=ls, marker=marker, lw=1, label=label)
+        for shown, ls, marker, label in marks
+        if shown
+    ]
+    fig.legend(handles=handles, loc="outside right center", fontsize=10, frameon=False)
+    if all(c.from_truth for c in curves):
+        fig.suptitle("Is the truth the minimum? Expected score minus its value at the truth")
+    else:
+        fig.suptitle("Expected score minus its value at the truth, or at the family's best")
     _save(fig, path)
     return fig
+
+
+@dataclass(frozen=True)
+class _Divergence:
+    """One objective's score divergence along a profile: ``d = values - ref`` where ``ref`` is
+    the expected score at the truth (or, the truth not in the family, at the best forecast)."""
+
+    objective: str
+    setting: str
+    xlabel: str
+    x: np.ndarray
+    d: np.ndarray
+    centre: float | None  # the truth's x, where it lies on the path
+    optimum: tuple[float, float] | None  # (x, d) of the optimum where it lies on the path
+    edge: str | None  # "left"/"right": the optimum lies beyond that end of the path
+    proper: bool
+    verdict: str | None
+    from_truth: bool  # d is measured from the truth's expected score (else the best forecast's)
+
+    def __init__(self, prof, result) -> None:
+        at_truth = prof.truth_value is not None and np.isfinite(prof.truth_value)
+        from_truth = prof.truth_x is not None and at_truth
+        if from_truth:
+            ref = float(prof.truth_value)
+        elif prof.optimum_value is not None and np.isfinite(prof.optimum_value):
+            ref = float(prof.optimum_value)
+        else:
+            finite = prof.values[np.isfinite(prof.values)]
+            ref = float(finite.min()) if finite.size else 0.0
+        opt = None
+        if prof.optimum_x is not None and prof.optimum_value is not None:
+            opt = (float(prof.optimum_x), float(prof.optimum_value) - ref)
+        fields = {
+            "objective": prof.objective,
+            "setting": prof.setting,
+            "xlabel": prof.xlabel,
+            "x": np.asarray(prof.x, dtype=float),
+            "d": np.asarray(prof.values, dtype=float) - ref,
+            "centre": None if prof.truth_x is None else float(prof.truth_x),
+            "optimum": opt,
+            "edge": prof.optimum_at_edge,
+            "proper": _found_proper(result),
+            "verdict": getattr(result, "verdict", None),
+            "from_truth": from_truth,
+        }
+        for key, value in fields.items():
+            object.__setattr__(self, key, value)
+
+
+def _found_proper(result) -> bool:
+    return getattr(result, "verdict", None) in ("strictly proper", "proper")
+
+
+def _objective_styles(names: list[str]) -> dict[str, tuple[str, str]]:
+    """One (colour, line style) per objective, the same in every panel: the ten tab10 colours,
+    solid, then dashed, then dash-dotted."""
+    dashes = ("-", "--", "-.", ":")
+    return {name: (f"C{k % 10}", dashes[(k // 10) % len(dashes)]) for k, name in enumerate(names)}
+
+
+def _setting_title(setting: str, results: list) -> str:
+    if setting.startswith("classes:"):
+        return f"{setting.split(':', 1)[1]} classes (each objective at its worst truth q)"
+    truth = getattr(results[0], "truth", None) if results else None
+    from likelab.report.study_figures import wrap_label  # whole, in lines: never cut
+
+    return wrap_label(f"density: truth {truth}", 48) if truth else setting
+
+
+def _column_xlabel(curves: list) -> str:
+    labels = list(dict.fromkeys(c.xlabel for c in curves))
+    return textwrap.fill(labels[0] if len(labels) == 1 else "forecast parameter", 46)
+
+
+def _proper_label(group: list) -> str:
+    return "proper" if group else "none found proper"
+
+
+def _other_label(group: list) -> str:
+    if not group:
+        return "none found improper"
+    if all(c.verdict == "improper" for c in group):
+        return "improper: a forecast beats the truth"
+    if all(c.verdict is None for c in group):
+        return "the truth is not in the forecast family"
+    return "improper or undetermined"
+
+
+def _no_curves(ax, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=10)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _truth_line(ax, group: list) -> float | None:
+    centres = {c.centre for c in group if c.centre is not None}
+    for centre in centres:
+        ax.axvline(centre, color="0.35", ls="--", lw=1, zorder=1)
+    return next(iter(centres)) if len(centres) == 1 else None
+
+
+def _draw_proper(ax, group: list, styles: dict, *, zoom: bool) -> None:
+    """Score divergences of proper objectives on a log y axis; where d = 0 (at the truth) the
+    curve leaves the axis at the bottom, as log d -> -inf. ``zoom``: half to twice the truth."""
+    if not group:
+        _no_curves(ax, "none")
+        return
+    ax.set_xscale("log")
+    ax.set_yscale("log", nonpositive="clip")
+    centre = _truth_line(ax, group)
+    positive = []
+    for k, c in enumerate(group):
+        x, d = c.x, c.d
+        color, ls = styles[c.objective]
+        ax.plot(x, d, color=color, ls=ls, lw=_width(k, len(group)) * 0.8)
+        off_truth = np.ones(x.shape, bool)
+        if c.centre is not None:
+            off_truth = np.abs(np.log(x / c.centre)) > 1e-6
+        positive.append(d[off_truth & np.isfinite(d) & (d > 0)])
+    values = np.concatenate(positive)
+    if values.size:
+        top = float(values.max()) * 3.0
+        ax.set_ylim(max(float(values.min()) / 3.0, top * 1e-14), top)
+    if zoom and centre is not None:
+        ax.annotate(
+            "0 at the truth:\nbelow any log axis",
+            xy=(centre, 1.0),
+            xycoords=("data", "axes fraction"),
+            xytext=(6, -6),
+            textcoords="offset points",
+            va="top",
+            fontsize=9,
+            color="0.3",
+        )
+        ax.set_xlim(centre / 2.0, centre * 2.0)
+        ticks = [centre * f for f in (0.5, 0.7, 1.0, 1.4, 2.0)]
+        ax.set_xticks(ticks, [f"{t:.3g}" for t in ticks])
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.grid(alpha=0.3, which="major")
+
+
+def _draw_improper(ax, group: list, styles: dict) -> None:
+    """Score divergences of improper (or undetermined) objectives on a symmetric log y axis,
+    the region d < 0 shaded, each optimum marked."""
+    if not group:
+        _no_curves(ax, "none")
+        return
+    ax.set_xscale("log")
+    _truth_line(ax, group)
+    finite = []
+    for k, c in enumerate(group):
+        color, ls = styles[c.objective]
+        ax.plot(c.x, c.d, color=color, ls=ls, lw=_width(k, len(group)) * 0.8)
+        ok = np.isfinite(c.d)
+        finite.append(c.d[ok])
+        if c.centre is not None:
+            ax.plot([c.centre], [0.0], "o", mfc="white", color="0.2", ms=6, zorder=3)
+        if c.optimum is not None:
+            ax.plot(*c.optimum, "o", color=color, ms=7, zorder=4)
+        elif c.edge is not None and ok.any():
+            i = int(np.flatnonzero(ok)[0 if c.edge == "left" else -1])
+            marker = "<" if c.edge == "left" else ">"
+            ax.plot(c.x[i], c.d[i], marker, color=color, ms=9, zorder=4, clip_on=False)
+    values = np.concatenate(finite)
+    if not values.size:
+        return
+    low, high = float(values.min()), float(values.max())
+    span = max(abs(low), abs(high), 1e-300)
+    # dips below 0 set the linear range; rounding noise (at the reference itself) does not
+    negative = [float(-v.min()) for v in finite if v.size and v.min() < -span * 1e-9]
+    small = min(negative) if negative else span * 1e-3
+    linthresh = 10.0 ** math.floor(math.log10(max(small / 2.0, span * 1e-12)))
+    ax.set_yscale("symlog", linthresh=linthresh, linscale=0.5)
+    ticks = SymmetricalLogLocator(base=10, linthresh=linthresh)
+    ticks.set_params(numticks=9)  # at most about nine labelled decades, readable at 10 pt
+    ax.yaxis.set_major_locator(ticks)
+    bottom = 2.0 * low if low < 0 else -linthresh
+    ax.set_ylim(bottom, 2.0 * high if high > 0 else linthresh)
+    ax.axhline(0.0, color="0.3", lw=0.8)
+    if not all(c.from_truth for c in group):
+        ax.grid(alpha=0.3, which="major")
+        return  # measured from the family's best forecast: nothing can be below 0
+    ax.axhspan(bottom, 0.0, color="tab:red", alpha=0.07, lw=0, zorder=0)
+    ax.text(
+        0.98,
+        0.03,
+        "below 0: beats the truth",
+        ha="right",
+        transform=ax.transAxes,
+        color="tab:red",
+        fontsize=9,
+    )
+    ax.grid(alpha=0.3, which="major")
 
 
 def plot_learning_curves(comparison, path: str | Path | None = None) -> Figure:
@@ -532,19 +768,6 @@ def ece_label(row: dict) -> str:
 def _metric_label(row: dict, key: str) -> str:
     value = row.get(key)
     return "undetermined" if value is None else f"{value:.3f}"
-
-
-def _focus_on_minimum(ax, finite: np.ndarray, prof) -> None:
-    """Clip the y axis at the 80th percentile of the curve (the log score's blow-up as the
-    scale → 0 would flatten the bowl), keeping the truth and the optimum in view."""
-    if finite.size < 2:
-        return
-    marks = [v for v in (prof.truth_value, prof.optimum_value) if v is not None and np.isfinite(v)]
-    lo = min(float(finite.min()), *marks) if marks else float(finite.min())
-    hi = max(float(np.quantile(finite, 0.8)), *marks) if marks else float(np.quantile(finite, 0.8))
-    if hi > lo:
-        pad = 0.06 * (hi - lo)
-        ax.set_ylim(lo - pad, hi + pad)
 
 
 def _save(fig: Figure, path: str | Path | None) -> None:

@@ -9,16 +9,17 @@ from typing import Any
 __all__ = ["write_study_report", "write_train_report"]
 
 
-def write_study_report(store: str | Path, out: str | Path) -> Path:
+def write_study_report(store: str | Path, out: str | Path, *, figures: str = "png") -> Path:
     """Render the study in ``store`` to ``out/index.html``: its performance measures with their
-    Monte Carlo SEs, relative efficiency and bias against n (and contamination). Returns the
-    page's path.
+    Monte Carlo SEs, relative efficiency and bias against n (and contamination), the figures
+    embedded as ``figures`` (``png`` or ``svg``). Returns the page's path.
     """
-    from likelab.report.html import render, write_page
+    from likelab.report.html import figure_format, render, write_page
     from likelab.report.sections import study_section
 
     store = Path(store)
-    section = study_section(store)  # a missing file or a non-store is a SpecError there
+    with figure_format(figures):
+        section = study_section(store)  # a missing file or a non-store is a SpecError there
     html = render(
         "page.html",
         title=f"likelab study: {section.data['name']}",
@@ -29,16 +30,18 @@ def write_study_report(store: str | Path, out: str | Path) -> Path:
     return write_page(out, html)
 
 
-def write_train_report(comparison: Any, out: str | Path) -> Path:
+def write_train_report(comparison: Any, out: str | Path, *, figures: str = "png") -> Path:
     """Render a training comparison (:func:`likelab.classify.compare`) to ``out/index.html``:
     its test metrics, predicted vs true probabilities where known, reliability and learning
-    curves. Returns the page's path."""
-    from likelab.report.html import render, write_page
+    curves, the figures embedded as ``figures`` (``png`` or ``svg``). Returns the page's
+    path."""
+    from likelab.report.html import figure_format, render, write_page
     from likelab.report.sections import training_section
 
-    section = training_section(
-        comparison, id="training", title=f"Training on {comparison.dataset}", curves=True
-    )
+    with figure_format(figures):
+        section = training_section(
+            comparison, id="training", title=f"Training on {comparison.dataset}", curves=True
+        )
     html = render(
         "page.html",
         title=f"likelab training: {comparison.dataset}",

@@ -59,8 +59,11 @@ def underflow_section(flow: Any, figure: Any = None) -> Section:
     fig = Figure.from_matplotlib(
         figure if figure is not None else plot_underflow(flow),
         alt="the product of likelihoods and its gradient fall to zero; the log-product does not",
-        caption="Left: the product and the log-product against the number of samples; right: "
-        "the size of the gradient with respect to the logits.",
+        caption="Top: the product of the likelihoods in each floating type and the exact "
+        "product (from the sum of logs) against the number of samples n, on a log scale. "
+        "Bottom: the size of the gradient with respect to the logits, of the product and of "
+        "the log-product (the NLL). Zero has no place on a log scale: below each log axis, "
+        "past the axis break (//), a strip marks the n at which the value is exactly 0.",
     )
     return Section(
         id="underflow",
@@ -164,9 +167,9 @@ def properness_section(result: Any) -> Section:
         counts[setting] = dict(tally)
     fig = Figure.from_matplotlib(
         plot_properness(result),
-        alt="expected score against the forecast for each objective, truth marked",
-        caption="Expected score (lower is better) along a line of forecasts through the truth: "
-        "a proper objective has its minimum at the truth.",
+        alt="expected score minus its value at the truth, against the forecast, for each "
+        "objective: proper ones touch 0 at the truth, improper ones go below 0",
+        caption=_properness_caption(result),
     )
     verdicts = [
         r for r in result.results if getattr(r, "verdict", None) not in (None, "undetermined")
@@ -186,6 +189,35 @@ def properness_section(result: Any) -> Section:
             "figure": fig,
         },
     )
+
+
+def _properness_caption(result: Any) -> str:
+    """The caption of :func:`~likelab.report.figures.plot_properness`, naming only the rows
+    it drew (objectives found proper; improper or undetermined)."""
+    judged = [r for r in result.results if getattr(r, "verdict", None) is not None]
+    proper = any(r.verdict in ("strictly proper", "proper") for r in judged)
+    other = any(r.verdict not in ("strictly proper", "proper") for r in judged)
+    parts = [
+        "Each objective's expected score minus its value at the truth, along a line of "
+        "forecasts through the truth (classes: the worst truth q tempered to q^(1/T), T = 1 the "
+        "truth; density: the forecast's scale)."
+    ]
+    if proper:
+        parts.append(
+            "Top: objectives found proper, on a log scale, where each curve leaves the axis at "
+            "the truth (the difference is 0 there); middle: the same from half to twice the "
+            "truth."
+        )
+    if other:
+        parts.append(
+            ("Bottom" if proper else "Here")
+            + ": the other objectives on a symmetric log scale; a curve below 0 is a forecast "
+            "that beats the truth, and a dot (or a triangle at the edge) marks the optimum."
+        )
+    parts.append(
+        "Objectives listed earlier are drawn wider, so that coinciding curves stay visible."
+    )
+    return " ".join(parts)
 
 
 # ---------------------------------------------------------------------- training

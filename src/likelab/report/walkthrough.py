@@ -52,10 +52,14 @@ class Walkthrough:
         }
 
 
-def write_walkthrough(out: str | Path, *, seed: int = 0) -> Walkthrough:
-    """Run the seed walkthrough and write ``out/`` (figures, ``summary.md``, ``summary.json``)."""
+def write_walkthrough(out: str | Path, *, seed: int = 0, figures: str = "png") -> Walkthrough:
+    """Run the seed walkthrough and write ``out/`` (figures as ``figures``, ``png`` or ``svg``:
+    ``underflow.png`` and ``landscape.png`` or their ``.svg``; ``summary.md``,
+    ``summary.json``)."""
     from likelab.report.figures import plot_landscape, plot_underflow
+    from likelab.report.html import check_figure_format
 
+    ext = check_figure_format(figures)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     flow = underflow(SEED_LIKELIHOODS)
@@ -69,12 +73,12 @@ def write_walkthrough(out: str | Path, *, seed: int = 0) -> Walkthrough:
         out=out, underflow_report=flow, landscape_report=land, objectives=objectives
     )
     result.figures = {
-        "underflow": plot_underflow(flow, out / "underflow.png"),
-        "landscape": plot_landscape(land, out / "landscape.png"),
+        "underflow": plot_underflow(flow, out / f"underflow.{ext}"),
+        "landscape": plot_landscape(land, out / f"landscape.{ext}"),
     }
     with atomic_write(out / "summary.md") as tmp:
-        tmp.write_text(_markdown(result, seed))
-    result.files = ["summary.md", "summary.json", "underflow.png", "landscape.png"]
+        tmp.write_text(_markdown(result, seed, ext))
+    result.files = ["summary.md", "summary.json", f"underflow.{ext}", f"landscape.{ext}"]
     with atomic_write(out / "summary.json") as tmp:
         tmp.write_text(json.dumps(_finite(result.to_dict()), indent=2, allow_nan=False))
     return result
@@ -94,7 +98,7 @@ def _g(x: float | None, digits: int = 4) -> str:
     return "never" if x is None else f"{x:.{digits}g}"
 
 
-def _markdown(w: Walkthrough, seed: int) -> str:
+def _markdown(w: Walkthrough, seed: int, ext: str = "png") -> str:
     flow = w.underflow_report.to_dict()
     th = flow["thresholds"]
     land = w.landscape_report
@@ -125,7 +129,7 @@ def _markdown(w: Walkthrough, seed: int) -> str:
         "The log-product (the sum of log-likelihoods) stays an ordinary finite number at every "
         "batch size, and the gradient of the mean NLL keeps its size, while the product and its "
         "gradient are exactly zero: training on the product stops learning at ordinary batch "
-        "sizes. Figure: `underflow.png`.",
+        f"sizes. Figure: `underflow.{ext}`.",
         "",
         "## 2. The sum of likelihoods has a landscape full of false optima",
         "",
@@ -152,7 +156,7 @@ def _markdown(w: Walkthrough, seed: int) -> str:
         f"{lin.argmin['loc']:.4f}, is not the maximum-likelihood estimate, the sample mean "
         f"{land.data.mean():.4f}. The product and the log-product agree on the single optimum, at "
         "the grid point nearest the sample mean, but the product is exactly flat (zero gradient) "
-        f"over {100 * prod.flat_fraction:.1f}% of the grid. Figure: `landscape.png`.",
+        f"over {100 * prod.flat_fraction:.1f}% of the grid. Figure: `landscape.{ext}`.",
         "",
         "## 3. The objectives likelab knows",
         "",
