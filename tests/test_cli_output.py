@@ -223,7 +223,8 @@ def test_objectives_are_shown_as_spelled(data, capsys):
         capsys, "train", "--dataset", "xor", "--objectives", "brier,log", *args, "--format", "csv"
     )
     assert code == 0, err
-    assert [r["objective"] for r in csv.DictReader(io.StringIO(text))] == [
+    results = text.split("\r\n\r\n")[0]  # the results; the stops table follows
+    assert [r["objective"] for r in csv.DictReader(io.StringIO(results))] == [
         "brier (quadratic)",
         "log",
     ]
@@ -276,3 +277,38 @@ def test_off_a_terminal_a_table_is_as_wide_as_its_widest_row():
     render([table], "table", Console(file=buf, width=80))
     rows = _rich_rows(buf.getvalue())
     assert rows == [["a", "b"], ["1", wide]]
+
+
+def test_figures_name_the_objectives_as_spelled(data, capsys, monkeypatch, tmp_path):
+    """``--plot`` figures name each objective as the command line spelled it, also the
+    properness figure drawn without the rows that failed."""
+    from matplotlib.text import Text
+
+    import likelab.cli
+    import likelab.report.figures
+
+    drawn = []
+    monkeypatch.setattr(likelab.cli, "_write_figure", lambda fig, path: drawn.append(fig))
+
+    def texts():
+        out = [t.get_text() for t in drawn.pop().findobj(Text)]
+        assert not drawn
+        return out
+
+    grid = ["--family", "normal:scale=1", "--param", "loc=-1:2:7"]
+    args = ["landscape", data, *grid, "--objectives", "nll,l2e", "--plot", tmp_path / "l.png"]
+    assert run(capsys, *args)[0] == 0
+    shown = texts()
+    assert any(t.startswith("nll (log: log-product, mean NLL): ") for t in shown)
+    assert any(t.startswith("l2e (quadratic): ") for t in shown)
+    args = ["properness", "--classes", "2", "--objectives", "l2e,crps,sum"]
+    code, _, err = run(capsys, *args, "--plot", tmp_path / "p.png")
+    assert code == 1 and "without the objectives that failed" in err  # crps: not on classes
+    assert {"l2e (quadratic)", "sum (linear)"} <= set(texts())
+    monkeypatch.setattr(likelab.report.figures, "save_figure", lambda fig, path: drawn.append(fig))
+    args = ["train", "--dataset", "xor", "--objectives", "brier,nll", "--epochs", "1"]
+    code, _, err = run(capsys, *args, "--seeds", "1", "--model", "logistic", "--plot", tmp_path)
+    assert code == 0, err
+    assert len(drawn) == 2 and all(
+        "brier (quadratic)" in " ".join(t.get_text() for t in fig.findobj(Text)) for fig in drawn
+    )

@@ -985,7 +985,7 @@ def properness_cmd(
 
         judged = [r for r in result.results if not isinstance(r, Failed)]
         if any(r.verdict is not None for r in judged):
-            _write_figure(plot_properness(PropernessSurvey(judged)), plot)
+            _write_figure(plot_properness(PropernessSurvey(judged, result.given)), plot)
             _err.print(f"figure written to {plot} (without the objectives that failed)")
         else:
             _err.print(f"no figure: no objective could be judged, {plot} is not written")

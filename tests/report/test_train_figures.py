@@ -73,10 +73,10 @@ def test_training_section_says_when_and_why_each_run_stopped(comparison, tmp_pat
     header = section.data["table"].header
     assert header[-1] == "training stopped"
     cells = {row[0].text: row[-1].text for row in section.data["table"].rows}
-    for spec in ("log", "quadratic"):
+    for spec, label in (("log", "log"), ("quadratic", "brier (quadratic)")):  # as spelled
         runs = [r for r in comparison.runs if r.objective == spec]
         for r in runs:
-            assert f"seed {r.seed}: {r.stop['reason']}" in cells[spec]
+            assert f"seed {r.seed}: {r.stop['reason']}" in cells[label]
     assert cells["crps"].startswith("failed: crps cannot train a classifier")
     html = write_train_report(comparison, tmp_path / "page").read_text()
     assert "could not train this model on this data" in html and "training stopped" in html

@@ -36,6 +36,7 @@ from likelab.classify.metrics import classification_metrics
 from likelab.classify.models import build_model
 from likelab.errors import ParameterError, UnsupportedError, UserCodeError
 from likelab.objectives import Objective, get_objective
+from likelab.objectives.naming import objective_label, spellings
 
 __all__ = ["Comparison", "TrainResult", "compare", "stop_summary", "train"]
 
@@ -305,10 +306,18 @@ class Comparison:
     model: str
     seeds: list[int]
     runs: list[TrainResult]
+    #: How each objective was spelled, keyed by canonical spec (``{"quadratic": "brier"}``):
+    #: figures and pages name it so (:meth:`label`).
+    given: dict[str, str] = field(default_factory=dict)
 
     @property
     def objectives(self) -> list[str]:
         return list(dict.fromkeys(r.objective for r in self.runs))
+
+    def label(self, spec: str) -> str:
+        """The objective ``spec`` as it was spelled, the canonical spec in brackets where they
+        differ (``brier (quadratic)``): :func:`likelab.objectives.naming.objective_label`."""
+        return objective_label(spec, self.given)
 
     @property
     def all_diverged(self) -> bool:
@@ -431,6 +440,7 @@ def compare(
         model=options.get("model", "mlp:64,64"),
         seeds=seed_list,
         runs=runs,
+        given=spellings(objectives),
     )
 
 

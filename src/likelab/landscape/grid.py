@@ -33,6 +33,7 @@ from likelab.families import Family, get_family
 from likelab.io import as_observations
 from likelab.landscape.minima import locate_minima
 from likelab.objectives import Objective, get_objective
+from likelab.objectives.naming import objective_label, spellings
 
 __all__ = [
     "Landscape",
@@ -137,11 +138,19 @@ class Landscape:
     #: Objectives that could not be evaluated on this family and data, keyed by canonical spec,
     #: with the reason (``hyvarinen`` on a Laplace model, a user objective that raises).
     failures: dict[str, str] = field(default_factory=dict)
+    #: How each objective was spelled, keyed by canonical spec (``{"quadratic": "brier"}``):
+    #: figures and pages name it so (:meth:`label`).
+    given: dict[str, str] = field(default_factory=dict)
 
     @property
     def shape(self) -> tuple[int, ...]:
         """The grid's shape: one length per axis."""
         return tuple(len(self.axes[p]) for p in self.params)
+
+    def label(self, spec: str) -> str:
+        """The objective ``spec`` as it was spelled, the canonical spec in brackets where they
+        differ (``brier (quadratic)``): :func:`likelab.objectives.naming.objective_label`."""
+        return objective_label(spec, self.given)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, with stable keys::
@@ -206,7 +215,7 @@ def evaluate(
     """
     fam = get_family(family)
     y = _check_data(fam, data)
-    objs = _check_objectives(objectives)
+    objs, given = _check_objectives(objectives)
     names, axes = _check_grid(fam, grid)
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise ParameterError(f"dtype must be a floating torch dtype, got {dtype!r}")
@@ -266,6 +275,7 @@ def evaluate(
         dtype=str(dtype).removeprefix("torch."),
         data=yt.detach().cpu().to(torch.float64).numpy(),
         failures=failures,
+        given=given,
     )
 
 
@@ -403,9 +413,11 @@ def _check_data(fam: Family, data: Any) -> torch.Tensor:
     return fam.check_data(arr.reshape(-1))
 
 
-def _check_objectives(objectives: Any) -> list[Objective]:
+def _check_objectives(objectives: Any) -> tuple[list[Objective], dict[str, str]]:
+    """The objectives, and how each was spelled (canonical spec -> spelling)."""
     if isinstance(objectives, str | Objective) or callable(objectives):
         objectives = [objectives]
+    objectives = list(objectives)
     objs = [get_objective(o) for o in objectives]
     if not objs:
         raise ParameterError("no objectives given; name at least one, e.g. ['log']")
@@ -414,7 +426,7 @@ def _check_objectives(objectives: Any) -> list[Objective]:
         if o.spec in seen:
             raise ParameterError(f"objective {o.spec!r} is given twice")
         seen.add(o.spec)
-    return objs
+    return objs, spellings(objectives)
 
 
 def _check_grid(fam: Family, grid: Mapping[str, Any]) -> tuple[tuple[str, ...], dict]:

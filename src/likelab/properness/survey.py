@@ -22,6 +22,7 @@ from likelab.errors import LikelabError, ParameterError, UnsupportedError, UserC
 from likelab.families import get_family
 from likelab.families.dgp import parse_dgp
 from likelab.objectives import Objective, get_objective, list_objectives
+from likelab.objectives.naming import objective_label, spellings
 from likelab.properness.classes import (
     ClassesVerdict,
     _check_size,
@@ -81,6 +82,14 @@ class PropernessSurvey:
     """The rows of a survey, in the order asked (objectives within settings)."""
 
     results: list[Result] = field(default_factory=list)
+    #: How each objective was spelled, keyed by canonical spec (``{"quadratic": "brier"}``):
+    #: figures and pages name it so (:meth:`label`).
+    given: dict[str, str] = field(default_factory=dict)
+
+    def label(self, spec: str) -> str:
+        """The objective ``spec`` as it was spelled, the canonical spec in brackets where they
+        differ (``brier (quadratic)``): :func:`likelab.objectives.naming.objective_label`."""
+        return objective_label(spec, self.given)
 
     @property
     def failures(self) -> list[Failed]:
@@ -121,6 +130,7 @@ def survey(
     if family is not None and truth is None:
         raise ParameterError("--family names the forecast family for a truth: give --truth too")
     everything = isinstance(objectives, str) and objectives.strip() == "all"
+    given: dict[str, str] = {}
     if everything:
         objs = [
             get_objective(name)
@@ -130,9 +140,11 @@ def survey(
     elif isinstance(objectives, str):
         raise ParameterError(f"objectives must be 'all' or a list of specs, got {objectives!r}")
     else:
+        objectives = list(objectives)
         objs = [get_objective(o) for o in objectives]
         if not objs:
             raise ParameterError("no objectives given")
+        given = spellings(objectives)
     settings: list[tuple[str, dict[str, Any]]] = []
     if classes is None and truth is None:
         classes, truth = 3, DEFAULT_TRUTH
@@ -179,7 +191,7 @@ def survey(
                 results.append(Failed(obj.spec, setting, " ".join(str(exc).split())))
     if on_progress is not None:
         on_progress(total, total)
-    return PropernessSurvey(results)
+    return PropernessSurvey(results, given)
 
 
 @dataclass(frozen=True)

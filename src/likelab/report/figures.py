@@ -38,10 +38,11 @@ __all__ = [
 ]
 
 _COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
+#: What the seed's three objectives are, and their formula: the head of a landscape panel's title.
 _LABELS = {
-    "linear": "sum of likelihoods (linear: -mean f)",
-    "product": "product of likelihoods (product: -prod f)",
-    "log": "log-product (log: mean NLL)",
+    "linear": ("sum of likelihoods", "-mean f"),
+    "product": ("product of likelihoods", "-prod f"),
+    "log": ("log-product", "mean NLL"),
 }
 
 
@@ -61,9 +62,21 @@ def plot_landscape(landscape: Landscape, path: str | Path | None = None) -> Figu
     return fig
 
 
-def _title(spec: str, r, *, wrap: bool = False) -> str:
+def _head(land: Landscape, spec: str) -> str:
+    """A landscape panel's objective as the user spelled it (:meth:`Landscape.label`:
+    ``brier (quadratic)``), with what it is for the seed's three: ``sum (linear: sum of
+    likelihoods, -mean f)``, or ``sum of likelihoods (linear: -mean f)`` spelled canonically."""
+    if spec not in _LABELS:
+        return land.label(spec)
+    what, formula = _LABELS[spec]
+    spelled = land.given.get(spec, spec)
+    if spelled == spec:
+        return f"{what} ({spec}: {formula})"
+    return f"{spelled} ({spec}: {what}, {formula})"
+
+
+def _title(head: str, r, *, wrap: bool = False) -> str:
     k = r.local_minima
-    head = _LABELS.get(spec, spec)
     if r.minima and r.minima[0].size == r.values.size:
         facts = ["constant over the whole grid (one flat 'minimum', zero gradient everywhere)"]
     else:
@@ -110,7 +123,7 @@ def _landscape_1d(land: Landscape) -> Figure:
             ax.plot(x[best], vals[best], "*", color="red", ms=12, label="global minimum")
         if r.minima or flat.any():
             ax.legend(loc="best", fontsize=8, frameon=False)
-        ax.set_title(_title(spec, r), fontsize=10)
+        ax.set_title(_title(_head(land, spec), r), fontsize=10)
         ax.set_ylabel("risk (lower is better)", fontsize=9)
         ax.grid(alpha=0.3)
     axes[-1].set_xlabel(name)
@@ -158,7 +171,7 @@ def _landscape_2d(land: Landscape) -> Figure:
             my = [mn.params[py] for mn in r.minima]
             ax.plot(mx, my, "x", color="red", ms=7, mew=1.5, ls="none", clip_on=False)
             ax.plot(mx[0], my[0], "*", color="red", ms=13, ls="none", clip_on=False)
-        ax.set_title(_title(spec, r, wrap=True), fontsize=9)
+        ax.set_title(_title(_head(land, spec), r, wrap=True), fontsize=9)
         ax.set_xlabel(px)
         ax.set_ylabel(py)
     fig.suptitle(
@@ -391,7 +404,7 @@ def plot_properness(survey, path: str | Path | None = None) -> Figure:
                 ref = "its value at the truth" if from_truth else "its minimum in the family"
                 ax.set_ylabel(f"expected score minus\n{ref} ({scale})")
     handles = [
-        Line2D([], [], color=color, ls=ls, lw=1.6, label=name)
+        Line2D([], [], color=color, ls=ls, lw=1.6, label=survey.label(name))
         for name, (color, ls) in styles.items()
     ]
     lower = [c for group in other for c in group]
@@ -645,7 +658,8 @@ def plot_learning_curves(comparison, path: str | Path | None = None) -> Figure:
                 warnings.simplefilter("ignore", RuntimeWarning)  # an epoch every run lacks
                 mean = np.nanmean(curves, axis=0)
                 lo, hi = np.nanmin(curves, axis=0), np.nanmax(curves, axis=0)
-            label = f"{spec}: {stop_summary(every)}" if len(every) > 1 else spec
+            name = comparison.label(spec)
+            label = f"{name}: {stop_summary(every)}" if len(every) > 1 else name
             ax.plot(x, mean, color=color, lw=1.3, label=label)
             if len(runs) > 1:
                 ax.fill_between(x, lo, hi, color=color, alpha=0.18, lw=0)
@@ -719,7 +733,7 @@ def plot_reliability(comparison, path: str | Path | None = None) -> Figure:
         strip.tick_params(labelsize=7)
         ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1)
         runs = [x for x in comparison.runs if x.objective == spec and x.ok]
-        ax.set_title(_wrap(f"{spec}  (ECE {ece_label(row)})", 40), fontsize=9)
+        ax.set_title(_wrap(f"{comparison.label(spec)}  (ECE {ece_label(row)})", 40), fontsize=9)
         if not runs:
             why = "every run failed" if row.get("failed") == row["seeds"] else "no run trained"
             if not row.get("failed"):
@@ -840,7 +854,8 @@ def plot_probabilities(comparison, path: str | Path | None = None) -> Figure:
     fig, axes = _objective_panels(len(specs))
     for i, (ax, spec) in enumerate(zip(axes.ravel(), specs, strict=False)):
         ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1)
-        ax.set_title(f"{spec}  (mean |p̂ − p| {_metric_label(rows[spec], 'prob_gap')})", fontsize=9)
+        gap = _metric_label(rows[spec], "prob_gap")
+        ax.set_title(_wrap(f"{comparison.label(spec)}  (mean |p̂ − p| {gap})", 40), fontsize=9)
         ax.set_xlim(-0.02, 1.02)
         ax.set_ylim(-0.02, 1.02)
         ax.set_xlabel("true probability", fontsize=8)

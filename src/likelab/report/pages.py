@@ -46,7 +46,7 @@ def write_train_report(comparison: Any, out: str | Path, *, figures: str = "png"
         "page.html",
         title=f"likelab training: {comparison.dataset}",
         subtitle=f"{len(comparison.objectives)} objective(s) compared on the same data: "
-        f"{', '.join(comparison.objectives)}.",
+        f"{', '.join(map(comparison.label, comparison.objectives))}.",
         sections=[section],
     )
     return write_page(out, html)

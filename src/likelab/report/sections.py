@@ -149,7 +149,10 @@ def properness_section(result: Any) -> Section:
         for d in rows:
             if d["verdict"] is None and "not_applicable" in d:
                 table.add(
-                    Cell(d["objective"], "text"), "n/a", "", Cell(d["not_applicable"], "text")
+                    Cell(result.label(d["objective"]), "text"),
+                    "n/a",
+                    "",
+                    Cell(d["not_applicable"], "text"),
                 )
                 tally["not applicable"] += 1
                 continue
@@ -161,7 +164,10 @@ def properness_section(result: Any) -> Section:
             if agrees is not None:
                 claim += " (agrees)" if agrees else " (disagrees)"
             table.add(
-                Cell(d["objective"], "text"), Cell(verdict, cls), claim, Cell(d["how"], "text")
+                Cell(result.label(d["objective"]), "text"),
+                Cell(verdict, cls),
+                claim,
+                Cell(d["how"], "text"),
             )
         tables.append(table)
         counts[setting] = dict(tally)
@@ -185,6 +191,7 @@ def properness_section(result: Any) -> Section:
             "strict": sorted({r.objective for r in verdicts if r.verdict == "strictly proper"}),
             "disagree": disagree,
             "judged": len(verdicts),
+            "labels": {r.objective: result.label(r.objective) for r in result.results},
             "tables": tables,
             "figure": fig,
         },
@@ -245,7 +252,7 @@ def training_section(comparison: Any, *, id: str, title: str, curves: bool = Fal
     )
     for row in rows:
         table.add(
-            Cell(row["objective"], "text"),
+            Cell(comparison.label(row["objective"]), "text"),
             *(
                 ("failed" if row["failed"] == row["seeds"] else "undetermined")
                 if row[k] is None
@@ -299,6 +306,7 @@ def training_section(comparison: Any, *, id: str, title: str, curves: bool = Fal
             "seeds": len(comparison.seeds),
             "epochs": max(r.epochs_run for r in comparison.runs),
             "known": known,
+            "labels": {spec: comparison.label(spec) for spec in by},
             "best_gap": best_gap["objective"] if best_gap else None,
             "best_gap_value": f"{best_gap['prob_gap']:.3f}" if best_gap else None,
             "gaps": {k: f"{v['prob_gap']:.3f}" for k, v in by.items() if v in gapped},
