@@ -51,3 +51,24 @@ def test_objectives_and_objective_are_the_same_option(capsys):
         assert a["objectives"][spec]["values"] == b["objectives"][spec]["values"]
     assert b["objectives"]["linear"]["objective_given"] == "sum"  # as spelled
     assert a["failures"] == b["failures"] == []
+
+
+def test_a_global_minimum_on_the_grid_edge_carries_a_note(capsys, tmp_path):
+    # gamma-distributed data and a free normal scale: the sum of likelihoods keeps falling as
+    # the scale shrinks, so its lowest grid point is at the smallest scale; log's is inside
+    path = tmp_path / "y.txt"
+    path.write_text("".join(f"{v}\n" for v in np.random.default_rng(2).gamma(3.0, 2.0, 80)))
+    code, out, err = run(
+        capsys, "landscape", path, "--family", "normal", "--param", "loc=2:10:33",
+        "--param", "scale=0.3:6:24", "--objectives", "log,linear", "--format", "csv",
+    )  # fmt: skip
+    assert code == 0, err
+    table, notes = out.split("\r\n\r\n")
+    rows = {r["objective"]: r for r in csv.DictReader(table.splitlines())}
+    assert rows["linear"]["global argmin"].endswith("scale = 0.3 [1]")
+    assert "[" not in rows["log"]["global argmin"]
+    assert "edge" in notes and len(list(csv.reader(notes.splitlines()))) == 2
+    data = run_json(capsys, "landscape", path, "--family", "normal", "--param", "loc=2:10:33",
+                    "--param", "scale=0.3:6:24", "--objectives", "log,linear")  # fmt: skip
+    assert data["objectives"]["linear"]["minima"][0]["on_boundary"] is True
+    assert data["objectives"]["log"]["minima"][0]["on_boundary"] is False

@@ -749,8 +749,14 @@ def _print_landscape(result) -> None:
         f"{result.family}, n = {result.n}, {grid}, {result.dtype}",
         ["objective", "local minima", "global argmin", "min risk", "flat grid"],
     )
+    notes = _Notes()
     for spec, r in result.results.items():
         argmin = ", ".join(f"{k} = {_fmt(v, 5)}" for k, v in r.argmin.items())
+        if r.minima and r.minima[0].on_boundary:  # the lowest minimum: the global one
+            argmin += " " + notes.mark(
+                "the global minimum on the grid lies on its edge: the risk may keep falling "
+                "beyond it (widen the grid, or fit to find where it goes)"
+            )
         table.add_row(
             _label(spec),
             str(r.local_minima),
@@ -758,7 +764,6 @@ def _print_landscape(result) -> None:
             _fmt(r.min_value),
             f"{100 * r.flat_fraction:.1f}%",
         )
-    notes = _Notes()
     for spec, reason in result.failures.items():
         table.add_row(_label(spec), f"failed {notes.mark(reason)}", "-", "-", "-")
     _show_with_notes(table, notes)
