@@ -34,7 +34,7 @@ import numpy as np
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from likelab.errors import UnsupportedError
 
@@ -199,6 +199,12 @@ def _ratio_scale(ax, measure: str, values: np.ndarray, axis: str = "y") -> None:
     vals = values[np.isfinite(values)]
     if measure in _RATIOS and vals.size and vals.min() > 0 and vals.max() / vals.min() > 8:
         (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
+        # ticks at 1, 2 and 5 times the powers of ten, written as plain numbers (0.5, 1, 2, 20),
+        # none on the minor ticks: matplotlib's 2×10⁰, 3×10⁰, ... collide on a short axis
+        which = ax.yaxis if axis == "y" else ax.xaxis
+        which.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        which.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+        which.set_minor_formatter(NullFormatter())
 
 
 def _handles(objectives: Sequence[str], colors: Mapping[str, str], marker: str = "o") -> list:
