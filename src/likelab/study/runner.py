@@ -92,9 +92,10 @@ def _is_interrupt(exc: BaseException) -> bool:
 
 
 def default_store(study_file: str | Path, spec: StudySpec) -> Path:
-    """``<study file's folder>/<study name>.duckdb``."""
+    """``<study file's folder>/<study name>.duckdb``, as the study file was named (relative
+    stays relative: ``examples/seed_question.yaml`` gives ``examples/seed-question.duckdb``)."""
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in spec.name)
-    return Path(study_file).resolve().parent / f"{safe}.duckdb"
+    return Path(study_file).parent / f"{safe}.duckdb"
 
 
 def check_user_objectives(spec: StudySpec, cell: Cell) -> None:
