@@ -10,6 +10,7 @@ minimises it.
 
 from __future__ import annotations
 
+from likelab.asymptotics import AsymptoticsResult, asymptotics
 from likelab.errors import (
     DataError,
     LikelabError,
@@ -27,6 +28,7 @@ from likelab.scoring import score
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsymptoticsResult",
     "DataError",
     "Family",
     "FitResult",
@@ -37,6 +39,7 @@ __all__ = [
     "UnknownNameError",
     "UnsupportedError",
     "__version__",
+    "asymptotics",
     "check_properness",
     "fit",
     "get_family",
