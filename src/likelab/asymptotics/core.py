@@ -407,18 +407,20 @@ def _polish(
     a_of: Callable[[torch.Tensor], tuple[torch.Tensor, str]],
     theta: torch.Tensor,
 ) -> torch.Tensor:
-    """Up to four Newton steps on the estimating equation E_P ∇_θ S = 0 in the natural
-    parameters, each kept only if it shrinks the expected gradient and keeps the expected score
-    finite. The optimiser stops at a relative gradient of 1e-9, and the gradient of the rule
-    through its moving cuts carries errors of that size; ``grad`` integrates the pointwise
-    gradient instead (fixed nodes), which is exact to rounding."""
+    """Up to four chord (fixed-A Newton) steps on the estimating equation E_P ∇_θ S = 0 in the
+    natural parameters, each kept only if it shrinks the expected gradient and keeps the
+    expected score finite. The optimiser stops at a relative gradient of 1e-9, and the gradient
+    of the rule through its moving cuts carries errors of that size; ``grad`` integrates the
+    pointwise gradient instead (fixed nodes), which is exact to rounding."""
     g = grad(theta)
+    a = None
     for _ in range(4):
         if not bool(torch.isfinite(g).all()) or float(g.abs().max()) == 0.0:
             break
-        a, why = a_of(theta)
-        if why:
-            break
+        if a is None:  # a chord method: A once, near θ* it changes by O(|step|)
+            a, why = a_of(theta)
+            if why:
+                break
         step, info = torch.linalg.solve_ex(0.5 * (a + a.T), g)
         if int(info) != 0 or not bool(torch.isfinite(step).all()):
             break
