@@ -218,3 +218,20 @@ def test_exported_and_json_ready():
     json.dumps(d, allow_nan=True)
     grid = r.influence_grid(points=11)
     assert len(grid["x"]) == 11 and torch.isfinite(torch.tensor(grid["loc"])).all()
+
+
+def test_non_regular_or_kinked_on_atoms_says_why():
+    # a support that moves with θ (uniform): no √n theory at all
+    r = asymptotics("log", "uniform", "uniform:low=0,high=1")
+    assert "not regular" in r.reason and math.isnan(r.asymptotic_sd["low"])
+    # a Laplace kink meeting the atoms of a Poisson truth: the expected gradient jumps
+    r = asymptotics("log", "laplace:scale=1", "poisson:rate=3")
+    assert r.reason.startswith("A does not exist") and math.isnan(r.asymptotic_sd["loc"])
+
+
+def test_infinite_b_is_reported_not_a_number():
+    # log fitted in the normal family to t₃ data: θ* exists (finite variance), but ∇S involves
+    # (y - μ)² and E (y - μ)⁴ = ∞ under t₃
+    r = asymptotics("log", "normal", "student_t:df=3,loc=0,scale=1")
+    assert abs(r.theta_star["scale"] - math.sqrt(3.0)) < 1e-8  # moment matching: Var = 3
+    assert "diverges" in r.reason and math.isnan(r.asymptotic_sd["loc"])

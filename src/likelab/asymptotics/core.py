@@ -305,6 +305,13 @@ def _core(
         "ges": {k: {"value": math.nan, "bounded": None, "evidence": {}} for k in names},
         "reason": "",
     }
+    if fam.support_moves:
+        out["reason"] = (
+            f"no √n asymptotics: the support of {fam.spec!r} moves with its parameters, so the "
+            "model is not regular (the density jumps to 0 at parameter-dependent points; Smith "
+            "1985, Biometrika 72:67-90) and V = A⁻¹BA⁻¹ does not describe the estimator"
+        )
+        return out
     theta, why = _theta_star(obj, fam, dgp)
     if theta is None:
         out["reason"] = why
