@@ -235,3 +235,12 @@ def test_infinite_b_is_reported_not_a_number():
     r = asymptotics("log", "normal", "student_t:df=3,loc=0,scale=1")
     assert abs(r.theta_star["scale"] - math.sqrt(3.0)) < 1e-8  # moment matching: Var = 3
     assert "diverges" in r.reason and math.isnan(r.asymptotic_sd["loc"])
+
+
+def test_crps_at_normal_location_is_three_over_pi():
+    # ψ = -(2Φ(z) - 1) with z = (y - μ)/σ: B = Var(2U - 1) = 1/3 (U = Φ(Z) uniform),
+    # A = 2 E φ(Z) / σ = 1/(√π σ), so V = π σ²/3 and ARE = 3/π; IF(x) = √π σ (2Φ(z) - 1)
+    sigma = 1.5
+    r = asymptotics("crps", f"normal:scale={sigma}", f"normal:loc=0,scale={sigma}")
+    assert abs(r.are_vs_log["loc"] - 3 / math.pi) < TIGHT
+    assert abs(r.gross_error_sensitivity["loc"]["value"] - math.sqrt(math.pi) * sigma) < 1e-8

@@ -331,8 +331,13 @@ def _core(
 
     kinked = bool(fam.kinks({k: theta[j] for j, k in enumerate(names)}))
 
+    cache: dict[tuple[float, ...], tuple[torch.Tensor, str]] = {}
+
     def a_of(th: torch.Tensor) -> tuple[torch.Tensor, str]:
-        return _a_matrix(obj, fam, th, p_dist, mean_grad, kinked)
+        key = tuple(float(v) for v in th)
+        if key not in cache:  # the polish's A is the final one when no step was taken
+            cache[key] = _a_matrix(obj, fam, th, p_dist, mean_grad, kinked)
+        return cache[key]
 
     theta = _polish(risk, mean_grad, a_of, theta)
     out["theta"] = {k: float(theta[j]) for j, k in enumerate(names)}
