@@ -208,6 +208,16 @@ def test_bad_inputs_are_likelab_errors():
         r.influence([-1.0])
     with pytest.raises(LikelabError):
         asymptotics("log", "normal", "not a dgp")
+    with pytest.raises(ParameterError):
+        r.influence(["a"])
+    with pytest.raises(UnknownNameError):
+        asymptotics("log", "normal", "normal:loc=0,scale=1", fixed={"nope": 1})
+    with pytest.raises(ParameterError):
+        asymptotics("log", "normal", "normal:loc=0,scale=1", fixed={"scale": -1})
+    with pytest.raises(ParameterError):
+        asymptotics("log", "poisson", "poisson:rate=2", target={"rate": "x"})
+    with pytest.raises(LikelabError):
+        asymptotics("product", "normal", "normal:loc=0,scale=1")
 
 
 def test_exported_and_json_ready():

@@ -103,6 +103,8 @@ def contamination_bias(
             v = float(e)
         except (TypeError, ValueError):
             raise ParameterError(f"ε must be a number in [0, 1), got {e!r}") from None
+        if isinstance(e, bool):
+            raise ParameterError(f"ε must be a number in [0, 1), got {e!r}")
         if not 0.0 <= v < 1.0:
             raise ParameterError(f"ε must lie in [0, 1), got {v!r}")
         grid.append(v)
@@ -127,7 +129,9 @@ def contamination_bias(
             raise ParameterError(
                 "the truth and the contamination have the same centre: give a bound"
             )
-    elif not (isinstance(bound, int | float) and math.isfinite(bound) and bound > 0):
+    elif isinstance(bound, bool) or not (
+        isinstance(bound, int | float) and math.isfinite(bound) and bound > 0
+    ):
         raise ParameterError(f"bound must be a positive number, got {bound!r}")
     from likelab.asymptotics.core import _theta_star
 

@@ -120,7 +120,11 @@ class AsymptoticsResult:
         r""":math:`\mathrm{IF}(x) = -A^{-1}\nabla_\theta S(Q_{\theta^*}, x)` at the points ``x``:
         ``{"x": [...], NAME: [...] per free parameter}``. NaN everywhere when the result has no
         θ* or no invertible A (``reason``); points outside the family's support are refused."""
-        xs = torch.as_tensor(np.asarray(x, dtype=np.float64).reshape(-1), dtype=_DTYPE)
+        try:
+            arr = np.asarray(x, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            raise ParameterError(f"influence points must be numbers, got {x!r}") from None
+        xs = torch.as_tensor(arr, dtype=_DTYPE)
         if not bool(torch.isfinite(xs).all()):
             raise ParameterError("influence points must be finite numbers")
         lo, hi = self._support[0], self._support[1]
@@ -234,7 +238,7 @@ def asymptotics(
         missing = [k for k in names if k not in target]
         if missing:
             raise ParameterError(f"target must give every free parameter; missing {missing}")
-        tgt, target_from = {k: float(target[k]) for k in names}, "given"
+        tgt, target_from = {k: _number(target[k], f"target[{k!r}]") for k in names}, "given"
     else:
         theta_p = _truth_params(dgp, fam)
         if theta_p is not None:
@@ -774,3 +778,15 @@ def _truth_params(dgp: DataGeneratingProcess, fam: Family) -> dict[str, float] |
 
 def _lists(m: torch.Tensor) -> list[list[float]]:
     return [[float(v) for v in row] for row in m]
+
+
+def _number(value: Any, what: str) -> float:
+    if isinstance(value, bool):
+        raise ParameterError(f"{what} must be a finite number, got {value!r}")
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ParameterError(f"{what} must be a finite number, got {value!r}") from None
+    if not math.isfinite(v):
+        raise ParameterError(f"{what} must be a finite number, got {value!r}")
+    return v
