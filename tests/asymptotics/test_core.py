@@ -192,6 +192,9 @@ def test_user_objective_matches_builtin_log():
     r = asymptotics(nll, "gamma", "gamma:concentration=2,rate=1")
     ref = asymptotics("log", "gamma", "gamma:concentration=2,rate=1")
     assert np.allclose(_v(r), _v(ref), rtol=1e-10)
+    # a φ-objective of the log-likelihood: φ = -l must reproduce log
+    r = asymptotics("phi:-l", "gamma", "gamma:concentration=2,rate=1")
+    assert np.allclose(_v(r), _v(ref), rtol=1e-10)
 
 
 def test_bad_inputs_are_likelab_errors():

@@ -511,7 +511,11 @@ def _a_matrix(
                 f"{_lists(b)})"
             )
     if not bool(torch.isfinite(a).all()):
-        return a, f"A = E[∇²S] is not finite at θ* ({_lists(a)}): an integral diverges"
+        return a, (
+            f"A = E[∇²S] is not finite at θ* ({_lists(a)}): an integral diverges, or the "
+            "objective's second derivatives are not finite at some nodes (e.g. a function of "
+            "p = f(y) where f underflows to 0: write it in l = log f(y) instead)"
+        )
     # differences of a C¹ expected gradient with a kinked derivative (a kinked truth's density
     # at a kink of the family) err by O(h) = 1e-3; otherwise O(h⁴) + rounding/h, below 1e-9
     tol = 1e-2 if kinked or _has_kink(p_dist) else 1e-6
