@@ -1047,6 +1047,149 @@ def _print_properness(result) -> None:
     _show(table)
 
 
+# ---------------------------------------------------------------------- asymptotics
+@app.command("asymptotics")
+def asymptotics_cmd(
+    family: Annotated[
+        str, typer.Option("--family", help="Model family fitted, e.g. normal or student_t:df=3.")
+    ],
+    truth: Annotated[
+        str,
+        typer.Option(
+            "--truth",
+            metavar="SPEC",
+            help="True distribution of the data: a family member, another family or a mixture "
+            "'0.9 normal:loc=0,scale=1 + 0.1 normal:loc=8,scale=1'.",
+        ),
+    ],
+    objectives: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--objectives",
+            "--objective",
+            metavar="A,B",
+            help=_OBJECTIVES_HELP + " Default: log.",
+        ),
+    ] = None,
+    fix: Annotated[
+        list[str] | None, typer.Option("--fix", metavar="NAME=VALUE", help="Hold a parameter.")
+    ] = None,
+    influence_at: Annotated[
+        str | None,
+        typer.Option(
+            "--influence-at",
+            metavar="X1,X2,...",
+            help="Also evaluate each influence function at these points (in --json).",
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Asymptotic theory of each objective's estimator, by quadrature, without simulation.
+
+    Per free parameter: theta*, the minimiser of the expected score under the truth (where the
+    estimates converge); the asymptotic SD sqrt(V_jj) of V = A^-1 B A^-1 (the standard error at
+    n is SD/sqrt(n)); the asymptotic relative efficiency against log, V_log/V; the gross-error
+    sensitivity sup |IF(x)| of the influence function (inf where it grows without limit).
+    --json adds V, A, B and the influence function on a grid.
+
+    An objective whose asymptotics do not exist here (no minimiser, an integral that diverges)
+    or that cannot be used with this family is a row with its reason; the others are still
+    computed. Exit status: 0 when every objective's asymptotics were computed; 1 when some could
+    not be (the results are still printed); 2 for bad input (nothing on stdout).
+    """
+    as_json = _output_format(fmt, as_json)
+    from likelab.asymptotics import asymptotics
+    from likelab.errors import UnsupportedError, UserCodeError, UserContractError
+    from likelab.families import get_family
+    from likelab.objectives import get_objective
+    from likelab.properness.density import density_setting
+
+    specs = _spelled(_distinct_objectives(_objective_specs(objectives, "log")))
+    for spec in specs:  # every name is checked before any work
+        get_objective(spec)
+    fixed = _parse_fix(fix or [])
+    model = get_family(family)
+    if fixed:
+        model = model.fix(**fixed)
+    density_setting(truth, model)  # what the setting itself gets wrong is bad input
+    points = None if influence_at is None else _parse_points(influence_at)
+    results, failures = [], []
+    for spec in specs:
+        try:
+            r = asymptotics(spec, model, truth)
+            extra = {"influence": r.influence_grid()}
+            if points is not None:
+                extra["influence_at"] = r.influence(points)
+        except (UnsupportedError, UserCodeError) as exc:
+            if isinstance(exc, UserContractError):
+                raise
+            failures.append({"objective": get_objective(spec).spec, "error": str(exc)})
+            continue
+        results.append((r, extra))
+    if as_json:
+        _emit_json(
+            {
+                "results": [{**r.to_dict(), **extra} for r, extra in results],
+                "failures": failures,
+            }
+        )
+    else:
+        _print_asymptotics(results, failures, truth=truth, family=model.spec)
+    problems = [f"{_label(f['objective'])} could not be used" for f in failures]
+    problems += [f"{_label(r.objective)} has no asymptotics here" for r, _ in results if r.reason]
+    _exit_failed("asymptotics", problems)
+
+
+def _parse_points(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ParameterError(f"--influence-at takes numbers X1,X2,..., got {text!r}") from None
+    if not values or not all(math.isfinite(v) for v in values):
+        raise ParameterError(f"--influence-at takes finite numbers X1,X2,..., got {text!r}")
+    return values
+
+
+def _number_or_dash(x: float, digits: int = 6) -> str:
+    """A number; '-' where there is none (NaN: the row's note says why)."""
+    return "-" if isinstance(x, float) and math.isnan(x) else _fmt(x, digits)
+
+
+def _ges_text(ges: dict) -> str:
+    value = ges.get("value")
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return "unbounded" if value == math.inf else _fmt(value, 4)
+
+
+def _print_asymptotics(results, failures, *, truth: str, family: str) -> None:
+    table = TableData(
+        f"asymptotics of {family} fitted to {truth} (SE at n = asymptotic SD / sqrt(n))",
+        ["objective", "param", "theta*", "asymptotic SD", "ARE vs log", "MSE ratio vs log", "GES"],
+    )
+    notes = _Notes()
+    for r, _extra in results:
+        mark = f" {notes.mark(r.reason)}" if r.reason else ""
+        are_mark = f" {notes.mark(r.are_reason)}" if r.are_reason and not r.reason else ""
+        for name in r.params:
+            table.add_row(
+                _label(r.objective) + mark,
+                name,
+                _number_or_dash(r.theta_star[name]),
+                _number_or_dash(r.asymptotic_sd[name]),
+                _number_or_dash(r.are_vs_log[name], 4) + are_mark,
+                _number_or_dash(r.mse_ratio[name], 4) + f" (n = {r.n})"
+                if r.theta_star_differs
+                else "-",
+                _ges_text(r.gross_error_sensitivity[name]),
+            )
+    for f in failures:
+        failed = f"failed {notes.mark(f['error'])}"
+        table.add_row(_label(f["objective"]), "-", failed, "-", "-", "-", "-")
+    _show_with_notes(table, notes)
+
+
 # ---------------------------------------------------------------------- train
 @app.command("train")
 def train_cmd(

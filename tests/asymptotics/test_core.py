@@ -257,3 +257,29 @@ def test_crps_at_normal_location_is_three_over_pi():
     r = asymptotics("crps", f"normal:scale={sigma}", f"normal:loc=0,scale={sigma}")
     assert abs(r.are_vs_log["loc"] - 3 / math.pi) < TIGHT
     assert abs(r.gross_error_sensitivity["loc"]["value"] - math.sqrt(math.pi) * sigma) < 1e-8
+
+
+def test_a_bounded_influence_is_not_called_unbounded_for_rounding_in_a():
+    # the Laplace location fitted by log to N(0, 1) data is the median: IF = sign(x)/(2 f(0)),
+    # bounded at sqrt(2 pi)/2; A's off-diagonal is 0 up to rounding (1e-16), which times x
+    # drifts |IF| by 1e-8 relative at x = 7e7 and must not read as growth. The scale's IF,
+    # |x| - E|X| over A, is unbounded.
+    r = asymptotics("log", "laplace", "normal:loc=0,scale=1")
+    ges = r.gross_error_sensitivity
+    assert ges["loc"]["bounded"] and abs(ges["loc"]["value"] - math.sqrt(2 * math.pi) / 2) < 1e-7
+    assert not ges["scale"]["bounded"] and ges["scale"]["value"] == math.inf
+
+
+def test_under_contamination_the_mse_target_is_the_uncontaminated_part():
+    # (1 - eps) N(0, 1) + eps N(8, 1): log's location converges to 8 eps = 0.8, dpd's stays near
+    # 0; the MSE at n is measured against the main component's (0, 1), as a study does
+    truth = "0.9 normal:loc=0,scale=1 + 0.1 normal:loc=8,scale=1"
+    r = asymptotics("dpd:beta=0.5", "normal", truth, n=1000)
+    assert r.target == {"loc": 0.0, "scale": 1.0} and "main component" in r.target_from
+    assert "main component" in r.are_reason and r.theta_star_differs
+    sd, sd_log = r.asymptotic_sd, asymptotics("log", "normal", truth).asymptotic_sd
+    for k, t in r.target.items():
+        mse = (r.theta_star[k] - t) ** 2 + sd[k] ** 2 / 1000
+        mse_log = (r.log_theta_star[k] - t) ** 2 + sd_log[k] ** 2 / 1000
+        assert r.mse_ratio[k] == pytest.approx(mse_log / mse, rel=1e-10) and r.mse_ratio[k] > 100
+    assert abs(r.log_theta_star["loc"] - 0.8) < 1e-8
