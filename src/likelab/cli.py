@@ -515,6 +515,33 @@ _OBJECTIVES_HELP = (
     "repeat the option to add more. --objective is the same option."
 )
 
+
+def _objectives_option(default: str) -> Any:
+    """The ``--objectives A,B`` option (``--objective`` the same, repeatable) of every command
+    that compares objectives, with its default named in the help."""
+    return Annotated[
+        list[str] | None,
+        typer.Option(
+            "--objectives",
+            "--objective",
+            metavar="A,B",
+            help=_OBJECTIVES_HELP + f" Default: {default}.",
+        ),
+    ]
+
+
+#: ``--objectives`` with the default of each command (an alias each: a type checker reads no
+#: call in an annotation).
+ObjectivesLogOpt = _objectives_option("log")
+ObjectivesLandscapeOpt = _objectives_option("linear,product,log")
+ObjectivesTrainOpt = _objectives_option("log,linear,brier")
+
+#: ``--fix NAME=VALUE``, repeatable: a parameter of the model family held fixed.
+FixOpt = Annotated[
+    list[str] | None,
+    typer.Option("--fix", metavar="NAME=VALUE", help="Hold a parameter fixed: NAME=VALUE."),
+]
+
 #: The exit status of a command that printed its results but of which something failed: an
 #: objective that could not be fitted, evaluated or judged, or a fit that did not converge.
 #: (2 stays for bad input: one line on stderr, nothing on stdout.)
@@ -579,22 +606,12 @@ def landscape_cmd(
     ] = None,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Seed for --simulate.")] = 0,
     family: Annotated[str, typer.Option("--family", help="Model family, e.g. normal.")] = "normal",
-    fix: Annotated[
-        list[str] | None, typer.Option("--fix", help="Hold a parameter fixed: NAME=VALUE.")
-    ] = None,
+    fix: FixOpt = None,
     param: Annotated[
         list[str] | None,
         typer.Option("--param", help="Grid axis NAME=LO:HI:N (once for 1-D, twice for 2-D)."),
     ] = None,
-    objectives: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--objectives",
-            "--objective",
-            metavar="A,B",
-            help=_OBJECTIVES_HELP + " Default: linear,product,log.",
-        ),
-    ] = None,
+    objectives: ObjectivesLandscapeOpt = None,
     dtype: Annotated[
         str, typer.Option("--dtype", help="float64 (default) or float32.")
     ] = "float64",
@@ -777,19 +794,8 @@ def fit_cmd(
     family: Annotated[
         str, typer.Option("--family", help="Model family, e.g. normal or student_t:df=3.")
     ] = "normal",
-    objective: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--objectives",
-            "--objective",
-            metavar="A,B",
-            help=_OBJECTIVES_HELP + " Default: log.",
-        ),
-    ] = None,
-    fix: Annotated[
-        list[str] | None,
-        typer.Option("--fix", metavar="NAME=VALUE", help="Hold a parameter fixed: NAME=VALUE."),
-    ] = None,
+    objective: ObjectivesLogOpt = None,
+    fix: FixOpt = None,
     column: ColumnOpt = None,
     missing: MissingOpt = None,
     multistart: Annotated[
@@ -1062,18 +1068,8 @@ def asymptotics_cmd(
             "'0.9 normal:loc=0,scale=1 + 0.1 normal:loc=8,scale=1'.",
         ),
     ],
-    objectives: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--objectives",
-            "--objective",
-            metavar="A,B",
-            help=_OBJECTIVES_HELP + " Default: log.",
-        ),
-    ] = None,
-    fix: Annotated[
-        list[str] | None, typer.Option("--fix", metavar="NAME=VALUE", help="Hold a parameter.")
-    ] = None,
+    objectives: ObjectivesLogOpt = None,
+    fix: FixOpt = None,
     influence_at: Annotated[
         str | None,
         typer.Option(
@@ -1231,15 +1227,7 @@ def train_cmd(
             "to stderr and to --json as dropped_missing).",
         ),
     ] = None,
-    objectives: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--objectives",
-            "--objective",
-            metavar="A,B",
-            help=_OBJECTIVES_HELP + " Default: log,linear,brier.",
-        ),
-    ] = None,
+    objectives: ObjectivesTrainOpt = None,
     noise: Annotated[
         str | None,
         typer.Option("--noise", help="Training-label noise: symmetric:RATE or pairflip:RATE."),
