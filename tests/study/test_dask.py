@@ -16,6 +16,7 @@ from tests.study.test_runner import (
     _env,
     check_stop,
     ctrl_c_after_cells,
+    kill_9_after_a_cell_leaves_no_workers,
     results,
 )
 
@@ -141,24 +142,11 @@ def test_ctrl_c_of_a_dask_run_is_clean_and_resumes(tmp_path, spec):
 
 
 def test_workers_of_a_killed_dask_run_exit_with_it(tmp_path, spec):
-    psutil = pytest.importorskip("psutil")
     path = tmp_path / "study.yaml"
     path.write_text(textwrap.dedent(STUDY.replace(", linear]", "]")))
-    proc = subprocess.Popen(
-        _cli("study", "run", path, "--store", tmp_path / "k.duckdb", "--executor", "dask"),
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-        env=_env(),
+    kill_9_after_a_cell_leaves_no_workers(
+        "study", "run", path, "--store", tmp_path / "k.duckdb", "--executor", "dask"
     )
-    for line in proc.stderr:
-        if line.startswith("cell "):
-            break
-    children = psutil.Process(proc.pid).children(recursive=True)
-    assert len(children) >= 2
-    proc.kill()
-    proc.wait()
-    assert _children_gone(children, 5), [c.pid for c in children if c.is_running()]
 
 
 @pytest.mark.parametrize("body", STOPS[:2])

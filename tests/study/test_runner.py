@@ -340,15 +340,18 @@ def test_ctrl_c_exits_130_says_what_was_kept_and_resumes_to_the_same_store(
 def test_workers_of_a_killed_run_exit_with_it(interrupted_study, tmp_path):
     """kill -9 of `study run --executor process` runs none of its cleanup: its workers notice
     their parent is gone and exit by themselves."""
-    psutil = pytest.importorskip("psutil")
     path = interrupted_study[0]
-    env = _env()
+    kill_9_after_a_cell_leaves_no_workers(
+        "study", "run", path, "--store", tmp_path / "k.duckdb", "--workers", "2"
+    )
+
+
+def kill_9_after_a_cell_leaves_no_workers(*args) -> None:
+    """Run ``likelab ARGS``, kill -9 it once a cell is reported done, and check that its worker
+    processes (at least two) are gone within 5 s."""
+    psutil = pytest.importorskip("psutil")
     proc = subprocess.Popen(
-        _cli("study", "run", path, "--store", tmp_path / "k.duckdb", "--workers", "2"),
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-        env=env,
+        _cli(*args), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=_env()
     )
     for line in proc.stderr:
         if line.startswith("cell "):
