@@ -30,6 +30,7 @@ from rich.console import Console
 
 from likelab._budget import check_memory, format_seconds
 from likelab._paths import FIGURE_SUFFIXES, atomic_write, check_output_dir, check_output_file
+from likelab._spec import parse_number
 from likelab._tables import TableData
 from likelab.errors import LikelabError, OutputError, ParameterError, SpecError
 
@@ -307,11 +308,13 @@ def split_specs(text: str) -> list[str]:
 def _distinct_objectives(specs: list[str]) -> list[str]:
     """``specs`` unchanged, or :class:`SpecError` if two of them name the same objective (``log``
     twice, or ``log`` and its alias ``nll``): the comparison would show one rule twice."""
+    from likelab.estimate.tuning import auto_objective
     from likelab.objectives import get_objective
 
     seen: dict[str, str] = {}
     for text in specs:
-        canonical = get_objective(text).spec
+        tun = auto_objective(text)  # dpd:beta=auto: fit's own spelling
+        canonical = tun.spec if tun is not None else get_objective(text).spec
         if canonical in seen:
             first = seen[canonical]
             what = "given twice" if first == text else f"the same objective as {first!r}"
@@ -805,10 +808,33 @@ def fit_cmd(
     seed: Annotated[
         int, typer.Option("--seed", min=0, help="Seed of the extra starting points.")
     ] = 0,
+    pilot: Annotated[
+        str | None,
+        typer.Option(
+            "--pilot",
+            metavar="SPEC|NAME=VALUE,..",
+            help="Pilot of dpd:beta=auto, gamma:gamma=auto, lq:q=auto: an objective spec "
+            "(default dpd:beta=1, gamma:gamma=1 for gamma) or every free parameter's value, "
+            "e.g. loc=0,scale=1.",
+        ),
+    ] = None,
+    tune_grid: Annotated[
+        str | None,
+        typer.Option(
+            "--tune-grid",
+            metavar="B1,B2,..",
+            help="Grid of the auto parameter (default 0,0.05,..,1 for beta and gamma, where 0 "
+            "is log; 0.5,0.55,..,1 for q).",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
     fmt: FormatOpt = "table",
 ) -> None:
     """Fit a family to one column of data by minimising each objective; estimates ± sandwich SE.
+
+    dpd:beta=auto, gamma:gamma=auto and lq:q=auto choose the parameter on a grid (--tune-grid)
+    by the iterated Warwick-Jones estimate of the MSE against a pilot (--pilot); a table under
+    the fit shows the MSE curve and the estimates along the grid.
 
     An objective that cannot be fitted (hyvarinen on a Laplace model, the naive product, a user
     objective that raises on these data) is a column that says why; the others are still
@@ -828,6 +854,8 @@ def fit_cmd(
         raise SpecError("Missing argument 'FILE': the data file (likelab fit FILE, or --data FILE)")
     specs = _spelled(_distinct_objectives(_objective_specs(objective, "log")))
     fixed = _parse_fix(fix or [])
+    pilot_ = _parse_pilot(pilot)
+    grid = None if tune_grid is None else _parse_numbers(tune_grid, option="--tune-grid")
     from likelab.families import get_family
 
     get_family(family, **fixed)  # an unknown family or parameter fails before the file is read
@@ -836,7 +864,11 @@ def fit_cmd(
     # observation) for a normal fit (200 starts x 20,000 observations: +60 MB, 31 s); 32 bytes
     # leaves room for families with more parameters
     n_obs = max(int(np.size(y)), 1)
-    seconds = 7.5e-6 * multistart * n_obs * len(specs)
+    from likelab.estimate.tuning import auto_objective
+
+    # an =auto objective is one fit per grid value and one for its pilot
+    fits = sum(len(grid or t.grid) + 1 if (t := auto_objective(x)) else 1 for x in specs)
+    seconds = 7.5e-6 * multistart * n_obs * fits
     check_memory(
         32.0 * multistart * n_obs,
         what=f"--multistart {multistart} on n = {np.size(y)} observations",
@@ -846,7 +878,7 @@ def fit_cmd(
     def run(on_progress=None):
         return fit_objectives(
             y, family, specs, fixed=fixed or None, multistart=multistart, seed=seed,
-            on_progress=on_progress,
+            on_progress=on_progress, pilot=pilot_, tune_grid=grid,
         )  # fmt: skip
 
     if seconds > _PROGRESS_AFTER_S and _err.is_terminal and not as_json:
@@ -866,13 +898,81 @@ def fit_cmd(
     )
 
 
+def _parse_pilot(text: str | None) -> str | dict[str, float] | None:
+    """``--pilot``: an objective spec, or ``NAME=VALUE,...`` (a ``=`` and no ``:``) for values."""
+    if text is None or "=" not in text or ":" in text:
+        return text
+    values: dict[str, float] = {}
+    for item in text.split(","):
+        name, value = _parse_assignment(item, option="--pilot")
+        if name in values:
+            raise SpecError(f"--pilot {name} given twice; give each parameter once")
+        values[name] = parse_number(value, what=f"--pilot {name}")
+    return values
+
+
+def _parse_numbers(text: str, *, option: str) -> list[float]:
+    """A comma-separated list of finite numbers."""
+    items = [t.strip() for t in text.split(",")]
+    if not any(items) or not all(items):
+        raise SpecError(f"{option} expects numbers separated by commas, got {text!r}")
+    return [parse_number(t, what=option) for t in items]
+
+
+def _fit_label(f) -> str:
+    """A fit's column label; a tuned fit names its chosen value: ``dpd:beta=auto (beta = 0.3)``."""
+    t = getattr(f, "tuning", None)
+    if t is None:
+        return _label(f.objective)
+    chosen = float(np.asarray(t.chosen).item())
+    return f"{f.objective} ({t.parameter} = {_fmt(chosen) if math.isfinite(chosen) else '?'})"
+
+
+def _tuning_table(f, notes: _Notes) -> TableData:
+    """The grid of a tuned fit: the estimates along it (the monitoring path), tr(V)/n, the MSE
+    minimised, and which value was chosen or why one was excluded."""
+    t = f.tuning
+    chosen = float(np.asarray(t.chosen).item())
+    why = str(np.asarray(t.reason).item())
+    passes = int(np.asarray(t.iterations).item())
+    if not math.isfinite(chosen):
+        head = f"{t.parameter} undetermined {notes.mark(why)}"
+    else:
+        state = (
+            "settled" if bool(np.asarray(t.settled).item()) else f"not settled {notes.mark(why)}"
+        )
+        head = f"{t.parameter} = {_fmt(chosen)} chosen ({passes} passes, {state})"
+    comps = [
+        (name, j, name if np.ndim(t.path[name]) == 1 else f"{name}[{j}]")
+        for name in f.free
+        for j in range(int(np.size(t.path[name]) // len(t.grid)))
+    ]
+    table = TableData(
+        f"{f.objective}: {head} by MSE = |estimate - pilot|² + tr(V)/n, first pilot {t.pilot}",
+        [t.parameter, *(c[2] for c in comps), "tr(V)/n", "MSE", ""],
+        justify={c: "right" for c in [t.parameter, *(c[2] for c in comps), "tr(V)/n", "MSE"]},
+    )
+    for i, b in enumerate(t.grid):
+        ests = [_fmt(_component(np.asarray(t.path[name])[i], j)) for name, j, _ in comps]
+        excluded = str(np.asarray(t.excluded)[i])
+        mark = f"excluded {notes.mark(excluded)}" if excluded else ""
+        if not excluded and b == chosen:
+            mark = "<- chosen"
+        label = _fmt(b) + (" (log)" if b == 0 and t.parameter in ("beta", "gamma") else "")
+        table.add_row(label, *ests, _fmt(float(t.variance[i]), 4), _fmt(float(t.mse[i]), 4), mark)
+    return table
+
+
 def _print_fits(result, *, source: str) -> None:
     from likelab.estimate import FitResult
     from likelab.estimate.newton import STOP_REASONS
 
     fits = result.fits
     done = [f for f in fits if isinstance(f, FitResult)]
-    columns = ["", *(_label(f.objective) for f in fits)]
+    columns = [
+        "",
+        *(_fit_label(f) if isinstance(f, FitResult) else _label(f.objective) for f in fits),
+    ]
     table = TableData(
         f"{result.family} fitted to {source}, n = {result.n} (estimate ± sandwich SE)",
         columns,
@@ -912,7 +1012,9 @@ def _print_fits(result, *, source: str) -> None:
         ),
     )
     table.add_row("iterations", *cells(lambda f: str(int(np.asarray(f.n_iter).item()))))
-    _show_with_notes(table, notes)
+    tuned = [_tuning_table(f, notes) for f in done if f.tuning is not None]
+    extra = notes.table()
+    _show(table, *tuned, *([extra] if extra is not None else []))
 
 
 def _component(value, j: int) -> float:

@@ -35,6 +35,7 @@ from likelab.errors import (
 from likelab.estimate import support
 from likelab.estimate.newton import CONVERGED, newton_minimize, value_grad_hess
 from likelab.estimate.sandwich import sandwich_covariance, sandwich_from_moments
+from likelab.estimate.tuning import MAX_ITER, Tunable, TuningResult, auto_objective, select
 from likelab.families import Family, get_family
 from likelab.families.derivatives import log_prob_derivative_components, log_prob_derivatives
 from likelab.families.discrete import CategoricalFamily
@@ -69,6 +70,8 @@ class FitResult:
     starts: int = field(default=1)
     #: Why an SE is NaN, per dataset ("" where every SE is valid); shaped like ``reason``.
     se_reason: np.ndarray | str | None = None
+    #: How the objective's parameter was chosen from the data (``dpd:beta=auto``), else None.
+    tuning: TuningResult | None = None
 
     @property
     def R(self) -> int:
@@ -91,6 +94,7 @@ class FitResult:
             "reason": _json(self.reason),
             "se_reason": None if self.se_reason is None else _json(self.se_reason),
             "starts": self.starts,
+            "tuning": None if self.tuning is None else self.tuning.to_dict(),
         }
 
 
@@ -153,6 +157,8 @@ def fit(
     device: torch.device | str | None = None,
     max_elements: int = 2**18,
     on_progress: Callable[[int, int], None] | None = None,
+    pilot: str | Objective | Mapping[str, Any] | None = None,
+    tune_grid: Sequence[float] | None = None,
 ) -> FitResult:
     """Fit ``family`` to each dataset by minimising ``objective``'s empirical risk.
 
@@ -171,6 +177,14 @@ def fit(
     ``on_progress(done, total)`` follows the iterations of the K * R fits
     (:func:`~likelab.estimate.newton.newton_minimize`); the library never prints.
 
+    ``dpd:beta=auto``, ``gamma:gamma=auto`` and ``lq:q=auto`` choose the parameter per dataset
+    on the grid ``tune_grid`` by the iterated Warwick-Jones rule, starting from the estimate of
+    ``pilot`` (an objective spec, or the free parameters' values as a mapping); defaults and
+    formula in :mod:`likelab.estimate.tuning`. The result is the fit at the chosen value, with
+    ``tuning`` saying how it was chosen (the MSE curve, the estimates along the grid). A pilot
+    that is invalid, incomplete or whose fit does not converge raises a
+    :class:`~likelab.errors.ParameterError`.
+
     One dataset of shape ``(n,)`` gives plain Python scalars (see :class:`FitResult`):
 
     >>> import numpy as np
@@ -182,10 +196,22 @@ def fit(
     True
     """
     prep = _prepare(data, family, fixed, multistart, max_iter, seed, dtype, device)
-    return _fit_prepared(
-        prep, get_objective(objective), start, multistart, seed, max_iter, se, dtype,
-        max_elements, on_progress,
-    )  # fmt: skip
+    tun = auto_objective(objective)
+    if tun is None:
+        _no_tuning_options(pilot, tune_grid)
+        return _fit_prepared(
+            prep, get_objective(objective), start, multistart, seed, max_iter, se, dtype,
+            max_elements, on_progress,
+        )  # fmt: skip
+    grid, pilot_ = _tuning_inputs(prep, tun, pilot, tune_grid, se, dtype)
+
+    def fit_one(obj: Objective, with_se: bool) -> FitResult:
+        many = _Prepared(prep.fam, prep.y, False)
+        return _fit_prepared(
+            many, obj, start, multistart, seed, max_iter, with_se, dtype, max_elements, None
+        )
+
+    return _fit_auto(prep, tun, grid, pilot_, fit_one, on_progress)
 
 
 def fit_objectives(
@@ -203,6 +229,8 @@ def fit_objectives(
     device: torch.device | str | None = None,
     max_elements: int = 2**18,
     on_progress: Callable[[float, int], None] | None = None,
+    pilot: str | Objective | Mapping[str, Any] | None = None,
+    tune_grid: Sequence[float] | None = None,
 ) -> FitComparison:
     """Fit ``family`` to the same data with each objective: a comparison that always finishes.
 
@@ -216,7 +244,9 @@ def fit_objectives(
     input and raises, as it does for a study. A fit that did not
     converge is a :class:`FitResult` with ``converged`` false and its ``reason``, as always.
     ``on_progress(done, total)`` counts objectives (``total`` = their number; ``done`` grows by
-    fractions while one is fitted).
+    fractions while one is fitted). ``pilot`` and ``tune_grid`` apply to every objective whose
+    parameter is chosen from the data (``dpd:beta=auto``; see :func:`fit`); they are checked
+    first, and a pilot fit that fails makes that objective a :class:`FitFailure`.
 
     >>> import numpy as np
     >>> y = np.random.default_rng(0).laplace(size=50)
@@ -226,10 +256,21 @@ def fit_objectives(
     """
     if isinstance(objectives, str | Objective) or callable(objectives):
         objectives = [objectives]
-    objs = [get_objective(o) for o in objectives]
+    tuns = [auto_objective(o) for o in objectives]
+    objs = [get_objective(o) if t is None else t for o, t in zip(objectives, tuns, strict=True)]
     if not objs:
         raise ParameterError("no objectives given; name at least one, e.g. ['log']")
     prep = _prepare(data, family, fixed, multistart, max_iter, seed, dtype, device)
+    if not any(tuns):
+        _no_tuning_options(pilot, tune_grid)
+    tuning = {t.spec: _tuning_inputs(prep, t, pilot, tune_grid, se, dtype) for t in tuns if t}
+    many = _Prepared(prep.fam, prep.y, False)
+
+    def fit_one(obj: Objective, with_se: bool) -> FitResult:
+        return _fit_prepared(
+            many, obj, start, multistart, seed, max_iter, with_se, dtype, max_elements, None
+        )
+
     total = len(objs)
     fits: list[FitResult | FitFailure] = []
     for i, obj in enumerate(objs):
@@ -241,11 +282,12 @@ def fit_objectives(
                 on_progress(i + done / max(of, 1), total)
 
         try:
-            fits.append(
-                _fit_prepared(
+            if isinstance(obj, Tunable):
+                fits.append(_fit_auto(prep, obj, *tuning[obj.spec], fit_one, inner))
+            else:
+                fits.append(_fit_prepared(
                     prep, obj, start, multistart, seed, max_iter, se, dtype, max_elements, inner
-                )
-            )
+                ))  # fmt: skip
         except UserContractError:  # broken whatever the data (likelab's probe): bad input
             raise
         except LikelabError as exc:  # this objective alone; anything else is a bug and raises
@@ -445,6 +487,214 @@ def _fit_support(fam: Family, obj: Objective, y: torch.Tensor, one: bool, start,
         starts=multistart,
         se_reason=out(why),
     )
+
+
+# ---------------------------------------------------------------------- tuning
+def _no_tuning_options(pilot: Any, tune_grid: Any) -> None:
+    """``pilot=`` and ``tune_grid=`` without an ``=auto`` objective: a mistake, not a no-op."""
+    if pilot is not None or tune_grid is not None:
+        given = " and ".join(
+            k for k, v in (("pilot", pilot), ("tune_grid", tune_grid)) if v is not None
+        )
+        raise ParameterError(
+            f"{given} {'apply' if ' and ' in given else 'applies'} only to an objective whose parameter is chosen from the data "
+            "(dpd:beta=auto, gamma:gamma=auto or lq:q=auto), and none was given"
+        )
+
+
+def _tuning_inputs(
+    prep: _Prepared, tun: Tunable, pilot: Any, tune_grid: Any, se: bool, dtype: torch.dtype
+) -> tuple[tuple[float, ...], Objective | dict[str, np.ndarray]]:
+    """The checked grid and pilot of ``tun``: the pilot as an :class:`Objective` to fit, or as
+    values of every free parameter, shape ``(R, ...)``. A :class:`ParameterError` names what is
+    wrong: an invalid or ``auto`` pilot spec, a missing, unknown or non-finite value."""
+    if not se:
+        raise ParameterError(
+            f"{tun.spec} chooses {tun.parameter} from the sandwich SEs; drop se=False"
+        )
+    grid = tun.check_grid(tune_grid)
+    fam, r = prep.fam, prep.y.shape[0]
+    if pilot is None:
+        pilot = tun.pilot
+    if isinstance(pilot, Mapping):
+        missing = [k for k in fam.free if k not in pilot]
+        unknown = [k for k in pilot if k not in fam.free]
+        if unknown or missing:
+            what = (
+                f"has no free parameter {', '.join(map(repr, unknown))}"
+                if unknown
+                else f"is missing {', '.join(map(repr, missing))}"
+            )
+            raise ParameterError(
+                f"pilot values for {tun.spec} {what}: give every free parameter of "
+                f"{fam.spec!r} ({', '.join(fam.free)})"
+            )
+        values = {}
+        for name in fam.free:
+            try:
+                v = fam._check_param(name, pilot[name], dtype=torch.float64)
+            except LikelabError as exc:
+                raise ParameterError(f"pilot value for {tun.spec}: {exc}") from None
+            vector = fam.param(name).domain == "simplex"  # one probability vector per dataset
+            if v.dim() == vector:
+                v = v.expand(r, *v.shape)
+            elif v.dim() != 1 + vector or v.shape[0] != r:
+                raise ParameterError(
+                    f"pilot value for {name!r} has shape {tuple(v.shape)}; give one value for "
+                    f"every dataset or one per dataset ({r})"
+                )
+            values[name] = v.cpu().numpy().copy()
+        return grid, values
+    if isinstance(pilot, str) and auto_objective(pilot) is not None:
+        raise ParameterError(
+            f"the pilot of {tun.spec} must be a fixed objective (e.g. {tun.pilot}) or parameter "
+            f"values, not {pilot.strip()!r}"
+        )
+    if not isinstance(pilot, str | Objective):
+        raise ParameterError(
+            f"pilot must be an objective spec (e.g. {tun.pilot!r}) or a mapping of the free "
+            f"parameters' values, got {type(pilot).__name__}"
+        )
+    try:
+        return grid, get_objective(pilot)
+    except LikelabError as exc:
+        raise ParameterError(f"pilot of {tun.spec}: {exc}") from None
+
+
+def _flat(params: Mapping[str, Any], free: Sequence[str], r: int) -> np.ndarray:
+    """The free parameters of R datasets as one ``(R, P)`` float array."""
+    return np.concatenate(
+        [np.asarray(params[k], dtype=np.float64).reshape(r, -1) for k in free], axis=-1
+    )
+
+
+def _fit_auto(
+    prep: _Prepared,
+    tun: Tunable,
+    grid: tuple[float, ...],
+    pilot: Objective | dict[str, np.ndarray],
+    fit_one: Callable[[Objective, bool], FitResult],
+    on_progress: Callable[[int, int], None] | None,
+) -> FitResult:
+    """Fit ``tun`` at every grid value (each over all R datasets at once), choose per dataset by
+    the iterated Warwick-Jones rule (:func:`likelab.estimate.tuning.select`) and return the fit
+    at the chosen value, with its :class:`TuningResult`."""
+    fam, r = prep.fam, prep.y.shape[0]
+    total = len(grid) + isinstance(pilot, Objective)
+    if isinstance(pilot, Objective):
+        try:
+            res = fit_one(pilot, False)
+        except LikelabError as exc:
+            raise ParameterError(
+                f"the pilot {pilot.spec!r} of {tun.spec} cannot be fitted: {exc}"
+            ) from None
+        bad = ~np.asarray(res.converged, bool) | ~np.isfinite(_flat(res.params, fam.free, r)).all(1)
+        if bad.any():
+            where = (
+                "" if r == 1 else f" on dataset(s) {', '.join(map(str, np.flatnonzero(bad)[:5]))}"
+            )
+            raise ParameterError(
+                f"the pilot fit {pilot.spec!r} of {tun.spec} did not converge{where} (stop: "
+                f"{np.asarray(res.reason)[bad][0]}); give another pilot: an objective spec or "
+                "the free parameters' values"
+            )
+        label, pilot_params = pilot.spec, {k: np.asarray(res.params[k]) for k in fam.free}
+        if on_progress is not None:
+            on_progress(1, total)
+    else:
+        label, pilot_params = "given values", pilot
+    fits = []
+    for b in grid:
+        fits.append(fit_one(tun.at(b), True))
+        if on_progress is not None:
+            on_progress(total - len(grid) + len(fits), total)
+
+    def stacked(field: str) -> np.ndarray:  # (R, G, ...) from G fits of shape (R, ...)
+        return np.moveaxis(np.stack([np.asarray(getattr(f, field)) for f in fits]), 0, 1)
+
+    theta = np.stack([_flat(f.params, fam.free, r) for f in fits], axis=1)  # (R, G, P)
+    se = np.stack([_flat(f.se, fam.free, r) for f in fits], axis=1)
+    converged = stacked("converged").astype(bool)
+    finite_se, finite_est = np.isfinite(se).all(-1), np.isfinite(theta).all(-1)
+    excluded = np.full(converged.shape, "", dtype=object)
+    excluded[~finite_se] = [f"no finite SE: {w}" for w in stacked("se_reason")[~finite_se]]
+    excluded[~finite_est] = "the estimate is not finite"
+    excluded[~converged] = [
+        f"the fit did not converge ({w})" for w in stacked("reason")[~converged]
+    ]
+    usable = excluded == ""
+    chosen, mse, iterations, settled, previous = select(
+        theta, (se**2).sum(-1), usable, _flat(pilot_params, fam.free, r), MAX_ITER
+    )
+    g = np.asarray(grid)
+    why = np.full(r, "", dtype=object)
+    for i in np.flatnonzero(~settled):
+        why[i] = (
+            f"undetermined: no usable value of {tun.parameter} on the grid (every fit failed "
+            "to converge or has a non-finite SE; see excluded)"
+            if chosen[i] < 0
+            else f"did not settle in {MAX_ITER} passes: the choice moved between "
+            f"{tun.parameter} = {g[previous[i]]:g} and {g[chosen[i]]:g}"
+        )
+    none = chosen < 0
+    rows, at = np.arange(r), np.maximum(chosen, 0)
+
+    def pick(field: str, empty: Any) -> np.ndarray:
+        a = stacked(field)[rows, at].copy()
+        a[none] = empty
+        return a
+
+    def out(a: Any) -> Any:
+        return _single(np.asarray(a)) if prep.one else a
+
+    def per_grid(a: np.ndarray) -> np.ndarray:
+        return a[0] if prep.one else a
+
+    tuning = TuningResult(
+        parameter=tun.parameter,
+        objective=tun.spec,
+        grid=tuple(float(b) for b in grid),
+        chosen=out(np.where(none, np.nan, g[at])),
+        mse=per_grid(mse),
+        variance=per_grid((se**2).sum(-1)),
+        path={
+            k: per_grid(np.moveaxis(np.stack([np.asarray(f.params[k]) for f in fits]), 0, 1))
+            for k in fam.free
+        },
+        excluded=per_grid(excluded),
+        pilot=label,
+        pilot_params={k: out(np.asarray(v)) for k, v in pilot_params.items()},
+        iterations=out(iterations),
+        settled=out(settled),
+        reason=out(why),
+    )
+    first = fits[0]
+    reason = pick("reason", "undetermined")
+    se_reason = pick("se_reason", "")
+    se_reason[none] = why[none]
+    return FitResult(
+        family=first.family,
+        objective=tun.spec,
+        free=first.free,
+        params={k: out(_pick_param(fits, k, rows, at, none)) for k in first.params},
+        se={k: out(_pick_param(fits, k, rows, at, none, "se")) for k in first.se},
+        value=out(pick("value", np.nan)),
+        converged=out(pick("converged", False)),
+        n_iter=out(pick("n_iter", 0)),
+        reason=out(reason),
+        n=first.n,
+        starts=first.starts,
+        se_reason=out(se_reason),
+        tuning=tuning,
+    )
+
+
+def _pick_param(fits, name, rows, at, none, field="params") -> np.ndarray:
+    """``fits[at[i]].<field>[name][i]`` per dataset i, NaN where ``none``."""
+    a = np.moveaxis(np.stack([np.asarray(getattr(f, field)[name]) for f in fits]), 0, 1)[rows, at]
+    a = a.astype(np.float64, copy=True)
+    a[none] = np.nan
+    return a
 
 
 # ---------------------------------------------------------------------- pieces

@@ -446,6 +446,12 @@ def _bind(entry: _Entry, given: Mapping[str, Any]) -> Objective:
     for h in entry.hypers:
         if h.name in given:
             raw = given[h.name]
+            if isinstance(raw, str) and raw.strip().lower() == "auto":
+                raise ParameterError(
+                    f"{entry.name}:{h.name}=auto (a tuning parameter chosen from the data) is "
+                    "supported by fit only (likelab.fit, likelab fit), for dpd:beta, gamma:gamma "
+                    "and lq:q; give a number here"
+                )
             if isinstance(raw, str):
                 raise ParameterError(
                     f"{entry.name} parameter {h.name!r} must be a number, got {raw!r}"
