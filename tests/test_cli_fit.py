@@ -354,3 +354,88 @@ def test_fit_shows_a_progress_bar_on_a_terminal_for_long_work(capsys, normal_dat
     monkeypatch.setattr(cli, "_PROGRESS_AFTER_S", 2.0)
     code, *_ = run(capsys, "fit", path, "--objectives", "log,crps")  # quick: no bar
     assert code == 0 and calls == []
+
+
+# ---------------------------------------------------------------- a tuning parameter chosen
+@pytest.fixture
+def contaminated_data(tmp_path):
+    """300 draws from N(0, 1), 10% of them replaced by draws from N(8, 1)."""
+    rng = np.random.default_rng(21)
+    y = rng.normal(0.0, 1.0, 300)
+    y[:30] = rng.normal(8.0, 1.0, 30)
+    path = tmp_path / "dirty.txt"
+    path.write_text("\n".join(repr(float(v)) for v in y) + "\n")
+    return y, path
+
+
+def test_auto_shows_the_chosen_value_the_mse_curve_and_the_path(capsys, contaminated_data):
+    from likelab.estimate import fit
+
+    y, path = contaminated_data
+    grid = "0,0.1,0.2,0.3,0.5,1"
+    code, out, err = run(
+        capsys, "fit", path, "--objectives", "log,dpd:beta=auto", "--tune-grid", grid
+    )
+    assert code == 0, err
+    lib = fit(y, "normal", "dpd:beta=auto", tune_grid=[0, 0.1, 0.2, 0.3, 0.5, 1])
+    beta = lib.tuning.chosen
+    assert beta >= 0.2  # the 10% at 8 need a robust beta (measured: 0.3)
+    assert f"dpd:beta=auto (beta = {beta:g})" in out  # the column names the chosen value
+    assert f"beta = {beta:g} chosen" in out and "pilot dpd:beta=1" in out
+    rows = [line for line in out.splitlines() if "│" in line]
+    chosen = [r for r in rows if "<- chosen" in r]
+    assert len(chosen) == 1 and chosen[0].split("│")[1].strip() == f"{beta:g}"
+    assert any(r.split("│")[1].strip() == "0 (log)" for r in rows)  # one row per grid value
+    k = lib.tuning.grid.index(beta)
+    assert f"{lib.tuning.mse[k]:.4g}" in chosen[0] and f"{lib.params['loc']:.6g}" in chosen[0]
+
+    data = run_json(capsys, "fit", path, "--objectives", "dpd:beta=auto", "--tune-grid", grid)
+    t = data["fits"][0]["tuning"]
+    assert data["fits"][0]["objective"] == "dpd:beta=auto"
+    assert t["chosen"] == beta and t["parameter"] == "beta" and t["settled"] is True
+    np.testing.assert_allclose(t["mse"], lib.tuning.mse, rtol=1e-12)
+    np.testing.assert_allclose(t["path"]["loc"], lib.tuning.path["loc"], rtol=1e-12)
+    assert t["pilot"] == "dpd:beta=1" and set(t["pilot_params"]) == {"loc", "scale"}
+
+    given = run_json(
+        capsys, "fit", path, "--objectives", "lq:q=auto", "--pilot", "loc=0,scale=1",
+        "--tune-grid", "0.5,0.7,0.85,1",
+    )["fits"][0]["tuning"]  # fmt: skip
+    assert given["pilot"] == "given values" and given["pilot_params"] == {"loc": 0, "scale": 1}
+    assert given["chosen"] <= 0.85 and given["grid"] == [0.5, 0.7, 0.85, 1.0]
+
+
+@pytest.mark.parametrize(
+    "args,fragment",
+    [
+        (["--objectives", "dpd:beta=auto", "--pilot", "loc=0"], "is missing 'scale'"),
+        (["--objectives", "dpd:beta=auto", "--pilot", "loc=0,loc=1"], "given twice"),
+        (["--objectives", "dpd:beta=auto", "--pilot", "loc=x,scale=1"], "not a number"),
+        (["--objectives", "dpd:beta=auto", "--pilot", "nope"], "unknown objective 'nope'"),
+        (["--objectives", "dpd:beta=auto", "--pilot", "dpd:beta=auto"], "a fixed objective"),
+        (["--objectives", "dpd:beta=auto", "--tune-grid", "0,x"], "not a number"),
+        (["--objectives", "dpd:beta=auto", "--tune-grid", "0.5"], "at least 2 values"),
+        (["--objectives", "dpd:beta=auto", "--tune-grid", "0,,1"], "separated by commas"),
+        (["--objectives", "gamma:gamma=auto", "--tune-grid", "-1,1"], "gamma > 0"),
+        (["--objectives", "log", "--pilot", "dpd:beta=1"], "pilot applies only"),
+        (["--objectives", "pseudospherical:gamma=auto"], "supported for dpd:beta=auto"),
+        (["--objectives", "dpd:beta=auto,dpd:beta=auto"], "given twice"),
+    ],
+)
+def test_bad_tuning_input_prints_one_line_and_exits_2(capsys, normal_data, args, fragment):
+    _, path = normal_data
+    code, out, err = run(capsys, "fit", path, *args)
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], err
+    assert out == "" and "Traceback" not in err
+
+
+def test_auto_elsewhere_than_fit_is_one_line_exit_2(capsys, normal_data):
+    _, path = normal_data
+    code, out, err = run(
+        capsys, "landscape", path, "--objectives", "dpd:beta=auto", "--fix", "scale=1",
+        "--param", "loc=-1:1:5",
+    )  # fmt: skip
+    assert code == 2 and "supported by fit only" in err and err.count("\n") == 1, err
+    assert out == ""

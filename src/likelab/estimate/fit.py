@@ -35,7 +35,7 @@ from likelab.errors import (
 from likelab.estimate import support
 from likelab.estimate.newton import CONVERGED, newton_minimize, value_grad_hess
 from likelab.estimate.sandwich import sandwich_covariance, sandwich_from_moments
-from likelab.estimate.tuning import MAX_ITER, Tunable, TuningResult, auto_objective, select
+from likelab.estimate.tuning import Tunable, TuningResult, auto_objective, select
 from likelab.families import Family, get_family
 from likelab.families.derivatives import log_prob_derivative_components, log_prob_derivatives
 from likelab.families.discrete import CategoricalFamily
@@ -497,8 +497,9 @@ def _no_tuning_options(pilot: Any, tune_grid: Any) -> None:
             k for k, v in (("pilot", pilot), ("tune_grid", tune_grid)) if v is not None
         )
         raise ParameterError(
-            f"{given} {'apply' if ' and ' in given else 'applies'} only to an objective whose parameter is chosen from the data "
-            "(dpd:beta=auto, gamma:gamma=auto or lq:q=auto), and none was given"
+            f"{given} {'apply' if ' and ' in given else 'applies'} only to an objective whose "
+            "parameter is chosen from the data (dpd:beta=auto, gamma:gamma=auto or lq:q=auto), "
+            "and none was given"
         )
 
 
@@ -624,7 +625,7 @@ def _fit_auto(
     ]
     usable = excluded == ""
     chosen, mse, iterations, settled, previous = select(
-        theta, (se**2).sum(-1), usable, _flat(pilot_params, fam.free, r), MAX_ITER
+        theta, (se**2).sum(-1), usable, _flat(pilot_params, fam.free, r)
     )
     g = np.asarray(grid)
     why = np.full(r, "", dtype=object)
@@ -633,7 +634,7 @@ def _fit_auto(
             f"undetermined: no usable value of {tun.parameter} on the grid (every fit failed "
             "to converge or has a non-finite SE; see excluded)"
             if chosen[i] < 0
-            else f"did not settle in {MAX_ITER} passes: the choice moved between "
+            else f"did not settle in {iterations[i]} passes: the choice moved between "
             f"{tun.parameter} = {g[previous[i]]:g} and {g[chosen[i]]:g}"
         )
     none = chosen < 0

@@ -16,9 +16,14 @@ the sandwich enters: the trace is the sum of the squared standard errors). The c
 its minimiser on the grid. One pass depends on the pilot; the *iterated* Warwick-Jones rule of
 Basak, Basu & Jones (2021) takes the chosen value's estimate as the next pilot and repeats until
 the choice stops changing (a fixed point: with :math:`\theta_P = \hat\theta_{b^*}` the minimiser
-is :math:`b^*` again), at most :data:`MAX_ITER` times; a choice that does not settle is reported
-as such (``settled`` false, with the values it alternated between). The grid fits do not depend on
-the pilot, so the iterations cost nothing beyond the ``G`` fits.
+is :math:`b^*` again). The passes cannot cycle: a move from :math:`b` to :math:`b'` needs
+:math:`\|\hat\theta_{b'} - \hat\theta_b\|^2 + \operatorname{tr}(\hat V_{b'})/n \le
+\operatorname{tr}(\hat V_b)/n` (strictly, or an exact tie won by the lower grid index), so each
+move lowers the variance term or, in a tie, the index; no value is visited twice and the choice
+settles within G + 1 passes, the most :func:`likelab.estimate.fit` makes. A choice that has not
+settled (only when :func:`select` is given fewer passes, e.g. ``max_iter=1``: the one-pass rule
+of Warwick & Jones) says so (``settled`` false, with the last two values). The grid fits do not
+depend on the pilot, so the passes cost nothing beyond the ``G`` fits.
 
 Evidence. A grid value whose fit did not converge, or whose estimate or SE is not finite, is
 excluded from the minimisation and reported with its reason (``excluded``); when no grid value is
@@ -52,10 +57,7 @@ from likelab._spec import parse_spec
 from likelab.errors import LikelabError, ParameterError, SpecError
 from likelab.objectives import Objective, get_objective
 
-__all__ = ["MAX_ITER", "TUNABLE", "Tunable", "TuningResult", "auto_objective", "select"]
-
-#: At most this many Warwick-Jones passes (each with the previous choice's estimate as pilot).
-MAX_ITER = 20
+__all__ = ["TUNABLE", "Tunable", "TuningResult", "auto_objective", "select"]
 
 
 @dataclass(frozen=True)
@@ -157,7 +159,7 @@ def select(
     variance: np.ndarray,
     usable: np.ndarray,
     pilot: np.ndarray,
-    max_iter: int = MAX_ITER,
+    max_iter: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     r"""The iterated Warwick-Jones choice on a grid, for R datasets at once.
 
@@ -166,7 +168,8 @@ def select(
     ``usable`` ``(R, G)``: which grid values may be chosen; ``pilot`` ``(R, P)``: the first pilot.
     Pass ``t`` minimises :math:`\|\hat\theta_b - \theta_P^{(t)}\|^2 + \operatorname{tr}(\hat
     V_b)/n` over the usable ``b`` and sets :math:`\theta_P^{(t+1)} = \hat\theta_{b_t}`; a dataset
-    stops once :math:`b_t = b_{t-1}` (settled) or after ``max_iter`` passes (not settled).
+    stops once :math:`b_t = b_{t-1}` (settled) or after ``max_iter`` passes (not settled;
+    default G + 1, enough to settle always: see the module's docstring).
 
     Returns ``chosen`` ``(R,)`` (grid index; -1 where no grid value is usable), ``mse`` ``(R, G)``
     (the last pass's curve, NaN at unusable values: ``chosen`` is its argmin), ``iterations``
@@ -180,6 +183,7 @@ def select(
     (1, 2, True)
     """
     r, g, _ = theta.shape
+    max_iter = g + 1 if max_iter is None else max_iter
     chosen = np.full(r, -1)
     previous = np.full(r, -1)
     iterations = np.zeros(r, dtype=np.int64)
