@@ -994,7 +994,10 @@ def _print_fits(result, *, source: str) -> None:
         reason = str(np.asarray(f.reason).item())
         if bool(np.asarray(f.converged).item()):
             return f"yes ({reason})"
-        return f"no ({reason}) {notes.mark(STOP_REASONS.get(reason, reason))}"
+        why = STOP_REASONS.get(reason, reason)
+        if f.tuning is not None and reason == "undetermined":  # no grid value to choose
+            why = str(np.asarray(f.tuning.reason).item())
+        return f"no ({reason}) {notes.mark(why)}"
 
     first = done[0] if done else None
     for name in first.free if first is not None else ():

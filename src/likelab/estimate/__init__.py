@@ -13,12 +13,14 @@ from __future__ import annotations
 from likelab.estimate.fit import FitComparison, FitFailure, FitResult, fit, fit_objectives
 from likelab.estimate.newton import NewtonResult, newton_minimize
 from likelab.estimate.sandwich import sandwich_covariance
+from likelab.estimate.tuning import TuningResult
 
 __all__ = [
     "FitComparison",
     "FitFailure",
     "FitResult",
     "NewtonResult",
+    "TuningResult",
     "fit",
     "fit_objectives",
     "newton_minimize",

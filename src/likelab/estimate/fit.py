@@ -551,7 +551,7 @@ def _tuning_inputs(
             f"the pilot of {tun.spec} must be a fixed objective (e.g. {tun.pilot}) or parameter "
             f"values, not {pilot.strip()!r}"
         )
-    if not isinstance(pilot, str | Objective):
+    if not isinstance(pilot, str | Objective) and not callable(pilot):
         raise ParameterError(
             f"pilot must be an objective spec (e.g. {tun.pilot!r}) or a mapping of the free "
             f"parameters' values, got {type(pilot).__name__}"
@@ -610,58 +610,55 @@ def _fit_auto(
         if on_progress is not None:
             on_progress(total - len(grid) + len(fits), total)
 
-    def stacked(field: str) -> np.ndarray:  # (R, G, ...) from G fits of shape (R, ...)
-        return np.moveaxis(np.stack([np.asarray(getattr(f, field)) for f in fits]), 0, 1)
+    def along(get: Callable[[FitResult], Any]) -> np.ndarray:  # (R, G, ...) from G fits
+        return np.moveaxis(np.stack([np.asarray(get(f)) for f in fits]), 0, 1)
 
     theta = np.stack([_flat(f.params, fam.free, r) for f in fits], axis=1)  # (R, G, P)
     se = np.stack([_flat(f.se, fam.free, r) for f in fits], axis=1)
-    converged = stacked("converged").astype(bool)
+    converged = along(lambda f: f.converged).astype(bool)
     finite_se, finite_est = np.isfinite(se).all(-1), np.isfinite(theta).all(-1)
     excluded = np.full(converged.shape, "", dtype=object)
-    excluded[~finite_se] = [f"no finite SE: {w}" for w in stacked("se_reason")[~finite_se]]
+    se_reasons = along(lambda f: f.se_reason)[~finite_se]
+    excluded[~finite_se] = [f"no finite SE: {w}" for w in se_reasons]
     excluded[~finite_est] = "the estimate is not finite"
-    excluded[~converged] = [
-        f"the fit did not converge ({w})" for w in stacked("reason")[~converged]
-    ]
-    usable = excluded == ""
+    stops = along(lambda f: f.reason)[~converged]
+    excluded[~converged] = [f"the fit did not converge ({w})" for w in stops]
+    variance = (se**2).sum(-1)
     chosen, mse, iterations, settled, previous = select(
-        theta, (se**2).sum(-1), usable, _flat(pilot_params, fam.free, r)
+        theta, variance, excluded == "", _flat(pilot_params, fam.free, r)
     )
     g = np.asarray(grid)
     why = np.full(r, "", dtype=object)
     for i in np.flatnonzero(~settled):
         why[i] = (
-            f"undetermined: no usable value of {tun.parameter} on the grid (every fit failed "
-            "to converge or has a non-finite SE; see excluded)"
+            f"undetermined: no usable value of {tun.parameter} on the grid (no fit converged "
+            "to a finite estimate with finite SEs; see excluded)"
             if chosen[i] < 0
             else f"did not settle in {iterations[i]} passes: the choice moved between "
             f"{tun.parameter} = {g[previous[i]]:g} and {g[chosen[i]]:g}"
         )
-    none = chosen < 0
-    rows, at = np.arange(r), np.maximum(chosen, 0)
+    none, rows, at = chosen < 0, np.arange(r), np.maximum(chosen, 0)
 
-    def pick(field: str, empty: Any) -> np.ndarray:
-        a = stacked(field)[rows, at].copy()
+    def pick(a: np.ndarray, empty: Any) -> np.ndarray:  # each dataset's entry at its choice
+        a = a[rows, at].copy()
         a[none] = empty
         return a
 
-    def out(a: Any) -> Any:
+    def out(a: Any) -> Any:  # one dataset (n,): its entry, as fit gives it
         return _single(np.asarray(a)) if prep.one else a
 
     def per_grid(a: np.ndarray) -> np.ndarray:
         return a[0] if prep.one else a
 
+    path = {k: along(lambda f, k=k: f.params[k]).astype(np.float64) for k in fits[0].params}
     tuning = TuningResult(
         parameter=tun.parameter,
         objective=tun.spec,
         grid=tuple(float(b) for b in grid),
         chosen=out(np.where(none, np.nan, g[at])),
         mse=per_grid(mse),
-        variance=per_grid((se**2).sum(-1)),
-        path={
-            k: per_grid(np.moveaxis(np.stack([np.asarray(f.params[k]) for f in fits]), 0, 1))
-            for k in fam.free
-        },
+        variance=per_grid(variance),
+        path={k: per_grid(v) for k, v in path.items()},
         excluded=per_grid(excluded),
         pilot=label,
         pilot_params={k: out(np.asarray(v)) for k, v in pilot_params.items()},
@@ -669,33 +666,23 @@ def _fit_auto(
         settled=out(settled),
         reason=out(why),
     )
-    first = fits[0]
-    reason = pick("reason", "undetermined")
-    se_reason = pick("se_reason", "")
+    se_reason = pick(along(lambda f: f.se_reason), "")
     se_reason[none] = why[none]
     return FitResult(
-        family=first.family,
+        family=fits[0].family,
         objective=tun.spec,
-        free=first.free,
-        params={k: out(_pick_param(fits, k, rows, at, none)) for k in first.params},
-        se={k: out(_pick_param(fits, k, rows, at, none, "se")) for k in first.se},
-        value=out(pick("value", np.nan)),
-        converged=out(pick("converged", False)),
-        n_iter=out(pick("n_iter", 0)),
-        reason=out(reason),
-        n=first.n,
-        starts=first.starts,
+        free=fits[0].free,
+        params={k: out(pick(v, np.nan)) for k, v in path.items()},
+        se={k: out(pick(along(lambda f, k=k: f.se[k]).astype(np.float64), np.nan)) for k in path},
+        value=out(pick(along(lambda f: f.value), np.nan)),
+        converged=out(pick(converged, False)),
+        n_iter=out(pick(along(lambda f: f.n_iter), 0)),
+        reason=out(pick(along(lambda f: f.reason), "undetermined")),
+        n=fits[0].n,
+        starts=fits[0].starts,
         se_reason=out(se_reason),
         tuning=tuning,
     )
-
-
-def _pick_param(fits, name, rows, at, none, field="params") -> np.ndarray:
-    """``fits[at[i]].<field>[name][i]`` per dataset i, NaN where ``none``."""
-    a = np.moveaxis(np.stack([np.asarray(getattr(f, field)[name]) for f in fits]), 0, 1)[rows, at]
-    a = a.astype(np.float64, copy=True)
-    a[none] = np.nan
-    return a
 
 
 # ---------------------------------------------------------------------- pieces
