@@ -36,8 +36,9 @@ efficient end); their default grid is 0, 0.05, ..., 1 and their default pilot th
 q = 1 and more robust as q falls; its default grid is 0.5, 0.55, ..., 1. Its default pilot is
 ``dpd:beta=1``, not ``lq:q=0.5``: the Lq estimator is not Fisher-consistent for a scale
 parameter at q < 1 (at the normal model its scale tends to :math:`\sigma\sqrt{q}`; Ferrari &
-Yang 2010), so its own robust end would be a biased pilot, and the bias term would then favour
-q far from 1 on clean data.
+Yang 2010), so its own robust end would be a biased pilot that the iteration does not leave: on
+clean normal samples (n = 500) the pilot ``lq:q=0.5`` ends at q = 0.5, ``dpd:beta=1`` at q = 0.95
+to 1.
 
 References: Warwick & Jones (2005), Choosing a robustness tuning parameter, J. Statist. Comput.
 Simul. 75(7):581-588; Basak, Basu & Jones (2021), On the 'optimal' density power divergence
