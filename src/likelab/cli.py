@@ -1358,6 +1358,11 @@ def _print_asymptotics(
     _show(table, bias_table, *([extra] if extra is not None else []))
 
 
+def _grouped(dgp: str) -> str:
+    """A mixture spec in brackets, so that ``(1-eps) [A + B] + eps C`` reads as meant."""
+    return f"[{dgp.strip()}]" if " + " in dgp.strip() else dgp.strip()
+
+
 def _bias_table(results, biases, eps, *, truth: str, at: str, notes: _Notes) -> TableData:
     """Per objective and parameter: theta*(eps) - theta*(0) at each eps, and the breakdown."""
     bound = next((b.bound for b in biases.values()), None)
@@ -1371,7 +1376,8 @@ def _bias_table(results, biases, eps, *, truth: str, at: str, notes: _Notes) -> 
         else ""
     )
     table = TableData(
-        f"asymptotic bias theta*(eps) - theta*(0) under (1-eps) {truth} + eps {at}",
+        f"asymptotic bias theta*(eps) - theta*(0) under (1-eps) {_grouped(truth)} + eps "
+        f"{_grouped(at)}",
         ["objective", "param", *(f"eps={e:g}" for e in eps), f"breakdown {rule}".strip()],
     )
     for r, _extra in results:
