@@ -35,7 +35,7 @@ def location():
     tests/asymptotics/test_bias.py and, through the CLI, in tests/test_cli_asymptotics.py)."""
     log = asymptotics("log", FAMILY, TRUTH)
     dpd = asymptotics("dpd:beta=0.5", FAMILY, TRUTH)
-    eps = [0.0, 0.25, 0.75]
+    eps = [0.25, 0.75]
     bias = ContaminationBias(
         objective="log",
         family=FAMILY,
@@ -45,7 +45,7 @@ def location():
         eps=eps,
         theta_star={"loc": [1.0 - 4.0 * e for e in eps]},
         bias={"loc": [-4.0 * e for e in eps]},
-        reasons=["", "", ""],
+        reasons=["", ""],
         bound=2.0,
         breakdown=0.5,
         breakdown_evidence={"rule": "max_j |bias_j| > 2", "bracket": [0.4995, 0.5]},
@@ -86,8 +86,10 @@ def test_influence_and_bias_panels_with_the_breakdown_marked(location, tmp_path)
     assert y == pytest.approx(x - 1.0, abs=1e-8)  # IF of the mean: x - μ
     assert np.abs(drawn[1].get_ydata()).max() < 2.0  # dpd's is bounded
     (curve,) = _lines(curves)
-    assert list(curve.get_xdata()) == [0.0, 0.25, 0.75]
-    assert list(curve.get_ydata()) == [0.0, -1.0, -3.0]
+    # from (0, 0), by definition, and broken at the breakdown point: no line across it
+    assert list(curve.get_xdata()) == [0.0, 0.25, 0.5, 0.75]
+    y = np.asarray(curve.get_ydata(), dtype=float)
+    assert list(y[[0, 1, 3]]) == [0.0, -1.0, -3.0] and np.isnan(y[2])
     (mark,) = _vertical(curves)
     assert mark.get_xdata()[0] == bias.breakdown
     assert mark.get_color() == drawn[0].get_color() and mark.get_linestyle() == ":"

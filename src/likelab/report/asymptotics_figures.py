@@ -9,10 +9,11 @@ asymptotic bias under contamination.
   Statistics: The Approach Based on Influence Functions*, sec. 2.1).
 - Bottom row, when contamination results are given, one panel per free parameter: the asymptotic
   bias :math:`\theta^*_j(\varepsilon) - \theta^*_j(0)` under
-  :math:`(1-\varepsilon)P + \varepsilon G` against ε, one line per objective, its numerical
-  breakdown point (:func:`likelab.asymptotics.contamination_bias`) marked by a dotted vertical
-  line in its colour, and the bound that defines breakdown by grey dashed lines where some curve
-  comes within a factor 4 of it (Huber 1964, Ann. Math. Statist. 35:73-101).
+  :math:`(1-\varepsilon)P + \varepsilon G` against ε (from ε = 0, where it is 0 by
+  definition), one line per objective, broken at its numerical breakdown point
+  (:func:`likelab.asymptotics.contamination_bias`), which a dotted vertical line in its colour
+  marks; the bound that defines breakdown is drawn as grey dashed lines where some curve comes
+  within a factor 4 of it (Huber 1964, Ann. Math. Statist. 35:73-101).
 
 An objective with no influence function (no θ*, a singular A: ``reason``) or no bias curve is
 never drawn as a line: the figure says beneath the panels why it is missing. Objectives are
@@ -140,8 +141,7 @@ def plot_asymptotics(
             curves[r.objective] = b
         for ax, name in zip(axes[1], params, strict=True):
             for spec, b in curves.items():
-                eps = np.asarray(b.eps, dtype=float)
-                y = np.asarray(b.bias[name], dtype=float)
+                eps, y = _curve(b, name)
                 ax.plot(eps, y, marker="o", ms=3, lw=1.4, color=colors[spec], label=label(spec))
                 if b.breakdown is not None:
                     ax.axvline(b.breakdown, color=colors[spec], lw=1.2, ls=":")
@@ -181,8 +181,24 @@ def plot_asymptotics(
         handles.append(
             Line2D([], [], color="grey", lw=0.8, ls="--", label=f"bound ±{first.bound:g}")
         )
-        title += f"; bias under (1 − ε)·truth + ε·{first.contamination}"
+        title += f"; bias under (1−ε)·truth + ε·{first.contamination}"
     return _finish(fig, title, handles, notes, path, width=width)
+
+
+def _curve(b: ContaminationBias, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The bias of ``name`` against ε, from (0, 0) (θ*(0) − θ*(0), by definition) and broken
+    (a NaN) at the breakdown point: past it the estimate has run away, and a straight line
+    between the ε on either side would draw values that were never computed across a jump."""
+    eps = [float(e) for e in b.eps]
+    y = [float(v) for v in b.bias[name]]
+    if 0.0 not in eps:
+        eps, y = [0.0, *eps], [0.0, *y]
+    if b.breakdown is not None:
+        k = next((i for i, e in enumerate(eps) if e >= b.breakdown), len(eps))
+        if 0 < k < len(eps):
+            eps.insert(k, b.breakdown)
+            y.insert(k, math.nan)
+    return np.asarray(eps, dtype=float), np.asarray(y, dtype=float)
 
 
 def _empty(ax, text: str) -> None:
