@@ -1123,8 +1123,10 @@ def asymptotics_cmd(
     --contamination EPS,... --at DGP adds a second table: the asymptotic bias theta*(eps) -
     theta*(0) of each parameter under the mixture (1-eps)*truth + eps*DGP, and the breakdown
     point, the smallest eps at which some parameter moves by more than --bound or theta* leaves
-    the parameter space (located on the eps given, then by bisection). --plot FILE draws the
-    influence functions and the bias curves.
+    the parameter space (located on the eps given, then by bisection); --json adds to each
+    result "bias" ({"eps": [...], NAME: [...]}), "breakdown" and "contamination" (theta*(eps),
+    the bound, the bracket of the breakdown point). --plot FILE draws the influence functions
+    and the bias curves.
 
     An objective whose asymptotics do not exist here (no minimiser, an integral that diverges)
     or that cannot be used with this family is a row with its reason; the others are still
