@@ -430,6 +430,17 @@ FIGURE_COMMANDS = {
     "properness": ["properness", "--objectives", "log", "--classes", "3"],
     "underflow": ["underflow"],
     "landscape-seed-example": ["landscape", "--seed-example"],
+    "asymptotics": [
+        "asymptotics",
+        "--family",
+        "normal",
+        "--truth",
+        "normal:loc=0,scale=1",
+        "--contamination",
+        "0.1",
+        "--at",
+        "normal:loc=8,scale=1",
+    ],
 }
 for cmd, base in FIGURE_COMMANDS.items():
     for name, path in BAD_FIGURE_PATHS.items():

@@ -1183,6 +1183,37 @@ def asymptotics_cmd(
             help="Also evaluate each influence function at these points (in --json).",
         ),
     ] = None,
+    contamination: Annotated[
+        str | None,
+        typer.Option(
+            "--contamination",
+            metavar="EPS1,EPS2,...",
+            help="With --at: the asymptotic bias theta*(eps) - theta*(0) of each parameter "
+            "under (1-eps)*truth + eps*AT at these fractions, each in [0, 1), and the "
+            "breakdown point.",
+        ),
+    ] = None,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at",
+            metavar="DGP",
+            help="With --contamination: the contaminating distribution, a data-generating "
+            "spec such as normal:loc=8,scale=1 (a point mass is not one; approximate it by a "
+            "narrow component such as normal:loc=8,scale=0.01).",
+        ),
+    ] = None,
+    bound: Annotated[
+        float | None,
+        typer.Option(
+            "--bound",
+            metavar="B",
+            help="With --contamination: the estimate has broken down once some parameter has "
+            "moved by more than B (default: half the distance between the centres of the "
+            "truth and of --at).",
+        ),
+    ] = None,
+    plot: PlotOpt = None,
     as_json: JsonOpt = False,
     fmt: FormatOpt = "table",
 ) -> None:
@@ -1194,13 +1225,21 @@ def asymptotics_cmd(
     sensitivity sup |IF(x)| of the influence function (inf where it grows without limit).
     --json adds V, A, B and the influence function on a grid.
 
+    --contamination EPS,... --at DGP adds a second table: the asymptotic bias theta*(eps) -
+    theta*(0) of each parameter under the mixture (1-eps)*truth + eps*DGP, and the breakdown
+    point, the smallest eps at which some parameter moves by more than --bound or theta* leaves
+    the parameter space (located on the eps given, then by bisection); --json adds to each
+    result "bias" ({"eps": [...], NAME: [...]}), "breakdown" and "contamination" (theta*(eps),
+    the bound, the bracket of the breakdown point). --plot FILE draws the influence functions
+    and the bias curves.
+
     An objective whose asymptotics do not exist here (no minimiser, an integral that diverges)
     or that cannot be used with this family is a row with its reason; the others are still
     computed. Exit status: 0 when every objective's asymptotics were computed; 1 when some could
     not be (the results are still printed); 2 for bad input (nothing on stdout).
     """
     as_json = _output_format(fmt, as_json)
-    from likelab.asymptotics import asymptotics
+    from likelab.asymptotics import asymptotics, contamination_bias
     from likelab.errors import UnsupportedError, UserCodeError, UserContractError
     from likelab.families import get_family
     from likelab.objectives import get_objective
@@ -1215,19 +1254,41 @@ def asymptotics_cmd(
         model = model.fix(**fixed)
     density_setting(truth, model)  # what the setting itself gets wrong is bad input
     points = None if influence_at is None else _parse_points(influence_at)
-    results, failures = [], []
+    eps = _parse_contamination(contamination, at, bound, model)
+    if eps is not None:
+        _check_centres(truth, at, bound)
+    plot = _plot_target(plot)
+    results, failures, biases = [], [], {}
     for spec in specs:
         try:
             r = asymptotics(spec, model, truth)
             extra = {"influence": r.influence_grid()}
             if points is not None:
                 extra["influence_at"] = r.influence(points)
+            if eps is not None:
+                b = _bias_of(r, contamination_bias, model, truth, at, eps, bound)
+                extra.update(_bias_json(r, b, eps))
+                if b is not None:
+                    biases[r.objective] = b
         except (UnsupportedError, UserCodeError) as exc:
             if isinstance(exc, UserContractError):
                 raise
             failures.append({"objective": get_objective(spec).spec, "error": str(exc)})
             continue
         results.append((r, extra))
+    if plot is not None and not results:
+        _err.print(f"no figure: no objective could be used, {plot} is not written")
+        plot = None
+    if plot is not None:
+        from likelab.report.asymptotics_figures import plot_asymptotics
+
+        figure = plot_asymptotics(
+            [r for r, _ in results],
+            bias=biases if eps is not None else None,
+            labels={r.objective: _label(r.objective) for r, _ in results},
+            failures={f["objective"]: f["error"] for f in failures},
+        )
+        _write_figure(figure, plot)
     if as_json:
         _emit_json(
             {
@@ -1236,10 +1297,116 @@ def asymptotics_cmd(
             }
         )
     else:
-        _print_asymptotics(results, failures, truth=truth, family=model.spec)
+        _print_asymptotics(
+            results, failures, truth=truth, family=model.spec, biases=biases, eps=eps, at=at
+        )
+        if plot is not None:
+            _err.print(f"figure written to {plot}")
     problems = [f"{_label(f['objective'])} could not be used" for f in failures]
     problems += [f"{_label(r.objective)} has no asymptotics here" for r, _ in results if r.reason]
     _exit_failed("asymptotics", problems)
+
+
+def _parse_contamination(
+    text: str | None, at: str | None, bound: float | None, model
+) -> list[float] | None:
+    """The eps of ``--contamination`` (each in [0, 1)), with ``--at`` and ``--bound`` checked
+    against them and the model before any work; None without ``--contamination``."""
+    if text is None:
+        if at is not None:
+            raise ParameterError("--at names the contaminating distribution of --contamination")
+        if bound is not None:
+            raise ParameterError("--bound is the breakdown bound of --contamination")
+        return None
+    if at is None:
+        raise ParameterError(
+            "--contamination needs --at DGP, the distribution mixed in, e.g. "
+            "--at normal:loc=8,scale=1"
+        )
+    pieces = [p.strip() for p in text.split(",") if p.strip()]
+    eps = []
+    for piece in pieces:
+        try:
+            value = float(piece)
+        except ValueError:
+            raise ParameterError(
+                f"--contamination takes fractions EPS1,EPS2,... in [0, 1), got {piece!r}"
+            ) from None
+        if not 0.0 <= value < 1.0:  # NaN fails this too
+            raise ParameterError(f"--contamination: each eps must lie in [0, 1), got {piece}")
+        eps.append(value)
+    if not eps:
+        raise ParameterError(f"--contamination takes fractions EPS1,EPS2,..., got {text!r}")
+    if bound is not None and not (math.isfinite(bound) and bound > 0):
+        raise ParameterError(f"--bound must be a positive number, got {bound:g}")
+    _check_at(at, model)
+    return sorted(set(eps))
+
+
+def _check_at(at: str, model) -> None:
+    """``--at`` is a data-generating spec inside the model's support, or a one-line error
+    naming the option (a bare number is a point mass, which no spec is)."""
+    from likelab.properness.density import density_setting
+
+    try:
+        float(at)
+    except ValueError:
+        pass
+    else:
+        raise ParameterError(
+            f"--at {at}: a point mass is not a data-generating spec likelab can integrate; give "
+            "a distribution concentrated near it (for a continuous family e.g. "
+            f"normal:loc={at},scale=0.01)"
+        )
+    try:
+        density_setting(at, model)
+    except LikelabError as exc:
+        raise type(exc)(f"--at {at!r}: {exc}") from None
+
+
+def _check_centres(truth: str, at: str, bound: float | None) -> None:
+    """Without ``--bound`` the breakdown bound is half the distance between the centres of the
+    truth and of ``--at`` (:func:`likelab.asymptotics.contamination_bias`): refuse, before any
+    work, a contamination centred where the truth is."""
+    from likelab.asymptotics.bias import _centre
+    from likelab.families.dgp import parse_dgp
+
+    if bound is None and not abs(_centre(parse_dgp(at)) - _centre(parse_dgp(truth))) > 0:
+        raise ParameterError(
+            f"--at {at!r} has the same centre as the truth, so the default breakdown bound (half "
+            "the distance between the centres) is 0: give --bound B"
+        )
+
+
+def _bias_of(r, contamination_bias, model, truth: str, at: str, eps, bound):
+    """:func:`likelab.asymptotics.contamination_bias` of the objective of ``r``, or None where
+    ``r`` has no theta* (no bias can be measured from it: ``r.reason`` says why)."""
+    if any(math.isnan(v) for v in r.theta_star.values()):
+        return None
+    return contamination_bias(r.objective, model, truth, at, eps, bound=bound)
+
+
+def _bias_json(r, b, eps: list[float]) -> dict[str, Any]:
+    """The ``bias`` (``{"eps": [...], NAME: [...]}``), ``breakdown`` and ``contamination`` keys
+    of one objective's JSON result (NaN, written as null, where there is no theta*)."""
+    if b is None:
+        return {
+            "bias": {"eps": eps, **{k: [math.nan] * len(eps) for k in r.params}},
+            "breakdown": None,
+            "contamination": {"reason": r.reason or "no theta*"},
+        }
+    d = b.to_dict()
+    return {
+        "bias": {"eps": d["eps"], **d["bias"]},
+        "breakdown": d["breakdown"],
+        "contamination": {
+            "at": d["contamination"],
+            "theta_star": d["theta_star"],
+            "reasons": d["reasons"],
+            "bound": d["bound"],
+            "breakdown_evidence": d["breakdown_evidence"],
+        },
+    }
 
 
 def _parse_points(text: str) -> list[float]:
@@ -1264,7 +1431,9 @@ def _ges_text(ges: dict) -> str:
     return "unbounded" if value == math.inf else _fmt(value, 4)
 
 
-def _print_asymptotics(results, failures, *, truth: str, family: str) -> None:
+def _print_asymptotics(
+    results, failures, *, truth: str, family: str, biases=None, eps=None, at=None
+) -> None:
     table = TableData(
         f"asymptotics of {family} fitted to {truth} (SE at n = asymptotic SD / sqrt(n))",
         ["objective", "param", "theta*", "asymptotic SD", "ARE vs log", "MSE ratio vs log", "GES"],
@@ -1288,7 +1457,57 @@ def _print_asymptotics(results, failures, *, truth: str, family: str) -> None:
     for f in failures:
         failed = f"failed {notes.mark(f['error'])}"
         table.add_row(_label(f["objective"]), "-", failed, "-", "-", "-", "-")
-    _show_with_notes(table, notes)
+    if eps is None:
+        _show_with_notes(table, notes)
+        return
+    bias_table = _bias_table(results, biases or {}, eps, truth=truth, at=at, notes=notes)
+    extra = notes.table()
+    _show(table, bias_table, *([extra] if extra is not None else []))
+
+
+def _grouped(dgp: str) -> str:
+    """A mixture spec in brackets, so that ``(1-eps) [A + B] + eps C`` reads as meant."""
+    return f"[{dgp.strip()}]" if " + " in dgp.strip() else dgp.strip()
+
+
+def _bias_table(results, biases, eps, *, truth: str, at: str, notes: _Notes) -> TableData:
+    """Per objective and parameter: theta*(eps) - theta*(0) at each eps, and the breakdown."""
+    bound = next((b.bound for b in biases.values()), None)
+    rule = (
+        notes.mark(
+            "breakdown point: the smallest eps at which some parameter has moved by more than "
+            f"{bound:g} (--bound) or theta* has left the parameter space; located on the eps "
+            "given, then by bisection to the interval shown"
+        )
+        if bound is not None
+        else ""
+    )
+    table = TableData(
+        f"asymptotic bias theta*(eps) - theta*(0) under (1-eps) {_grouped(truth)} + eps "
+        f"{_grouped(at)}",
+        ["objective", "param", *(f"eps={e:g}" for e in eps), f"breakdown {rule}".strip()],
+    )
+    for r, _extra in results:
+        b = biases.get(r.objective)
+        if b is None:
+            mark = f" {notes.mark(r.reason or 'no theta*')}"
+            for name in r.params:
+                table.add_row(_label(r.objective) + mark, name, *("-" for _ in eps), "-")
+            continue
+        cells = {}
+        for name in r.params:
+            cells[name] = []
+            for value, why in zip(b.bias[name], b.reasons, strict=True):
+                text = _number_or_dash(value, 4)
+                cells[name].append(text + (f" {notes.mark(why)}" if why else ""))
+        if b.breakdown is None:
+            breakdown = f"none up to {b.eps[-1]:g}"
+        else:
+            lo, hi = b.breakdown_evidence["bracket"]
+            breakdown = f"{hi:.4g} (in ({lo:.4g}, {hi:.4g}])"
+        for name in r.params:
+            table.add_row(_label(r.objective), name, *cells[name], breakdown)
+    return table
 
 
 # ---------------------------------------------------------------------- train
