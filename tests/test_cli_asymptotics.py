@@ -177,7 +177,11 @@ AT8 = ("--at", "normal:loc=8,scale=1")
         (("--contamination", "nan", *AT8), "[0, 1), got nan"),
         (("--contamination", "0.1,ten", *AT8), "got 'ten'"),
         (("--contamination", ",", *AT8), "--contamination takes fractions"),
-        (("--contamination", "0.1", "--at", "8"), "a point mass is not"),
+        (("--contamination", "0.1", "--at", "nan"), "a point mass needs a finite location"),
+        (("--contamination", "0.1", "--at", "-inf"), "a point mass needs a finite location"),
+        (("--contamination", "0.1", "--at", "point"), "--at 'point': a point mass needs"),
+        (("--contamination", "0.1", "--at", "point:at=8,scale=1"), "'scale' in"),
+        (("--contamination", "0.1", "--at", "0"), "same centre as the truth"),
         (("--contamination", "0.1", "--at", "normal:loc=8"), "--at 'normal:loc=8': "),
         (("--contamination", "0.1", "--at", "nope:x=1"), "unknown family 'nope'"),
         (("--contamination", "0.1", "--at", "normal:loc=0,scale=3"), "give --bound"),
@@ -191,7 +195,8 @@ AT8 = ("--at", "normal:loc=8,scale=1")
     ],
     ids=[
         "at-alone", "contamination-alone", "eps-1", "eps-negative", "eps-nan", "eps-text",
-        "eps-empty", "at-number", "at-incomplete", "at-unknown", "at-same-centre", "bound-0",
+        "eps-empty", "at-nan", "at-minus-inf", "at-point-no-location", "at-point-extra-key",
+        "at-point-same-centre", "at-incomplete", "at-unknown", "at-same-centre", "bound-0",
         "bound-inf", "bound-alone", "plot-dir", "plot-missing-parent", "plot-extension",
         "plot-no-extension",
     ],
@@ -204,6 +209,35 @@ def test_bad_contamination_or_plot_is_one_line_exit_2_and_writes_nothing(
     assert code == 2 and out == "" and err.startswith("error:") and message in err, err
     assert err.count("\n") == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_at_a_bare_number_is_a_point_mass_end_to_end(capsys):
+    """--at 8 is point:at=8: log's loc bias is exactly 8ε (the mean of (1-ε) N(0,1) + ε δ_8),
+    the library's bias for the same point-mass spec, and the default bound is 8/2."""
+    from likelab.asymptotics import contamination_bias
+
+    code, out, err = run(
+        capsys, "asymptotics", *LOC, "--objectives", "log,dpd:beta=0.5",
+        "--contamination", "0.3,0.05", "--at", "8", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    log, dpd = json.loads(out)["results"]
+    assert log["contamination"]["at"] == dpd["contamination"]["at"] == "point:at=8"
+    assert log["bias"]["eps"] == [0.05, 0.3]
+    assert log["bias"]["loc"] == pytest.approx([0.4, 2.4], abs=1e-8)
+    assert log["contamination"]["bound"] == 4.0 and log["breakdown"] is None
+    want = contamination_bias("dpd:beta=0.5", "normal:scale=1", LOC[-1], "point:at=8", [0.05, 0.3])
+    assert dpd["bias"] == {"eps": want.eps, **want.bias}
+    assert 0 < dpd["bias"]["loc"][1] < 1e-5  # e^{-16}-small pull of an outlier 8 sd away
+
+
+def test_at_a_point_outside_the_family_support_is_bad_input(capsys):
+    code, out, err = run(
+        capsys, "asymptotics", "--family", "gamma", "--truth", "gamma:concentration=2,rate=1",
+        "--contamination", "0.1", "--at", "-1",
+    )  # fmt: skip
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+    assert err.startswith("error: --at 'point:at=-1': ") and "support" in err
 
 
 def test_at_outside_the_family_support_is_bad_input(capsys):

@@ -1170,7 +1170,8 @@ def asymptotics_cmd(
             "--truth",
             metavar="SPEC",
             help="True distribution of the data: a family member, another family or a mixture "
-            "'0.9 normal:loc=0,scale=1 + 0.1 normal:loc=8,scale=1'.",
+            "'0.9 normal:loc=0,scale=1 + 0.1 normal:loc=8,scale=1' (a component may be a point "
+            "mass, point:at=8).",
         ),
     ],
     objectives: ObjectivesLogOpt = None,
@@ -1199,8 +1200,9 @@ def asymptotics_cmd(
             "--at",
             metavar="DGP",
             help="With --contamination: the contaminating distribution, a data-generating "
-            "spec such as normal:loc=8,scale=1 (a point mass is not one; approximate it by a "
-            "narrow component such as normal:loc=8,scale=0.01).",
+            "spec such as normal:loc=8,scale=1, or a point mass: a bare number 8 means "
+            "point:at=8, every outlier exactly at 8 (its expected score is summed exactly, "
+            "not integrated).",
         ),
     ] = None,
     bound: Annotated[
@@ -1226,7 +1228,8 @@ def asymptotics_cmd(
     --json adds V, A, B and the influence function on a grid.
 
     --contamination EPS,... --at DGP adds a second table: the asymptotic bias theta*(eps) -
-    theta*(0) of each parameter under the mixture (1-eps)*truth + eps*DGP, and the breakdown
+    theta*(0) of each parameter under the mixture (1-eps)*truth + eps*DGP (--at 8: a point mass
+    at 8, point:at=8, Huber's gross errors all at one value), and the breakdown
     point, the smallest eps at which some parameter moves by more than --bound or theta* leaves
     the parameter space (located on the eps given, then by bisection); --json adds to each
     result "bias" ({"eps": [...], NAME: [...]}), "breakdown" and "contamination" (theta*(eps),
@@ -1254,6 +1257,7 @@ def asymptotics_cmd(
         model = model.fix(**fixed)
     density_setting(truth, model)  # what the setting itself gets wrong is bad input
     points = None if influence_at is None else _parse_points(influence_at)
+    at = _at_spec(at)
     eps = _parse_contamination(contamination, at, bound, model)
     if eps is not None:
         _check_centres(truth, at, bound)
@@ -1343,21 +1347,26 @@ def _parse_contamination(
     return sorted(set(eps))
 
 
+def _at_spec(at: str | None) -> str | None:
+    """``--at X`` with X a bare number is the point mass ``point:at=X``; a spec is kept."""
+    if at is None:
+        return None
+    try:
+        x = float(at)
+    except ValueError:
+        return at
+    if not math.isfinite(x):
+        raise ParameterError(f"--at {at}: a point mass needs a finite location, e.g. --at 8")
+    from likelab.families.dgp import PointMassDGP
+
+    return PointMassDGP(x).spec
+
+
 def _check_at(at: str, model) -> None:
     """``--at`` is a data-generating spec inside the model's support, or a one-line error
-    naming the option (a bare number is a point mass, which no spec is)."""
+    naming the option."""
     from likelab.properness.density import density_setting
 
-    try:
-        float(at)
-    except ValueError:
-        pass
-    else:
-        raise ParameterError(
-            f"--at {at}: a point mass is not a data-generating spec likelab can integrate; give "
-            "a distribution concentrated near it (for a continuous family e.g. "
-            f"normal:loc={at},scale=0.01)"
-        )
     try:
         density_setting(at, model)
     except LikelabError as exc:

@@ -234,3 +234,84 @@ def test_split_sample_size_errors(text, error, match):
 def test_dgp_rejects_batched_parameters():
     with pytest.raises(ParameterError, match="single number"):
         FamilyDGP("normal", {"loc": [0.0, 1.0], "scale": 1.0})
+
+
+# ---------------------------------------------------------------------- point masses
+def test_point_mass_dgp_spec_sample_and_distribution():
+    from likelab.families import PointMass, PointMassDGP
+
+    d = parse_dgp("point:at=-2.5")
+    assert isinstance(d, PointMassDGP) and d.spec == "point:at=-2.5"
+    assert parse_dgp(d.spec).spec == d.spec and PointMassDGP(3).spec == "point:at=3"
+    x = d.sample((2, 3), seed=7)
+    assert x.dtype == np.float64 and x.shape == (2, 3) and (x == -2.5).all()
+    p = d.distribution()
+    assert isinstance(p, PointMass) and p.loc.dtype == F64
+    assert float(p.mean) == -2.5 and float(p.variance) == 0.0
+    assert p.cdf(torch.tensor([-3.0, -2.5, 0.0], dtype=F64)).tolist() == [0.0, 1.0, 1.0]
+    # continuous kind: no Lebesgue density anywhere; discrete kind (at an integer): the pmf
+    assert torch.isneginf(p.log_prob(torch.tensor([-2.5, 0.0], dtype=F64))).all()
+    q = PointMass(torch.tensor(3.0, dtype=F64), discrete=True)
+    assert q.log_prob(torch.tensor([3.0, 2.0], dtype=F64)).tolist() == [0.0, -math.inf]
+    assert q.support.is_discrete and not p.support.is_discrete
+
+
+def test_point_mass_in_a_mixture_samples_its_share_at_the_point_and_draws_nothing():
+    dgp = parse_dgp("0.7 normal:loc=0,scale=1 + 0.3 point:at=8")
+    assert dgp.spec == "0.7 normal:loc=0,scale=1 + 0.3 point:at=8" and dgp.discrete is False
+    x = dgp.sample(20000, seed=11)
+    share = float((x == 8.0).mean())
+    assert abs(share - 0.3) < 4 * math.sqrt(0.3 * 0.7 / 20000)
+    # the stream is u, then the normal's draws: the atom consumes no random numbers
+    rng = np.random.default_rng(11)
+    u = rng.random(20000)
+    z = rng.normal(0.0, 1.0, 20000)
+    np.testing.assert_array_equal(x, np.where(u >= 0.7, 8.0, z))
+    p = dgp.distribution()
+    assert abs(float(p.mean) - 2.4) < 1e-12  # 0.3 * 8
+    assert abs(float(p.variance) - (0.7 * 1 + 0.7 * 0.3 * 64)) < 1e-12  # total variance
+    # the log-density is that of the continuous part: the atom has none
+    y = torch.tensor([0.5, 8.0], dtype=F64)
+    want = math.log(0.7) + stats.norm.logpdf([0.5, 8.0])
+    np.testing.assert_allclose(p.log_prob(y).numpy(), want, rtol=1e-13)
+
+
+def test_point_mass_takes_the_kind_of_its_mixture():
+    d = parse_dgp("0.8 poisson:rate=3 + 0.2 point:at=20")
+    assert d.discrete is True and d.distribution().support.is_discrete
+    pmf = d.distribution().log_prob(torch.tensor([20.0, 2.0], dtype=F64)).exp()
+    want = [0.8 * stats.poisson.pmf(20, 3) + 0.2, 0.8 * stats.poisson.pmf(2, 3)]
+    np.testing.assert_allclose(pmf.numpy(), want, rtol=1e-12)
+    with pytest.raises(ParameterError, match="must sit at an integer"):
+        parse_dgp("0.8 poisson:rate=3 + 0.2 point:at=2.5")
+    # atoms only: continuous kind, a two-point distribution
+    two = parse_dgp("0.5 point:at=0 + 0.5 point:at=1")
+    assert two.discrete is False and float(two.distribution().variance) == 0.25
+
+
+@pytest.mark.parametrize(
+    "text, error, match",
+    [
+        ("point", ParameterError, "needs its location"),
+        ("point:at=inf", SpecError, "not a finite number"),
+        ("point:at=nan", SpecError, "not a finite number"),
+        ("point:at=x", ParameterError, "needs a number"),
+        ("point:at=8,scale=1", UnknownNameError, "'scale'"),
+        ("point:loc=8", UnknownNameError, "'loc'"),
+        ("0.9 normal:loc=0,scale=1 + 0.1 point", ParameterError, "needs its location"),
+        ("dirac:at=8", UnknownNameError, "point:at=X"),
+    ],
+)
+def test_bad_point_mass_specs(text, error, match):
+    with pytest.raises(error, match=match):
+        parse_dgp(text)
+
+
+def test_point_mass_sample_size_is_split_off():
+    spec, n = split_sample_size("0.9 normal:loc=0,scale=1 + 0.1 point:at=8,n=40")
+    assert (spec, n) == ("0.9 normal:loc=0,scale=1 + 0.1 point:at=8", 40)
+    with pytest.raises(UnknownNameError, match="sample size"):
+        parse_dgp("point:at=8,n=40")
+    assert contaminated("normal:loc=0,scale=1", "point:at=8", 0.25).spec == (
+        "0.75 normal:loc=0,scale=1 + 0.25 point:at=8"
+    )

@@ -211,3 +211,30 @@ def test_starts_are_validated():
     v = check_density("log", "normal:loc=0,scale=1", starts=6)
     assert len(v.details["starts"]) == 6
     assert np.isfinite([s["value"] for s in v.details["starts"]]).all()
+
+
+# ---------------------------------------------------------------------- truths with atoms
+def test_a_point_mass_contamination_gives_the_moment_matching_projection():
+    # log score, normal family: the KL projection matches the mixture's mean and variance,
+    # 0.1 * 8 = 0.8 and 0.9 * 1 + 0.9 * 0.1 * 64 = 6.66
+    v = check_density("log", "0.9 normal:loc=0,scale=1 + 0.1 point:at=8", "normal")
+    assert v.verdict is None and "no verdict" in v.how
+    assert abs(v.optimum["loc"] - 0.8) < 1e-7
+    assert abs(v.optimum["scale"] - math.sqrt(6.66)) < 1e-7
+
+
+def test_atoms_are_checked_against_the_family_support_exactly():
+    # an atom at the boundary 0 of the gamma's y > 0, with a weight no sample would show
+    with pytest.raises(ParameterError, match=r"outside the support.*at y = 0:"):
+        check_density("log", "0.999999 gamma:concentration=2,rate=1 + 1e-06 point:at=0", "gamma")
+    with pytest.raises(ParameterError, match=r"outside the support.*at y = -1:"):
+        check_density("log", "point:at=-1", "exponential")
+    with pytest.raises(ParameterError, match=r"outside the support.*at y = 2\.5:"):
+        check_density("log", "point:at=2.5", "poisson")
+    # an atom at an integer is inside the Poisson's support (no nudge off the point): the log
+    # score's optimum is the point itself, rate 20
+    v = check_density("log", "point:at=20", "poisson")
+    assert abs(v.optimum["rate"] - 20.0) < 1e-6
+    # no family given: a point mass is no family's member
+    with pytest.raises(ParameterError, match="not a member of a family"):
+        check_density("log", "point:at=8")

@@ -244,3 +244,54 @@ def test_bad_inputs():
         )
     with pytest.raises(UnsupportedError, match="Cauchy"):
         expected_score("crps", normal, D.Cauchy(t64([0.0]), t64([1.0])))
+
+
+# ---------------------------------------------------------------------- atoms (point masses)
+@pytest.mark.parametrize("eps", [0.05, 0.3, 0.7])
+def test_an_atom_is_summed_exactly_with_its_derivatives(eps):
+    """E_{(1-ε)N(0,1) + εδ_x0} S(N(m, s²), Y) = (1-ε) E_N S + ε S(x0), log and linear in closed
+    form: the log score (1-ε)[log(s√2π) + (1+m²)/(2s²)] + ε[log(s√2π) + (x0-m)²/(2s²)], the
+    linear score -(1-ε) φ(m; 0, 1+s²) - ε φ(x0; m, s²); gradients against the closed form's."""
+    x0 = 8.0
+    truth = parse_dgp(f"{1 - eps} normal:loc=0,scale=1 + {eps} point:at={x0}")
+    m = t64([0.0, 0.7, 3.0, 8.0]).requires_grad_(True)
+    s = t64([1.0, 0.5, 2.0, 0.01]).requires_grad_(True)
+    got = expected_score("log", truth, D.Normal(m, s))
+    c = torch.log(s * math.sqrt(2 * math.pi))
+    want = (1 - eps) * (c + (1 + m**2) / (2 * s**2)) + eps * (c + (x0 - m) ** 2 / (2 * s**2))
+    np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-11)
+    g = torch.autograd.grad(got.sum(), (m, s))
+    w = torch.autograd.grad(want.sum(), (m, s))
+    for a, b in zip(g, w, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-9, atol=1e-9)
+    lin = expected_score("linear", truth, D.Normal(m, s)).detach().numpy()
+    mv, sv = m.detach().numpy(), s.detach().numpy()
+    want_lin = -(1 - eps) * stats.norm.pdf(mv, 0.0, np.sqrt(1 + sv**2)) - eps * stats.norm.pdf(
+        x0, mv, sv
+    )
+    np.testing.assert_allclose(lin, want_lin, rtol=1e-10, atol=1e-14)
+
+
+def test_an_atom_with_a_quad_oracle_and_in_a_discrete_truth():
+    # crps of a Laplace forecast under 0.8 gamma(2, 1) + 0.2 δ_5: quad for the gamma part
+    from likelab.properness.expected import truth_mass
+
+    truth = parse_dgp("0.8 gamma:concentration=2,rate=1 + 0.2 point:at=5")
+    assert abs(truth_mass(truth) - 1.0) < 1e-12
+    q = D.Laplace(t64([1.0]), t64([0.5]))
+    got = expected_score("crps", truth, q).item()
+    part = quad_oracle("crps", stats.gamma(2).pdf, q, [1.0], lo=0.0)
+    atom = get_objective("crps").loss(q, t64([5.0])).item()
+    assert abs(got - (0.8 * part + 0.2 * atom)) < 1e-10 * (1 + abs(got))
+    # a discrete truth: the atom's pmf is summed with the Poisson's
+    truth = parse_dgp("0.8 poisson:rate=3 + 0.2 point:at=20")
+    rate = t64([3.0, 6.4])
+    qp = get_family("poisson").distribution(rate=rate)
+    ys = np.arange(0, 200)
+    losses = get_objective("log").loss(qp, t64(ys).unsqueeze(-1)).numpy()
+    want = 0.8 * (stats.poisson.pmf(ys, 3)[:, None] * losses).sum(0) + 0.2 * losses[20]
+    np.testing.assert_allclose(expected_score("log", truth, qp).numpy(), want, rtol=1e-13)
+    # a forecast that cannot reach the atom scores +inf: no silent finite number
+    unif = D.Uniform(t64([-1.0]), t64([6.0]), validate_args=False)
+    far = parse_dgp("0.9 uniform:low=0,high=1 + 0.1 point:at=7")
+    assert expected_score("log", far, unif).item() == math.inf

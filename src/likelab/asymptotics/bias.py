@@ -13,6 +13,12 @@ change of a free parameter :math:`\max_j|\theta^*_j(\varepsilon) - \theta^*_j(0)
 located on the grid and refined by bisection between the last ε that holds and the first that
 breaks. With a fixed contamination G this is the breakdown *against that G*, a lower-level
 version of Hampel's breakdown point (which takes the worst G).
+
+G may be any data-generating process, in particular a point mass :math:`\delta_{x_0}`
+(``"point:at=8"``), the gross error of Hampel's influence function: then
+:math:`E_{P_\varepsilon} S(Q_\theta, Y) = (1-\varepsilon) E_P S(Q_\theta, Y) + \varepsilon
+S(Q_\theta, x_0)` is computed exactly (the atom's term is added, not integrated), and for the log
+score in the normal location family the bias is exactly :math:`\varepsilon (x_0 - \mu)`.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import torch
 from likelab.errors import ParameterError, UnsupportedError
 from likelab.families import Family, get_family
 from likelab.families.dgp import Contaminated, DataGeneratingProcess, parse_dgp
+from likelab.families.mixture import PointMass
 from likelab.families.quadrature import centre_scale
 from likelab.objectives import Objective, get_objective
 from likelab.properness.density import density_setting
@@ -86,12 +93,18 @@ def contamination_bias(
 ) -> ContaminationBias:
     r"""θ*(ε) − θ*(0) under :math:`(1-\varepsilon)\,\mathrm{truth} + \varepsilon\,
     \mathrm{contamination}` for each ε in ``eps`` (each in [0, 1)), and the breakdown point
-    (module docs). ``bound`` defaults to half the distance between the centres (medians) of the
-    truth and the contamination: past it the estimate is nearer the outliers than the data.
+    (module docs). ``contamination`` is any data-generating process, e.g. the point mass
+    ``"point:at=8"``. ``bound`` defaults to half the distance between the centres (means, else
+    medians; a point mass's own location) of the truth and the contamination: past it the
+    estimate is nearer the outliers than the data.
 
     >>> r = contamination_bias("log", "normal:scale=1", "normal:loc=0,scale=1",
     ...                        "normal:loc=8,scale=1", [0.0, 0.1])
     >>> round(r.bias["loc"][1], 10)
+    0.8
+    >>> r = contamination_bias("log", "normal:scale=1", "normal:loc=0,scale=1", "point:at=8",
+    ...                        [0.1])
+    >>> round(r.bias["loc"][0], 10)
     0.8
     """
     obj = get_objective(objective)
@@ -197,5 +210,7 @@ def contamination_bias(
 
 def _centre(dgp: DataGeneratingProcess) -> float:
     d = dgp.distribution()
+    if isinstance(d, PointMass):
+        return float(d.loc)
     c, _ = centre_scale(d, d.support, torch.float64, torch.device("cpu"))
     return float(c)

@@ -28,6 +28,7 @@ from likelab.families.dgp import (
     DataGeneratingProcess,
     FamilyDGP,
     MixtureDGP,
+    PointMassDGP,
     contaminated,
     parse_dgp,
     split_sample_size,
@@ -35,7 +36,7 @@ from likelab.families.dgp import (
 from likelab.families.discrete import Bernoulli, CategoricalFamily, Poisson
 from likelab.families.distributions import Logistic
 from likelab.families.integrals import power_integral, register_power_integral
-from likelab.families.mixture import Mixture
+from likelab.families.mixture import Mixture, PointMass
 from likelab.families.quadrature import numerical_power_integral
 
 __all__ = [
@@ -48,6 +49,8 @@ __all__ = [
     "Mixture",
     "MixtureDGP",
     "Param",
+    "PointMass",
+    "PointMassDGP",
     "as_tensor",
     "contaminated",
     "get_family",

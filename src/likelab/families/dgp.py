@@ -1,4 +1,4 @@
-"""Data-generating processes: the truth that simulations draw from.
+r"""Data-generating processes: the truth that simulations draw from.
 
 A :class:`DataGeneratingProcess` draws reproducible float64 samples with numpy
 (``.sample(size, seed)``: the same seed gives the same bits), gives the true distribution as a
@@ -6,9 +6,11 @@ float64 torch distribution (``.distribution()``, for properness checks and expec
 names itself with a spec string (``.spec``) that :func:`parse_dgp` reads back:
 
 * ``"normal:loc=0,scale=1"``: a family at fully specified parameters (:class:`FamilyDGP`);
+* ``"point:at=8"``: the point mass :math:`\delta_8` (:class:`PointMassDGP`), every draw 8;
 * ``"0.9 normal:loc=0,scale=1 + 0.1 normal:loc=8,scale=1"``: a finite mixture
   (:class:`MixtureDGP`), of which :class:`Contaminated` ``(1 - eps) F + eps G`` is the
-  two-component case (Huber 1964, Ann. Math. Statist. 35:73-101: the gross-error model).
+  two-component case (Huber 1964, Ann. Math. Statist. 35:73-101: the gross-error model), e.g.
+  ``"0.9 normal:loc=0,scale=1 + 0.1 point:at=8"``, gross errors all at 8.
 
 >>> dgp = parse_dgp("0.9 normal:loc=0,scale=1 + 0.1 normal:loc=8,scale=1")
 >>> dgp.sample(4, seed=0).shape
@@ -31,13 +33,14 @@ from torch.distributions import Distribution
 from likelab._spec import format_spec, parse_spec
 from likelab.errors import ParameterError, SpecError, UnknownNameError
 from likelab.families.base import Family, as_rng
-from likelab.families.mixture import Mixture
+from likelab.families.mixture import Mixture, PointMass
 
 __all__ = [
     "Contaminated",
     "DataGeneratingProcess",
     "FamilyDGP",
     "MixtureDGP",
+    "PointMassDGP",
     "contaminated",
     "parse_dgp",
     "split_sample_size",
@@ -46,6 +49,8 @@ __all__ = [
 Seed = int | np.random.Generator | None
 _WEIGHT_TOL = 1e-9
 _PLUS = re.compile(r"\s+\+\s+")
+#: The spec name of :class:`PointMassDGP` (``point:at=X``); no family may take it.
+POINT = "point"
 
 
 class DataGeneratingProcess(ABC):
@@ -118,6 +123,51 @@ class FamilyDGP(DataGeneratingProcess):
         return self.family.spec
 
 
+class PointMassDGP(DataGeneratingProcess):
+    r"""The point mass :math:`\delta_{x_0}`: every draw is ``at`` (spec ``point:at=X``).
+
+    Alone it is a degenerate truth; as a mixture component it is the gross error of Huber's
+    model at one point, ``"0.9 normal:loc=0,scale=1 + 0.1 point:at=8"``, whose expected scores
+    are exact: :math:`(1-\varepsilon) E_P S(Q, Y) + \varepsilon S(Q, x_0)` (the atom is added,
+    not integrated; see :class:`~likelab.families.mixture.PointMass`). Sampling consumes no
+    random numbers. It mixes with continuous components, and with discrete ones when ``at`` is
+    an integer (:attr:`discrete` is ``None``: it takes the kind of the mixture it is in).
+
+    >>> PointMassDGP(8).spec, PointMassDGP(8).sample(3, seed=1).tolist()
+    ('point:at=8', [8.0, 8.0, 8.0])
+    """
+
+    discrete = None  # type: ignore[assignment]
+
+    def __init__(self, at: float) -> None:
+        if isinstance(at, bool) or not isinstance(at, int | float | np.integer | np.floating):
+            raise ParameterError(
+                f"a point mass needs a number for its location, got {at!r} (e.g. point:at=8)"
+            )
+        value = float(at)
+        if not math.isfinite(value):
+            raise ParameterError(
+                f"a point mass needs a finite location, got {at!r} (e.g. point:at=8)"
+            )
+        self.at = value
+
+    def sample(self, size: int | Sequence[int], seed: Seed = None) -> np.ndarray:
+        """``at`` everywhere; ``seed`` is accepted for the common interface and not used."""
+        shape = (int(size),) if np.isscalar(size) else tuple(int(s) for s in size)
+        if any(s < 0 for s in shape):
+            raise ParameterError(f"sample size must be non-negative, got {shape}")
+        return np.full(shape, self.at, dtype=np.float64)
+
+    def distribution(self, *, discrete: bool = False) -> PointMass:
+        """:class:`~likelab.families.mixture.PointMass` at ``at`` (float64), of the kind
+        ``discrete`` (a component of a discrete mixture is its pmf)."""
+        return PointMass(np.float64(self.at), discrete=discrete)
+
+    @property
+    def spec(self) -> str:
+        return format_spec(POINT, {"at": self.at})
+
+
 class MixtureDGP(DataGeneratingProcess):
     r"""The finite mixture :math:`\sum_j w_j F_j` of data-generating processes.
 
@@ -129,7 +179,7 @@ class MixtureDGP(DataGeneratingProcess):
 
     1. ``u = rng.random(size)``: one uniform per observation;
     2. for ``j = 1..J`` in order, ``x_j = component_j.sample(size, seed=rng)``: a full-size sample
-       from every component, whatever ``u`` is;
+       from every component, whatever ``u`` is (a point mass draws no random numbers);
     3. observation ``i`` is ``x_j[i]`` for the ``j`` with ``W_{j-1} <= u_i < W_j``
        (``W_j = w_1 + ... + w_j``, ``W_J = 1``).
 
@@ -165,7 +215,8 @@ class MixtureDGP(DataGeneratingProcess):
             else:
                 flat_w.append(float(wj))
                 flat_c.append(comp)
-        kinds = {c.discrete for c in flat_c}
+        # a point mass takes the kind of the components it is mixed with
+        kinds = {c.discrete for c in flat_c if not isinstance(c, PointMassDGP)}
         if len(kinds) > 1:
             raise ParameterError(
                 "a mixture cannot combine discrete and continuous components: "
@@ -174,6 +225,13 @@ class MixtureDGP(DataGeneratingProcess):
         self.weights = np.asarray(flat_w, dtype=np.float64)
         self.components = flat_c
         self.discrete = kinds == {True}
+        if self.discrete:
+            for c in flat_c:
+                if isinstance(c, PointMassDGP) and not float(c.at).is_integer():
+                    raise ParameterError(
+                        f"a point mass mixed with discrete components must sit at an integer, "
+                        f"got {c.spec} among " + ", ".join(d.spec for d in flat_c)
+                    )
 
     def sample(self, size: int | Sequence[int], seed: Seed = None) -> np.ndarray:
         rng = as_rng(seed)
@@ -189,9 +247,13 @@ class MixtureDGP(DataGeneratingProcess):
         return np.take_along_axis(stacked, index[..., None], axis=-1)[..., 0]
 
     def distribution(self) -> Mixture:
-        return Mixture(
-            self.weights, [c.distribution() for c in self.components], validate_args=False
-        )
+        comps = [
+            c.distribution(discrete=self.discrete)
+            if isinstance(c, PointMassDGP)
+            else c.distribution()
+            for c in self.components
+        ]
+        return Mixture(self.weights, comps, validate_args=False)
 
     @property
     def spec(self) -> str:
@@ -242,7 +304,8 @@ def contaminated(
 def parse_dgp(text: str) -> DataGeneratingProcess:
     """A process from its spec string.
 
-    ``"normal:loc=0,scale=1"`` gives a :class:`FamilyDGP` (a leading weight, if any, must be 1);
+    ``"normal:loc=0,scale=1"`` gives a :class:`FamilyDGP` (a leading weight, if any, must be 1),
+    ``"point:at=8"`` a :class:`PointMassDGP`;
     ``"0.9 normal:loc=0,scale=1 + 0.1 normal:loc=8,scale=1"`` a :class:`MixtureDGP`: components
     separated by ``+`` with whitespace on both sides, each with its weight first; weights must be
     positive and sum to 1 within ``1e-9``. Every parameter of every family must be given; a key
@@ -331,21 +394,45 @@ def _split_weight(
     return weight, spec
 
 
-def _family_dgp(spec: str) -> FamilyDGP:
+def _family_dgp(spec: str) -> FamilyDGP | PointMassDGP:
     from likelab.families import get_family
 
+    parsed = parse_spec(spec, kind="data-generating process")
+    if parsed.name == POINT:
+        return _point_dgp(parsed.kwargs, spec)
     try:
         family = get_family(spec)
     except UnknownNameError as err:
-        keys = parse_spec(spec, kind="family").kwargs
+        keys = parsed.kwargs
         if "n" in keys:
             raise UnknownNameError(
                 f"{err} ('n' is not a parameter of the distribution; a sample size belongs to "
                 "the simulation, e.g. the CLI's --simulate normal:loc=0,scale=1,n=10, which "
                 "split_sample_size separates)"
             ) from None
-        raise
+        raise UnknownNameError(f"{err}; or point:at=X, a point mass at X") from None
     return FamilyDGP(family)
+
+
+def _point_dgp(kwargs: Mapping[str, Any], spec: str) -> PointMassDGP:
+    """``point:at=X``: exactly one key, ``at``, a finite number."""
+    extra = sorted(set(kwargs) - {"at"})
+    if extra:
+        hint = (
+            " ('n' is a sample size, which belongs to the simulation: split_sample_size "
+            "separates it)"
+            if extra == ["n"]
+            else ""
+        )
+        raise UnknownNameError(
+            f"a point mass has one parameter, at (its location): {', '.join(map(repr, extra))} "
+            f"in {spec!r} is not one{hint}"
+        )
+    if "at" not in kwargs:
+        raise ParameterError(
+            f"a point mass needs its location: {spec!r} has no at= (e.g. point:at=8)"
+        )
+    return PointMassDGP(kwargs["at"])
 
 
 def _require_str(text: object) -> None:

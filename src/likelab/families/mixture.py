@@ -30,7 +30,7 @@ from torch.distributions import Categorical, Distribution, constraints
 
 from likelab.errors import ParameterError
 
-__all__ = ["Mixture", "inside_point", "support_bounds"]
+__all__ = ["Mixture", "PointMass", "inside_point", "support_bounds"]
 
 
 class Mixture(Distribution):
@@ -229,6 +229,111 @@ class Mixture(Distribution):
             ]
             stacked = torch.stack(draws, dim=-1)
             return stacked.gather(-1, index.unsqueeze(-1)).squeeze(-1)
+
+
+class PointMass(Distribution):
+    r"""The point mass (Dirac measure) :math:`\delta_{x_0}`: all its mass at the one point
+    ``loc``, the limit of Huber's gross-error contamination (Huber 1964, Ann. Math. Statist.
+    35:73-101; Hampel et al. 1986, *Robust Statistics*, sec. 2.1: the influence function is the
+    derivative in the direction of :math:`\delta_x`).
+
+    An atom has no density with respect to Lebesgue measure, so an expected score under a truth
+    with atoms is a sum over the atoms plus an integral over the rest:
+    :math:`E_{(1-\varepsilon)P + \varepsilon\delta_{x_0}} S(Q, Y) = (1-\varepsilon)\,E_P S(Q, Y)
+    + \varepsilon\, S(Q, x_0)` (:mod:`likelab.properness.expected` adds the atom's term
+    exactly; it never integrates it).
+
+    Args:
+        loc: the point :math:`x_0` (a finite number; batch shape ``()`` or any shape).
+        discrete: the kind of mixture it sits in. ``True``: its support is the integer interval
+            ``{x_0}`` (``loc`` must be an integer) and ``log_prob`` is its probability mass
+            function, 0 at :math:`x_0` and :math:`-\infty` elsewhere, so that the exact sums of
+            a discrete truth count it like any other integer mass. ``False`` (default): it
+            sits among continuous components, its support is ``[x_0, x_0]`` and ``log_prob`` is
+            :math:`-\infty` everywhere, the Lebesgue density of its (empty) absolutely
+            continuous part, so that a :class:`Mixture`'s ``log_prob`` is the density of the
+            continuous part of the truth.
+
+    ``mean`` is :math:`x_0`, ``variance`` 0, ``cdf(y)`` is :math:`1[y \ge x_0]`, ``icdf`` is
+    :math:`x_0`, ``sample`` returns :math:`x_0`.
+
+    >>> import torch
+    >>> d = PointMass(torch.tensor(8.0, dtype=torch.float64))
+    >>> float(d.mean), float(d.variance), d.cdf(torch.tensor([7.0, 8.0])).tolist()
+    (8.0, 0.0, [0.0, 1.0])
+    """
+
+    arg_constraints: ClassVar[dict] = {}
+    has_rsample = False
+
+    def __init__(self, loc: Any, *, discrete: bool = False, validate_args: bool | None = None):
+        try:
+            x0 = torch.as_tensor(loc)
+        except (TypeError, ValueError, RuntimeError):
+            raise ParameterError(f"a point mass needs a number, got {loc!r}") from None
+        if not x0.is_floating_point():
+            x0 = x0.to(torch.get_default_dtype())
+        if not bool(torch.isfinite(x0).all()):
+            raise ParameterError(f"a point mass needs a finite location, got {_show(x0)}")
+        if discrete and not bool((x0 == x0.round()).all()):
+            raise ParameterError(
+                f"a point mass among discrete components must sit at an integer, got {_show(x0)}"
+            )
+        self.loc = x0
+        self.discrete = bool(discrete)
+        super().__init__(x0.shape, validate_args=validate_args)
+
+    @property
+    def support(self) -> constraints.Constraint:  # type: ignore[override]
+        x0 = _plain(self.loc)
+        if self.discrete:
+            return constraints.integer_interval(x0, x0)
+        return constraints.interval(x0, x0)
+
+    def expand(self, batch_shape, _instance=None):
+        batch_shape = torch.Size(batch_shape)
+        new = self._get_checked_instance(PointMass, _instance)
+        new.loc = self.loc.expand(batch_shape)
+        new.discrete = self.discrete
+        super(PointMass, new).__init__(batch_shape, validate_args=False)
+        return new
+
+    def __repr__(self) -> str:
+        kind = "discrete" if self.discrete else "continuous"
+        return f"PointMass(loc: {_show(self.loc)}, {kind})"
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        """The pmf (discrete) or the Lebesgue density of the continuous part (``-inf``)."""
+        value = torch.as_tensor(value, dtype=self.loc.dtype, device=self.loc.device)
+        at = value == self.loc
+        if not self.discrete:
+            at = torch.zeros_like(at)
+        zero = torch.zeros((), dtype=self.loc.dtype, device=self.loc.device)
+        return torch.where(at, zero, torch.full_like(zero, -math.inf))
+
+    def cdf(self, value: torch.Tensor) -> torch.Tensor:
+        value = torch.as_tensor(value, dtype=self.loc.dtype, device=self.loc.device)
+        return (value >= self.loc).to(self.loc.dtype)
+
+    def icdf(self, value: torch.Tensor) -> torch.Tensor:
+        value = torch.as_tensor(value, dtype=self.loc.dtype, device=self.loc.device)
+        return torch.broadcast_tensors(self.loc, value)[0].clone()
+
+    @property
+    def mean(self) -> torch.Tensor:
+        return self.loc
+
+    @property
+    def mode(self) -> torch.Tensor:
+        return self.loc
+
+    @property
+    def variance(self) -> torch.Tensor:
+        return torch.zeros_like(self.loc)
+
+    def sample(self, sample_shape=torch.Size()) -> torch.Tensor:
+        shape = torch.Size(sample_shape) + self.batch_shape
+        return self.loc.expand(shape).clone()
 
 
 # ---------------------------------------------------------------------- support helpers

@@ -53,8 +53,8 @@ import torch
 from likelab.errors import ParameterError, UnsupportedError
 from likelab.estimate.newton import NewtonResult, newton_minimize
 from likelab.families import Family, get_family
-from likelab.families.dgp import DataGeneratingProcess, FamilyDGP, parse_dgp
-from likelab.families.mixture import support_bounds
+from likelab.families.dgp import DataGeneratingProcess, FamilyDGP, MixtureDGP, parse_dgp
+from likelab.families.mixture import Mixture, PointMass, support_bounds
 from likelab.families.quadrature import dtype_device
 from likelab.objectives import Objective, get_objective
 from likelab.properness.classes import UNDETERMINED, Verdict, claim_of
@@ -131,8 +131,9 @@ def density_setting(
         )
     if family is None:
         if not isinstance(dgp, FamilyDGP):
+            what = "a mixture" if isinstance(dgp, MixtureDGP) else "not a member of a family"
             raise ParameterError(
-                f"the truth {dgp.spec!r} is a mixture: name the forecast family to fit to it"
+                f"the truth {dgp.spec!r} is {what}: name the forecast family to fit to it"
             )
         fam = get_family(dgp.family.name)
     else:
@@ -361,16 +362,27 @@ def _check_support(
     fam: Family,
     sample: np.ndarray,
 ) -> None:
-    """Refuse a truth with mass where the family has none (its forecasts would score ±inf)."""
-    lo, hi = (float(b) for b in support_bounds(p_dist.support, dtype=torch.float64))
+    """Refuse a truth with mass where the family has none (its forecasts would score ±inf):
+    a sample, the ends of every component's support (just inside an open end of a continuous
+    one) and every atom exactly (a point mass at 0 for a family on y > 0 is refused, however
+    small its weight)."""
     points = [float(x) for x in sample[:256]]
-    if p_dist.support.is_discrete:
-        points += [lo if math.isfinite(lo) else -(2.0**40), hi if math.isfinite(hi) else 2.0**40]
-    else:
-        points += [
-            np.nextafter(lo, math.inf) if math.isfinite(lo) else -1e300,
-            np.nextafter(hi, -math.inf) if math.isfinite(hi) else 1e300,
-        ]
+    comps = p_dist.components if isinstance(p_dist, Mixture) else [p_dist]
+    for comp in comps:
+        if isinstance(comp, PointMass):
+            points.append(float(comp.loc))
+            continue
+        lo, hi = (float(b) for b in support_bounds(comp.support, dtype=torch.float64))
+        if comp.support.is_discrete:
+            points += [
+                lo if math.isfinite(lo) else -(2.0**40),
+                hi if math.isfinite(hi) else 2.0**40,
+            ]
+        else:
+            points += [
+                np.nextafter(lo, math.inf) if math.isfinite(lo) else -1e300,
+                np.nextafter(hi, -math.inf) if math.isfinite(hi) else 1e300,
+            ]
     t = torch.as_tensor(points, dtype=torch.float64)
     outside = ~fam.in_support(t)
     if bool(outside.any()):

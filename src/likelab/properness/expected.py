@@ -13,9 +13,12 @@ objective of the registry, built in or the user's, without Monte Carlo noise:
   forecast's parameters *with their gradients*, so the derivative of the rule is the derivative
   of the integral even where :math:`S(Q_\theta, y)` jumps at a point that moves with θ
   (Leibniz's rule, done by autograd). A mixture P (contamination) is integrated component by
-  component, :math:`\sum_j w_j \int p_j S`. One blind spot: at a parameter value where a moving
-  cut falls exactly on a kink of P (a Laplace truth's location), second derivatives are those of
-  one side only (the first are exact); a Newton step there is merely less well scaled.
+  component, :math:`\sum_j w_j \int p_j S`; an atom (a
+  :class:`~likelab.families.mixture.PointMass` component, e.g. ``0.9 normal:loc=0,scale=1 + 0.1
+  point:at=8``) is not integrated but added exactly, :math:`w_j S(Q, x_j)`, with its
+  derivatives. One blind spot: at a parameter value where a moving cut falls exactly on a kink
+  of P (a Laplace truth's location), second derivatives are those of one side only (the first
+  are exact); a Newton step there is merely less well scaled.
 - **P discrete**: :math:`\sum_y p(y) S(Q, y)` over the whole support when it is small, otherwise
   over a window :math:`\mu \pm (12\sigma + 20)` widened until the mass left out is below
   ``1e-14``.
@@ -40,7 +43,7 @@ from torch.distributions import Distribution
 
 from likelab.errors import ParameterError, UnsupportedError
 from likelab.families.dgp import DataGeneratingProcess
-from likelab.families.mixture import Mixture, masked_log_prob, support_bounds
+from likelab.families.mixture import Mixture, PointMass, masked_log_prob, support_bounds
 from likelab.families.quadrature import centre_scale, dtype_device, piece_nodes
 from likelab.objectives import Objective, get_objective
 
@@ -212,6 +215,12 @@ def _continuous(
     eps = torch.finfo(dtype).eps
     for log_weight, comp in parts:
         if log_weight == -math.inf:
+            continue
+        if isinstance(comp, PointMass):  # an atom: w S(Q, x0), exactly (no nodes, no rounding)
+            x0 = comp.loc.detach().to(dtype=dtype, device=device).expand(1, *shape)
+            values = score(x0)[0]
+            total = total + math.exp(log_weight) * values
+            scale = scale + math.exp(log_weight) * values.detach().abs()
             continue
         lo, hi = support_bounds(comp.support, dtype=dtype, device=device)
         c, s = centre_scale(comp, comp.support, dtype, device)
