@@ -1912,6 +1912,7 @@ def report_cmd(
         typer.Option("--out", help="Directory for the page (default: STORE-report/ beside it)."),
     ] = None,
     figures: FiguresOpt = "png",
+    theory: TheoryOpt = None,
 ) -> None:
     """Render a study store as a self-contained HTML page, OUT/index.html."""
     from likelab.report.pages import write_study_report
@@ -1919,7 +1920,9 @@ def report_cmd(
     target = check_output_dir(
         store.with_name(store.stem + "-report") if out is None else out, what="--out"
     )
-    page = write_study_report(store, target, figures=_figures(figures))
+    page = write_study_report(
+        store, target, figures=_figures(figures), theory="auto" if theory is None else theory
+    )
     _out.print(f"report written to {page}")
 
 

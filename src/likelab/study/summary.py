@@ -373,7 +373,7 @@ def _add_theory(
         note = (
             f"{NOT_COMPUTED}: the study has {len(pairs):,} (DGP point, objective) pairs, over "
             f"the automatic limit of {THEORY_AUTO_MAX} (each takes seconds of quadrature); ask "
-            "for it with theory=True (likelab study summary --theory)"
+            "for it with theory=True (--theory on the command line)"
         )
     else:
         try:
