@@ -1683,10 +1683,10 @@ def study_summary_cmd(
     if csv is not None or parquet is not None:
         _err.print(f"summary written to {csv or parquet}")
         return
-    # the theory's columns where it was computed; where it was left out for the study's size,
-    # the caption says so (and how to ask for it)
-    skipped = {r["theory_note"] for r in rows if (r["theory_note"] or "").startswith(NOT_COMPUTED)}
-    shown = bool(rows) and not skipped
+    # the theory's columns where it was computed (for some pairs at least); where it was left
+    # out for the study's size, the caption says so (and how to ask for it)
+    skipped = [r["theory_note"] for r in rows if (r["theory_note"] or "").startswith(NOT_COMPUTED)]
+    shown = len(skipped) < len(rows)
     columns = ["dgp", "n", "objective", "param", "bias", "emp SE"]
     columns += ["√n·emp SE", "asy SD"] if shown else []
     columns += ["RE vs log"] + (["ARE vs log"] if shown else [])
@@ -1704,7 +1704,7 @@ def study_summary_cmd(
             "V_log,jj/V_jj, the limit of RE vs log; [k]: see the notes"
         )
     elif theory is None and skipped:
-        caption += f"; asymptotic theory {next(iter(skipped))}"
+        caption += f"; asymptotic theory {skipped[0]}"
     table = TableData(
         f"{store.name}: estimate ± Monte Carlo SE",
         columns,

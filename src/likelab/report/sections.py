@@ -514,8 +514,8 @@ def study_section(
         ).fetchone()[0]
         failures = _study_failures(con, objectives)
     notes = {f["objective"]: f["note"] for f in failures}
-    skipped = {r["theory_note"] for r in rows if (r["theory_note"] or "").startswith(NOT_COMPUTED)}
-    with_theory = bool(rows) and not skipped
+    skipped = [r["theory_note"] for r in rows if (r["theory_note"] or "").startswith(NOT_COMPUTED)]
+    with_theory = len(skipped) < len(rows)  # computed for some (DGP point, objective) at least
     header = list(_STUDY_HEADER)
     if with_theory:
         header[4:4] = _THEORY_HEADER[:2]
@@ -583,7 +583,7 @@ def study_section(
             "headline": headline,
             "theory": {
                 "computed": with_theory,
-                "skipped": next(iter(skipped)) if skipped and theory == "auto" else None,
+                "skipped": skipped[0] if skipped and not with_theory and theory == "auto" else None,
                 "notes": theory_notes if with_theory else [],
             },
             "tables": tables,

@@ -59,11 +59,13 @@ Thm 5.23): ``asymptotic_sd`` :math:`\sqrt{V_{jj}}`, to compare with ``emp_se_roo
 :math:`V_{\log,jj}/V_{jj}`, the limit of ``rel_eff``, and ``asymptotic_bias``
 :math:`\theta^*_j - \theta_j`, the limit of ``bias``. They are computed once per (DGP point,
 objective), whatever the number of sample sizes and replicates, and kept for the process (a
-second summary of the same study computes nothing). Where the theory does not exist or
-cannot be computed (no θ* inside the parameter space, a gradient without a finite second
-moment, a model whose support moves, an objective the quadrature cannot integrate, any
-error), the columns are ``None`` and ``theory_note`` says why: the summary never fails
-because of the theory.
+second summary of the same study computes nothing). Each pair takes seconds (minutes for a
+contamination far out in the tails), so ``theory="auto"`` computes them only for a study of at
+most :data:`THEORY_AUTO_MAX` pairs and within :data:`THEORY_AUTO_SECONDS`. Where the theory
+does not exist or cannot be computed (no θ* inside the parameter space, a gradient without a
+finite second moment, a model whose support moves, an objective the quadrature cannot
+integrate, any error, the time budget), the columns are ``None`` and ``theory_note`` says why:
+the summary never fails because of the theory.
 
 **Determinism.** Every sum is exactly rounded (:func:`math.fsum`), so a measure is a function of
 the *set* of rows only: two stores holding the same rows, written in any order by any executor,
@@ -73,9 +75,13 @@ combines the rows, which differs in the last bits between stores written in diff
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
-from collections.abc import Callable
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -107,6 +113,11 @@ THEORY_COLUMNS = (
 #: objective) pairs: each takes seconds of quadrature (about 1 to 10 s for a two-parameter
 #: family), so a study of thousands of DGP points would take hours.
 THEORY_AUTO_MAX = 16
+#: ``theory="auto"`` spends at most this many seconds on a summary's theory: a pair still
+#: running then is stopped (a contamination far out in the tails can take the quadrature
+#: minutes) and the pairs after it are left out, each with a note saying so. ``theory=True``
+#: has no limit.
+THEORY_AUTO_SECONDS = 60.0
 #: How ``theory_note`` begins where the theory was not asked for (``theory=False``) or was
 #: left out for the study's size (``"auto"``).
 NOT_COMPUTED = "not computed"
@@ -276,9 +287,11 @@ def summarise(
 
     ``theory``: fill the columns of theory beside simulation (:data:`THEORY_COLUMNS`:
     ``asymptotic_sd``, ``are_vs_log``, ``asymptotic_bias``) from :func:`likelab.asymptotics`,
-    once per (DGP point, objective); ``"auto"`` does so when the study has at most
-    :data:`THEORY_AUTO_MAX` such pairs. Otherwise they are ``None`` and ``theory_note`` says
-    they were not computed. ``on_theory(done, total)`` is called after each pair (a progress
+    once per (DGP point, objective), however long it takes; ``"auto"`` does so when the study
+    has at most :data:`THEORY_AUTO_MAX` such pairs, within :data:`THEORY_AUTO_SECONDS` in
+    all (so what it fills can depend on the machine's speed); ``False`` does not. Where a
+    pair was not computed its columns are ``None`` and ``theory_note`` (beginning "not
+    computed") says why. ``on_theory(done, total)`` is called after each pair (a progress
     bar). ``emp_se_root_n`` is always there.
     """
     if not (isinstance(theory, bool) or (isinstance(theory, str) and theory == "auto")):
@@ -356,6 +369,44 @@ def _summarise_point(
 #: a second summary of a study (its export, its report) computes nothing again.
 _CACHE: dict[tuple, dict[str, tuple[float, float, float, str]] | str] = {}
 _CACHE_MAX = 4096
+#: pairs stopped at the automatic time budget -> the seconds they were given: an automatic
+#: summary with no more time than that does not try them again (``theory=True`` does).
+_STOPPED: dict[tuple, float] = {}
+
+
+class _OutOfTime(BaseException):
+    """The time limit of a theory computation rang (a ``BaseException``: no ``except
+    Exception`` inside the computation may swallow it)."""
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float | None) -> Iterator[None]:
+    """Raise :class:`_OutOfTime` in this thread after ``seconds`` (SIGALRM, checked between
+    Python bytecodes, so within a few torch operations). No limit where none can be set
+    safely: ``seconds`` None, off the main thread, without ``setitimer`` (Windows), or while
+    another timer is running (whoever set it keeps it)."""
+    usable = (
+        seconds is not None
+        and hasattr(signal, "setitimer")
+        and threading.current_thread() is threading.main_thread()
+        and signal.getitimer(signal.ITIMER_REAL)[0] == 0.0
+    )
+    if not usable:
+        yield
+        return
+
+    def ring(signum: int, frame: Any) -> None:
+        raise _OutOfTime
+
+    previous = signal.signal(signal.SIGALRM, ring)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, max(float(seconds), 1e-3))
+        yield
+    finally:
+        try:
+            signal.setitimer(signal.ITIMER_REAL, 0.0)
+        finally:
+            signal.signal(signal.SIGALRM, previous)
 
 
 def _add_theory(
@@ -385,12 +436,14 @@ def _add_theory(
             r["theory_note"] = note
         return
     found = {}
+    deadline = time.monotonic() + THEORY_AUTO_SECONDS if theory == "auto" else None
     for k, (dgp, objective) in enumerate(pairs):
         point = points.get(_dgp_key(dgp))
         if point is None:
             found[dgp, objective] = f"no theory: {dgp!r} is no DGP point of the study's spec"
         else:
-            found[dgp, objective] = _theory(model, point, objective)
+            left = None if deadline is None else deadline - time.monotonic()
+            found[dgp, objective] = _theory(model, point, objective, left)
         if on_theory is not None:
             on_theory(k + 1, len(pairs))
     for r in rows:
@@ -434,12 +487,13 @@ def _dgp_key(spec: str) -> str:
 
 
 def _theory(
-    model: str, point: Any, objective: str
+    model: str, point: Any, objective: str, seconds: float | None = None
 ) -> dict[str, tuple[float, float, float, str]] | str:
     """:func:`likelab.asymptotics` of ``objective`` in the study's ``model`` (with the point's
     fixed parameters) under the point's DGP: per free parameter (asymptotic SD, ARE vs log, θ*,
     note), or why there is none. Any failure is the answer, never raised: a user objective
-    that raises or calls ``sys.exit()`` too (a ``KeyboardInterrupt`` does stop)."""
+    that raises or calls ``sys.exit()`` too (a ``KeyboardInterrupt`` does stop). ``seconds``:
+    the time it may take (the rest of the automatic budget; None: no limit)."""
     from likelab.asymptotics import core
     from likelab.objectives import get_objective
 
@@ -456,8 +510,14 @@ def _theory(
     )
     if key in _CACHE:
         return _CACHE[key]
+    budget = f"the automatic time budget ({THEORY_AUTO_SECONDS:g} s for the whole summary)"
+    again = "theory=True (--theory on the command line) computes it however long it takes"
+    if seconds is not None and (seconds <= 0 or _STOPPED.get(key, -1.0) >= seconds):
+        return f"{NOT_COMPUTED}: {budget} was spent before it; {again}"
+    start = time.monotonic()
     try:
-        res = core.asymptotics(obj, model, point.dgp, point.fixed or None)
+        with _time_limit(seconds):
+            res = core.asymptotics(obj, model, point.dgp, point.fixed or None)
         out: dict[str, tuple[float, float, float, str]] | str = {
             name: (
                 res.asymptotic_sd[name],
@@ -467,11 +527,16 @@ def _theory(
             )
             for name in res.params
         }
+    except _OutOfTime:
+        _STOPPED[key] = max(_STOPPED.get(key, 0.0), float(seconds or 0.0))
+        took = time.monotonic() - start
+        return f"{NOT_COMPUTED}: stopped after {took:.0f} s, at {budget}; {again}"
     except (Exception, SystemExit) as exc:
         out = f"no theory: {_one_line(exc)}"
     if len(_CACHE) >= _CACHE_MAX:
         _CACHE.clear()
     _CACHE[key] = out
+    _STOPPED.pop(key, None)
     return out
 
 
