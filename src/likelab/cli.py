@@ -1701,7 +1701,7 @@ def study_summary_cmd(
         caption += (
             "; asy SD: asymptotic SD √V_jj of the estimator (likelab asymptotics, V = A⁻¹BA⁻¹ at "
             "θ*), the limit of √n·emp SE; ARE vs log: asymptotic relative efficiency "
-            "V_log,jj/V_jj, the limit of RE vs log; [k]: see the notes"
+            "V_log,jj/V_jj, the limit of RE vs log"
         )
     elif theory is None and skipped:
         caption += f"; asymptotic theory {skipped[0]}"
@@ -1732,6 +1732,8 @@ def study_summary_cmd(
             _pm(r["coverage"], r["coverage_mcse"], 3),
             f"{r['failure_rate']:.1%}",
         )
+    if notes.table() is not None:
+        table.caption += "; [k]: see the notes on the theory"
     _show_with_notes(table, notes)
 
 
