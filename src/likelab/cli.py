@@ -101,7 +101,7 @@ TheoryOpt = Annotated[
         help="Beside the simulation, what M-estimator theory predicts per cell (likelab "
         "asymptotics: the asymptotic SD beside the empirical SE × √n, the ARE beside the "
         "relative efficiency), once per (DGP point, objective), seconds each. Default: "
-        "computed when the study has at most 16 such pairs.",
+        "computed when the study has at most 16 such pairs, within 60 s in all.",
     ),
 ]
 FiguresOpt = Annotated[

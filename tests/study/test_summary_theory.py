@@ -398,6 +398,16 @@ def test_the_table_shows_the_theory_beside_the_simulation_with_notes(store, caps
     assert "asy SD" not in table[0] and "ARE vs log" not in table[0]
 
 
+def test_the_help_states_the_automatic_limits(capsys):
+    from likelab.study.summary import THEORY_AUTO_MAX, THEORY_AUTO_SECONDS
+
+    for command in (["study", "summary"], ["report"]):
+        code, out, _ = run(capsys, *command, "--help")
+        flat = " ".join(out.split())
+        assert code == 0 and "--theory / --no-theory" in flat
+        assert f"at most {THEORY_AUTO_MAX} such pairs, within {THEORY_AUTO_SECONDS:g} s" in flat
+
+
 def test_auto_over_the_limit_says_how_to_get_the_theory(store, capsys, monkeypatch):
     monkeypatch.setattr(summary_module, "THEORY_AUTO_MAX", 2)
     code, out, err = run(capsys, "study", "summary", store)
