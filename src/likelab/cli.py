@@ -95,6 +95,16 @@ PlotOpt = Annotated[
         help="Write a figure to FILE; the format follows its extension: .png, .pdf or .svg.",
     ),
 ]
+TheoryOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--theory/--no-theory",
+        help="Beside the simulation, what M-estimator theory predicts per cell (likelab "
+        "asymptotics: the asymptotic SD beside the empirical SE × √n, the ARE beside the "
+        "relative efficiency), once per (DGP point, objective), seconds each. Default: "
+        "computed when the study has at most 16 such pairs, within 60 s in all.",
+    ),
+]
 FiguresOpt = Annotated[
     str,
     typer.Option(
@@ -1982,50 +1992,65 @@ def study_summary_cmd(
     parquet: Annotated[
         str | None, typer.Option("--parquet", help="Write the summary as Parquet.")
     ] = None,
+    theory: TheoryOpt = None,
 ) -> None:
-    """Performance measures per (DGP, n, objective, parameter), with Monte Carlo SEs."""
+    """Performance measures per (DGP, n, objective, parameter), with Monte Carlo SEs, and the
+    asymptotic theory beside them."""
     as_json = _output_format(fmt, as_json)
-    from likelab.study import export, summarise
-    from likelab.study.summary import MEASURES
+    from likelab.study import export
+    from likelab.study.summary import MEASURES, NOT_COMPUTED
 
     csv = None if csv is None else check_output_file(csv, what="--csv")
     parquet = None if parquet is None else check_output_file(parquet, what="--parquet")
     for option, path in (("--csv", csv), ("--parquet", parquet)):
         if path is not None and path.resolve() == store.resolve():
             raise OutputError(f"{option} {path} is the store itself; write the summary elsewhere")
+    rows = _summary_rows(store, "auto" if theory is None else theory, quiet=as_json)
     for path, fmt in ((csv, "csv"), (parquet, "parquet")):
         if path is not None:
             with atomic_write(path) as tmp:
-                export(store, tmp, fmt)
-    rows = summarise(store)
+                export(store, tmp, fmt, rows=rows)
     if as_json:
         _emit_json({"rows": rows, "measures": MEASURES})
         return
     if csv is not None or parquet is not None:
         _err.print(f"summary written to {csv or parquet}")
         return
-    columns = [
-        "dgp",
-        "n",
-        "objective",
-        "param",
-        "bias",
-        "emp SE",
-        "RE vs log",
-        "rel MSE vs log",
-        "coverage",
-        "fail",
-    ]
+    # the theory's columns where it was computed (for some pairs at least); where it was left
+    # out for the study's size, the caption says so (and how to ask for it)
+    skipped = [r["theory_note"] for r in rows if (r["theory_note"] or "").startswith(NOT_COMPUTED)]
+    shown = len(skipped) < len(rows)
+    columns = ["dgp", "n", "objective", "param", "bias", "emp SE"]
+    columns += ["√n·emp SE", "asy SD"] if shown else []
+    columns += ["RE vs log"] + (["ARE vs log"] if shown else [])
+    columns += ["rel MSE vs log", "coverage", "fail"]
+    caption = (
+        "RE vs log: relative efficiency, EmpSE² ratio EmpSE_log²/EmpSE² (ignores bias); "
+        "rel MSE vs log: MSE ratio MSE_log/MSE (includes bias); both paired, above 1 favours "
+        "the objective; '-': undetermined, nothing to measure it on (e.g. coverage where no SE "
+        "could be given)"
+    )
+    if shown:
+        caption += (
+            "; asy SD: asymptotic SD √V_jj of the estimator (likelab asymptotics, V = A⁻¹BA⁻¹ at "
+            "θ*), the limit of √n·emp SE; ARE vs log: asymptotic relative efficiency "
+            "V_log,jj/V_jj, the limit of RE vs log"
+        )
+    elif theory is None and skipped:
+        caption += f"; asymptotic theory {skipped[0]}"
     table = TableData(
         f"{store.name}: estimate ± Monte Carlo SE",
         columns,
         justify={c: "left" if c in ("dgp", "objective", "param") else "right" for c in columns},
-        caption="RE vs log: relative efficiency, EmpSE² ratio EmpSE_log²/EmpSE² (ignores bias); "
-        "rel MSE vs log: MSE ratio MSE_log/MSE (includes bias); both paired, above 1 favours "
-        "the objective; '-': undetermined, nothing to measure it on (e.g. coverage where no SE "
-        "could be given)",
+        caption=caption,
     )
+    notes = _Notes()
     for r in rows:
+        mark = f" {notes.mark(r['theory_note'])}" if shown and r["theory_note"] else ""
+        theory_cells = [
+            _pm(r["emp_se_root_n"], r["emp_se_root_n_mcse"]),
+            _pm(r["asymptotic_sd"], None) + mark,
+        ]
         table.add_row(
             r["dgp"],
             str(r["n"]),
@@ -2033,12 +2058,35 @@ def study_summary_cmd(
             r["parameter"],
             _pm(r["bias"], r["bias_mcse"]),
             _pm(r["emp_se"], r["emp_se_mcse"]),
+            *(theory_cells if shown else []),
             _pm(r["rel_eff"], r["rel_eff_mcse"], 3),
+            *([_pm(r["are_vs_log"], None, 3)] if shown else []),
             _pm(r["rel_mse"], r["rel_mse_mcse"], 3),
             _pm(r["coverage"], r["coverage_mcse"], 3),
             f"{r['failure_rate']:.1%}",
         )
-    _show(table)
+    if notes.table() is not None:
+        table.caption += "; [k]: see the notes on the theory"
+    _show_with_notes(table, notes)
+
+
+def _summary_rows(store: Path, theory: bool | str, *, quiet: bool) -> list[dict[str, Any]]:
+    """``summarise(store, theory=...)`` with a progress bar on a terminal while the theory of
+    each (DGP point, objective) is computed (seconds each)."""
+    from likelab.study import summarise
+
+    if quiet or not _err.is_terminal or theory is False:
+        return summarise(store, theory=theory)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=_err, transient=True) as progress:
+        task = progress.add_task("asymptotic theory per (DGP point, objective)", total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        return summarise(store, theory=theory, on_theory=advance)
 
 
 def _pm(value: float | None, mcse: float | None, digits: int = 4) -> str:
@@ -2199,6 +2247,7 @@ def report_cmd(
         typer.Option("--out", help="Directory for the page (default: STORE-report/ beside it)."),
     ] = None,
     figures: FiguresOpt = "png",
+    theory: TheoryOpt = None,
 ) -> None:
     """Render a study store as a self-contained HTML page, OUT/index.html."""
     from likelab.report.pages import write_study_report
@@ -2206,7 +2255,9 @@ def report_cmd(
     target = check_output_dir(
         store.with_name(store.stem + "-report") if out is None else out, what="--out"
     )
-    page = write_study_report(store, target, figures=_figures(figures))
+    page = write_study_report(
+        store, target, figures=_figures(figures), theory="auto" if theory is None else theory
+    )
     _out.print(f"report written to {page}")
 
 

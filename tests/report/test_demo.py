@@ -249,7 +249,7 @@ def study_store(tmp_path_factory):
 
 def test_a_study_name_with_a_script_tag_shows_as_text(study_store, tmp_path):
     out = tmp_path / "page"
-    code, _, err = _cli("report", str(study_store), "--out", str(out))
+    code, _, err = _cli("report", str(study_store), "--out", str(out), "--theory")
     assert code == 0, err
     html = (out / "index.html").read_text()
     assert "<script>" not in html
@@ -259,9 +259,10 @@ def test_a_study_name_with_a_script_tag_shows_as_text(study_store, tmp_path):
     text = "".join(page.text)
     assert "<script>alert('x')</script> & co" in text  # shown, as text, unchanged
     # per parameter (loc, scale) the measures with their Monte Carlo intervals; the
-    # nested-loop plot; relative efficiency, relative MSE, bias and the model SE's relative
-    # error vs n; the measures vs contamination; the zip plot of coverage
-    assert len(page.images) == 2 + 1 + 4 + 1 + 1
+    # nested-loop plot; √n × EmpSE beside the asymptotic SD (--theory), relative efficiency
+    # (beside the ARE), relative MSE, bias and the model SE's relative error vs n; the
+    # measures vs contamination; the zip plot of coverage
+    assert len(page.images) == 2 + 1 + 1 + 4 + 1 + 1
     # each comparison with log is labelled for what it measures, in the table and the text
     assert "rel. efficiency vs log: EmpSE² ratio, ignores bias (MCSE)" in text
     assert "rel. MSE vs log: MSE ratio, includes bias (MCSE)" in text

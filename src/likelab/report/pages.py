@@ -9,17 +9,22 @@ from typing import Any
 __all__ = ["write_study_report", "write_train_report"]
 
 
-def write_study_report(store: str | Path, out: str | Path, *, figures: str = "png") -> Path:
+def write_study_report(
+    store: str | Path, out: str | Path, *, figures: str = "png", theory: bool | str = "auto"
+) -> Path:
     """Render the study in ``store`` to ``out/index.html``: its performance measures with their
-    Monte Carlo SEs, relative efficiency and bias against n (and contamination), the figures
-    embedded as ``figures`` (``png`` or ``svg``). Returns the page's path.
+    Monte Carlo SEs, relative efficiency and bias against n (and contamination), with the
+    asymptotic theory beside them (``theory``: ``True``, ``False`` or ``"auto"``, see
+    :func:`likelab.study.summarise`), the figures embedded as ``figures`` (``png`` or
+    ``svg``). Returns the page's path.
     """
     from likelab.report.html import figure_format, render, write_page
     from likelab.report.sections import study_section
 
     store = Path(store)
     with figure_format(figures):
-        section = study_section(store)  # a missing file or a non-store is a SpecError there
+        # a missing file or a non-store is a SpecError there
+        section = study_section(store, theory=theory)
     html = render(
         "page.html",
         title=f"likelab study: {section.data['name']}",

@@ -356,6 +356,13 @@ _STUDY_HEADER = [
     "replicates",
 ]
 
+#: The theory's columns, beside the simulation's (``likelab.study.summarise(theory=...)``).
+_THEORY_HEADER = [
+    "√n × empirical SE (MCSE)",
+    "asymptotic SD √V_jj (theory)",
+    "ARE vs log: V_log,jj/V_jj (theory)",
+]
+
 #: What each stop of the optimiser (:mod:`likelab.estimate.newton`) means, in words.
 _REASON_WORDS = {
     "max_iter": "stopped at the iteration limit without converging",
@@ -456,15 +463,26 @@ def _study_failures(con: Any, objectives: dict[str, int]) -> list[dict]:
     return out
 
 
-def study_section(store: str | Path, *, id: str = "study", title: str | None = None) -> Section:
+def study_section(
+    store: str | Path,
+    *,
+    id: str = "study",
+    title: str | None = None,
+    theory: bool | str = "auto",
+) -> Section:
     """A study store's performance measures (Morris et al. 2019) with their Monte Carlo SEs:
     the measures with their Monte Carlo intervals, a nested-loop plot over the design's cells,
     measures against n (and against contamination where the study varies it), the zip plot
-    of coverage, and, in words, which objectives failed and why."""
+    of coverage, and, in words, which objectives failed and why. With ``theory``
+    (:func:`likelab.study.summarise`'s: ``True``, ``False`` or ``"auto"``), what asymptotic
+    theory predicts beside the simulation: the asymptotic SD beside √n × the empirical SE and
+    the ARE beside the relative efficiency, in the tables and against n, with the reasons
+    where the theory has no value."""
     from likelab.report.study_figures import canonical_dgp
     from likelab.study import StudySpec, summarise
     from likelab.study.design import cells, dgp_points
     from likelab.study.store import Store
+    from likelab.study.summary import NOT_COMPUTED
 
     with Store(store, read_only=True) as db:  # a file that is no study store: a StoreError
         info = db.study()
@@ -481,7 +499,7 @@ def study_section(store: str | Path, *, id: str = "study", title: str | None = N
     order = {canonical_dgp(p.spec): i for i, p in enumerate(points)}
     objectives = {o: i for i, o in enumerate(spec.objectives)}
     rows = sorted(
-        summarise(store),
+        summarise(store, theory=theory),
         key=lambda r: (
             order.get(canonical_dgp(r["dgp"]), len(order)),
             r["n"],
@@ -496,10 +514,16 @@ def study_section(store: str | Path, *, id: str = "study", title: str | None = N
         ).fetchone()[0]
         failures = _study_failures(con, objectives)
     notes = {f["objective"]: f["note"] for f in failures}
+    skipped = [r["theory_note"] for r in rows if (r["theory_note"] or "").startswith(NOT_COMPUTED)]
+    with_theory = len(skipped) < len(rows)  # computed for some (DGP point, objective) at least
+    header = list(_STUDY_HEADER)
+    if with_theory:
+        header[4:4] = _THEORY_HEADER[:2]
+        header.insert(header.index(_STUDY_HEADER[5]) + 1, _THEORY_HEADER[2])
     tables = []
     for dgp in dict.fromkeys(r["dgp"] for r in rows):
         for n in sorted({r["n"] for r in rows if r["dgp"] == dgp}):
-            table = Table(header=_STUDY_HEADER, caption=f"{dgp}, n = {n}")
+            table = Table(header=header, caption=f"{dgp}, n = {n}")
             for r in rows:
                 if r["dgp"] != dgp or r["n"] != n:
                     continue
@@ -508,8 +532,14 @@ def study_section(store: str | Path, *, id: str = "study", title: str | None = N
                     Cell(r["parameter"], "text"),
                     _pm(r["bias"], r["bias_mcse"]),
                     _pm(r["emp_se"], r["emp_se_mcse"]),
+                    *(
+                        [_pm(r["emp_se_root_n"], r["emp_se_root_n_mcse"]), fmt(r["asymptotic_sd"])]
+                        if with_theory
+                        else []
+                    ),
                     fmt(None if r["mse"] is None else float(np.sqrt(r["mse"]))),
                     _pm(r["rel_eff"], r["rel_eff_mcse"]),
+                    *([fmt(r["are_vs_log"])] if with_theory else []),
                     _pm(r["rel_mse"], r["rel_mse_mcse"]),
                     fmt(r["model_se"]),
                     _pm(r["model_se_rel_error"], r["model_se_rel_error_mcse"]),
@@ -524,8 +554,14 @@ def study_section(store: str | Path, *, id: str = "study", title: str | None = N
         for d in dict.fromkeys(r["dgp"] for r in rows)
         if canonical_dgp(d) in point_of
     }
-    figures = _study_figures(rows, spec, points, levels, store, notes) if rows else []
+    figures = _study_figures(rows, spec, points, levels, store, notes, with_theory) if rows else []
     headline = _study_headline(rows, levels)
+    theory_notes = [
+        {"dgp": dgp, "objective": obj, "note": note}
+        for (dgp, obj, note) in dict.fromkeys(
+            (r["dgp"], r["objective"], r["theory_note"]) for r in rows if r["theory_note"]
+        )
+    ]
     return Section(
         id=id,
         title=title or f"Simulation study: {info['name']}",
@@ -545,6 +581,11 @@ def study_section(store: str | Path, *, id: str = "study", title: str | None = N
             "failure_rate": f"{100 * _mean_failure(rows):.2f}",
             "failures": failures,
             "headline": headline,
+            "theory": {
+                "computed": with_theory,
+                "skipped": skipped[0] if skipped and not with_theory and theory == "auto" else None,
+                "notes": theory_notes if with_theory else [],
+            },
             "tables": tables,
             "figures": figures,
         },
@@ -558,8 +599,11 @@ def _study_figures(
     levels: dict[str, tuple[str, float]],
     store: str | Path,
     notes: dict[str, str],
+    theory: bool = False,
 ) -> list[Figure]:
-    """The study's figures, in the order of the page (see :func:`study_section`)."""
+    """The study's figures, in the order of the page (see :func:`study_section`); with
+    ``theory``, √n × the empirical SE beside the asymptotic SD, and the relative efficiency
+    beside the ARE."""
     from likelab.report.study_figures import (
         design_factors,
         plot_contamination,
@@ -594,13 +638,32 @@ def _study_figures(
                 "with the factor that changed there.",
             )
         )
+    if theory:
+        figures.append(
+            Figure.from_matplotlib(
+                plot_study(rows, "emp_se_root_n", failures=notes, theory=True),
+                alt="√n times the empirical SE against n, beside the asymptotic SD",
+                caption="√n × the empirical SE of each objective's estimates against n (bars: "
+                "±1.96 Monte Carlo SE), beside the asymptotic SD √V_jj that M-estimator theory "
+                "predicts at this DGP point (dotted, likelab.asymptotics: V = A⁻¹BA⁻¹ at θ*, by "
+                "quadrature): as n grows the points should settle on the line; a gap beyond "
+                "the bars at the largest n is a finite-sample effect or a theory that does not "
+                "hold there.",
+            )
+        )
     for measure, alt, caption in (
         (
             "rel_eff",
-            "relative efficiency against log, against n",
+            "relative efficiency against log, against n"
+            + (", beside the asymptotic relative efficiency" if theory else ""),
             "Relative efficiency against log on the same datasets (EmpSE_log² / EmpSE²): "
             "below 1, the objective's estimates vary more than the MLE's. It ignores bias: "
-            "spread about each estimator's own mean.",
+            "spread about each estimator's own mean."
+            + (
+                " Dotted: the asymptotic relative efficiency V_log,jj / V_jj, its limit as n grows."
+                if theory
+                else ""
+            ),
         ),
         (
             "rel_mse",
@@ -620,7 +683,9 @@ def _study_figures(
     ):
         figures.append(
             Figure.from_matplotlib(
-                plot_study(rows, measure, failures=notes), alt=alt, caption=caption
+                plot_study(rows, measure, failures=notes, theory=theory and measure == "rel_eff"),
+                alt=alt,
+                caption=caption,
             )
         )
     varied = [b for b, c in Counter(b for b, _ in levels.values()).items() if c > 1]

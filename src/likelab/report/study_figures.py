@@ -1,7 +1,10 @@
 r"""Figures of a simulation study: the standard views of Morris, White & Crowther (2019,
 *Stat. Med.* 38:2074-2102, sec. 6) and of rsimsum's ``autoplot`` (Gasparini 2018, *JOSS* 3:739).
 
-- :func:`plot_study`: one performance measure against n, one panel per (DGP point, parameter);
+- :func:`plot_study`: one performance measure against n, one panel per (DGP point, parameter),
+  with, where asked, what asymptotic theory predicts for it (the asymptotic SD beside
+  :math:`\sqrt n` × the empirical SE, the ARE beside the relative efficiency) as a dashed
+  line per objective;
 - :func:`plot_contamination`: relative efficiency, bias and relative MSE against the
   contamination fraction;
 - :func:`plot_nested_loop`: a nested-loop plot (Rücker & Schwarzer 2014, *BMC Med. Res.
@@ -40,6 +43,7 @@ from likelab.errors import UnsupportedError
 
 __all__ = [
     "MEASURE_LABELS",
+    "THEORY_OF",
     "canonical_dgp",
     "design_factors",
     "plot_contamination",
@@ -56,6 +60,7 @@ Z975 = 1.959963984540054
 MEASURE_LABELS: dict[str, tuple[str, str, float | None]] = {
     "bias": ("bias", "bias", 0.0),
     "emp_se": ("empirical SE", "empirical SE (SD of the estimates)", None),
+    "emp_se_root_n": ("√n × empirical SE", "√n × empirical SE", None),
     "rel_eff": (
         "rel. efficiency vs log",
         "relative efficiency against log (EmpSE² ratio, paired; ignores bias)",
@@ -72,6 +77,15 @@ MEASURE_LABELS: dict[str, tuple[str, str, float | None]] = {
         "relative error of the model SE (ModSE/EmpSE − 1; below 0: SEs too small)",
         0.0,
     ),
+}
+
+
+#: measure -> (the summary's column of what asymptotic theory predicts for it, its label): the
+#: limit of the measure as n grows (:func:`likelab.study.summarise` with ``theory``).
+THEORY_OF: dict[str, tuple[str, str]] = {
+    "emp_se_root_n": ("asymptotic_sd", "asymptotic SD √V_jj"),
+    "rel_eff": ("are_vs_log", "ARE vs log, V_log,jj / V_jj"),
+    "bias": ("asymptotic_bias", "asymptotic bias θ* − θ"),
 }
 
 
@@ -221,11 +235,18 @@ def plot_study(
     *,
     failures: Mapping[str, str] | None = None,
     max_panels: int = 12,
+    theory: bool = False,
 ) -> Figure:
     """A study's performance ``measure`` against n, one panel per (DGP point, parameter), one
     line per objective with ±1.96 Monte Carlo SE bars: one of :data:`MEASURE_LABELS`
     (``rel_eff``, the EmpSE² ratio against log, ignores bias; ``rel_mse``, the MSE ratio
-    against log, includes bias; ``bias``; ``emp_se``; ``coverage``; ``model_se_rel_error``).
+    against log, includes bias; ``bias``; ``emp_se``; ``emp_se_root_n``, √n × the empirical
+    SE; ``coverage``; ``model_se_rel_error``).
+
+    With ``theory`` (a measure of :data:`THEORY_OF`), each objective's asymptotic value, its
+    limit as n grows (the asymptotic SD for ``emp_se_root_n``, the ARE for ``rel_eff``, the
+    asymptotic bias for ``bias``), is drawn as a dotted horizontal line in the objective's
+    colour; where a panel has none, the note beneath says why (the rows' ``theory_note``).
 
     ``rows`` are :func:`likelab.study.summarise` rows; at most ``max_panels`` panels are drawn
     (the first DGP points in the rows' order; the title says how many there are).
@@ -234,7 +255,12 @@ def plot_study(
         raise UnsupportedError(
             f"measure must be one of {', '.join(MEASURE_LABELS)}, got {measure!r}"
         )
+    if theory and measure not in THEORY_OF:
+        raise UnsupportedError(f"theory is drawn for {', '.join(THEORY_OF)}, not for {measure!r}")
     label, title, ref = MEASURE_LABELS[measure]
+    column = THEORY_OF[measure][0] if theory else None
+    lacking: dict[str, dict[str, int]] = {}  # objective -> why it has no line -> panels
+    lines = 0
     every = list(dict.fromkeys((r["dgp"], r["parameter"]) for r in rows))
     panels = every[:max_panels]
     drawn, missing = _drawable(rows, [measure])
@@ -263,10 +289,21 @@ def plot_study(
                 n, y, yerr=Z975 * se, marker="o", ms=3, lw=1.2, capsize=2, color=colors[obj],
                 label=obj,
             )  # fmt: skip
+            if column is not None:
+                limit = next((r[column] for r in sel if r.get(column) is not None), None)
+                if limit is not None:
+                    ax.axhline(limit, color=colors[obj], lw=1.6, ls=":")
+                    lines += 1
+                else:
+                    why = next((r["theory_note"] for r in sel if r.get("theory_note")), None)
+                    why = why or "no value"
+                    lacking.setdefault(obj, {}).setdefault(why, 0)
+                    lacking[obj][why] += 1
         if ref is not None:
             ax.axhline(ref, color="grey", lw=0.8, ls="--")
         here = [r for r in rows if (r["dgp"], r["parameter"]) == (dgp, param)]
-        _ratio_scale(ax, measure, _values(here, measure))
+        limits = _values(here, column) if column is not None else np.array([])
+        _ratio_scale(ax, measure, np.concatenate([_values(here, measure), limits]))
         ax.set_xscale("log")
         sizes = sorted({r["n"] for r in rows if (r["dgp"], r["parameter"]) == (dgp, param)})
         ax.set_xticks(sizes, [str(n) for n in sizes])
@@ -278,11 +315,22 @@ def plot_study(
     for ax in axes.ravel()[len(panels) :]:
         ax.set_visible(False)
     more = f" (the first {len(panels)} of {len(every)} panels)" if len(every) > len(panels) else ""
+    handles = _handles(drawn, colors)
+    notes = _missing_note(missing, failures, label)
+    if column is not None:
+        theory_label = THEORY_OF[measure][1]
+        title += f" beside the {theory_label} (dotted)"
+        if lines:
+            handles.append(Line2D([], [], color="0.3", lw=1.6, ls=":", label="theory (n → ∞)"))
+        for obj, whys in lacking.items():
+            for why, k in whys.items():
+                where = "" if k == len(panels) and len(whys) == 1 else f" in {k} panel(s)"
+                notes.append(f"{obj}: no dotted line{where}: {why}")
     return _finish(
         fig,
         f"{title} against n; bars: ±1.96 Monte Carlo SE{more}",
-        _handles(drawn, colors),
-        _missing_note(missing, failures, label),
+        handles,
+        notes,
         path,
         width=width,
     )

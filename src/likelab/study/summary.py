@@ -51,6 +51,22 @@ The failure rate is the share of all replicates whose fit failed (not converged,
 an error). A measure that needs more replicates than there are (an SE from one replicate, a
 ratio with a zero denominator) is ``None``, never a number.
 
+**Theory beside simulation.** With ``theory``, each row also carries what M-estimator
+theory predicts for its (DGP point, objective), from :func:`likelab.asymptotics` (θ*, the
+sandwich :math:`V = A^{-1}BA^{-1}` at θ*, by quadrature; Huber 1964, van der Vaart 1998,
+Thm 5.23): ``asymptotic_sd`` :math:`\sqrt{V_{jj}}`, to compare with ``emp_se_root_n``
+:math:`\sqrt n\,\mathrm{EmpSE}` (MCSE :math:`\sqrt n` times EmpSE's), ``are_vs_log``
+:math:`V_{\log,jj}/V_{jj}`, the limit of ``rel_eff``, and ``asymptotic_bias``
+:math:`\theta^*_j - \theta_j`, the limit of ``bias``. They are computed once per (DGP point,
+objective), whatever the number of sample sizes and replicates, and kept for the process (a
+second summary of the same study computes nothing). Each pair takes seconds (minutes for a
+contamination far out in the tails), so ``theory="auto"`` computes them only for a study of at
+most :data:`THEORY_AUTO_MAX` pairs and within :data:`THEORY_AUTO_SECONDS`. Where the theory
+does not exist or cannot be computed (no θ* inside the parameter space, a gradient without a
+finite second moment, a model whose support moves, an objective the quadrature cannot
+integrate, any error, the time budget), the columns are ``None`` and ``theory_note`` says why:
+the summary never fails because of the theory.
+
 **Determinism.** Every sum is exactly rounded (:func:`math.fsum`), so a measure is a function of
 the *set* of rows only: two stores holding the same rows, written in any order by any executor,
 give the same summary bit for bit. (SQL aggregates sum in whatever order the engine scans and
@@ -59,17 +75,52 @@ combines the rows, which differs in the last bits between stores written in diff
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from likelab.errors import ParameterError
+from likelab.errors import LikelabError, ParameterError
 from likelab.study.store import Store
 
-__all__ = ["MEASURES", "SUMMARY_COLUMNS", "export", "summarise"]
+__all__ = [
+    "MEASURES",
+    "SUMMARY_COLUMNS",
+    "THEORY_AUTO_MAX",
+    "THEORY_COLUMNS",
+    "export",
+    "summarise",
+]
+
+#: The columns of theory beside simulation (see the module docstring): the empirical SE times
+#: √n, and what :func:`likelab.asymptotics` predicts for the cell's (DGP point, objective).
+THEORY_COLUMNS = (
+    "emp_se_root_n",
+    "emp_se_root_n_mcse",
+    "asymptotic_sd",
+    "are_vs_log",
+    "asymptotic_bias",
+    "theory_note",
+)
+#: ``theory="auto"`` computes the theory when the study has at most this many (DGP point,
+#: objective) pairs: each takes seconds of quadrature (about 1 to 10 s for a two-parameter
+#: family), so a study of thousands of DGP points would take hours.
+THEORY_AUTO_MAX = 16
+#: ``theory="auto"`` spends at most this many seconds on a summary's theory: a pair still
+#: running then is stopped (a contamination far out in the tails can take the quadrature
+#: minutes) and the pairs after it are left out, each with a note saying so. ``theory=True``
+#: has no limit.
+THEORY_AUTO_SECONDS = 60.0
+#: How ``theory_note`` begins where the theory was not asked for (``theory=False``) or was
+#: left out for the study's size (``"auto"``).
+NOT_COMPUTED = "not computed"
 
 SUMMARY_COLUMNS = (
     "dgp",
@@ -93,7 +144,10 @@ SUMMARY_COLUMNS = (
     "coverage_mcse",
     "failure_rate",
     "replicates",
+    *THEORY_COLUMNS,
 )
+#: The measures of one group's estimates (:func:`_measures`), bias to coverage.
+_MEASURE_COLUMNS = SUMMARY_COLUMNS[4 : SUMMARY_COLUMNS.index("failure_rate")]
 
 #: What each column of the summary is (the CLI's ``--json`` carries these labels).
 MEASURES: dict[str, str] = {
@@ -110,10 +164,22 @@ MEASURES: dict[str, str] = {
     "none, undetermined, where no SE could be given)",
     "failure_rate": "share of replicates whose fit failed (not converged, non-finite, error)",
     "replicates": "replicates in the store",
+    "emp_se_root_n": "√n × empirical SE, to compare with asymptotic_sd (the SE at n is about "
+    "asymptotic_sd/√n)",
+    "asymptotic_sd": "asymptotic SD √V_jj of the estimator at this DGP point, V = A⁻¹BA⁻¹ at θ* "
+    "(likelab.asymptotics, by quadrature; the same at every n); none where the theory does not "
+    "exist or was not computed (theory_note says why)",
+    "are_vs_log": "asymptotic relative efficiency vs log, V_log,jj/V_jj: the limit of rel_eff "
+    "as n grows",
+    "asymptotic_bias": "θ* minus the true value: the limit of bias as n grows (under "
+    "contamination, the objective's asymptotic bias)",
+    "theory_note": "why the theory columns are empty, or a caveat on them (θ* of the objective "
+    "differs from log's); none where there is nothing to say",
 }
 
 _TYPES = {"dgp": "VARCHAR", "n": "INTEGER", "objective": "VARCHAR", "parameter": "VARCHAR"}
 _TYPES["replicates"] = "BIGINT"
+_TYPES["theory_note"] = "VARCHAR"
 
 Z975 = 1.959963984540054
 REFERENCE = "log"
@@ -137,7 +203,7 @@ def _ratio(num: float | None, den: float | None) -> float | None:
 def _measures(est: np.ndarray, se: np.ndarray, theta: float) -> dict[str, Any]:
     """The unpaired measures of one group's converged, finite estimates."""
     k = len(est)
-    out: dict[str, Any] = dict.fromkeys(SUMMARY_COLUMNS[4:-2])
+    out: dict[str, Any] = dict.fromkeys(_MEASURE_COLUMNS)
     if k == 0:
         return out
     mean = _mean(est)
@@ -210,12 +276,29 @@ def _log_names() -> tuple[str, ...]:
     return (REFERENCE, *aliases_of(REFERENCE))
 
 
-def summarise(store: str | Path) -> list[dict[str, Any]]:
+def summarise(
+    store: str | Path,
+    *,
+    theory: bool | Literal["auto"] = False,
+    on_theory: Callable[[int, int], None] | None = None,
+) -> list[dict[str, Any]]:
     """The performance measures of every (DGP, n, objective, parameter) in ``store``, sorted by
-    (DGP, n, objective, parameter); see the module docstring for the formulas."""
+    (DGP, n, objective, parameter); see the module docstring for the formulas.
+
+    ``theory``: fill the columns of theory beside simulation (:data:`THEORY_COLUMNS`:
+    ``asymptotic_sd``, ``are_vs_log``, ``asymptotic_bias``) from :func:`likelab.asymptotics`,
+    once per (DGP point, objective), however long it takes; ``"auto"`` does so when the study
+    has at most :data:`THEORY_AUTO_MAX` such pairs, within :data:`THEORY_AUTO_SECONDS` in
+    all (so what it fills can depend on the machine's speed); ``False`` does not. Where a
+    pair was not computed its columns are ``None`` and ``theory_note`` (beginning "not
+    computed") says why. ``on_theory(done, total)`` is called after each pair (a progress
+    bar). ``emp_se_root_n`` is always there.
+    """
+    if not (isinstance(theory, bool) or (isinstance(theory, str) and theory == "auto")):
+        raise ParameterError(f"theory must be True, False or 'auto', got {theory!r}")
     rows: list[dict[str, Any]] = []
     with Store(store, read_only=True) as db:
-        db.study()
+        info = db.study()
         groups = db.con.execute("SELECT DISTINCT dgp, n FROM results ORDER BY dgp, n").fetchall()
         for dgp, n in groups:
             # one (DGP, n) at a time: memory bounded by one design point's rows; the groups'
@@ -231,6 +314,7 @@ def summarise(store: str | Path) -> list[dict[str, Any]]:
                 [dgp, n],
             ).fetchnumpy()
             rows.extend(_summarise_point(dgp, n, sizes, cols))
+    _add_theory(rows, info["spec_json"], theory, on_theory)
     return rows
 
 
@@ -271,12 +355,227 @@ def _summarise_point(
             row.update(dict.fromkeys(("rel_eff", "rel_eff_mcse", "rel_mse", "rel_mse_mcse")))
         row["failure_rate"] = float(np.count_nonzero(~ok[idx])) / len(idx)
         row["replicates"] = len(idx)
+        root = math.sqrt(n)
+        emp, emp_mcse = row["emp_se"], row["emp_se_mcse"]
+        row["emp_se_root_n"] = None if emp is None else emp * root
+        row["emp_se_root_n_mcse"] = None if emp_mcse is None else emp_mcse * root
+        row.update(dict.fromkeys(THEORY_COLUMNS[2:]))
         out.append({c: row[c] for c in SUMMARY_COLUMNS})
     return out
 
 
-def export(store: str | Path, path: str | Path, fmt: str) -> None:
-    """Write the summary to ``path`` as CSV or Parquet (the rows of :func:`summarise`).
+# ---------------------------------------------------------------------- theory
+#: (model, fixed, DGP, objective) -> what :func:`_theory` found: kept for the process, so that
+#: a second summary of a study (its export, its report) computes nothing again.
+_CACHE: dict[tuple, dict[str, tuple[float, float, float, str]] | str] = {}
+_CACHE_MAX = 4096
+#: pairs stopped at the automatic time budget -> the seconds they were given: an automatic
+#: summary with no more time than that does not try them again (``theory=True`` does).
+_STOPPED: dict[tuple, float] = {}
+
+
+class _OutOfTime(BaseException):
+    """The time limit of a theory computation rang (a ``BaseException``: no ``except
+    Exception`` inside the computation may swallow it)."""
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float | None) -> Iterator[None]:
+    """Raise :class:`_OutOfTime` in this thread after ``seconds`` (SIGALRM, checked between
+    Python bytecodes, so within a few torch operations). No limit where none can be set
+    safely: ``seconds`` None, off the main thread, without ``setitimer`` (Windows), or while
+    another timer is running (whoever set it keeps it)."""
+    usable = (
+        seconds is not None
+        and hasattr(signal, "setitimer")
+        and threading.current_thread() is threading.main_thread()
+        and signal.getitimer(signal.ITIMER_REAL)[0] == 0.0
+    )
+    if not usable:
+        yield
+        return
+
+    def ring(signum: int, frame: Any) -> None:
+        raise _OutOfTime
+
+    previous = signal.signal(signal.SIGALRM, ring)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, max(float(seconds), 1e-3))
+        yield
+    finally:
+        try:
+            signal.setitimer(signal.ITIMER_REAL, 0.0)
+        finally:
+            signal.signal(signal.SIGALRM, previous)
+
+
+def _add_theory(
+    rows: list[dict[str, Any]],
+    spec_json: str,
+    theory: bool | str,
+    on_theory: Callable[[int, int], None] | None,
+) -> None:
+    """Fill the theory columns of ``rows`` in place, one :func:`_theory` per (DGP, objective)."""
+    pairs = list(dict.fromkeys((r["dgp"], r["objective"]) for r in rows))
+    note = None
+    if theory is False:
+        note = f"{NOT_COMPUTED} (theory off)"
+    elif theory == "auto" and len(pairs) > THEORY_AUTO_MAX:
+        note = (
+            f"{NOT_COMPUTED}: the study has {len(pairs):,} (DGP point, objective) pairs, over "
+            f"the automatic limit of {THEORY_AUTO_MAX} (each takes seconds of quadrature); ask "
+            "for it with theory=True (--theory on the command line)"
+        )
+    else:
+        try:
+            model, points = _study_points(spec_json)
+        except Exception as exc:  # a store of an older spec: no theory, the measures stand
+            note = f"no theory: the study's spec cannot be rebuilt ({_one_line(exc)})"
+    if note is not None:
+        for r in rows:
+            r["theory_note"] = note
+        return
+    found = {}
+    deadline = time.monotonic() + THEORY_AUTO_SECONDS if theory == "auto" else None
+    for k, (dgp, objective) in enumerate(pairs):
+        point = points.get(_dgp_key(dgp))
+        if point is None:
+            found[dgp, objective] = f"no theory: {dgp!r} is no DGP point of the study's spec"
+        else:
+            left = None if deadline is None else deadline - time.monotonic()
+            found[dgp, objective] = _theory(model, point, objective, left)
+        if on_theory is not None:
+            on_theory(k + 1, len(pairs))
+    for r in rows:
+        result = found[r["dgp"], r["objective"]]
+        if isinstance(result, str):
+            r["theory_note"] = result
+            continue
+        if r["parameter"] not in result:
+            r["theory_note"] = f"no theory: the asymptotics has no parameter {r['parameter']!r}"
+            continue
+        sd, are, theta_star, note = result[r["parameter"]]
+        truth = points[_dgp_key(r["dgp"])].truth.get(r["parameter"], math.nan)
+        r["asymptotic_sd"] = _finite(sd)
+        r["are_vs_log"] = _finite(are)
+        r["asymptotic_bias"] = _finite(theta_star - truth)
+        r["theory_note"] = note or None
+
+
+def _study_points(spec_json: str) -> tuple[str, dict[str, Any]]:
+    """The model family and the DGP points (by :func:`_dgp_key`) of the study's stored spec."""
+    from likelab.study.design import dgp_points
+    from likelab.study.spec import StudySpec
+
+    spec = StudySpec.model_validate_json(spec_json)
+    return spec.model.family, {_dgp_key(p.spec): p for p in dgp_points(spec)}
+
+
+def _dgp_key(spec: str) -> str:
+    """A DGP spec with each component's parameters in name order: the store keeps the study
+    file's order, the points rebuilt from the stored (canonical JSON) spec have them sorted.
+
+    >>> _dgp_key("0.9 normal:scale=1,loc=0 + 0.1 normal:loc=8,scale=1")
+    '0.9 normal:loc=0,scale=1 + 0.1 normal:loc=8,scale=1'
+    """
+    parts = []
+    for part in spec.split(" + "):
+        head, colon, rest = part.partition(":")
+        items = sorted(filter(None, rest.split(",")), key=lambda kv: kv.partition("=")[0])
+        parts.append(head + colon + ",".join(items))
+    return " + ".join(parts)
+
+
+def _theory(
+    model: str, point: Any, objective: str, seconds: float | None = None
+) -> dict[str, tuple[float, float, float, str]] | str:
+    """:func:`likelab.asymptotics` of ``objective`` in the study's ``model`` (with the point's
+    fixed parameters) under the point's DGP: per free parameter (asymptotic SD, ARE vs log, θ*,
+    note), or why there is none. Any failure is the answer, never raised: a user objective
+    that raises or calls ``sys.exit()`` too (a ``KeyboardInterrupt`` does stop). ``seconds``:
+    the time it may take (the rest of the automatic budget; None: no limit)."""
+    from likelab.asymptotics import core
+    from likelab.objectives import get_objective
+
+    try:
+        obj = get_objective(objective)
+    except (Exception, SystemExit) as exc:
+        return f"no theory: {_one_line(exc)}"
+    key = (
+        model,
+        tuple(sorted(point.fixed.items())),
+        point.dgp.spec,
+        obj.spec,
+        id(obj.fn) if obj.user else None,  # a user objective re-registered under its name
+    )
+    if key in _CACHE:
+        return _CACHE[key]
+    budget = f"the automatic time budget ({THEORY_AUTO_SECONDS:g} s for the whole summary)"
+    again = "theory=True (--theory on the command line) computes it however long it takes"
+    if seconds is not None and (seconds <= 0 or _STOPPED.get(key, -1.0) >= seconds):
+        return f"{NOT_COMPUTED}: {budget} was spent before it; {again}"
+    start = time.monotonic()
+    try:
+        with _time_limit(seconds):
+            res = core.asymptotics(obj, model, point.dgp, point.fixed or None)
+        out: dict[str, tuple[float, float, float, str]] | str = {
+            name: (
+                res.asymptotic_sd[name],
+                res.are_vs_log[name],
+                res.theta_star[name],
+                _theory_note(res, name),
+            )
+            for name in res.params
+        }
+    except _OutOfTime:
+        _STOPPED[key] = max(_STOPPED.get(key, 0.0), float(seconds or 0.0))
+        took = time.monotonic() - start
+        return f"{NOT_COMPUTED}: stopped after {took:.0f} s, at {budget}; {again}"
+    except (Exception, SystemExit) as exc:
+        out = f"no theory: {_one_line(exc)}"
+    if len(_CACHE) >= _CACHE_MAX:
+        _CACHE.clear()
+    _CACHE[key] = out
+    _STOPPED.pop(key, None)
+    return out
+
+
+def _theory_note(res: Any, name: str) -> str:
+    """Why parameter ``name`` of an :class:`~likelab.asymptotics.AsymptoticsResult` has no
+    asymptotic SD or ARE, or the caveat on its ARE; "" when there is nothing to say."""
+    if res.reason:
+        return f"no asymptotics: {res.reason}"
+    if not math.isfinite(res.are_vs_log[name]):
+        return f"no ARE vs log: {res.are_reason}" if res.are_reason else "no ARE vs log"
+    if res.theta_star_differs:
+        return (
+            "θ* of the objective differs from θ* of log: the ARE compares variances around "
+            "different limits (the relative MSE includes the bias)"
+        )
+    return ""
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+def _one_line(exc: BaseException, limit: int = 300) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if not isinstance(exc, LikelabError):
+        text = f"{type(exc).__name__}: {text}"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def export(
+    store: str | Path,
+    path: str | Path,
+    fmt: str,
+    *,
+    theory: bool | Literal["auto"] = False,
+    rows: list[dict[str, Any]] | None = None,
+) -> None:
+    """Write the summary to ``path`` as CSV or Parquet: ``rows`` of :func:`summarise` where
+    given (``store`` and ``theory`` are then not used), else ``summarise(store, theory=theory)``.
 
     The file is written beside ``path`` under a temporary name and renamed when complete: a
     failure leaves nothing behind, and a :class:`~likelab.errors.ParameterError` names the path.
@@ -291,7 +590,8 @@ def export(store: str | Path, path: str | Path, fmt: str) -> None:
     target = Path(path)
     if target.is_dir():
         raise ParameterError(f"cannot write the summary to {str(path)!r}: it is a directory")
-    rows = summarise(store)
+    if rows is None:
+        rows = summarise(store, theory=theory)
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
