@@ -335,11 +335,13 @@ def _core(
 ) -> dict[str, Any]:
     """θ*, A, B, V (and, unless ``reference``, the influence function and GES) of ``obj``.
 
-    ``fast``: where the truth is a member of the family and ``obj`` is claimed strictly proper,
-    θ* is the truth's parameters *if verified* (:func:`_truth_is_theta_star`), without the
-    search of :func:`_theta_star` from several starts; otherwise (or ``fast=False``) the
-    search. Both end in the same polish on the estimating equation, so they agree to its
-    precision. ``reference``: only θ* and V are needed (log, the ARE's reference)."""
+    ``fast``: where the truth is a member of the family (one without kinks) and ``obj`` is
+    claimed strictly proper, θ* is the truth's parameters *if verified*
+    (:func:`_truth_is_theta_star`), without the search of :func:`_theta_star` from several
+    starts; otherwise (or ``fast=False``) the search. Both end on the root of the estimating
+    equation (the search by the polish), so they agree to its precision. Either way A, B and
+    the expected gradient at a point come from one quadrature (:func:`_moments`).
+    ``reference``: only θ* and V are needed (log, the ARE's reference)."""
     names = fam.free
     p = len(names)
     nan_mat = torch.full((p, p), math.nan, dtype=_DTYPE)
@@ -369,12 +371,24 @@ def _core(
     def risk(th: torch.Tensor) -> torch.Tensor:
         return expected_score(obj, p_dist, forecast(th.unsqueeze(0)))[0]
 
+    moments: dict[tuple[float, ...], dict[str, torch.Tensor]] = {}
     grads: dict[tuple[float, ...], torch.Tensor] = {}
+
+    def key_of(th: torch.Tensor) -> tuple[float, ...]:
+        return tuple(float(v) for v in th)
+
+    def moments_of(th: torch.Tensor) -> dict[str, torch.Tensor]:
+        key = key_of(th)
+        if key not in moments:
+            moments[key] = _moments(obj, fam, th, p_dist)
+        return moments[key]
 
     def mean_grad(th: torch.Tensor) -> torch.Tensor:  # θ (p,) or a stack of them (m, p)
         if th.dim() == 2:
             return _mean_grads(obj, fam, th, p_dist)
-        key = tuple(float(v) for v in th)
+        key = key_of(th)
+        if key in moments:
+            return moments[key]["g"]
         if key not in grads:
             grads[key] = _mean_grad(obj, fam, th, p_dist)
         return grads[key]
@@ -383,18 +397,24 @@ def _core(
     cache: dict[tuple[float, ...], tuple[torch.Tensor, str]] = {}
 
     def a_of(th: torch.Tensor) -> tuple[torch.Tensor, str]:
-        key = tuple(float(v) for v in th)
+        key = key_of(th)
         if key not in cache:  # the polish's A is the final one when no step was taken
-            cache[key] = _a_matrix(obj, fam, th, p_dist, mean_grad, bool(kinked))
+            cache[key] = _a_matrix(
+                obj, fam, th, p_dist, mean_grad, bool(kinked), moments=moments_of(th)
+            )
         return cache[key]
 
-    theta = None
+    theta, polished = None, False
     if fast:
         theta_p = _truth_params(dgp, fam)
         if theta_p is not None and claim_of(obj) == "strictly proper":
             start = torch.tensor([theta_p[k] for k in names], dtype=_DTYPE)
             kinked = bool(fam.kinks({k: start[j] for j, k in enumerate(names)}))
-            theta = _truth_is_theta_star(fam, start, mean_grad, a_of)
+            # not for a family with a kink (the Laplace location): θ* exactly at the truth puts
+            # the kink on a grid point of the influence function, where the pointwise gradient
+            # is a subgradient, not a one-sided limit; the search keeps θ* where it was
+            if not kinked:
+                theta, polished = _truth_is_theta_star(fam, start, mean_grad, a_of)
     if theta is None:
         theta, why = _theta_star(obj, fam, dgp)
         if theta is None:
@@ -403,7 +423,8 @@ def _core(
         kinked = bool(fam.kinks({k: theta[j] for j, k in enumerate(names)}))
     out["theta"] = {k: float(theta[j]) for j, k in enumerate(names)}
     support = out["support"] = _support(p_dist, forecast(theta))
-    theta = _polish(risk, mean_grad, a_of, theta)
+    if not polished:
+        theta = _polish(risk, mean_grad, a_of, theta)
     out["theta"] = {k: float(theta[j]) for j, k in enumerate(names)}
     a, why = a_of(theta)
     if why:
@@ -422,7 +443,7 @@ def _core(
             "θ* is not a regular minimum and V = A⁻¹BA⁻¹ does not exist"
         )
         return out
-    b = _b_matrix(obj, fam, theta, p_dist)
+    b = moments_of(theta)["B"]
     out["B"] = b
     if not bool(torch.isfinite(b).all()):
         out["reason"] = (
@@ -452,33 +473,37 @@ def _truth_is_theta_star(
     start: torch.Tensor,
     mean_grad: Callable[[torch.Tensor], torch.Tensor],
     a_of: Callable[[torch.Tensor], tuple[torch.Tensor, str]],
-) -> torch.Tensor | None:
+) -> tuple[torch.Tensor | None, bool]:
     r"""``start`` (the truth's parameters) when it is verified to be θ* of a strictly proper
-    score, else None (then θ* is searched for). A strictly proper score is minimised over the
-    family exactly at the truth (Gneiting & Raftery 2007, JASA 102:359-378, def. 1), so its θ*
-    is known; what is verified is that the numbers say so: the truth lies inside the parameter
-    space, A there is finite and positive definite, and the Newton step
-    :math:`A^{-1} E_P \nabla_\theta S` is below 1e-8 (relative to 1 + |θ|): a regular
-    stationary point to quadrature accuracy. The polish that follows makes it exact."""
+    score, else None (then θ* is searched for); and whether it needs no polish.
+
+    A strictly proper score is minimised over the family exactly at the truth (Gneiting &
+    Raftery 2007, JASA 102:359-378, def. 1), so its θ* is known; what is verified is that the
+    numbers say so: the truth lies inside the parameter space, A there is finite and positive
+    definite, and the Newton step :math:`A^{-1} E_P \nabla_\theta S` is below 1e-8 (relative to
+    1 + |θ|): a regular stationary point to quadrature accuracy. The polish that follows makes
+    it exact, unless the step is already at rounding level (below 1e-12 relative): then θ* is
+    the truth itself."""
     names = fam.free
     u = fam.to_unconstrained({k: start[j] for j, k in enumerate(names)})
     if not bool(torch.isfinite(u).all()) or bool((u.abs() >= EDGE).any()):
-        return None
+        return None, False
     try:
+        a, why = a_of(start)  # first: it integrates the expected gradient with A
         g = mean_grad(start)
-        a, why = a_of(start)
     except (ValueError, RuntimeError):
-        return None
+        return None, False
     if why or not (bool(torch.isfinite(a).all()) and bool(torch.isfinite(g).all())):
-        return None
+        return None, False
     a = 0.5 * (a + a.T)
     lam = torch.linalg.eigvalsh(a)
     if not float(lam.min()) > _PD_RTOL * float(lam.abs().max()):
-        return None
+        return None, False
     step = torch.linalg.solve(a, g)
-    if not bool((step.abs() <= 1e-8 * (1.0 + start.abs())).all()):
-        return None
-    return start
+    size = step.abs() / (1.0 + start.abs())
+    if not bool((size <= 1e-8).all()):
+        return None, False
+    return start, bool((size <= 1e-12).all())
 
 
 def _theta_star(
@@ -558,32 +583,24 @@ def _a_matrix(
     p_dist: torch.distributions.Distribution,
     mean_grad: Callable[[torch.Tensor], torch.Tensor],
     kinked: bool,
+    moments: dict[str, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, str]:
     r"""A = ∂_θ E_P ∇_θ S(Q_θ, Y) at θ, and a reason where it cannot be trusted.
 
-        Smooth family: :math:`E_P \nabla^2_\theta S` (pointwise Hessians per node, fixed nodes),
-        cross-checked against Richardson-extrapolated central differences of the expected gradient
-        (their error, :math:`O(h^4)` with h = 1e-3 relative plus rounding over h, is below 1e-9; a
-        gap above 1e-6 relative means the pointwise Hessian misses a term). Family with a kink
-        (the Laplace location): the pointwise Hessian misses the jump of ∇S at the kink (Leibniz),
-        so A *is* the differences of the expected gradient, which is smooth; forward and backward
-        differences must agree (to 1e-2 relative, their O(h) truncation being ~1e-3): otherwise the
-        expected gradient has a kink at θ and A does not exist.
+    Smooth family: :math:`E_P \nabla^2_\theta S` (pointwise Hessians per node, fixed nodes),
+    cross-checked against Richardson-extrapolated central differences of the expected gradient
+    (their error, :math:`O(h^4)` with h = 1e-3 relative plus rounding over h, is below 1e-9; a
+    gap above 1e-6 relative means the pointwise Hessian misses a term). Family with a kink
+    (the Laplace location): the pointwise Hessian misses the jump of ∇S at the kink (Leibniz),
+    so A *is* the differences of the expected gradient, which is smooth; forward and backward
+    differences must agree (to 1e-2 relative, their O(h) truncation being ~1e-3): otherwise the
+    expected gradient has a kink at θ and A does not exist.
     """
-    p = theta.numel()
-    names = fam.free
     cols, fwd, bwd = [], [], []
-    steps, points = [], [theta]
-    for j in range(p):
-        domain = fam.param(names[j]).domain
-        t = abs(float(theta[j]))
-        h = 1e-3 * (t if domain == "positive" else min(t, 1 - t) if domain == "unit" else 1 + t)
-        e = torch.zeros(p, dtype=_DTYPE)
-        e[j] = 1.0
-        steps.append(h)
-        points += [theta + h * e, theta - h * e, theta + 0.5 * h * e, theta - 0.5 * h * e]
-    # the 1 + 4p expected gradients in one batched quadrature (one rule for all of them)
-    grads = mean_grad(torch.stack(points))
+    steps, points = _fd_points(fam, theta)
+    # the 1 + 4p expected gradients in one batched quadrature (one rule for all of them), or
+    # from :func:`_moments`, which integrated them with E[∇²S] and B in one rule
+    grads = mean_grad(torch.stack(points)) if moments is None else moments["fd"]
     g0 = grads[0]
     for j, h in enumerate(steps):
         gp, gm, gp2, gm2 = grads[1 + 4 * j : 5 + 4 * j]
@@ -594,7 +611,7 @@ def _a_matrix(
     a_fd = torch.stack(cols, dim=1)
     a_fd = 0.5 * (a_fd + a_fd.T)
     size = 1.0 + float(a_fd.abs().max()) if bool(torch.isfinite(a_fd).all()) else math.inf
-    a = _expect_hessian(obj, fam, theta, p_dist)
+    a = _expect_hessian(obj, fam, theta, p_dist) if moments is None else moments["H"]
     if kinked:
         if p_dist.support.is_discrete:
             return a_fd, (
@@ -628,6 +645,97 @@ def _a_matrix(
             "are not resolved"
         )
     return 0.5 * (a + a.T), ""
+
+
+def _fd_points(fam: Family, theta: torch.Tensor) -> tuple[list[float], list[torch.Tensor]]:
+    """The steps h_j of :func:`_a_matrix`'s differences and the 1 + 4p points θ, θ ± h_j e_j,
+    θ ± h_j e_j / 2 at which it takes the expected gradient."""
+    p = theta.numel()
+    steps, points = [], [theta]
+    for j, name in enumerate(fam.free):
+        domain = fam.param(name).domain
+        t = abs(float(theta[j]))
+        h = 1e-3 * (t if domain == "positive" else min(t, 1 - t) if domain == "unit" else 1 + t)
+        e = torch.zeros(p, dtype=_DTYPE)
+        e[j] = 1.0
+        steps.append(h)
+        points += [theta + h * e, theta - h * e, theta + 0.5 * h * e, theta - 0.5 * h * e]
+    return steps, points
+
+
+def _moments(
+    obj: Objective, fam: Family, theta: torch.Tensor, p_dist: torch.distributions.Distribution
+) -> dict[str, torch.Tensor]:
+    r"""Everything the sandwich needs at θ, integrated by **one** rule (one adaptive quadrature
+    instead of four): the expected gradient ``g`` = :math:`E_P\nabla_\theta S`, ``H`` =
+    :math:`E_P\nabla^2_\theta S`, ``B`` = :math:`E_P[\nabla_\theta S\,\nabla_\theta S^\top]`
+    at θ, and ``fd``, the expected gradients at the 1 + 4p points of :func:`_fd_points`.
+
+    The batch has one column per number; columns with the same θ have the same forecast, hence
+    the same cuts and nodes, so the pointwise derivatives are taken once per distinct θ (on the
+    nodes of its first column) and copied to the others; where the nodes differ after all, they
+    are taken on every column. Either way each column integrates exactly the function it would
+    integrate alone; only the rule's refinement level is shared (the finest any column needs)."""
+    p = theta.numel()
+    names = fam.free
+    pairs = [(i, j) for i in range(p) for j in range(i, p)]
+    ii = torch.tensor([i for i, _ in pairs])
+    jj = torch.tensor([j for _, j in pairs])
+    _, points = _fd_points(fam, theta)
+    m, q = len(points), len(pairs)
+    k0 = p + 2 * q  # g, H, B at θ
+    cols = torch.cat([theta.detach().expand(k0, p), torch.stack(points).repeat_interleave(p, 0)])
+    which = torch.arange(p).repeat(m)
+
+    def derivatives(th: torch.Tensor, y: torch.Tensor, hessian: bool):
+        """∇S (…, p) and, if ``hessian``, ∇²S (…, p, p) at nodes ``y`` with θ per column."""
+        with torch.enable_grad():
+            copies = [th[..., j].expand(y.shape).clone().requires_grad_(True) for j in range(p)]
+            dist = fam.distribution_unchecked(dict(zip(names, copies, strict=True)))
+            loss = obj.loss(dist, y.detach(), validate=False)
+            grads = torch.autograd.grad(loss.sum(), copies, create_graph=hessian, allow_unused=True)
+            grads = [torch.zeros_like(y) if gr is None else gr for gr in grads]
+            g = torch.stack([gr.detach() for gr in grads], dim=-1)
+            if not hessian:
+                return g, None
+            h = torch.zeros(*y.shape, p, p, dtype=y.dtype)
+            for i in sorted(set(ii.tolist())):
+                if not grads[i].requires_grad:
+                    continue
+                row = torch.autograd.grad(
+                    grads[i].sum(), copies, retain_graph=True, allow_unused=True
+                )
+                for j in range(p):
+                    if row[j] is not None:
+                        h[..., i, j] = row[j].detach()
+        return g, h
+
+    def per_node(y: torch.Tensor) -> torch.Tensor:  # y: (N, k0 + m p)
+        y0, y_fd = y[:, :k0], y[:, k0:].reshape(y.shape[0], m, p)
+        shared = bool((y0 == y0[:, :1]).all()) and bool((y_fd == y_fd[..., :1]).all())
+        if shared:  # one node set per distinct θ
+            g0, h0 = derivatives(theta.detach(), y0[:, :1], True)
+            g_fd, _ = derivatives(torch.stack(points), y_fd[..., 0], False)  # (N, m, p)
+            g0, h0 = g0.expand(-1, k0, -1), h0.expand(-1, k0, -1, -1)
+            g_fd = g_fd.unsqueeze(2).expand(-1, -1, p, -1).reshape(y.shape[0], m * p, p)
+        else:
+            g0, h0 = derivatives(cols[:k0], y0, True)
+            g_fd, _ = derivatives(cols[k0:], y[:, k0:], False)
+        out = torch.empty(y.shape, dtype=y.dtype)
+        diag = g0[:, :p].diagonal(dim1=-2, dim2=-1)
+        out[:, :p] = diag
+        out[:, p : p + q] = h0[:, p : p + q, ii, jj].diagonal(dim1=-2, dim2=-1)
+        gi, gj = g0[:, p + q :, ii], g0[:, p + q :, jj]
+        out[:, p + q : k0] = (gi * gj).diagonal(dim1=-2, dim2=-1)
+        out[:, k0:] = g_fd.gather(-1, which.expand(y.shape[0], -1).unsqueeze(-1)).squeeze(-1)
+        return out
+
+    values = _expect_nodes(obj, fam, cols, p_dist, per_node, k0 + m * p)
+    h, b = torch.empty(p, p, dtype=_DTYPE), torch.empty(p, p, dtype=_DTYPE)
+    for c, (i, j) in enumerate(pairs):
+        h[i, j] = h[j, i] = values[p + c]
+        b[i, j] = b[j, i] = values[p + q + c]
+    return {"g": values[:p], "H": h, "B": b, "fd": values[k0:].reshape(m, p)}
 
 
 def _has_kink(p_dist: torch.distributions.Distribution) -> bool:
