@@ -671,21 +671,21 @@ def _moments(
     :math:`E_P\nabla^2_\theta S`, ``B`` = :math:`E_P[\nabla_\theta S\,\nabla_\theta S^\top]`
     at θ, and ``fd``, the expected gradients at the 1 + 4p points of :func:`_fd_points`.
 
-    The batch has one column per number; columns with the same θ have the same forecast, hence
-    the same cuts and nodes, so the pointwise derivatives are taken once per distinct θ (on the
-    nodes of its first column) and copied to the others; where the nodes differ after all, they
-    are taken on every column. Either way each column integrates exactly the function it would
-    integrate alone; only the rule's refinement level is shared (the finest any column needs)."""
+    The forecast batch has one row per distinct θ (shape (m, 1), so each row has its own cuts
+    and nodes) and the integrand returns a vector per node (shape (N, m, K): row 0 the p + 2q
+    entries of g, H and B at θ, the other rows their p expected-gradient entries, padded with
+    zeros, which integrate to 0 exactly); the rule's weights broadcast over K. Each number is
+    integrated exactly as it would be alone; only the rule's refinement level is shared (the
+    finest any of them needs), and the pointwise derivatives are taken once per node."""
     p = theta.numel()
     names = fam.free
     pairs = [(i, j) for i in range(p) for j in range(i, p)]
     ii = torch.tensor([i for i, _ in pairs])
     jj = torch.tensor([j for _, j in pairs])
     _, points = _fd_points(fam, theta)
-    m, q = len(points), len(pairs)
-    k0 = p + 2 * q  # g, H, B at θ
-    cols = torch.cat([theta.detach().expand(k0, p), torch.stack(points).repeat_interleave(p, 0)])
-    which = torch.arange(p).repeat(m)
+    rows = torch.stack(points).detach()  # (m, p); row 0 is θ
+    q = len(pairs)
+    k = p + 2 * q
 
     def derivatives(th: torch.Tensor, y: torch.Tensor, hessian: bool):
         """∇S (…, p) and, if ``hessian``, ∇²S (…, p, p) at nodes ``y`` with θ per column."""
@@ -710,32 +710,26 @@ def _moments(
                         h[..., i, j] = row[j].detach()
         return g, h
 
-    def per_node(y: torch.Tensor) -> torch.Tensor:  # y: (N, k0 + m p)
-        y0, y_fd = y[:, :k0], y[:, k0:].reshape(y.shape[0], m, p)
-        shared = bool((y0 == y0[:, :1]).all()) and bool((y_fd == y_fd[..., :1]).all())
-        if shared:  # one node set per distinct θ
-            g0, h0 = derivatives(theta.detach(), y0[:, :1], True)
-            g_fd, _ = derivatives(torch.stack(points), y_fd[..., 0], False)  # (N, m, p)
-            g0, h0 = g0.expand(-1, k0, -1), h0.expand(-1, k0, -1, -1)
-            g_fd = g_fd.unsqueeze(2).expand(-1, -1, p, -1).reshape(y.shape[0], m * p, p)
-        else:
-            g0, h0 = derivatives(cols[:k0], y0, True)
-            g_fd, _ = derivatives(cols[k0:], y[:, k0:], False)
-        out = torch.empty(y.shape, dtype=y.dtype)
-        diag = g0[:, :p].diagonal(dim1=-2, dim2=-1)
-        out[:, :p] = diag
-        out[:, p : p + q] = h0[:, p : p + q, ii, jj].diagonal(dim1=-2, dim2=-1)
-        gi, gj = g0[:, p + q :, ii], g0[:, p + q :, jj]
-        out[:, p + q : k0] = (gi * gj).diagonal(dim1=-2, dim2=-1)
-        out[:, k0:] = g_fd.gather(-1, which.expand(y.shape[0], -1).unsqueeze(-1)).squeeze(-1)
+    def integrand(dist: torch.distributions.Distribution, y: torch.Tensor) -> torch.Tensor:
+        y = y[..., 0]  # (N, m)
+        out = torch.zeros(*y.shape, k, dtype=y.dtype)
+        g0, h0 = derivatives(rows[0], y[:, 0], True)  # (N, p), (N, p, p)
+        out[:, 0, :p] = g0
+        out[:, 0, p : p + q] = h0[:, ii, jj]
+        out[:, 0, p + q :] = g0[:, ii] * g0[:, jj]
+        g_fd, _ = derivatives(rows[1:], y[:, 1:], False)  # (N, m - 1, p)
+        out[:, 1:, :p] = g_fd
         return out
 
-    values = _expect_nodes(obj, fam, cols, p_dist, per_node, k0 + m * p)
+    product = dataclasses.replace(obj, name=f"sandwich[{obj.spec}]", hyper={}, fn=integrand)
+    q_dist = fam.distribution_unchecked({n: rows[:, j : j + 1] for j, n in enumerate(names)})
+    with torch.no_grad():
+        values = expected_score_details(product, p_dist, q_dist).value  # (m, k)
     h, b = torch.empty(p, p, dtype=_DTYPE), torch.empty(p, p, dtype=_DTYPE)
     for c, (i, j) in enumerate(pairs):
-        h[i, j] = h[j, i] = values[p + c]
-        b[i, j] = b[j, i] = values[p + q + c]
-    return {"g": values[:p], "H": h, "B": b, "fd": values[k0:].reshape(m, p)}
+        h[i, j] = h[j, i] = values[0, p + c]
+        b[i, j] = b[j, i] = values[0, p + q + c]
+    return {"g": values[0, :p], "H": h, "B": b, "fd": values[:, :p]}
 
 
 def _has_kink(p_dist: torch.distributions.Distribution) -> bool:
