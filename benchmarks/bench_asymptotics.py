@@ -156,7 +156,7 @@ def simulate_setting(
         f"R chosen for MCSE(rel_eff) <= {TARGET_MCSE} (blocks of {BLOCK})"
     )
     print(
-        f"  {'objective':22s} {'param':5s} {'theory ARE':>10s} {'sim rel_eff ± MCSE':>20s} "
+        f"  {'objective':24s} {'param':5s} {'theory ARE':>10s} {'sim rel_eff ± MCSE':>20s} "
         f"{'|diff|/MCSE':>11s} {'R':>6s} {'theory':>9s} {'simulation':>10s}",
         flush=True,
     )
@@ -165,14 +165,14 @@ def simulate_setting(
         label = th.get("spec", name)
         if "na" in th:
             t_theory_na += th["time"]
-            print(f"  {label:22s} n/a ({fmt_seconds(th['time'])}): {th['na']}", flush=True)
+            print(f"  {label:24s} n/a ({fmt_seconds(th['time'])}): {th['na']}", flush=True)
             continue
         r = th["result"]
         t_theory_both += th["time"]
         if label == "log":  # the reference: its rel_eff is 1 with MCSE 0 (the same fits)
             for j, k in enumerate(free):
                 print(
-                    f"  {label if j == 0 else '':22s} {k:5s} {r.are_vs_log[k]:10.4f} "
+                    f"  {label if j == 0 else '':24s} {k:5s} {r.are_vs_log[k]:10.4f} "
                     f"{'1 (reference)':>20s} {'':>11s} {'':>6s} "
                     f"{fmt_seconds(th['time']) if j == 0 else '':>9s}",
                     flush=True,
@@ -191,14 +191,14 @@ def simulate_setting(
             rows += 1
             first = j == 0
             print(
-                f"  {label if first else '':22s} {k:5s} {are:10.4f} {sim_text} {z:11.2f} "
+                f"  {label if first else '':24s} {k:5s} {are:10.4f} {sim_text} {z:11.2f} "
                 f"{s['R'] if first else '':>6} "
                 f"{fmt_seconds(th['time']) if first else '':>9s} "
                 f"{fmt_seconds(s['fit_time'] + s['log_time']) if first else '':>10s}",
                 flush=True,
             )
         if not s["reached"]:
-            print(f"  {'':22s} MCSE <= {TARGET_MCSE} not reached at the cap R = {MAX_R:,}")
+            print(f"  {'':24s} MCSE <= {TARGET_MCSE} not reached at the cap R = {MAX_R:,}")
     return {
         "theory": t_theory_both,
         "theory_na": t_theory_na,
