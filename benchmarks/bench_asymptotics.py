@@ -183,15 +183,19 @@ def simulate_setting(
             st = s["stats"][k]
             re, mc = st["rel_eff"], st["rel_eff_mcse"]
             are = r.are_vs_log[k]
-            if re is None or not mc:
-                z, sim_text = math.nan, f"{'undetermined':>20s}"
+            if re is None or mc is None:
+                z_text, sim_text = f"{'':>11s}", f"{'undetermined':>20s}"
+            elif mc == 0.0:  # estimates identical to log's (ρ = 1): rel_eff exact, no MC error
+                z_text = f"{f'|d| {abs(re - are):.0e}':>11s}"
+                sim_text = f"{re:11.4f} ± {0:6.4f}"
             else:
-                z, sim_text = abs(re - are) / mc, f"{re:11.4f} ± {mc:6.4f}"
+                z = abs(re - are) / mc
+                z_text, sim_text = f"{z:11.2f}", f"{re:11.4f} ± {mc:6.4f}"
                 worst_z = max(worst_z, z)
             rows += 1
             first = j == 0
             print(
-                f"  {label if first else '':24s} {k:5s} {are:10.4f} {sim_text} {z:11.2f} "
+                f"  {label if first else '':24s} {k:5s} {are:10.4f} {sim_text} {z_text} "
                 f"{s['R'] if first else '':>6} "
                 f"{fmt_seconds(th['time']) if first else '':>9s} "
                 f"{fmt_seconds(s['fit_time'] + s['log_time']) if first else '':>10s}",

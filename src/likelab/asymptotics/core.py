@@ -317,14 +317,23 @@ def _log_core(
     fam: Family, dgp: DataGeneratingProcess, p_dist: torch.distributions.Distribution
 ) -> dict[str, Any]:
     """θ* and V of ``log`` (the ARE's reference), computed once per (family, truth): every
-    objective compared on the same setting shares it. Keyed by the classes and the specs of the
-    family and the truth (a spec rebuilds its object, floats at full precision); a copy is
-    returned, so a caller cannot alter the cached numbers."""
-    key = (type(fam), fam.spec, type(dgp), dgp.spec)
+    objective compared on the same setting shares it. Keyed by log's function and the classes
+    and specs of the family and the truth (a spec rebuilds its object, floats at full
+    precision); a copy is returned, so a caller cannot alter the cached numbers."""
+    log = get_objective("log")
+    key = (
+        log.fn,  # a re-registered log is another reference
+        type(fam),
+        fam.spec,
+        getattr(fam, "num_classes", None),
+        type(dgp),
+        type(getattr(dgp, "family", None)),
+        dgp.spec,
+    )
     if key in _LOG_CACHE:
         _LOG_CACHE.move_to_end(key)
     else:
-        _LOG_CACHE[key] = _core(get_objective("log"), fam, dgp, p_dist, reference=True)
+        _LOG_CACHE[key] = _core(log, fam, dgp, p_dist, reference=True)
         while len(_LOG_CACHE) > _LOG_CACHE_SIZE:
             _LOG_CACHE.popitem(last=False)
     hit = _LOG_CACHE[key]
