@@ -399,9 +399,7 @@ def _core(
             moments[key] = _moments(obj, fam, th, p_dist)
         return moments[key]
 
-    def mean_grad(th: torch.Tensor) -> torch.Tensor:  # θ (p,) or a stack of them (m, p)
-        if th.dim() == 2:
-            return _mean_grads(obj, fam, th, p_dist)
+    def mean_grad(th: torch.Tensor) -> torch.Tensor:
         key = key_of(th)
         if key in moments:
             return moments[key]["g"]
@@ -415,9 +413,7 @@ def _core(
     def a_of(th: torch.Tensor) -> tuple[torch.Tensor, str]:
         key = key_of(th)
         if key not in cache:  # the polish's A is the final one when no step was taken
-            cache[key] = _a_matrix(
-                obj, fam, th, p_dist, mean_grad, bool(kinked), moments=moments_of(th)
-            )
+            cache[key] = _a_matrix(obj, fam, th, p_dist, bool(kinked), moments_of(th))
         return cache[key]
 
     theta, polished = None, False
@@ -597,9 +593,8 @@ def _a_matrix(
     fam: Family,
     theta: torch.Tensor,
     p_dist: torch.distributions.Distribution,
-    mean_grad: Callable[[torch.Tensor], torch.Tensor],
     kinked: bool,
-    moments: dict[str, torch.Tensor] | None = None,
+    moments: dict[str, torch.Tensor],
 ) -> tuple[torch.Tensor, str]:
     r"""A = ∂_θ E_P ∇_θ S(Q_θ, Y) at θ, and a reason where it cannot be trusted.
 
@@ -613,10 +608,9 @@ def _a_matrix(
     expected gradient has a kink at θ and A does not exist.
     """
     cols, fwd, bwd = [], [], []
-    steps, points = _fd_points(fam, theta)
-    # the 1 + 4p expected gradients in one batched quadrature (one rule for all of them), or
-    # from :func:`_moments`, which integrated them with E[∇²S] and B in one rule
-    grads = mean_grad(torch.stack(points)) if moments is None else moments["fd"]
+    steps, _ = _fd_points(fam, theta)
+    # the 1 + 4p expected gradients, integrated with E[∇²S] and B by one rule (:func:`_moments`)
+    grads = moments["fd"]
     g0 = grads[0]
     for j, h in enumerate(steps):
         gp, gm, gp2, gm2 = grads[1 + 4 * j : 5 + 4 * j]
@@ -627,7 +621,7 @@ def _a_matrix(
     a_fd = torch.stack(cols, dim=1)
     a_fd = 0.5 * (a_fd + a_fd.T)
     size = 1.0 + float(a_fd.abs().max()) if bool(torch.isfinite(a_fd).all()) else math.inf
-    a = _expect_hessian(obj, fam, theta, p_dist) if moments is None else moments["H"]
+    a = moments["H"]
     if kinked:
         if p_dist.support.is_discrete:
             return a_fd, (
@@ -782,44 +776,6 @@ def _kink_term(
     return total
 
 
-def _expect_hessian(
-    obj: Objective, fam: Family, theta: torch.Tensor, p_dist: torch.distributions.Distribution
-) -> torch.Tensor:
-    """E_P ∇²_θ S(Q_θ, Y) by per-node autograd, one column per entry i ≤ j."""
-    p = theta.numel()
-    pairs = [(i, j) for i in range(p) for j in range(i, p)]
-    names = fam.free
-
-    def per_node(y: torch.Tensor) -> torch.Tensor:  # y: (N, K)
-        with torch.enable_grad():
-            copies = [
-                theta[j].detach().expand(y.shape).clone().requires_grad_(True) for j in range(p)
-            ]
-            dist = fam.distribution_unchecked(dict(zip(names, copies, strict=True)))
-            loss = obj.loss(dist, y.detach(), validate=False)
-            grads = torch.autograd.grad(loss.sum(), copies, create_graph=True)
-            second = {}
-            for i in sorted({i for i, _ in pairs}):
-                if not grads[i].requires_grad:
-                    row = [None] * p
-                else:
-                    row = torch.autograd.grad(
-                        grads[i].sum(), copies, retain_graph=True, allow_unused=True
-                    )
-                second[i] = row
-        out = torch.empty(y.shape, dtype=y.dtype)
-        for k, (i, j) in enumerate(pairs):
-            h = second[i][j]
-            out[..., k] = 0.0 if h is None else h.detach()[..., k]
-        return out
-
-    values = _expect_nodes(obj, fam, theta, p_dist, per_node, len(pairs))
-    a = torch.empty(p, p, dtype=_DTYPE)
-    for k, (i, j) in enumerate(pairs):
-        a[i, j] = a[j, i] = values[k]
-    return a
-
-
 def _pointwise_grad(
     obj: Objective, fam: Family, theta: torch.Tensor, y: torch.Tensor
 ) -> torch.Tensor:
@@ -852,24 +808,6 @@ def _pointwise_grad_cols(
         loss = obj.loss(dist, y.detach(), validate=False)
         grads = torch.autograd.grad(loss.sum(), copies, allow_unused=True)
     return torch.stack([torch.zeros_like(y) if g is None else g.detach() for g in grads], dim=-1)
-
-
-def _expect(
-    obj: Objective,
-    fam: Family,
-    theta: torch.Tensor,
-    p_dist: torch.distributions.Distribution,
-    columns: Callable[[torch.Tensor], torch.Tensor],
-    k: int,
-) -> torch.Tensor:
-    """``E_P[columns(g(Y))]`` (``k`` columns) by the expected score's own rule: a batch of ``k``
-    copies of the forecast Q_θ, whose "score" at a node y in column c is ``columns(g(y))[c]``,
-    with g = ∇_θ S(Q_θ, y) taken per node by autograd. The forecast is detached: no cut moves,
-    so the rule integrates the pointwise function exactly as it integrates a score."""
-
-    return _expect_nodes(
-        obj, fam, theta, p_dist, lambda y: columns(_pointwise_grad(obj, fam, theta, y)), k
-    )
 
 
 def _expect_nodes(
@@ -915,25 +853,6 @@ def _mean_grads(
         return g.gather(-1, which.expand(y.shape).unsqueeze(-1)).squeeze(-1)
 
     return _expect_nodes(obj, fam, cols, p_dist, per_node, m * p).reshape(m, p)
-
-
-def _b_matrix(
-    obj: Objective, fam: Family, theta: torch.Tensor, p_dist: torch.distributions.Distribution
-) -> torch.Tensor:
-    """B = E_P[g gᵀ], one column per entry i ≤ j."""
-    p = theta.numel()
-    pairs = [(i, j) for i in range(p) for j in range(i, p)]
-    ii = torch.tensor([i for i, _ in pairs])
-    jj = torch.tensor([j for _, j in pairs])
-
-    def outer(g: torch.Tensor) -> torch.Tensor:
-        return g[..., ii].diagonal(dim1=-2, dim2=-1) * g[..., jj].diagonal(dim1=-2, dim2=-1)
-
-    values = _expect(obj, fam, theta, p_dist, outer, len(pairs))
-    b = torch.empty(p, p, dtype=_DTYPE)
-    for k, (i, j) in enumerate(pairs):
-        b[i, j] = b[j, i] = values[k]
-    return b
 
 
 def _support(p_dist: torch.distributions.Distribution, q_dist=None) -> tuple:
