@@ -26,7 +26,14 @@ How each piece is computed, without Monte Carlo noise:
 
 - θ*: :func:`likelab.properness.density.check_density` (Newton from several starts on the
   expected score of :mod:`likelab.properness.expected`); among the starts that converged to a
-  minimum inside the parameter space, the lowest.
+  minimum inside the parameter space, the lowest. Shortcut: for an objective claimed strictly
+  proper, at a truth in the family (without kinks), θ* is the truth's parameters once verified
+  (inside the space, A positive definite, Newton step below 1e-8 relative), with no search;
+  the results agree with the search's to its precision. log's θ* and V, the ARE's reference,
+  are computed once per (family, truth) and cached.
+- One quadrature per point: the expected gradient, A's pointwise Hessians, B and the expected
+  gradients of A's difference check are integrated together, one batch row per distinct θ and
+  a vector of quantities per node (:func:`_moments`).
 - A: the Hessian of the expected score by autograd *through the quadrature rule*, i.e. the
   derivative of the expected gradient. The rule's cuts follow the forecast's ``loc`` with their
   gradients, so the jump of the pointwise score at a kink of the density (the Laplace location)
@@ -46,6 +53,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,6 +68,7 @@ from likelab.families.dgp import DataGeneratingProcess, parse_dgp
 from likelab.families.mixture import support_bounds
 from likelab.families.quadrature import centre_scale
 from likelab.objectives import Objective, get_objective
+from likelab.properness.classes import claim_of
 from likelab.properness.density import EDGE, check_density, density_setting
 from likelab.properness.expected import expected_score, expected_score_details
 
@@ -232,7 +241,7 @@ def asymptotics(
             )
     dgp, fam, p_dist, _ = density_setting(dgp, fam)
     core = _core(obj, fam, dgp, p_dist)
-    log = core if obj.spec == "log" else _core(get_objective("log"), fam, dgp, p_dist)
+    log = core if obj.spec == "log" else _log_core(fam, dgp, p_dist)
     names = fam.free
     nan = dict.fromkeys(names, math.nan)
     differs = False
@@ -300,12 +309,55 @@ def asymptotics(
 
 
 # ---------------------------------------------------------------------- the core computation
+_LOG_CACHE: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
+_LOG_CACHE_SIZE = 64
+
+
+def _log_core(
+    fam: Family, dgp: DataGeneratingProcess, p_dist: torch.distributions.Distribution
+) -> dict[str, Any]:
+    """θ* and V of ``log`` (the ARE's reference), computed once per (family, truth): every
+    objective compared on the same setting shares it. Keyed by log's function and the classes
+    and specs of the family and the truth (a spec rebuilds its object, floats at full
+    precision); a copy is returned, so a caller cannot alter the cached numbers."""
+    log = get_objective("log")
+    key = (
+        log.fn,  # a re-registered log is another reference
+        type(fam),
+        fam.spec,
+        getattr(fam, "num_classes", None),
+        type(dgp),
+        type(getattr(dgp, "family", None)),
+        dgp.spec,
+    )
+    if key in _LOG_CACHE:
+        _LOG_CACHE.move_to_end(key)
+    else:
+        _LOG_CACHE[key] = _core(log, fam, dgp, p_dist, reference=True)
+        while len(_LOG_CACHE) > _LOG_CACHE_SIZE:
+            _LOG_CACHE.popitem(last=False)
+    hit = _LOG_CACHE[key]
+    return {**hit, "theta": dict(hit["theta"]), "sd": dict(hit["sd"])}
+
+
 def _core(
     obj: Objective,
     fam: Family,
     dgp: DataGeneratingProcess,
     p_dist: torch.distributions.Distribution,
+    *,
+    fast: bool = True,
+    reference: bool = False,
 ) -> dict[str, Any]:
+    """θ*, A, B, V (and, unless ``reference``, the influence function and GES) of ``obj``.
+
+    ``fast``: where the truth is a member of the family (one without kinks) and ``obj`` is
+    claimed strictly proper, θ* is the truth's parameters *if verified*
+    (:func:`_truth_is_theta_star`), without the search of :func:`_theta_star` from several
+    starts; otherwise (or ``fast=False``) the search. Both end on the root of the estimating
+    equation (the search by the polish), so they agree to its precision. Either way A, B and
+    the expected gradient at a point come from one quadrature (:func:`_moments`).
+    ``reference``: only θ* and V are needed (log, the ARE's reference)."""
     names = fam.free
     p = len(names)
     nan_mat = torch.full((p, p), math.nan, dtype=_DTYPE)
@@ -328,34 +380,63 @@ def _core(
             "1985, Biometrika 72:67-90) and V = A⁻¹BA⁻¹ does not describe the estimator"
         )
         return out
-    theta, why = _theta_star(obj, fam, dgp)
-    if theta is None:
-        out["reason"] = why
-        return out
-    out["theta"] = {k: float(theta[j]) for j, k in enumerate(names)}
 
     def forecast(th: torch.Tensor) -> torch.distributions.Distribution:
         return fam.distribution_unchecked({k: th[..., j] for j, k in enumerate(names)})
 
-    support = out["support"] = _support(p_dist, forecast(theta))
-
     def risk(th: torch.Tensor) -> torch.Tensor:
         return expected_score(obj, p_dist, forecast(th.unsqueeze(0)))[0]
 
+    moments: dict[tuple[float, ...], dict[str, torch.Tensor]] = {}
+    grads: dict[tuple[float, ...], torch.Tensor] = {}
+
+    def key_of(th: torch.Tensor) -> tuple[float, ...]:
+        return tuple(float(v) for v in th)
+
+    def moments_of(th: torch.Tensor) -> dict[str, torch.Tensor]:
+        key = key_of(th)
+        if key not in moments:
+            moments[key] = _moments(obj, fam, th, p_dist)
+        return moments[key]
+
     def mean_grad(th: torch.Tensor) -> torch.Tensor:
-        return _mean_grad(obj, fam, th, p_dist)
+        key = key_of(th)
+        if key in moments:
+            return moments[key]["g"]
+        if key not in grads:
+            grads[key] = _mean_grad(obj, fam, th, p_dist)
+        return grads[key]
 
-    kinked = bool(fam.kinks({k: theta[j] for j, k in enumerate(names)}))
-
+    kinked: bool | None = None
     cache: dict[tuple[float, ...], tuple[torch.Tensor, str]] = {}
 
     def a_of(th: torch.Tensor) -> tuple[torch.Tensor, str]:
-        key = tuple(float(v) for v in th)
+        key = key_of(th)
         if key not in cache:  # the polish's A is the final one when no step was taken
-            cache[key] = _a_matrix(obj, fam, th, p_dist, mean_grad, kinked)
+            cache[key] = _a_matrix(obj, fam, th, p_dist, bool(kinked), moments_of(th))
         return cache[key]
 
-    theta = _polish(risk, mean_grad, a_of, theta)
+    theta, polished = None, False
+    if fast:
+        theta_p = _truth_params(dgp, fam)
+        if theta_p is not None and claim_of(obj) == "strictly proper":
+            start = torch.tensor([theta_p[k] for k in names], dtype=_DTYPE)
+            kinked = bool(fam.kinks({k: start[j] for j, k in enumerate(names)}))
+            # not for a family with a kink (the Laplace location): θ* exactly at the truth puts
+            # the kink on a grid point of the influence function, where the pointwise gradient
+            # is a subgradient, not a one-sided limit; the search keeps θ* where it was
+            if not kinked:
+                theta, polished = _truth_is_theta_star(fam, start, mean_grad, a_of)
+    if theta is None:
+        theta, why = _theta_star(obj, fam, dgp)
+        if theta is None:
+            out["reason"] = why
+            return out
+        kinked = bool(fam.kinks({k: theta[j] for j, k in enumerate(names)}))
+    out["theta"] = {k: float(theta[j]) for j, k in enumerate(names)}
+    support = out["support"] = _support(p_dist, forecast(theta))
+    if not polished:
+        theta = _polish(risk, mean_grad, a_of, theta)
     out["theta"] = {k: float(theta[j]) for j, k in enumerate(names)}
     a, why = a_of(theta)
     if why:
@@ -374,7 +455,7 @@ def _core(
             "θ* is not a regular minimum and V = A⁻¹BA⁻¹ does not exist"
         )
         return out
-    b = _b_matrix(obj, fam, theta, p_dist)
+    b = moments_of(theta)["B"]
     out["B"] = b
     if not bool(torch.isfinite(b).all()):
         out["reason"] = (
@@ -387,6 +468,8 @@ def _core(
     v = 0.5 * (v + v.T)
     out["V"] = v
     out["sd"] = {k: math.sqrt(float(v[j, j])) for j, k in enumerate(names)}
+    if reference:
+        return out
 
     def influence(xs: torch.Tensor) -> torch.Tensor:
         g = _pointwise_grad(obj, fam, theta, xs)
@@ -395,6 +478,44 @@ def _core(
     out["influence"] = influence
     out["ges"] = _ges(influence, names, support)
     return out
+
+
+def _truth_is_theta_star(
+    fam: Family,
+    start: torch.Tensor,
+    mean_grad: Callable[[torch.Tensor], torch.Tensor],
+    a_of: Callable[[torch.Tensor], tuple[torch.Tensor, str]],
+) -> tuple[torch.Tensor | None, bool]:
+    r"""``start`` (the truth's parameters) when it is verified to be θ* of a strictly proper
+    score, else None (then θ* is searched for); and whether it needs no polish.
+
+    A strictly proper score is minimised over the family exactly at the truth (Gneiting &
+    Raftery 2007, JASA 102:359-378, def. 1), so its θ* is known; what is verified is that the
+    numbers say so: the truth lies inside the parameter space, A there is finite and positive
+    definite, and the Newton step :math:`A^{-1} E_P \nabla_\theta S` is below 1e-8 (relative to
+    1 + |θ|): a regular stationary point to quadrature accuracy. The polish that follows makes
+    it exact, unless the step is already at rounding level (below 1e-12 relative): then θ* is
+    the truth itself."""
+    names = fam.free
+    u = fam.to_unconstrained({k: start[j] for j, k in enumerate(names)})
+    if not bool(torch.isfinite(u).all()) or bool((u.abs() >= EDGE).any()):
+        return None, False
+    try:
+        a, why = a_of(start)  # first: it integrates the expected gradient with A
+        g = mean_grad(start)
+    except (ValueError, RuntimeError):
+        return None, False
+    if why or not (bool(torch.isfinite(a).all()) and bool(torch.isfinite(g).all())):
+        return None, False
+    a = 0.5 * (a + a.T)
+    lam = torch.linalg.eigvalsh(a)
+    if not float(lam.min()) > _PD_RTOL * float(lam.abs().max()):
+        return None, False
+    step = torch.linalg.solve(a, g)
+    size = step.abs() / (1.0 + start.abs())
+    if not bool((size <= 1e-8).all()):
+        return None, False
+    return start, bool((size <= 1e-12).all())
 
 
 def _theta_star(
@@ -472,33 +593,27 @@ def _a_matrix(
     fam: Family,
     theta: torch.Tensor,
     p_dist: torch.distributions.Distribution,
-    mean_grad: Callable[[torch.Tensor], torch.Tensor],
     kinked: bool,
+    moments: dict[str, torch.Tensor],
 ) -> tuple[torch.Tensor, str]:
     r"""A = ∂_θ E_P ∇_θ S(Q_θ, Y) at θ, and a reason where it cannot be trusted.
 
-        Smooth family: :math:`E_P
-    abla^2_	heta S` (pointwise Hessians per node, fixed nodes),
-        cross-checked against Richardson-extrapolated central differences of the expected gradient
-        (their error, :math:`O(h^4)` with h = 1e-3 relative plus rounding over h, is below 1e-9; a
-        gap above 1e-6 relative means the pointwise Hessian misses a term). Family with a kink
-        (the Laplace location): the pointwise Hessian misses the jump of ∇S at the kink (Leibniz),
-        so A *is* the differences of the expected gradient, which is smooth; forward and backward
-        differences must agree (to 1e-2 relative, their O(h) truncation being ~1e-3): otherwise the
-        expected gradient has a kink at θ and A does not exist.
+    Smooth family: :math:`E_P \nabla^2_\theta S` (pointwise Hessians per node, fixed nodes),
+    cross-checked against Richardson-extrapolated central differences of the expected gradient
+    (their error, :math:`O(h^4)` with h = 1e-3 relative plus rounding over h, is below 1e-9; a
+    gap above 1e-6 relative means the pointwise Hessian misses a term). Family with a kink
+    (the Laplace location): the pointwise Hessian misses the jump of ∇S at the kink (Leibniz),
+    so A *is* the differences of the expected gradient, which is smooth; forward and backward
+    differences must agree (to 1e-2 relative, their O(h) truncation being ~1e-3): otherwise the
+    expected gradient has a kink at θ and A does not exist.
     """
-    p = theta.numel()
-    names = fam.free
     cols, fwd, bwd = [], [], []
-    g0 = mean_grad(theta)
-    for j in range(p):
-        domain = fam.param(names[j]).domain
-        t = abs(float(theta[j]))
-        h = 1e-3 * (t if domain == "positive" else min(t, 1 - t) if domain == "unit" else 1 + t)
-        e = torch.zeros(p, dtype=_DTYPE)
-        e[j] = 1.0
-        gp, gm = mean_grad(theta + h * e), mean_grad(theta - h * e)
-        gp2, gm2 = mean_grad(theta + 0.5 * h * e), mean_grad(theta - 0.5 * h * e)
+    steps, _ = _fd_points(fam, theta)
+    # the 1 + 4p expected gradients, integrated with E[∇²S] and B by one rule (:func:`_moments`)
+    grads = moments["fd"]
+    g0 = grads[0]
+    for j, h in enumerate(steps):
+        gp, gm, gp2, gm2 = grads[1 + 4 * j : 5 + 4 * j]
         d1, d2 = (gp - gm) / (2 * h), (gp2 - gm2) / h
         cols.append((4 * d2 - d1) / 3)
         fwd.append((gp2 - g0) / (0.5 * h))
@@ -506,7 +621,7 @@ def _a_matrix(
     a_fd = torch.stack(cols, dim=1)
     a_fd = 0.5 * (a_fd + a_fd.T)
     size = 1.0 + float(a_fd.abs().max()) if bool(torch.isfinite(a_fd).all()) else math.inf
-    a = _expect_hessian(obj, fam, theta, p_dist)
+    a = moments["H"]
     if kinked:
         if p_dist.support.is_discrete:
             return a_fd, (
@@ -540,6 +655,91 @@ def _a_matrix(
             "are not resolved"
         )
     return 0.5 * (a + a.T), ""
+
+
+def _fd_points(fam: Family, theta: torch.Tensor) -> tuple[list[float], list[torch.Tensor]]:
+    """The steps h_j of :func:`_a_matrix`'s differences and the 1 + 4p points θ, θ ± h_j e_j,
+    θ ± h_j e_j / 2 at which it takes the expected gradient."""
+    p = theta.numel()
+    steps, points = [], [theta]
+    for j, name in enumerate(fam.free):
+        domain = fam.param(name).domain
+        t = abs(float(theta[j]))
+        h = 1e-3 * (t if domain == "positive" else min(t, 1 - t) if domain == "unit" else 1 + t)
+        e = torch.zeros(p, dtype=_DTYPE)
+        e[j] = 1.0
+        steps.append(h)
+        points += [theta + h * e, theta - h * e, theta + 0.5 * h * e, theta - 0.5 * h * e]
+    return steps, points
+
+
+def _moments(
+    obj: Objective, fam: Family, theta: torch.Tensor, p_dist: torch.distributions.Distribution
+) -> dict[str, torch.Tensor]:
+    r"""Everything the sandwich needs at θ, integrated by **one** rule (one adaptive quadrature
+    instead of four): the expected gradient ``g`` = :math:`E_P\nabla_\theta S`, ``H`` =
+    :math:`E_P\nabla^2_\theta S`, ``B`` = :math:`E_P[\nabla_\theta S\,\nabla_\theta S^\top]`
+    at θ, and ``fd``, the expected gradients at the 1 + 4p points of :func:`_fd_points`.
+
+    The forecast batch has one row per distinct θ (shape (m, 1), so each row has its own cuts
+    and nodes) and the integrand returns a vector per node (shape (N, m, K): row 0 the p + 2q
+    entries of g, H and B at θ, the other rows their p expected-gradient entries, padded with
+    zeros, which integrate to 0 exactly); the rule's weights broadcast over K. Each number is
+    integrated exactly as it would be alone; only the rule's refinement level is shared (the
+    finest any of them needs), and the pointwise derivatives are taken once per node."""
+    p = theta.numel()
+    names = fam.free
+    pairs = [(i, j) for i in range(p) for j in range(i, p)]
+    ii = torch.tensor([i for i, _ in pairs])
+    jj = torch.tensor([j for _, j in pairs])
+    _, points = _fd_points(fam, theta)
+    rows = torch.stack(points).detach()  # (m, p); row 0 is θ
+    q = len(pairs)
+    k = p + 2 * q
+
+    def derivatives(th: torch.Tensor, y: torch.Tensor, hessian: bool):
+        """∇S (…, p) and, if ``hessian``, ∇²S (…, p, p) at nodes ``y`` with θ per column."""
+        with torch.enable_grad():
+            copies = [th[..., j].expand(y.shape).clone().requires_grad_(True) for j in range(p)]
+            dist = fam.distribution_unchecked(dict(zip(names, copies, strict=True)))
+            loss = obj.loss(dist, y.detach(), validate=False)
+            grads = torch.autograd.grad(loss.sum(), copies, create_graph=hessian, allow_unused=True)
+            grads = [torch.zeros_like(y) if gr is None else gr for gr in grads]
+            g = torch.stack([gr.detach() for gr in grads], dim=-1)
+            if not hessian:
+                return g, None
+            h = torch.zeros(*y.shape, p, p, dtype=y.dtype)
+            for i in sorted(set(ii.tolist())):
+                if not grads[i].requires_grad:
+                    continue
+                row = torch.autograd.grad(
+                    grads[i].sum(), copies, retain_graph=True, allow_unused=True
+                )
+                for j in range(p):
+                    if row[j] is not None:
+                        h[..., i, j] = row[j].detach()
+        return g, h
+
+    def integrand(dist: torch.distributions.Distribution, y: torch.Tensor) -> torch.Tensor:
+        y = y[..., 0]  # (N, m)
+        out = torch.zeros(*y.shape, k, dtype=y.dtype)
+        g0, h0 = derivatives(rows[0], y[:, 0], True)  # (N, p), (N, p, p)
+        out[:, 0, :p] = g0
+        out[:, 0, p : p + q] = h0[:, ii, jj]
+        out[:, 0, p + q :] = g0[:, ii] * g0[:, jj]
+        g_fd, _ = derivatives(rows[1:], y[:, 1:], False)  # (N, m - 1, p)
+        out[:, 1:, :p] = g_fd
+        return out
+
+    product = dataclasses.replace(obj, name=f"sandwich[{obj.spec}]", hyper={}, fn=integrand)
+    q_dist = fam.distribution_unchecked({n: rows[:, j : j + 1] for j, n in enumerate(names)})
+    with torch.no_grad():
+        values = expected_score_details(product, p_dist, q_dist).value  # (m, k)
+    h, b = torch.empty(p, p, dtype=_DTYPE), torch.empty(p, p, dtype=_DTYPE)
+    for c, (i, j) in enumerate(pairs):
+        h[i, j] = h[j, i] = values[0, p + c]
+        b[i, j] = b[j, i] = values[0, p + q + c]
+    return {"g": values[0, :p], "H": h, "B": b, "fd": values[:, :p]}
 
 
 def _has_kink(p_dist: torch.distributions.Distribution) -> bool:
@@ -576,44 +776,6 @@ def _kink_term(
     return total
 
 
-def _expect_hessian(
-    obj: Objective, fam: Family, theta: torch.Tensor, p_dist: torch.distributions.Distribution
-) -> torch.Tensor:
-    """E_P ∇²_θ S(Q_θ, Y) by per-node autograd, one column per entry i ≤ j."""
-    p = theta.numel()
-    pairs = [(i, j) for i in range(p) for j in range(i, p)]
-    names = fam.free
-
-    def per_node(y: torch.Tensor) -> torch.Tensor:  # y: (N, K)
-        with torch.enable_grad():
-            copies = [
-                theta[j].detach().expand(y.shape).clone().requires_grad_(True) for j in range(p)
-            ]
-            dist = fam.distribution_unchecked(dict(zip(names, copies, strict=True)))
-            loss = obj.loss(dist, y.detach(), validate=False)
-            grads = torch.autograd.grad(loss.sum(), copies, create_graph=True)
-            second = {}
-            for i in sorted({i for i, _ in pairs}):
-                if not grads[i].requires_grad:
-                    row = [None] * p
-                else:
-                    row = torch.autograd.grad(
-                        grads[i].sum(), copies, retain_graph=True, allow_unused=True
-                    )
-                second[i] = row
-        out = torch.empty(y.shape, dtype=y.dtype)
-        for k, (i, j) in enumerate(pairs):
-            h = second[i][j]
-            out[..., k] = 0.0 if h is None else h.detach()[..., k]
-        return out
-
-    values = _expect_nodes(obj, fam, theta, p_dist, per_node, len(pairs))
-    a = torch.empty(p, p, dtype=_DTYPE)
-    for k, (i, j) in enumerate(pairs):
-        a[i, j] = a[j, i] = values[k]
-    return a
-
-
 def _pointwise_grad(
     obj: Objective, fam: Family, theta: torch.Tensor, y: torch.Tensor
 ) -> torch.Tensor:
@@ -631,22 +793,21 @@ def _pointwise_grad(
     return torch.stack([torch.zeros_like(y) if g is None else g.detach() for g in grads], dim=-1)
 
 
-def _expect(
-    obj: Objective,
-    fam: Family,
-    theta: torch.Tensor,
-    p_dist: torch.distributions.Distribution,
-    columns: Callable[[torch.Tensor], torch.Tensor],
-    k: int,
+def _pointwise_grad_cols(
+    obj: Objective, fam: Family, cols: torch.Tensor, y: torch.Tensor
 ) -> torch.Tensor:
-    """``E_P[columns(g(Y))]`` (``k`` columns) by the expected score's own rule: a batch of ``k``
-    copies of the forecast Q_θ, whose "score" at a node y in column c is ``columns(g(y))[c]``,
-    with g = ∇_θ S(Q_θ, y) taken per node by autograd. The forecast is detached: no cut moves,
-    so the rule integrates the pointwise function exactly as it integrates a score."""
-
-    return _expect_nodes(
-        obj, fam, theta, p_dist, lambda y: columns(_pointwise_grad(obj, fam, theta, y)), k
-    )
+    """:func:`_pointwise_grad` with θ per column: ``cols`` (k, p), ``y`` (N, k); the gradient
+    at node (n, c) is taken at θ_c. Shape (N, k, p)."""
+    names = fam.free
+    with torch.enable_grad():
+        copies = [
+            cols[:, j].detach().expand(y.shape).clone().requires_grad_(True)
+            for j in range(len(names))
+        ]
+        dist = fam.distribution_unchecked(dict(zip(names, copies, strict=True)))
+        loss = obj.loss(dist, y.detach(), validate=False)
+        grads = torch.autograd.grad(loss.sum(), copies, allow_unused=True)
+    return torch.stack([torch.zeros_like(y) if g is None else g.detach() for g in grads], dim=-1)
 
 
 def _expect_nodes(
@@ -657,16 +818,16 @@ def _expect_nodes(
     per_node: Callable[[torch.Tensor], torch.Tensor],
     k: int,
 ) -> torch.Tensor:
-    """``E_P[per_node(Y)]`` for ``k`` columns (``per_node`` maps nodes (N, k) to (N, k))."""
+    """``E_P[per_node(Y)]`` for ``k`` columns (``per_node`` maps nodes (N, k) to (N, k)); the
+    forecast of every column is Q_θ, or Q_{θ_c} with ``theta`` of shape (k, p)."""
 
     def integrand(dist: torch.distributions.Distribution, y: torch.Tensor) -> torch.Tensor:
         return per_node(y)
 
     product = dataclasses.replace(obj, name=f"grad-moment[{obj.spec}]", hyper={}, fn=integrand)
     names = fam.free
-    q = fam.distribution_unchecked(
-        {n: theta[j].detach().expand(k).clone() for j, n in enumerate(names)}
-    )
+    cols = theta.detach().expand(k, len(names)) if theta.dim() == 1 else theta.detach()
+    q = fam.distribution_unchecked({n: cols[:, j].clone() for j, n in enumerate(names)})
     with torch.no_grad():
         return expected_score_details(product, p_dist, q).value
 
@@ -675,27 +836,23 @@ def _mean_grad(
     obj: Objective, fam: Family, theta: torch.Tensor, p_dist: torch.distributions.Distribution
 ) -> torch.Tensor:
     """E_P ∇_θ S(Q_θ, Y): the estimating equation, 0 at θ*."""
-    p = theta.numel()
-    return _expect(obj, fam, theta, p_dist, lambda g: g.diagonal(dim1=-2, dim2=-1), p)
+    return _mean_grads(obj, fam, theta.unsqueeze(0), p_dist)[0]
 
 
-def _b_matrix(
-    obj: Objective, fam: Family, theta: torch.Tensor, p_dist: torch.distributions.Distribution
+def _mean_grads(
+    obj: Objective, fam: Family, thetas: torch.Tensor, p_dist: torch.distributions.Distribution
 ) -> torch.Tensor:
-    """B = E_P[g gᵀ], one column per entry i ≤ j."""
-    p = theta.numel()
-    pairs = [(i, j) for i in range(p) for j in range(i, p)]
-    ii = torch.tensor([i for i, _ in pairs])
-    jj = torch.tensor([j for _, j in pairs])
+    """E_P ∇_θ S(Q_θ, Y) at each row of ``thetas`` (m, p), in one quadrature: column (i, j)
+    of the batch is the forecast Q_{θ_i} (its own cuts) scoring ∂S/∂θ_j at θ_i."""
+    m, p = thetas.shape
+    cols = thetas.detach().repeat_interleave(p, dim=0)  # (m p, p): row i p + j is θ_i
+    which = torch.arange(p).repeat(m)  # the derivative each column integrates
 
-    def outer(g: torch.Tensor) -> torch.Tensor:
-        return g[..., ii].diagonal(dim1=-2, dim2=-1) * g[..., jj].diagonal(dim1=-2, dim2=-1)
+    def per_node(y: torch.Tensor) -> torch.Tensor:  # y: (N, m p)
+        g = _pointwise_grad_cols(obj, fam, cols, y)  # (N, m p, p)
+        return g.gather(-1, which.expand(y.shape).unsqueeze(-1)).squeeze(-1)
 
-    values = _expect(obj, fam, theta, p_dist, outer, len(pairs))
-    b = torch.empty(p, p, dtype=_DTYPE)
-    for k, (i, j) in enumerate(pairs):
-        b[i, j] = b[j, i] = values[k]
-    return b
+    return _expect_nodes(obj, fam, cols, p_dist, per_node, m * p).reshape(m, p)
 
 
 def _support(p_dist: torch.distributions.Distribution, q_dist=None) -> tuple:
