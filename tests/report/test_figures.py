@@ -315,7 +315,7 @@ def test_study_figure_draws_each_measure_against_n():
     dpd = next(c for c in fig.axes[0].containers if c.get_label() == "dpd").lines[0]
     np.testing.assert_allclose(dpd.get_ydata(), [0.82, 0.9])
     assert "ignores bias" in plot_study(rows, "rel_eff").get_suptitle()
-    with pytest.raises(UnsupportedError, match="bias, emp_se, rel_eff, rel_mse, coverage"):
+    with pytest.raises(UnsupportedError, match="bias, emp_se, emp_se_root_n, rel_eff, rel_mse, coverage"):
         plot_study(rows, "median")
 
 
