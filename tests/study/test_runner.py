@@ -13,6 +13,7 @@ import pytest
 
 from likelab.errors import SpecError
 from likelab.study import cells, generate, load_study, run_study
+from likelab.study.summary import THEORY_COLUMNS
 
 STUDY = """
 name: runner
@@ -237,7 +238,7 @@ def test_cli_run_and_summary(tmp_path, capsys):
         "coverage_mcse",
         "failure_rate",
         "replicates",
-    }
+    } | set(THEORY_COLUMNS)  # theory beside simulation: present, null where not computed
     assert len(data["rows"]) == 2 * 2 * 3 * 2 and set(data["rows"][0]) == keys
     code, out, _ = run(
         capsys,
