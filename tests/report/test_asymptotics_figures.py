@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
@@ -21,11 +20,7 @@ from likelab.report.asymptotics_figures import plot_asymptotics
 FAMILY, TRUTH, AT = "normal:scale=1", "normal:loc=1,scale=1", "normal:loc=-3,scale=1"
 
 
-@pytest.fixture(autouse=True)
-def no_pyplot_figures():
-    before = set(plt.get_fignums())
-    yield
-    assert set(plt.get_fignums()) == before
+pytestmark = pytest.mark.usefixtures("no_pyplot_figures")
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ import os
 import warnings
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
@@ -23,11 +22,7 @@ def _is_png(path) -> bool:
     return path.exists() and path.stat().st_size > 1000 and path.read_bytes()[:8] == PNG
 
 
-@pytest.fixture(autouse=True)
-def no_pyplot_figures():
-    before = set(plt.get_fignums())
-    yield
-    assert set(plt.get_fignums()) == before  # the library never opens pyplot figures
+pytestmark = pytest.mark.usefixtures("no_pyplot_figures")
 
 
 def test_landscape_1d(tmp_path):
@@ -315,7 +310,9 @@ def test_study_figure_draws_each_measure_against_n():
     dpd = next(c for c in fig.axes[0].containers if c.get_label() == "dpd").lines[0]
     np.testing.assert_allclose(dpd.get_ydata(), [0.82, 0.9])
     assert "ignores bias" in plot_study(rows, "rel_eff").get_suptitle()
-    with pytest.raises(UnsupportedError, match="bias, emp_se, emp_se_root_n, rel_eff, rel_mse, coverage"):
+    with pytest.raises(
+        UnsupportedError, match="bias, emp_se, emp_se_root_n, rel_eff, rel_mse, coverage"
+    ):
         plot_study(rows, "median")
 
 

@@ -5,19 +5,13 @@ from __future__ import annotations
 
 import re
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from matplotlib.text import Text
 
 from likelab.objectives.naming import objective_label, spellings
 
-
-@pytest.fixture(autouse=True)
-def no_pyplot_figures():
-    before = set(plt.get_fignums())
-    yield
-    assert set(plt.get_fignums()) == before
+pytestmark = pytest.mark.usefixtures("no_pyplot_figures")
 
 
 def _texts(fig) -> list[str]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 
 import duckdb
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from matplotlib.collections import LineCollection
@@ -51,11 +50,7 @@ objectives: [log, linear, "dpd:beta=0.5"]
 Z = 1.959963984540054
 
 
-@pytest.fixture(autouse=True)
-def no_pyplot_figures():
-    before = set(plt.get_fignums())
-    yield
-    assert set(plt.get_fignums()) == before
+pytestmark = pytest.mark.usefixtures("no_pyplot_figures")
 
 
 @pytest.fixture(scope="module")

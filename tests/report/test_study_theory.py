@@ -1,7 +1,6 @@
 """The study page's theory beside simulation: √n × EmpSE beside the asymptotic SD and the
 relative efficiency beside the ARE, against n, in the figures and the tables."""
 
-import matplotlib.pyplot as plt
 import pytest
 from matplotlib.colors import to_hex
 from tests.cli_support import make_study_store
@@ -12,11 +11,7 @@ from likelab.report.study_figures import plot_study
 Z = 1.959963984540054
 
 
-@pytest.fixture(autouse=True)
-def no_pyplot_figures():
-    before = set(plt.get_fignums())
-    yield
-    assert set(plt.get_fignums()) == before
+pytestmark = pytest.mark.usefixtures("no_pyplot_figures")
 
 
 def _row(dgp, n, objective, emp, sd, note=None, rel=None, are=None):

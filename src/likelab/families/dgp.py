@@ -41,6 +41,7 @@ __all__ = [
     "FamilyDGP",
     "MixtureDGP",
     "PointMassDGP",
+    "canonical_dgp",
     "contaminated",
     "parse_dgp",
     "split_sample_size",
@@ -471,3 +472,19 @@ def _example(fam: Family) -> str:
             **{k: 1 for k in fam.free},
         },
     )
+
+
+def canonical_dgp(spec: str) -> str:
+    """A DGP spec with each component's parameters in name order: the same DGP whatever order
+    its parameters were written in. (A study store's DGP strings keep the study file's order;
+    the points rebuilt from the store's canonical JSON spec have them sorted: this matches them.)
+
+    >>> canonical_dgp("0.9 student_t:loc=0,scale=1,df=3 + 0.1 normal:scale=1,loc=8")
+    '0.9 student_t:df=3,loc=0,scale=1 + 0.1 normal:loc=8,scale=1'
+    """
+    parts = []
+    for part in spec.split(" + "):
+        head, colon, rest = part.partition(":")
+        items = sorted(filter(None, rest.split(",")), key=lambda kv: kv.partition("=")[0])
+        parts.append(head + colon + ",".join(items))
+    return " + ".join(parts)

@@ -478,7 +478,7 @@ def study_section(
     theory predicts beside the simulation: the asymptotic SD beside √n × the empirical SE and
     the ARE beside the relative efficiency, in the tables and against n, with the reasons
     where the theory has no value."""
-    from likelab.report.study_figures import canonical_dgp
+    from likelab.families.dgp import canonical_dgp
     from likelab.study import StudySpec, summarise
     from likelab.study.design import cells, dgp_points
     from likelab.study.store import Store

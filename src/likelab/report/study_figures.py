@@ -40,6 +40,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from likelab.errors import UnsupportedError
+from likelab.families.dgp import canonical_dgp
 
 __all__ = [
     "MEASURE_LABELS",
@@ -399,22 +400,6 @@ def plot_contamination(
 
 
 # ---------------------------------------------------------------------- nested loop
-def canonical_dgp(spec: str) -> str:
-    """A DGP spec with each component's parameters in name order: the same DGP whatever order
-    its parameters were written in. (A store's DGP strings keep the study file's order; the
-    points rebuilt from the store's canonical JSON spec have them sorted.)
-
-    >>> canonical_dgp("0.9 student_t:loc=0,scale=1,df=3 + 0.1 normal:scale=1,loc=8")
-    '0.9 student_t:df=3,loc=0,scale=1 + 0.1 normal:loc=8,scale=1'
-    """
-    parts = []
-    for part in spec.split(" + "):
-        head, colon, rest = part.partition(":")
-        items = sorted(filter(None, rest.split(",")), key=lambda kv: kv.partition("=")[0])
-        parts.append(head + colon + ",".join(items))
-    return " + ".join(parts)
-
-
 def design_factors(points: Sequence[Any]) -> dict[str, dict[str, Any]]:
     """The factors of a study's design per DGP point (keyed by :func:`canonical_dgp` of its
     spec): its family, each parameter of its (uncontaminated) DGP and the contamination

@@ -88,6 +88,7 @@ from typing import Any, Literal
 import numpy as np
 
 from likelab.errors import LikelabError, ParameterError
+from likelab.families.dgp import canonical_dgp
 from likelab.study.store import Store
 
 __all__ = [
@@ -438,7 +439,7 @@ def _add_theory(
     found = {}
     deadline = time.monotonic() + THEORY_AUTO_SECONDS if theory == "auto" else None
     for k, (dgp, objective) in enumerate(pairs):
-        point = points.get(_dgp_key(dgp))
+        point = points.get(canonical_dgp(dgp))
         if point is None:
             found[dgp, objective] = f"no theory: {dgp!r} is no DGP point of the study's spec"
         else:
@@ -455,7 +456,7 @@ def _add_theory(
             r["theory_note"] = f"no theory: the asymptotics has no parameter {r['parameter']!r}"
             continue
         sd, are, theta_star, note = result[r["parameter"]]
-        truth = points[_dgp_key(r["dgp"])].truth.get(r["parameter"], math.nan)
+        truth = points[canonical_dgp(r["dgp"])].truth.get(r["parameter"], math.nan)
         r["asymptotic_sd"] = _finite(sd)
         r["are_vs_log"] = _finite(are)
         r["asymptotic_bias"] = _finite(theta_star - truth)
@@ -463,27 +464,12 @@ def _add_theory(
 
 
 def _study_points(spec_json: str) -> tuple[str, dict[str, Any]]:
-    """The model family and the DGP points (by :func:`_dgp_key`) of the study's stored spec."""
+    """The model family and the DGP points (by :func:`canonical_dgp`) of the study's stored spec."""
     from likelab.study.design import dgp_points
     from likelab.study.spec import StudySpec
 
     spec = StudySpec.model_validate_json(spec_json)
-    return spec.model.family, {_dgp_key(p.spec): p for p in dgp_points(spec)}
-
-
-def _dgp_key(spec: str) -> str:
-    """A DGP spec with each component's parameters in name order: the store keeps the study
-    file's order, the points rebuilt from the stored (canonical JSON) spec have them sorted.
-
-    >>> _dgp_key("0.9 normal:scale=1,loc=0 + 0.1 normal:loc=8,scale=1")
-    '0.9 normal:loc=0,scale=1 + 0.1 normal:loc=8,scale=1'
-    """
-    parts = []
-    for part in spec.split(" + "):
-        head, colon, rest = part.partition(":")
-        items = sorted(filter(None, rest.split(",")), key=lambda kv: kv.partition("=")[0])
-        parts.append(head + colon + ",".join(items))
-    return " + ".join(parts)
+    return spec.model.family, {canonical_dgp(p.spec): p for p in dgp_points(spec)}
 
 
 def _theory(
