@@ -560,9 +560,17 @@ def _polish(
     natural parameters, each kept only if it shrinks the expected gradient and keeps the
     expected score finite. The optimiser stops at a relative gradient of 1e-9, and the gradient
     of the rule through its moving cuts carries errors of that size; ``grad`` integrates the
-    pointwise gradient instead (fixed nodes), which is exact to rounding."""
-    g = grad(theta)
+    pointwise gradient instead (fixed nodes), which is exact to rounding. A at the start is
+    taken first: its quadrature integrates the expected gradient too (:func:`_moments`), so
+    ``grad`` there costs nothing."""
     a = None
+    try:
+        a, why = a_of(theta)
+    except (ValueError, RuntimeError):
+        a, why = None, ""
+    if why:
+        a = None
+    g = grad(theta)
     for _ in range(4):
         if not bool(torch.isfinite(g).all()) or float(g.abs().max()) == 0.0:
             break
