@@ -65,7 +65,7 @@ from likelab.errors import ParameterError, UnsupportedError
 from likelab.estimate.newton import CONVERGED
 from likelab.families import Family, get_family
 from likelab.families.dgp import DataGeneratingProcess, parse_dgp
-from likelab.families.mixture import support_bounds
+from likelab.families.mixture import PointMass, support_bounds
 from likelab.families.quadrature import centre_scale
 from likelab.objectives import Objective, get_objective
 from likelab.properness.classes import claim_of
@@ -277,12 +277,27 @@ def asymptotics(
             mse_o = (core["theta"][k] - tgt[k]) ** 2 + float(v[j, j]) / n
             mse_l = (log["theta"][k] - tgt[k]) ** 2 + float(v_log[j, j]) / n
             mse[k] = mse_l / mse_o if mse_o > 0 else math.nan
+        zero = [(k, float(v_log[j, j]) == 0.0) for j, k in enumerate(names) if v[j, j] == 0]
+        notes = []
+        if any(both for _, both in zero):
+            notes.append(
+                "the truth is degenerate: V = 0 for both the objective and log ("
+                + ", ".join(k for k, both in zero if both)
+                + ": every estimate equals θ*), the ARE (V_log / V = 0/0) is undefined"
+            )
+        if any(not both for _, both in zero):
+            notes.append(
+                "V = 0 for the objective but not for log ("
+                + ", ".join(k for k, both in zero if not both)
+                + "): the ARE is infinite"
+            )
         if differs:
-            are_reason = (
+            notes.append(
                 "θ* of the objective differs from θ* of log: the ARE compares variances around "
                 f"different limits; mse_ratio (at n = {n}) includes the squared bias, against "
                 f"{target_from}"
             )
+        are_reason = "; ".join(notes)
     return AsymptoticsResult(
         objective=obj.spec,
         family=fam.spec,
@@ -639,6 +654,9 @@ def _a_matrix(
         a = a + _kink_term(obj, fam, theta, p_dist)
         f, b = torch.stack(fwd, dim=1), torch.stack(bwd, dim=1)
         gap = float((f - b).abs().max())
+        atom = _atom_at_kink(fam, theta, p_dist, max(steps))
+        if not gap <= 1e-2 * size and atom:
+            return a_fd, atom
         if not gap <= 1e-2 * size:
             return a_fd, (
                 f"A does not exist: {fam.spec!r} has a kink in its density and the expected "
@@ -655,6 +673,10 @@ def _a_matrix(
     # at a kink of the family) err by O(h) = 1e-3; otherwise O(h⁴) + rounding/h, below 1e-9
     tol = 1e-2 if kinked or _has_kink(p_dist) else 1e-6
     gap = float((a - a_fd).abs().max())
+    if not gap <= tol * size and kinked:
+        atom = _atom_at_kink(fam, theta, p_dist, max(steps))
+        if atom:
+            return a, atom
     if not gap <= tol * size:
         return a, (
             f"A is undetermined: E[∇²S]{' + kink term' if kinked else ''} = {_lists(a)} "
@@ -663,6 +685,35 @@ def _a_matrix(
             "are not resolved"
         )
     return 0.5 * (a + a.T), ""
+
+
+def _atom_at_kink(
+    fam: Family, theta: torch.Tensor, p_dist: torch.distributions.Distribution, width: float
+) -> str:
+    """Why A does not exist where a point mass of the truth sits at a kink κ(θ*) of the score
+    (within ``width``, the largest step of :func:`_a_matrix`'s differences), or "" where none
+    does. The pointwise gradient jumps at the kink, so where the truth puts mass w on that
+    point the expected gradient jumps too (by w times the jump) as κ crosses it: the expected
+    score is not twice differentiable at θ*, and no A describes the estimator (its limit law is
+    not normal)."""
+    comps = getattr(p_dist, "components", [p_dist])
+    weights = getattr(p_dist, "weights", None)
+    kinks = fam.kinks({k: theta[j] for j, k in enumerate(fam.free)})
+    for kappa in kinks:
+        kap = float(kappa.detach().sum())
+        for c, comp in enumerate(comps):
+            if not isinstance(comp, PointMass):
+                continue
+            at = float(comp.loc)
+            if abs(at - kap) <= width:
+                w = "" if weights is None else f"mass {float(weights.reshape(-1)[c]):g} "
+                return (
+                    f"A does not exist: a point of the truth ({w}at y = {at:g}) sits at the kink "
+                    f"of the score at θ* (κ = {kap:.6g}, {fam.spec!r} has a kink in its density), "
+                    "so the expected gradient jumps there as θ moves: the expected score is not "
+                    "twice differentiable at θ* and V = A⁻¹BA⁻¹ does not exist"
+                )
+    return ""
 
 
 def _fd_points(fam: Family, theta: torch.Tensor) -> tuple[list[float], list[torch.Tensor]]:
