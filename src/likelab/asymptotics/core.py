@@ -957,9 +957,17 @@ def _ges(
         grid = np.unique(np.round(grid))
     grid = grid[(grid > lo) | (discrete & (grid >= lo))] if math.isfinite(lo) else grid
     grid = grid[(grid < hi) | (discrete & (grid <= hi))] if math.isfinite(hi) else grid
-    central = influence(torch.as_tensor(grid, dtype=_DTYPE)).abs()
+    # one pass of the influence function over the grid and every far point (each point has its
+    # own copy of θ, so batching them changes no value)
+    sides = list(far)
+    allx = np.concatenate([grid, *(far[k] for k in sides)])
+    values = influence(torch.as_tensor(allx, dtype=_DTYPE)).abs()
+    central = values[: len(grid)]
     out: dict[str, dict[str, Any]] = {}
-    far_values = {k: influence(torch.as_tensor(v, dtype=_DTYPE)).abs() for k, v in far.items()}
+    far_values, at = {}, len(grid)
+    for k in sides:
+        far_values[k] = values[at : at + len(far[k])]
+        at += len(far[k])
     for j, name in enumerate(names):
         unbounded_side, evidence = None, {}
         sup = float(central[:, j].max()) if central.numel() else 0.0

@@ -35,8 +35,9 @@ from __future__ import annotations
 
 import copy
 import math
+import weakref
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch.distributions import Distribution
@@ -222,9 +223,8 @@ def _continuous(
             total = total + math.exp(log_weight) * values
             scale = scale + math.exp(log_weight) * values.detach().abs()
             continue
-        lo, hi = support_bounds(comp.support, dtype=dtype, device=device)
-        c, s = centre_scale(comp, comp.support, dtype, device)
-        lo, hi, c, s = (t.detach().to(dtype).expand(shape) for t in (lo, hi, c, s))
+        lo, hi, c, s = _truth_frame(comp, dtype, device)
+        lo, hi, c, s = (t.expand(shape) for t in (lo, hi, c, s))
         inside = [
             torch.where(torch.isfinite(b), torch.minimum(torch.maximum(b, lo), hi), c) for b in cuts
         ]
@@ -260,6 +260,35 @@ def _continuous(
             )
             rounding = rounding + (weights * values.abs() * jitter).nan_to_num(nan=0.0).sum(0)
     return total, scale, rounding
+
+
+_FRAMES: weakref.WeakKeyDictionary[Distribution, dict[tuple[Any, ...], tuple]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _truth_frame(
+    comp: Distribution, dtype: torch.dtype, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The support ends, centre and scale of a truth's component (detached, in ``dtype``),
+    computed once per component object: a truth is integrated against many forecasts (every
+    Newton step, every rule level) and these depend on the truth alone. The entry is keyed by
+    the identity and version counter of every tensor attribute, so a parameter changed in place
+    is seen."""
+    state = tuple(
+        (k, id(v), v._version) for k, v in vars(comp).items() if isinstance(v, torch.Tensor)
+    )
+    key = (dtype, device, state)
+    try:
+        frames = _FRAMES.setdefault(comp, {})
+    except TypeError:  # not weakly referable: computed each time
+        frames = {}
+    if key not in frames:
+        lo, hi = support_bounds(comp.support, dtype=dtype, device=device)
+        c, s = centre_scale(comp, comp.support, dtype, device)
+        frames.clear()
+        frames[key] = tuple(t.detach().to(dtype) for t in (lo, hi, c, s))
+    return frames[key]
 
 
 def _weighted_sum(
