@@ -306,15 +306,21 @@ def _weighted_sum(
     """
     safe = torch.where(live, values, torch.zeros_like(values))
     total = (weights * safe).sum(0)
-    scale = (weights * safe.abs()).sum(0).detach()
-    if tails is not None:
+    with torch.no_grad():  # the scale is a number, not part of any derivative
+        safe_d = safe.detach()
+        scale = (weights.detach() * safe_d.abs()).sum(0)
+        if tails is None:
+            return total, scale
         density, ends = tails
-        with torch.no_grad():
-            at_end = (density[ends] * safe[ends].abs()).nan_to_num(nan=math.inf)
-            worst = at_end.max(0)
-            bad = worst.values > _DIVERGENCE_RTOL * scale
-            sign = torch.sign(safe[ends].gather(0, worst.indices.unsqueeze(0)).squeeze(0))
-        total = torch.where(bad, torch.where(sign < 0, -math.inf, math.inf), total)
+        at = torch.as_tensor(ends, dtype=torch.long, device=safe_d.device)
+        end_values = safe_d.index_select(0, at)
+        at_end = (density.detach().index_select(0, at) * end_values.abs()).nan_to_num(nan=math.inf)
+        worst = at_end.max(0)
+        bad = worst.values > _DIVERGENCE_RTOL * scale
+        sign = torch.sign(end_values.gather(0, worst.indices.unsqueeze(0)).squeeze(0))
+    if not bool(bad.any()):
+        return total, scale
+    total = torch.where(bad, torch.where(sign < 0, -math.inf, math.inf), total)
     return total, scale
 
 
