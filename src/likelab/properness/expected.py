@@ -210,6 +210,7 @@ def _continuous(
     else:
         parts = [(0.0, truth)]
     cuts = _forecast_cuts(forecast, shape, dtype, device)
+    cut_stack = None
     total = torch.zeros(shape, dtype=dtype, device=device)
     scale = torch.zeros(shape, dtype=dtype, device=device)
     rounding = torch.zeros(shape, dtype=dtype, device=device)
@@ -225,10 +226,16 @@ def _continuous(
             continue
         lo, hi, c, s = _truth_frame(comp, dtype, device)
         lo, hi, c, s = (t.expand(shape) for t in (lo, hi, c, s))
-        inside = [
-            torch.where(torch.isfinite(b), torch.minimum(torch.maximum(b, lo), hi), c) for b in cuts
-        ]
-        breaks = torch.stack([c, *inside], dim=-1)
+        if cut_stack is None:
+            cut_stack = torch.stack(cuts, dim=-1) if cuts else None
+        if cut_stack is None:
+            breaks = c.unsqueeze(-1)
+        else:  # every cut clipped into the component's support (a non-finite one: its centre)
+            lo_, hi_, c_ = lo.unsqueeze(-1), hi.unsqueeze(-1), c.unsqueeze(-1)
+            inside = torch.where(
+                torch.isfinite(cut_stack), torch.minimum(torch.maximum(cut_stack, lo_), hi_), c_
+            )
+            breaks = torch.cat([c_, inside], dim=-1)
         y, log_jac, log_gl, ok, ends, width = piece_nodes(lo, hi, breaks, s, rule)
         # nodes of a zero-width piece (a cut that moves with the forecast meeting a fixed one)
         # weigh 0 but carry Leibniz's derivative term h(a) d(width): keep them
