@@ -81,6 +81,8 @@ _SAME_RTOL = 1e-6  # θ* of the objective and of log differ beyond this (relativ
 _GES_STEPS = 14  # the influence function at centre ± scale·4^k, k = 0..13 (up to ~6.7e7 scales)
 #: A floor for relative comparisons of |IF| (an IF that is exactly 0 far out).
 _TINY = 1e-300
+#: A polish step below this, relative to 1 + |θ| (four units of rounding), is not taken.
+_ROUNDING_STEP = 4 * torch.finfo(torch.float64).eps
 _GES_GRID = 4001  # dense grid on centre ± 50 scales for the supremum of a bounded IF
 
 
@@ -573,7 +575,7 @@ def _polish(
 ) -> torch.Tensor:
     """Up to four chord (fixed-A Newton) steps on the estimating equation E_P ∇_θ S = 0 in the
     natural parameters, each kept only if it shrinks the expected gradient and keeps the
-    expected score finite. The optimiser stops at a relative gradient of 1e-9, and the gradient
+    expected score finite, and none taken once a step is below four units of rounding of θ. The optimiser stops at a relative gradient of 1e-9, and the gradient
     of the rule through its moving cuts carries errors of that size; ``grad`` integrates the
     pointwise gradient instead (fixed nodes), which is exact to rounding. A at the start is
     taken first: its quadrature integrates the expected gradient too (:func:`_moments`), so
@@ -595,6 +597,10 @@ def _polish(
                 break
         step, info = torch.linalg.solve_ex(0.5 * (a + a.T), g)
         if int(info) != 0 or not bool(torch.isfinite(step).all()):
+            break
+        # a step within a few units of rounding of θ cannot move the root: θ is as exact as
+        # its floats are (the expected gradient there is rounding noise)
+        if bool((step.abs() <= _ROUNDING_STEP * (1.0 + theta.abs())).all()):
             break
         new = theta - step
         try:

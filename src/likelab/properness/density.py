@@ -121,7 +121,8 @@ def density_setting(
     truth, the forecast family, the truth's distribution and a sample of it. Raises what the
     setting itself gets wrong (a truth that is not a spec, a mixture without a family, a family
     with nothing free, a support the family cannot cover, a truth the quadrature cannot
-    resolve), whatever the objective.
+    resolve), whatever the objective. The truth's mass on the quadrature's nodes, the costly
+    part, is computed once per truth (:func:`_truth_mass`).
     """
     dgp = parse_dgp(truth) if isinstance(truth, str) else truth
     if not isinstance(dgp, DataGeneratingProcess):
