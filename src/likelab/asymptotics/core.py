@@ -575,9 +575,10 @@ def _polish(
 ) -> torch.Tensor:
     """Up to four chord (fixed-A Newton) steps on the estimating equation E_P ∇_θ S = 0 in the
     natural parameters, each kept only if it shrinks the expected gradient and keeps the
-    expected score finite, and none taken once a step is below four units of rounding of θ. The optimiser stops at a relative gradient of 1e-9, and the gradient
-    of the rule through its moving cuts carries errors of that size; ``grad`` integrates the
-    pointwise gradient instead (fixed nodes), which is exact to rounding. A at the start is
+    expected score finite, and none taken once a step is below four units of rounding of θ.
+    The optimiser stops at a relative gradient of 1e-9, and the gradient of the rule through
+    its moving cuts carries errors of that size; ``grad`` integrates the pointwise gradient
+    instead (fixed nodes), which is exact to rounding. A at the start is
     taken first: its quadrature integrates the expected gradient too (:func:`_moments`), so
     ``grad`` there costs nothing."""
     a = None
@@ -746,21 +747,22 @@ def _moments(
     :math:`E_P\nabla^2_\theta S`, ``B`` = :math:`E_P[\nabla_\theta S\,\nabla_\theta S^\top]`
     at θ, and ``fd``, the expected gradients at the 1 + 4p points of :func:`_fd_points`.
 
-    The forecast batch has one row per distinct θ (shape (m, 1), so each row has its own cuts
-    and nodes) and the integrand returns a vector per node (shape (N, m, K): row 0 the p + 2q
-    entries of g, H and B at θ, the other rows their p expected-gradient entries, padded with
-    zeros, which integrate to 0 exactly); the rule's weights broadcast over K. Each number is
-    integrated exactly as it would be alone; only the rule's refinement level is shared (the
-    finest any of them needs), and the pointwise derivatives are taken once per node."""
+    The forecast batch has one row per θ (shape (m, 1), so each row has its own cuts and
+    nodes) and the integrand returns p numbers per node (shape (N, m, p)): row 0 g at θ, the
+    next r rows (θ again, so the same nodes and weights) the 2q entries of H and B taken at row
+    0's nodes, p per row (padded with zeros, which integrate to 0 exactly), the other rows the
+    expected gradients at the difference points. Each number is integrated exactly as it would
+    be alone; only the rule's refinement level is shared (the finest any of them needs), and
+    the pointwise derivatives are taken once per node."""
     p = theta.numel()
     names = fam.free
     pairs = [(i, j) for i in range(p) for j in range(i, p)]
     ii = torch.tensor([i for i, _ in pairs])
     jj = torch.tensor([j for _, j in pairs])
     _, points = _fd_points(fam, theta)
-    rows = torch.stack(points).detach()  # (m, p); row 0 is θ
     q = len(pairs)
-    k = p + 2 * q
+    r = -(-2 * q // p)  # rows of θ that carry H and B, p entries each
+    rows = torch.stack([points[0]] * (1 + r) + points[1:]).detach()  # (m, p); rows 0..r are θ
 
     def derivatives(th: torch.Tensor, y: torch.Tensor, hessian: bool):
         """∇S (…, p) and, if ``hessian``, ∇²S (…, p, p) at nodes ``y`` with θ per column."""
@@ -787,24 +789,27 @@ def _moments(
 
     def integrand(dist: torch.distributions.Distribution, y: torch.Tensor) -> torch.Tensor:
         y = y[..., 0]  # (N, m)
-        out = torch.zeros(*y.shape, k, dtype=y.dtype)
+        out = torch.zeros(*y.shape, p, dtype=y.dtype)
         g0, h0 = derivatives(rows[0], y[:, 0], True)  # (N, p), (N, p, p)
-        out[:, 0, :p] = g0
-        out[:, 0, p : p + q] = h0[:, ii, jj]
-        out[:, 0, p + q :] = g0[:, ii] * g0[:, jj]
-        g_fd, _ = derivatives(rows[1:], y[:, 1:], False)  # (N, m - 1, p)
-        out[:, 1:, :p] = g_fd
+        out[:, 0] = g0
+        extra = out[:, 1 : 1 + r].reshape(y.shape[0], r * p)  # a view: rows 1..r
+        extra[:, :q] = h0[:, ii, jj]
+        extra[:, q : 2 * q] = g0[:, ii] * g0[:, jj]
+        out[:, 1 : 1 + r] = extra.reshape(y.shape[0], r, p)
+        g_fd, _ = derivatives(rows[1 + r :], y[:, 1 + r :], False)  # (N, m - 1 - r, p)
+        out[:, 1 + r :] = g_fd
         return out
 
     product = dataclasses.replace(obj, name=f"sandwich[{obj.spec}]", hyper={}, fn=integrand)
     q_dist = fam.distribution_unchecked({n: rows[:, j : j + 1] for j, n in enumerate(names)})
     with torch.no_grad():
-        values = expected_score_details(product, p_dist, q_dist).value  # (m, k)
+        values = expected_score_details(product, p_dist, q_dist).value  # (m, p)
+    extra = values[1 : 1 + r].reshape(-1)
     h, b = torch.empty(p, p, dtype=_DTYPE), torch.empty(p, p, dtype=_DTYPE)
     for c, (i, j) in enumerate(pairs):
-        h[i, j] = h[j, i] = values[0, p + c]
-        b[i, j] = b[j, i] = values[0, p + q + c]
-    return {"g": values[0, :p], "H": h, "B": b, "fd": values[:, :p]}
+        h[i, j] = h[j, i] = extra[c]
+        b[i, j] = b[j, i] = extra[q + c]
+    return {"g": values[0], "H": h, "B": b, "fd": torch.cat([values[:1], values[1 + r :]])}
 
 
 def _has_kink(p_dist: torch.distributions.Distribution) -> bool:
