@@ -792,7 +792,7 @@ def _moments(
         out = torch.zeros(*y.shape, p, dtype=y.dtype)
         g0, h0 = derivatives(rows[0], y[:, 0], True)  # (N, p), (N, p, p)
         out[:, 0] = g0
-        extra = out[:, 1 : 1 + r].reshape(y.shape[0], r * p)  # a view: rows 1..r
+        extra = torch.zeros(y.shape[0], r * p, dtype=y.dtype)  # rows 1..r, flattened
         extra[:, :q] = h0[:, ii, jj]
         extra[:, q : 2 * q] = g0[:, ii] * g0[:, jj]
         out[:, 1 : 1 + r] = extra.reshape(y.shape[0], r, p)
