@@ -49,3 +49,27 @@ def test_a_lone_point_mass_is_a_degenerate_truth():
     assert r.theta_star == {"loc": 8.0} and r.covariance == [[0.0]]
     r = asymptotics("log", "normal", "point:at=8")
     assert math.isnan(r.theta_star["loc"]) and "no θ*" in r.reason and "scale → 0" in r.reason
+
+
+@pytest.mark.parametrize("objective", ["log", "dpd:beta=0.3"])
+def test_a_degenerate_truth_says_why_the_are_is_undefined(objective):
+    # a lone atom at -3 under a known scale: θ* = -3 exactly and V = 0 for the objective and for
+    # log, so V_log / V = 0/0; the ARE is NaN with the reason, never an unexplained NaN
+    r = asymptotics(objective, "normal:scale=2", "point:at=-3")
+    assert r.reason == ""
+    assert abs(r.theta_star["loc"] + 3.0) < 1e-12 and r.covariance == [[0.0]]
+    assert math.isnan(r.are_vs_log["loc"])
+    assert "degenerate" in r.are_reason and "V = 0 for both" in r.are_reason
+    assert "undefined" in r.are_reason
+
+
+def test_an_atom_at_the_kink_of_the_score_at_theta_star_is_named():
+    # 0.7 Laplace(1, 2) + 0.3 δ_1: the median (θ* of log in laplace(μ, 2)) is the atom at 1, the
+    # kink of the Laplace score; the expected gradient jumps there (by 2 · 0.3 / 2), so A does
+    # not exist: the reason names the atom at the kink, not a failed differentiability check
+    r = asymptotics("log", "laplace:scale=2", "0.7 laplace:loc=1,scale=2 + 0.3 point:at=1")
+    assert abs(r.theta_star["loc"] - 1.0) < 1e-9
+    assert math.isnan(r.asymptotic_sd["loc"]) and math.isnan(r.are_vs_log["loc"])
+    assert "point of the truth" in r.reason and "at y = 1" in r.reason
+    assert "kink" in r.reason and "not twice differentiable" in r.reason
+    assert "undetermined" not in r.reason

@@ -295,3 +295,19 @@ def test_an_atom_with_a_quad_oracle_and_in_a_discrete_truth():
     unif = D.Uniform(t64([-1.0]), t64([6.0]), validate_args=False)
     far = parse_dgp("0.9 uniform:low=0,high=1 + 0.1 point:at=7")
     assert expected_score("log", far, unif).item() == math.inf
+
+
+def test_a_truth_changed_in_place_is_integrated_as_it_is_now():
+    # the truth's support, centre and scale are computed once per truth object; a parameter
+    # changed in place must not reuse the old ones: the result equals that of a fresh truth
+    # (E_P log-score of N(0, 1) under P = N(m, 2): 0.5 log 2π + (4 + m²)/2, closed form)
+    truth = D.Normal(torch.tensor(0.0, dtype=torch.float64), torch.tensor(2.0, dtype=torch.float64))
+    forecast = D.Normal(torch.zeros(1, dtype=torch.float64), torch.ones(1, dtype=torch.float64))
+    for m in (0.0, 30.0):
+        truth.loc.fill_(m)
+        got = float(expected_score("log", truth, forecast)[0])
+        fresh = D.Normal(
+            torch.tensor(m, dtype=torch.float64), torch.tensor(2.0, dtype=torch.float64)
+        )
+        assert got == float(expected_score("log", fresh, forecast)[0])
+        assert abs(got - (0.5 * math.log(2 * math.pi) + (4 + m**2) / 2)) < 1e-9 * (1 + m**2)

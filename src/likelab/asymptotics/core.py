@@ -65,7 +65,7 @@ from likelab.errors import ParameterError, UnsupportedError
 from likelab.estimate.newton import CONVERGED
 from likelab.families import Family, get_family
 from likelab.families.dgp import DataGeneratingProcess, parse_dgp
-from likelab.families.mixture import support_bounds
+from likelab.families.mixture import PointMass, support_bounds
 from likelab.families.quadrature import centre_scale
 from likelab.objectives import Objective, get_objective
 from likelab.properness.classes import claim_of
@@ -81,6 +81,8 @@ _SAME_RTOL = 1e-6  # θ* of the objective and of log differ beyond this (relativ
 _GES_STEPS = 14  # the influence function at centre ± scale·4^k, k = 0..13 (up to ~6.7e7 scales)
 #: A floor for relative comparisons of |IF| (an IF that is exactly 0 far out).
 _TINY = 1e-300
+#: A polish step below this, relative to 1 + |θ| (four units of rounding), is not taken.
+_ROUNDING_STEP = 4 * torch.finfo(torch.float64).eps
 _GES_GRID = 4001  # dense grid on centre ± 50 scales for the supremum of a bounded IF
 
 
@@ -277,12 +279,27 @@ def asymptotics(
             mse_o = (core["theta"][k] - tgt[k]) ** 2 + float(v[j, j]) / n
             mse_l = (log["theta"][k] - tgt[k]) ** 2 + float(v_log[j, j]) / n
             mse[k] = mse_l / mse_o if mse_o > 0 else math.nan
+        zero = [(k, float(v_log[j, j]) == 0.0) for j, k in enumerate(names) if v[j, j] == 0]
+        notes = []
+        if any(both for _, both in zero):
+            notes.append(
+                "the truth is degenerate: V = 0 for both the objective and log ("
+                + ", ".join(k for k, both in zero if both)
+                + ": every estimate equals θ*), the ARE (V_log / V = 0/0) is undefined"
+            )
+        if any(not both for _, both in zero):
+            notes.append(
+                "V = 0 for the objective but not for log ("
+                + ", ".join(k for k, both in zero if not both)
+                + "): the ARE is infinite"
+            )
         if differs:
-            are_reason = (
+            notes.append(
                 "θ* of the objective differs from θ* of log: the ARE compares variances around "
                 f"different limits; mse_ratio (at n = {n}) includes the squared bias, against "
                 f"{target_from}"
             )
+        are_reason = "; ".join(notes)
     return AsymptoticsResult(
         objective=obj.spec,
         family=fam.spec,
@@ -558,11 +575,20 @@ def _polish(
 ) -> torch.Tensor:
     """Up to four chord (fixed-A Newton) steps on the estimating equation E_P ∇_θ S = 0 in the
     natural parameters, each kept only if it shrinks the expected gradient and keeps the
-    expected score finite. The optimiser stops at a relative gradient of 1e-9, and the gradient
-    of the rule through its moving cuts carries errors of that size; ``grad`` integrates the
-    pointwise gradient instead (fixed nodes), which is exact to rounding."""
-    g = grad(theta)
+    expected score finite, and none taken once a step is below four units of rounding of θ.
+    The optimiser stops at a relative gradient of 1e-9, and the gradient of the rule through
+    its moving cuts carries errors of that size; ``grad`` integrates the pointwise gradient
+    instead (fixed nodes), which is exact to rounding. A at the start is
+    taken first: its quadrature integrates the expected gradient too (:func:`_moments`), so
+    ``grad`` there costs nothing."""
     a = None
+    try:
+        a, why = a_of(theta)
+    except (ValueError, RuntimeError):
+        a, why = None, ""
+    if why:
+        a = None
+    g = grad(theta)
     for _ in range(4):
         if not bool(torch.isfinite(g).all()) or float(g.abs().max()) == 0.0:
             break
@@ -572,6 +598,10 @@ def _polish(
                 break
         step, info = torch.linalg.solve_ex(0.5 * (a + a.T), g)
         if int(info) != 0 or not bool(torch.isfinite(step).all()):
+            break
+        # a step within a few units of rounding of θ cannot move the root: θ is as exact as
+        # its floats are (the expected gradient there is rounding noise)
+        if bool((step.abs() <= _ROUNDING_STEP * (1.0 + theta.abs())).all()):
             break
         new = theta - step
         try:
@@ -631,6 +661,9 @@ def _a_matrix(
         a = a + _kink_term(obj, fam, theta, p_dist)
         f, b = torch.stack(fwd, dim=1), torch.stack(bwd, dim=1)
         gap = float((f - b).abs().max())
+        atom = _atom_at_kink(fam, theta, p_dist, max(steps))
+        if not gap <= 1e-2 * size and atom:
+            return a_fd, atom
         if not gap <= 1e-2 * size:
             return a_fd, (
                 f"A does not exist: {fam.spec!r} has a kink in its density and the expected "
@@ -647,6 +680,10 @@ def _a_matrix(
     # at a kink of the family) err by O(h) = 1e-3; otherwise O(h⁴) + rounding/h, below 1e-9
     tol = 1e-2 if kinked or _has_kink(p_dist) else 1e-6
     gap = float((a - a_fd).abs().max())
+    if not gap <= tol * size and kinked:
+        atom = _atom_at_kink(fam, theta, p_dist, max(steps))
+        if atom:
+            return a, atom
     if not gap <= tol * size:
         return a, (
             f"A is undetermined: E[∇²S]{' + kink term' if kinked else ''} = {_lists(a)} "
@@ -655,6 +692,35 @@ def _a_matrix(
             "are not resolved"
         )
     return 0.5 * (a + a.T), ""
+
+
+def _atom_at_kink(
+    fam: Family, theta: torch.Tensor, p_dist: torch.distributions.Distribution, width: float
+) -> str:
+    """Why A does not exist where a point mass of the truth sits at a kink κ(θ*) of the score
+    (within ``width``, the largest step of :func:`_a_matrix`'s differences), or "" where none
+    does. The pointwise gradient jumps at the kink, so where the truth puts mass w on that
+    point the expected gradient jumps too (by w times the jump) as κ crosses it: the expected
+    score is not twice differentiable at θ*, and no A describes the estimator (its limit law is
+    not normal)."""
+    comps = getattr(p_dist, "components", [p_dist])
+    weights = getattr(p_dist, "weights", None)
+    kinks = fam.kinks({k: theta[j] for j, k in enumerate(fam.free)})
+    for kappa in kinks:
+        kap = float(kappa.detach().sum())
+        for c, comp in enumerate(comps):
+            if not isinstance(comp, PointMass):
+                continue
+            at = float(comp.loc)
+            if abs(at - kap) <= width:
+                w = "" if weights is None else f"mass {float(weights.reshape(-1)[c]):g} "
+                return (
+                    f"A does not exist: a point of the truth ({w}at y = {at:g}) sits at the kink "
+                    f"of the score at θ* (κ = {kap:.6g}, {fam.spec!r} has a kink in its density), "
+                    "so the expected gradient jumps there as θ moves: the expected score is not "
+                    "twice differentiable at θ* and V = A⁻¹BA⁻¹ does not exist"
+                )
+    return ""
 
 
 def _fd_points(fam: Family, theta: torch.Tensor) -> tuple[list[float], list[torch.Tensor]]:
@@ -681,21 +747,22 @@ def _moments(
     :math:`E_P\nabla^2_\theta S`, ``B`` = :math:`E_P[\nabla_\theta S\,\nabla_\theta S^\top]`
     at θ, and ``fd``, the expected gradients at the 1 + 4p points of :func:`_fd_points`.
 
-    The forecast batch has one row per distinct θ (shape (m, 1), so each row has its own cuts
-    and nodes) and the integrand returns a vector per node (shape (N, m, K): row 0 the p + 2q
-    entries of g, H and B at θ, the other rows their p expected-gradient entries, padded with
-    zeros, which integrate to 0 exactly); the rule's weights broadcast over K. Each number is
-    integrated exactly as it would be alone; only the rule's refinement level is shared (the
-    finest any of them needs), and the pointwise derivatives are taken once per node."""
+    The forecast batch has one row per θ (shape (m, 1), so each row has its own cuts and
+    nodes) and the integrand returns p numbers per node (shape (N, m, p)): row 0 g at θ, the
+    next r rows (θ again, so the same nodes and weights) the 2q entries of H and B taken at row
+    0's nodes, p per row (padded with zeros, which integrate to 0 exactly), the other rows the
+    expected gradients at the difference points. Each number is integrated exactly as it would
+    be alone; only the rule's refinement level is shared (the finest any of them needs), and
+    the pointwise derivatives are taken once per node."""
     p = theta.numel()
     names = fam.free
     pairs = [(i, j) for i in range(p) for j in range(i, p)]
     ii = torch.tensor([i for i, _ in pairs])
     jj = torch.tensor([j for _, j in pairs])
     _, points = _fd_points(fam, theta)
-    rows = torch.stack(points).detach()  # (m, p); row 0 is θ
     q = len(pairs)
-    k = p + 2 * q
+    r = -(-2 * q // p)  # rows of θ that carry H and B, p entries each
+    rows = torch.stack([points[0]] * (1 + r) + points[1:]).detach()  # (m, p); rows 0..r are θ
 
     def derivatives(th: torch.Tensor, y: torch.Tensor, hessian: bool):
         """∇S (…, p) and, if ``hessian``, ∇²S (…, p, p) at nodes ``y`` with θ per column."""
@@ -722,24 +789,27 @@ def _moments(
 
     def integrand(dist: torch.distributions.Distribution, y: torch.Tensor) -> torch.Tensor:
         y = y[..., 0]  # (N, m)
-        out = torch.zeros(*y.shape, k, dtype=y.dtype)
+        out = torch.zeros(*y.shape, p, dtype=y.dtype)
         g0, h0 = derivatives(rows[0], y[:, 0], True)  # (N, p), (N, p, p)
-        out[:, 0, :p] = g0
-        out[:, 0, p : p + q] = h0[:, ii, jj]
-        out[:, 0, p + q :] = g0[:, ii] * g0[:, jj]
-        g_fd, _ = derivatives(rows[1:], y[:, 1:], False)  # (N, m - 1, p)
-        out[:, 1:, :p] = g_fd
+        out[:, 0] = g0
+        extra = torch.zeros(y.shape[0], r * p, dtype=y.dtype)  # rows 1..r, flattened
+        extra[:, :q] = h0[:, ii, jj]
+        extra[:, q : 2 * q] = g0[:, ii] * g0[:, jj]
+        out[:, 1 : 1 + r] = extra.reshape(y.shape[0], r, p)
+        g_fd, _ = derivatives(rows[1 + r :], y[:, 1 + r :], False)  # (N, m - 1 - r, p)
+        out[:, 1 + r :] = g_fd
         return out
 
     product = dataclasses.replace(obj, name=f"sandwich[{obj.spec}]", hyper={}, fn=integrand)
     q_dist = fam.distribution_unchecked({n: rows[:, j : j + 1] for j, n in enumerate(names)})
     with torch.no_grad():
-        values = expected_score_details(product, p_dist, q_dist).value  # (m, k)
+        values = expected_score_details(product, p_dist, q_dist).value  # (m, p)
+    extra = values[1 : 1 + r].reshape(-1)
     h, b = torch.empty(p, p, dtype=_DTYPE), torch.empty(p, p, dtype=_DTYPE)
     for c, (i, j) in enumerate(pairs):
-        h[i, j] = h[j, i] = values[0, p + c]
-        b[i, j] = b[j, i] = values[0, p + q + c]
-    return {"g": values[0, :p], "H": h, "B": b, "fd": values[:, :p]}
+        h[i, j] = h[j, i] = extra[c]
+        b[i, j] = b[j, i] = extra[q + c]
+    return {"g": values[0], "H": h, "B": b, "fd": torch.cat([values[:1], values[1 + r :]])}
 
 
 def _has_kink(p_dist: torch.distributions.Distribution) -> bool:
@@ -898,9 +968,17 @@ def _ges(
         grid = np.unique(np.round(grid))
     grid = grid[(grid > lo) | (discrete & (grid >= lo))] if math.isfinite(lo) else grid
     grid = grid[(grid < hi) | (discrete & (grid <= hi))] if math.isfinite(hi) else grid
-    central = influence(torch.as_tensor(grid, dtype=_DTYPE)).abs()
+    # one pass of the influence function over the grid and every far point (each point has its
+    # own copy of θ, so batching them changes no value)
+    sides = list(far)
+    allx = np.concatenate([grid, *(far[k] for k in sides)])
+    values = influence(torch.as_tensor(allx, dtype=_DTYPE)).abs()
+    central = values[: len(grid)]
     out: dict[str, dict[str, Any]] = {}
-    far_values = {k: influence(torch.as_tensor(v, dtype=_DTYPE)).abs() for k, v in far.items()}
+    far_values, at = {}, len(grid)
+    for k in sides:
+        far_values[k] = values[at : at + len(far[k])]
+        at += len(far[k])
     for j, name in enumerate(names):
         unbounded_side, evidence = None, {}
         sup = float(central[:, j].max()) if central.numel() else 0.0

@@ -300,19 +300,31 @@ def piece_nodes(
         pieces.append(_half_line(first, -1.0, scale, nodes))
     else:
         pieces.append(_finite_piece(lo, first, nodes))
-    for i in range(edges.shape[-1] - 1):
-        pieces.append(_finite_piece(edges[..., i], edges[..., i + 1], nodes))
+    pieces = [(p[0], p[1], p[2], p[3].unsqueeze(0).expand(n, *p[3].shape)) for p in pieces]
+    count = edges.shape[-1] - 1
+    if count > 0:  # the pieces between cuts: one set of tensor operations for all of them
+        shape = edges.shape[:-1]
+        inner = _finite_piece(
+            edges[..., :-1].movedim(-1, 0).unsqueeze(1),
+            edges[..., 1:].movedim(-1, 0).unsqueeze(1),
+            [x.unsqueeze(0) for x in nodes],
+        )
+        y_in, jac_in, ok_in = (t.expand(count, n, *shape) for t in inner[:3])
+        w_in = inner[3].expand(count, n, *shape)
+        pieces.append(tuple(t.reshape(count * n, *shape) for t in (y_in, jac_in, ok_in, w_in)))
     if hi_inf:
-        pieces.append(_half_line(last, 1.0, scale, nodes))
+        last_piece = _half_line(last, 1.0, scale, nodes)
     else:
-        pieces.append(_finite_piece(last, hi, nodes))
+        last_piece = _finite_piece(last, hi, nodes)
+    pieces.append((*last_piece[:3], last_piece[3].unsqueeze(0).expand(n, *last_piece[3].shape)))
     y = torch.cat([p[0] for p in pieces], 0)
     log_jac = torch.cat([p[1] for p in pieces], 0)
     ok = torch.cat([p[2] for p in pieces], 0) & torch.isfinite(y) & (log_jac > -math.inf)
-    width = torch.cat([p[3].unsqueeze(0).expand(n, *p[3].shape) for p in pieces], 0)
+    width = torch.cat([p[3] for p in pieces], 0)
     ok = ok & (width > 0)
-    log_gl = nodes[3].repeat(len(pieces), *([1] * lo.dim()))
-    ends = [i * n for i in range(len(pieces))] + [(i + 1) * n - 1 for i in range(len(pieces))]
+    total = count + 2
+    log_gl = nodes[3].repeat(total, *([1] * lo.dim()))
+    ends = [i * n for i in range(total)] + [(i + 1) * n - 1 for i in range(total)]
     return y, log_jac, log_gl, ok, ends, width
 
 

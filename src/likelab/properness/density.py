@@ -42,7 +42,7 @@ the family (e.g. moment matching for a normal family).
 from __future__ import annotations
 
 import math
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -121,7 +121,8 @@ def density_setting(
     truth, the forecast family, the truth's distribution and a sample of it. Raises what the
     setting itself gets wrong (a truth that is not a spec, a mixture without a family, a family
     with nothing free, a support the family cannot cover, a truth the quadrature cannot
-    resolve), whatever the objective.
+    resolve), whatever the objective. The truth's mass on the quadrature's nodes, the costly
+    part, is computed once per truth (:func:`_truth_mass`).
     """
     dgp = parse_dgp(truth) if isinstance(truth, str) else truth
     if not isinstance(dgp, DataGeneratingProcess):
@@ -145,7 +146,7 @@ def density_setting(
     p_dist = dgp.distribution()
     sample = dgp.sample(_SAMPLE, seed=np.random.SeedSequence([seed, 0x5EED]).generate_state(1)[0])
     _check_support(dgp, p_dist, fam, sample)
-    mass = truth_mass(p_dist)
+    mass = _truth_mass(dgp, p_dist)
     if not abs(mass - 1.0) <= _MASS_TOL:
         raise ParameterError(
             f"the truth {dgp.spec} cannot be resolved in {dtype_device(p_dist)[0]}: its "
@@ -154,6 +155,34 @@ def density_setting(
             "nodes round onto one point); no verdict can rest on it. Rescale the problem"
         )
     return dgp, fam, p_dist, sample
+
+
+_MASS_CACHE: OrderedDict[tuple[Any, ...], float] = OrderedDict()
+_MASS_CACHE_SIZE = 256
+
+
+def _dgp_key(dgp: DataGeneratingProcess) -> tuple[Any, ...]:
+    """What identifies a truth's distribution: its spec (floats at full precision) and the
+    classes that build it (of the process, of its family, of a mixture's every component), so
+    that a re-registered family under the same name is another truth."""
+    comps = getattr(dgp, "components", None)
+    inner = tuple(_dgp_key(c) for c in comps) if comps is not None else ()
+    fam = getattr(dgp, "family", None)
+    return (type(dgp), type(fam), getattr(fam, "num_classes", None), dgp.spec, inner)
+
+
+def _truth_mass(dgp: DataGeneratingProcess, p_dist: torch.distributions.Distribution) -> float:
+    """:func:`~likelab.properness.expected.truth_mass` of ``p_dist``, computed once per truth
+    (keyed by :func:`_dgp_key`): every objective judged on the same truth shares it."""
+    key = (_dgp_key(dgp), dtype_device(p_dist)[0])
+    if key in _MASS_CACHE:
+        _MASS_CACHE.move_to_end(key)
+        return _MASS_CACHE[key]
+    mass = truth_mass(p_dist)
+    _MASS_CACHE[key] = mass
+    while len(_MASS_CACHE) > _MASS_CACHE_SIZE:
+        _MASS_CACHE.popitem(last=False)
+    return mass
 
 
 def check_density(

@@ -35,8 +35,9 @@ from __future__ import annotations
 
 import copy
 import math
+import weakref
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch.distributions import Distribution
@@ -209,6 +210,7 @@ def _continuous(
     else:
         parts = [(0.0, truth)]
     cuts = _forecast_cuts(forecast, shape, dtype, device)
+    cut_stack = None
     total = torch.zeros(shape, dtype=dtype, device=device)
     scale = torch.zeros(shape, dtype=dtype, device=device)
     rounding = torch.zeros(shape, dtype=dtype, device=device)
@@ -222,13 +224,18 @@ def _continuous(
             total = total + math.exp(log_weight) * values
             scale = scale + math.exp(log_weight) * values.detach().abs()
             continue
-        lo, hi = support_bounds(comp.support, dtype=dtype, device=device)
-        c, s = centre_scale(comp, comp.support, dtype, device)
-        lo, hi, c, s = (t.detach().to(dtype).expand(shape) for t in (lo, hi, c, s))
-        inside = [
-            torch.where(torch.isfinite(b), torch.minimum(torch.maximum(b, lo), hi), c) for b in cuts
-        ]
-        breaks = torch.stack([c, *inside], dim=-1)
+        lo, hi, c, s = _truth_frame(comp, dtype, device)
+        lo, hi, c, s = (t.expand(shape) for t in (lo, hi, c, s))
+        if cut_stack is None:
+            cut_stack = torch.stack(cuts, dim=-1) if cuts else None
+        if cut_stack is None:
+            breaks = c.unsqueeze(-1)
+        else:  # every cut clipped into the component's support (a non-finite one: its centre)
+            lo_, hi_, c_ = lo.unsqueeze(-1), hi.unsqueeze(-1), c.unsqueeze(-1)
+            inside = torch.where(
+                torch.isfinite(cut_stack), torch.minimum(torch.maximum(cut_stack, lo_), hi_), c_
+            )
+            breaks = torch.cat([c_, inside], dim=-1)
         y, log_jac, log_gl, ok, ends, width = piece_nodes(lo, hi, breaks, s, rule)
         # nodes of a zero-width piece (a cut that moves with the forecast meeting a fixed one)
         # weigh 0 but carry Leibniz's derivative term h(a) d(width): keep them
@@ -262,6 +269,35 @@ def _continuous(
     return total, scale, rounding
 
 
+_FRAMES: weakref.WeakKeyDictionary[Distribution, dict[tuple[Any, ...], tuple]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _truth_frame(
+    comp: Distribution, dtype: torch.dtype, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The support ends, centre and scale of a truth's component (detached, in ``dtype``),
+    computed once per component object: a truth is integrated against many forecasts (every
+    Newton step, every rule level) and these depend on the truth alone. The entry is keyed by
+    the identity and version counter of every tensor attribute, so a parameter changed in place
+    is seen."""
+    state = tuple(
+        (k, id(v), v._version) for k, v in vars(comp).items() if isinstance(v, torch.Tensor)
+    )
+    key = (dtype, device, state)
+    try:
+        frames = _FRAMES.setdefault(comp, {})
+    except TypeError:  # not weakly referable: computed each time
+        frames = {}
+    if key not in frames:
+        lo, hi = support_bounds(comp.support, dtype=dtype, device=device)
+        c, s = centre_scale(comp, comp.support, dtype, device)
+        frames.clear()
+        frames[key] = tuple(t.detach().to(dtype) for t in (lo, hi, c, s))
+    return frames[key]
+
+
 def _weighted_sum(
     values: torch.Tensor,
     weights: torch.Tensor,
@@ -277,15 +313,21 @@ def _weighted_sum(
     """
     safe = torch.where(live, values, torch.zeros_like(values))
     total = (weights * safe).sum(0)
-    scale = (weights * safe.abs()).sum(0).detach()
-    if tails is not None:
+    with torch.no_grad():  # the scale is a number, not part of any derivative
+        safe_d = safe.detach()
+        scale = (weights.detach() * safe_d.abs()).sum(0)
+        if tails is None:
+            return total, scale
         density, ends = tails
-        with torch.no_grad():
-            at_end = (density[ends] * safe[ends].abs()).nan_to_num(nan=math.inf)
-            worst = at_end.max(0)
-            bad = worst.values > _DIVERGENCE_RTOL * scale
-            sign = torch.sign(safe[ends].gather(0, worst.indices.unsqueeze(0)).squeeze(0))
-        total = torch.where(bad, torch.where(sign < 0, -math.inf, math.inf), total)
+        at = torch.as_tensor(ends, dtype=torch.long, device=safe_d.device)
+        end_values = safe_d.index_select(0, at)
+        at_end = (density.detach().index_select(0, at) * end_values.abs()).nan_to_num(nan=math.inf)
+        worst = at_end.max(0)
+        bad = worst.values > _DIVERGENCE_RTOL * scale
+        sign = torch.sign(end_values.gather(0, worst.indices.unsqueeze(0)).squeeze(0))
+    if not bool(bad.any()):
+        return total, scale
+    total = torch.where(bad, torch.where(sign < 0, -math.inf, math.inf), total)
     return total, scale
 
 
