@@ -31,7 +31,7 @@ from typing import Any
 import torch
 
 from likelab.errors import ParameterError, UnsupportedError
-from likelab.families import Family, get_family
+from likelab.families import Family, as_family
 from likelab.families.dgp import Contaminated, DataGeneratingProcess, parse_dgp
 from likelab.families.mixture import PointMass
 from likelab.families.quadrature import centre_scale
@@ -124,9 +124,7 @@ def contamination_bias(
     if not grid:
         raise ParameterError("give at least one ε")
     grid = sorted(set(grid))
-    fam = get_family(family) if isinstance(family, str) else family
-    if not isinstance(fam, Family):
-        raise ParameterError(f"family must be a spec string or a Family, got {family!r}")
+    fam = as_family(family)
     if fixed:
         fam = fam.fix(**dict(fixed))
     base = parse_dgp(truth) if isinstance(truth, str) else truth

@@ -63,7 +63,7 @@ import torch
 
 from likelab.errors import ParameterError, UnsupportedError
 from likelab.estimate.newton import CONVERGED
-from likelab.families import Family, get_family
+from likelab.families import Family, as_family
 from likelab.families.dgp import DataGeneratingProcess, parse_dgp
 from likelab.families.mixture import PointMass, support_bounds
 from likelab.families.quadrature import centre_scale
@@ -229,9 +229,7 @@ def asymptotics(
         raise UnsupportedError(f"{obj.name!r} is a batch-level objective, not a scoring rule")
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ParameterError(f"n must be an integer >= 1, got {n!r}")
-    fam = get_family(family) if isinstance(family, str) else family
-    if not isinstance(fam, Family):
-        raise ParameterError(f"family must be a spec string or a Family, got {family!r}")
+    fam = as_family(family)
     if fixed:
         fam = fam.fix(**dict(fixed))
     dgp = parse_dgp(truth) if isinstance(truth, str) else truth

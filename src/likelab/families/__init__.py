@@ -51,6 +51,7 @@ __all__ = [
     "Param",
     "PointMass",
     "PointMassDGP",
+    "as_family",
     "as_tensor",
     "contaminated",
     "get_family",
@@ -93,6 +94,16 @@ for _cls in (
 def list_families() -> list[str]:
     """Registered family names, in registration order."""
     return list(FAMILIES)
+
+
+def as_family(family: str | Family) -> Family:
+    """``family`` as a :class:`Family`: a spec string is looked up (:func:`get_family`), a Family
+    is returned as is; anything else is a :class:`~likelab.errors.ParameterError`."""
+    if isinstance(family, str):
+        return get_family(family)
+    if not isinstance(family, Family):
+        raise ParameterError(f"family must be a spec string or a Family, got {family!r}")
+    return family
 
 
 def get_family(spec: str | Family, **fixed) -> Family:

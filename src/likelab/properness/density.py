@@ -52,7 +52,7 @@ import torch
 
 from likelab.errors import ParameterError, UnsupportedError
 from likelab.estimate.newton import NewtonResult, newton_minimize
-from likelab.families import Family, get_family
+from likelab.families import Family, as_family, get_family
 from likelab.families.dgp import DataGeneratingProcess, FamilyDGP, MixtureDGP, parse_dgp
 from likelab.families.mixture import Mixture, PointMass, support_bounds
 from likelab.families.quadrature import dtype_device
@@ -138,9 +138,7 @@ def density_setting(
             )
         fam = get_family(dgp.family.name)
     else:
-        fam = get_family(family) if isinstance(family, str) else family
-        if not isinstance(fam, Family):
-            raise ParameterError(f"family must be a spec string or a Family, got {family!r}")
+        fam = as_family(family)
     if not fam.free:
         raise ParameterError(f"the forecast family {fam.spec!r} has no free parameter to vary")
     p_dist = dgp.distribution()
