@@ -848,24 +848,16 @@ def _pointwise_grad(
     obj: Objective, fam: Family, theta: torch.Tensor, y: torch.Tensor
 ) -> torch.Tensor:
     r""":math:`\nabla_\theta S(Q_\theta, y)` at every element of ``y``, shape ``(*y.shape, p)``:
-    each element gets its own copy of θ, so one backward pass gives every gradient."""
-    names = fam.free
-    with torch.enable_grad():
-        copies = [
-            theta[j].detach().expand(y.shape).clone().requires_grad_(True)
-            for j in range(len(names))
-        ]
-        dist = fam.distribution_unchecked(dict(zip(names, copies, strict=True)))
-        loss = obj.loss(dist, y.detach(), validate=False)
-        grads = torch.autograd.grad(loss.sum(), copies, allow_unused=True)
-    return torch.stack([torch.zeros_like(y) if g is None else g.detach() for g in grads], dim=-1)
+    each element gets its own copy of θ, so one backward pass gives every gradient (the one
+    column of :func:`_pointwise_grad_cols`)."""
+    return _pointwise_grad_cols(obj, fam, theta.unsqueeze(0), y)
 
 
 def _pointwise_grad_cols(
     obj: Objective, fam: Family, cols: torch.Tensor, y: torch.Tensor
 ) -> torch.Tensor:
-    """:func:`_pointwise_grad` with θ per column: ``cols`` (k, p), ``y`` (N, k); the gradient
-    at node (n, c) is taken at θ_c. Shape (N, k, p)."""
+    """The pointwise gradient with θ per column: ``cols`` (k, p), ``y`` (N, k) (with k = 1,
+    ``y`` of any shape); the gradient at node (n, c) is taken at θ_c. Shape ``(*y.shape, p)``."""
     names = fam.free
     with torch.enable_grad():
         copies = [
