@@ -283,3 +283,18 @@ def test_under_contamination_the_mse_target_is_the_uncontaminated_part():
         mse_log = (r.log_theta_star[k] - t) ** 2 + sd_log[k] ** 2 / 1000
         assert r.mse_ratio[k] == pytest.approx(mse_log / mse, rel=1e-10) and r.mse_ratio[k] > 100
     assert abs(r.log_theta_star["loc"] - 0.8) < 1e-8
+
+
+@pytest.mark.parametrize("free_scale", [False, True])
+def test_a_score_whose_gradient_has_a_kink_in_theta_is_refused_not_given_a_wrong_a(free_scale):
+    # S = log σ + |y - μ|/σ (the Laplace log score as an objective) on a normal family: its
+    # pointwise Hessian in μ is 0 almost everywhere, while the derivative of its expected
+    # gradient is 2 p(μ)/σ, so E[∇²S] misses a term; the check of A against the differences of
+    # the expected gradient (along one direction when the family is smooth) must say so
+    def laplace_nll(dist, y):
+        return torch.log(dist.scale) + (y - dist.loc).abs() / dist.scale
+
+    family = "normal" if free_scale else "normal:scale=1"
+    r = asymptotics(laplace_nll, family, "normal:loc=0,scale=1")
+    assert r.reason.startswith("A is undetermined"), r.reason
+    assert all(math.isnan(v) for v in r.asymptotic_sd.values())

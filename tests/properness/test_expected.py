@@ -311,3 +311,51 @@ def test_a_truth_changed_in_place_is_integrated_as_it_is_now():
         )
         assert got == float(expected_score("log", fresh, forecast)[0])
         assert abs(got - (0.5 * math.log(2 * math.pi) + (4 + m**2) / 2)) < 1e-9 * (1 + m**2)
+
+
+def test_a_reused_rule_gives_the_same_numbers_as_a_fresh_one():
+    # the nodes and weights of a truth and forecast batch are kept for reuse (every objective
+    # scored on them integrates on the same rule): a second call, with the cache warm, and a
+    # call with the cache cleared agree bit for bit, for a plain truth and a mixture
+    from likelab.properness import expected as ex
+
+    forecast = D.StudentT(t64([3.0, 8.0]), t64([0.5, -1.0]), t64([1.0, 3.0]))
+    for spec in ("normal:loc=0,scale=1", "0.8 normal:loc=0,scale=1 + 0.2 laplace:loc=4,scale=2"):
+        truth = parse_dgp(spec)
+        for name in ("log", "crps", "dpd:beta=0.5"):
+            warm = expected_score_details(name, truth, forecast)
+            again = expected_score_details(name, truth, forecast)
+            ex._PIECES.clear()
+            cold = expected_score_details(name, truth, forecast)
+            for a, b, c in zip(warm, again, cold, strict=True):
+                assert torch.equal(a, b) and torch.equal(a, c)
+
+
+def test_a_score_that_writes_into_its_nodes_does_not_corrupt_the_next_integral():
+    # a (user) score may modify its y in place; the reused rule is then built again, so the
+    # next objective is integrated on the true nodes (E log-score of N(0, 1) under N(0, 1):
+    # 0.5 log 2πe)
+    from likelab.properness import expected as ex
+
+    def vandal(dist, y):
+        out = -dist.log_prob(y)
+        y.mul_(3.0)
+        return out
+
+    truth = D.Normal(t64(0.0), t64(1.0))
+    forecast = D.Normal(t64([0.0]), t64([1.0]))
+    ex._PIECES.clear()
+    for _ in range(2):
+        expected_score_details(vandal, truth, forecast, panels=2)
+        got = expected_score_details("log", truth, forecast, panels=2).value
+        assert abs(float(got[0]) - 0.5 * math.log(2 * math.pi * math.e)) < 1e-12
+
+
+def test_a_truth_whose_parameters_require_grad_is_differentiated_not_reused():
+    # d/dm E_{N(m,1)} log-score of N(0, 1) = m (closed form 0.5 log 2π + (1 + m²)/2)
+    m = torch.tensor(0.7, dtype=F64, requires_grad=True)
+    forecast = D.Normal(t64([0.0]), t64([1.0]))
+    for _ in range(2):  # the second time a rule for these values could be in the cache
+        value = expected_score("log", D.Normal(m, t64(1.0)), forecast)[0]
+        (grad,) = torch.autograd.grad(value, m)
+        assert abs(float(grad) - 0.7) < 1e-9

@@ -38,8 +38,10 @@ How each piece is computed, without Monte Carlo noise:
   derivative of the expected gradient. The rule's cuts follow the forecast's ``loc`` with their
   gradients, so the jump of the pointwise score at a kink of the density (the Laplace location)
   enters by Leibniz's rule, a term that an average of pointwise Hessians misses. For a family
-  with kinks A is cross-checked against central differences of the exact expected gradient;
-  where they disagree (relative 1e-4) the result refuses, with the two numbers.
+  with kinks A is cross-checked against central differences of the exact expected gradient in
+  every direction; for a smooth family, along one direction (:func:`_checked_along`: a term
+  missing from E[∇²S], where ∇S is not differentiable in θ, shows in any generic direction);
+  where they disagree the result refuses, with the numbers.
 - B: :math:`E_P[g_i g_j]` integrated by the same rule as the expected score, with the pointwise
   gradient :math:`g = \nabla_\theta S(Q_\theta, y)` taken per quadrature node by autograd (each
   node has its own copy of θ). Discrete truths: exact sums.
@@ -411,7 +413,7 @@ def _core(
     def moments_of(th: torch.Tensor) -> dict[str, torch.Tensor]:
         key = key_of(th)
         if key not in moments:
-            moments[key] = _moments(obj, fam, th, p_dist)
+            moments[key] = _moments(obj, fam, th, p_dist, full=bool(kinked))
         return moments[key]
 
     def mean_grad(th: torch.Tensor) -> torch.Tensor:
@@ -635,10 +637,13 @@ def _a_matrix(
     differences must agree (to 1e-2 relative, their O(h) truncation being ~1e-3): otherwise the
     expected gradient has a kink at θ and A does not exist.
     """
+    a = moments["H"]
+    grads = moments["fd"]
+    if not kinked:
+        return _checked_along(a, grads, _direction(fam, theta), p_dist)
     cols, fwd, bwd = [], [], []
     steps, _ = _fd_points(fam, theta)
     # the 1 + 4p expected gradients, integrated with E[∇²S] and B by one rule (:func:`_moments`)
-    grads = moments["fd"]
     g0 = grads[0]
     for j, h in enumerate(steps):
         gp, gm, gp2, gm2 = grads[1 + 4 * j : 5 + 4 * j]
@@ -649,47 +654,94 @@ def _a_matrix(
     a_fd = torch.stack(cols, dim=1)
     a_fd = 0.5 * (a_fd + a_fd.T)
     size = 1.0 + float(a_fd.abs().max()) if bool(torch.isfinite(a_fd).all()) else math.inf
-    a = moments["H"]
-    if kinked:
-        if p_dist.support.is_discrete:
-            return a_fd, (
-                f"A does not exist: {fam.spec!r} has a kink in its density and the truth has "
-                "atoms, so the expected gradient jumps where the kink meets an atom"
-            )
-        a = a + _kink_term(obj, fam, theta, p_dist)
-        f, b = torch.stack(fwd, dim=1), torch.stack(bwd, dim=1)
-        gap = float((f - b).abs().max())
-        atom = _atom_at_kink(fam, theta, p_dist, max(steps))
-        if not gap <= 1e-2 * size and atom:
-            return a_fd, atom
-        if not gap <= 1e-2 * size:
-            return a_fd, (
-                f"A does not exist: {fam.spec!r} has a kink in its density and the expected "
-                f"gradient is not differentiable at θ* (one-sided derivatives {_lists(f)} and "
-                f"{_lists(b)})"
-            )
-    if not bool(torch.isfinite(a).all()):
-        return a, (
-            f"A = E[∇²S] is not finite at θ* ({_lists(a)}): an integral diverges, or the "
-            "objective's second derivatives are not finite at some nodes (e.g. a function of "
-            "p = f(y) where f underflows to 0: write it in l = log f(y) instead)"
+    if p_dist.support.is_discrete:
+        return a_fd, (
+            f"A does not exist: {fam.spec!r} has a kink in its density and the truth has "
+            "atoms, so the expected gradient jumps where the kink meets an atom"
         )
-    # differences of a C¹ expected gradient with a kinked derivative (a kinked truth's density
-    # at a kink of the family) err by O(h) = 1e-3; otherwise O(h⁴) + rounding/h, below 1e-9
-    tol = 1e-2 if kinked or _has_kink(p_dist) else 1e-6
+    a = a + _kink_term(obj, fam, theta, p_dist)
+    f, b = torch.stack(fwd, dim=1), torch.stack(bwd, dim=1)
+    gap = float((f - b).abs().max())
+    atom = _atom_at_kink(fam, theta, p_dist, max(steps))
+    if not gap <= 1e-2 * size and atom:
+        return a_fd, atom
+    if not gap <= 1e-2 * size:
+        return a_fd, (
+            f"A does not exist: {fam.spec!r} has a kink in its density and the expected "
+            f"gradient is not differentiable at θ* (one-sided derivatives {_lists(f)} and "
+            f"{_lists(b)})"
+        )
+    if not bool(torch.isfinite(a).all()):
+        return a, _not_finite(a)
+    # differences of a C¹ expected gradient with a kinked derivative (the density of a kinked
+    # truth at a kink of the family) err by O(h) = 1e-3
     gap = float((a - a_fd).abs().max())
-    if not gap <= tol * size and kinked:
+    if not gap <= 1e-2 * size:
         atom = _atom_at_kink(fam, theta, p_dist, max(steps))
         if atom:
             return a, atom
-    if not gap <= tol * size:
         return a, (
-            f"A is undetermined: E[∇²S]{' + kink term' if kinked else ''} = {_lists(a)} "
-            f"disagrees with the derivative of the expected gradient {_lists(a_fd)} (gap "
-            f"{gap:.2e}): ∇S is not differentiable in θ for almost every y, or the integrals "
-            "are not resolved"
+            f"A is undetermined: E[∇²S] + kink term = {_lists(a)} disagrees with the "
+            f"derivative of the expected gradient {_lists(a_fd)} (gap {gap:.2e}): ∇S is not "
+            "differentiable in θ for almost every y, or the integrals are not resolved"
         )
     return 0.5 * (a + a.T), ""
+
+
+def _not_finite(a: torch.Tensor) -> str:
+    return (
+        f"A = E[∇²S] is not finite at θ* ({_lists(a)}): an integral diverges, or the "
+        "objective's second derivatives are not finite at some nodes (e.g. a function of "
+        "p = f(y) where f underflows to 0: write it in l = log f(y) instead)"
+    )
+
+
+def _checked_along(
+    a: torch.Tensor,
+    grads: torch.Tensor,
+    d: torch.Tensor,
+    p_dist: torch.distributions.Distribution,
+) -> tuple[torch.Tensor, str]:
+    r"""A = E[∇²S] of a family without kinks, checked along one direction d against the
+    derivative of the expected gradient, Richardson-extrapolated central differences
+    :math:`(4 D_{1/2} - D_1)/3` with :math:`D_t = [ar g(	heta + t d) - ar g(	heta - t
+    d)]/(2t)` (``grads``: the expected gradients at θ, θ ± d, θ ± d/2). Where ∇S is not
+    differentiable in θ for almost every y (|y - θ|: its pointwise Hessian is 0, its expected
+    gradient's derivative 2p(θ)), E[∇²S] misses a term M and :math:`Md \ne 0` for any d outside
+    M's null space; d's entries (powers of the plastic number, alternating in sign, times each
+    parameter's step) keep it out of the null space of any such M that is not built to contain
+    it. The differences err by :math:`O(h^4)` with h = 1e-3 relative, plus rounding over h: below
+    1e-9; a gap above 1e-6 (relative to A's size times d's) is a missing term."""
+    if not bool(torch.isfinite(a).all()):
+        return a, _not_finite(a)
+    _, gp, gm, gp2, gm2 = grads  # the first: at θ itself
+    along = (4 * (gp2 - gm2) - 0.5 * (gp - gm)) / 3
+    expect = a @ d
+    tol = 1e-2 if _has_kink(p_dist) else 1e-6
+    size = (1.0 + float(a.abs().max())) * float(d.abs().max())
+    gap = float((expect - along).abs().max())
+    if not gap <= tol * size:
+        return a, (
+            f"A is undetermined: E[∇²S] = {_lists(a)} disagrees with the derivative of the "
+            f"expected gradient along d = {[float(v) for v in d]}: A d = "
+            f"{[float(v) for v in expect]}, the expected gradient's differences "
+            f"{[float(v) for v in along]} (gap {gap:.2e}): ∇S is not differentiable in θ for "
+            "almost every y, or the integrals are not resolved"
+        )
+    return 0.5 * (a + a.T), ""
+
+
+#: The plastic number ρ (ρ³ = ρ + 1): the direction of :func:`_checked_along` is (-1/ρ)^j.
+_PLASTIC = 1.3247179572447460
+
+
+def _direction(fam: Family, theta: torch.Tensor) -> torch.Tensor:
+    """The direction d of :func:`_checked_along`: each parameter's step of :func:`_fd_points`
+    times (-1/ρ)^j, ρ the plastic number."""
+    steps, _ = _fd_points(fam, theta)
+    return torch.tensor(
+        [h * (-1.0 / _PLASTIC) ** j for j, h in enumerate(steps)], dtype=theta.dtype
+    )
 
 
 def _atom_at_kink(
@@ -738,12 +790,19 @@ def _fd_points(fam: Family, theta: torch.Tensor) -> tuple[list[float], list[torc
 
 
 def _moments(
-    obj: Objective, fam: Family, theta: torch.Tensor, p_dist: torch.distributions.Distribution
+    obj: Objective,
+    fam: Family,
+    theta: torch.Tensor,
+    p_dist: torch.distributions.Distribution,
+    *,
+    full: bool = False,
 ) -> dict[str, torch.Tensor]:
     r"""Everything the sandwich needs at θ, integrated by **one** rule (one adaptive quadrature
     instead of four): the expected gradient ``g`` = :math:`E_P\nabla_\theta S`, ``H`` =
     :math:`E_P\nabla^2_\theta S`, ``B`` = :math:`E_P[\nabla_\theta S\,\nabla_\theta S^\top]`
-    at θ, and ``fd``, the expected gradients at the 1 + 4p points of :func:`_fd_points`.
+    at θ, and ``fd``, the expected gradients at θ and the points of A's check: θ ± d, θ ± d/2
+    along the direction d of :func:`_direction` (:func:`_checked_along`), or with ``full``
+    (a family with a kink, whose A is the differences) the 1 + 4p points of :func:`_fd_points`.
 
     The forecast batch has one row per θ (shape (m, 1), so each row has its own cuts and
     nodes) and the integrand returns p numbers per node (shape (N, m, p)): row 0 g at θ, the
@@ -757,7 +816,11 @@ def _moments(
     pairs = [(i, j) for i in range(p) for j in range(i, p)]
     ii = torch.tensor([i for i, _ in pairs])
     jj = torch.tensor([j for _, j in pairs])
-    _, points = _fd_points(fam, theta)
+    if full:
+        _, points = _fd_points(fam, theta)
+    else:
+        d = _direction(fam, theta)
+        points = [theta, theta + d, theta - d, theta + 0.5 * d, theta - 0.5 * d]
     q = len(pairs)
     r = -(-2 * q // p)  # rows of θ that carry H and B, p entries each
     rows = torch.stack([points[0]] * (1 + r) + points[1:]).detach()  # (m, p); rows 0..r are θ

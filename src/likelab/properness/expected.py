@@ -29,6 +29,11 @@ so that an expected score near 0 is not asked for a relative precision it cannot
 integrand has not decayed at the outermost nodes (above ``1e-6`` of :math:`\int p|S|`) the
 integral diverges, or is too close to diverging to be resolved, and the result is ``±inf`` by the
 sign of the tail: e.g. the log score of a normal forecast under a Cauchy truth.
+
+The first two rules are applied in one pass of the score (their nodes together), and a rule's
+nodes and weights, which depend on the truth and the forecast's cuts alone, are kept for reuse
+when no gradient flows through them: every objective scored on the same truth and forecasts
+integrates on the same nodes, built once.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from __future__ import annotations
 import copy
 import math
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -156,10 +162,13 @@ def expected_score_details(
         )
         return ExpectedScore(value, scale, torch.full_like(scale, math.nan))
     levels = [(_N_PANEL, p) for p in _PANEL_LEVELS]
-    with torch.no_grad():
-        previous, _, _ = _continuous(score, truth, forecast, levels[0], dtype, device)
-    for rule in levels[1:]:
-        current, scale, rounding = _continuous(score, truth, forecast, rule, dtype, device)
+    # the first two rules in one pass of the score (most integrals stop there)
+    (previous, _, _), first = _continuous_rules(score, truth, forecast, levels[:2], dtype, device)
+    previous = previous.detach()
+    for k, rule in enumerate(levels[1:]):
+        current, scale, rounding = (
+            first if k == 0 else _continuous(score, truth, forecast, rule, dtype, device)
+        )
         same = previous == current.detach()
         error = torch.where(same, 0.0, (previous - current.detach()).abs())
         if bool((same | (error <= rtol * scale)).all()):
@@ -194,6 +203,18 @@ def truth_mass(truth: Distribution | DataGeneratingProcess) -> float:
 
 
 # ---------------------------------------------------------------------- continuous truths
+class _Piece(NamedTuple):
+    """The rule for one continuous component of the truth against one forecast batch: what
+    :func:`_continuous` needs besides the score's values at the nodes."""
+
+    y: torch.Tensor  # the nodes, dead ones moved to the centre: (N, *batch)
+    live: torch.Tensor  # nodes with a positive, finite weight (or a zero-width piece's)
+    weights: torch.Tensor  # the quadrature weights times the truth's density and mass
+    density: torch.Tensor  # the integrand's density in u (the tail check of _weighted_sum)
+    ends: list[int]  # the outermost node of every piece
+    jitter: torch.Tensor  # weights times the relative rounding of a node (the error estimate)
+
+
 def _continuous(
     score: Callable[[torch.Tensor], torch.Tensor],
     truth: Distribution,
@@ -204,69 +225,186 @@ def _continuous(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The rule applied once: the expected score, ∫ p |S| and the error from rounded nodes (an
     estimate), each of the forecast's batch shape."""
+    return _continuous_rules(score, truth, forecast, [rule], dtype, device)[0]
+
+
+def _continuous_rules(
+    score: Callable[[torch.Tensor], torch.Tensor],
+    truth: Distribution,
+    forecast: Distribution,
+    rules: list[tuple[int, int]],
+    dtype: torch.dtype,
+    device: torch.device,
+) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """:func:`_continuous` for several rules at once: the score is called once per component
+    of the truth on the nodes of every rule together (one pass of the objective, its graph and
+    its derivatives instead of one per rule; each node's value is the same either way, the
+    score being elementwise in y). One (value, scale, rounding) per rule."""
     shape = forecast.batch_shape
     if isinstance(truth, Mixture):
         parts = list(zip(truth.log_weights.to(dtype).tolist(), truth.components, strict=True))
     else:
         parts = [(0.0, truth)]
     cuts = _forecast_cuts(forecast, shape, dtype, device)
-    cut_stack = None
-    total = torch.zeros(shape, dtype=dtype, device=device)
-    scale = torch.zeros(shape, dtype=dtype, device=device)
-    rounding = torch.zeros(shape, dtype=dtype, device=device)
-    eps = torch.finfo(dtype).eps
+    cut_stack = torch.stack(cuts, dim=-1) if cuts else None
+    zero = torch.zeros(shape, dtype=dtype, device=device)
+    total, scale, rounding = [zero] * len(rules), [zero] * len(rules), [zero] * len(rules)
     for log_weight, comp in parts:
         if log_weight == -math.inf:
             continue
         if isinstance(comp, PointMass):  # an atom: w S(Q, x0), exactly (no nodes, no rounding)
             x0 = comp.loc.detach().to(dtype=dtype, device=device).expand(1, *shape)
             values = score(x0)[0]
-            total = total + math.exp(log_weight) * values
-            scale = scale + math.exp(log_weight) * values.detach().abs()
+            for k in range(len(rules)):
+                total[k] = total[k] + math.exp(log_weight) * values
+                scale[k] = scale[k] + math.exp(log_weight) * values.detach().abs()
             continue
-        lo, hi, c, s = _truth_frame(comp, dtype, device)
-        lo, hi, c, s = (t.expand(shape) for t in (lo, hi, c, s))
-        if cut_stack is None:
-            cut_stack = torch.stack(cuts, dim=-1) if cuts else None
-        if cut_stack is None:
-            breaks = c.unsqueeze(-1)
-        else:  # every cut clipped into the component's support (a non-finite one: its centre)
-            lo_, hi_, c_ = lo.unsqueeze(-1), hi.unsqueeze(-1), c.unsqueeze(-1)
-            inside = torch.where(
-                torch.isfinite(cut_stack), torch.minimum(torch.maximum(cut_stack, lo_), hi_), c_
+        pieces = [_piece(comp, log_weight, cut_stack, shape, r, dtype, device) for r in rules]
+        ys = [piece.y for piece in pieces]
+        values_all = score(torch.cat(ys, 0) if len(ys) > 1 else ys[0])
+        at = 0
+        for k, piece in enumerate(pieces):
+            values = values_all[at : at + piece.y.shape[0]]
+            at += piece.y.shape[0]
+            part, part_scale = _weighted_sum(
+                values, piece.weights, piece.live, (piece.density, piece.ends)
             )
-            breaks = torch.cat([c_, inside], dim=-1)
-        y, log_jac, log_gl, ok, ends, width = piece_nodes(lo, hi, breaks, s, rule)
-        # nodes of a zero-width piece (a cut that moves with the forecast meeting a fixed one)
-        # weigh 0 but carry Leibniz's derivative term h(a) d(width): keep them
-        use = ok | ((width == 0) & torch.isfinite(y))
-        centre = c.unsqueeze(0).expand_as(y)
-        with torch.no_grad():
-            log_p0 = masked_log_prob(comp, torch.where(use, y, centre))
-            live = use & torch.isfinite(log_p0) & (log_p0 + log_jac + log_gl > _LOG_TINY)
-        # P's density and the score are evaluated at live nodes only: elsewhere either may be
-        # infinite, and an infinite value or derivative times a zero weight would poison the
-        # first or second derivative. Nodes whose weight underflows to 0 are dead too: there
-        # log p is finite but huge and negative, and its squared derivative overflows.
-        y_live = torch.where(live, y, centre)
-        log_p = masked_log_prob(comp, y_live)
-        log_u = torch.where(live, log_p + log_jac, torch.zeros_like(log_p))
-        values = score(y_live)
-        finite = torch.isfinite(width)
-        factor = torch.where(finite, width, torch.ones_like(width))
-        u_density = torch.where(live, factor * log_u.exp(), torch.zeros_like(log_u))
-        weights = u_density * (log_gl.exp() * math.exp(log_weight))
-        part, part_scale = _weighted_sum(values, weights, live, (u_density, ends))
-        total = total + part
-        scale = scale + part_scale
-        # nodes are rounded to the float grid at |y|: a relative jitter eps |y| / width within a
-        # narrow finite piece (a forecast far narrower than its distance from 0)
-        with torch.no_grad():
-            jitter = torch.where(
-                live & finite & (width > 0), eps * y.abs() / width, torch.zeros_like(width)
-            )
-            rounding = rounding + (weights * values.abs() * jitter).nan_to_num(nan=0.0).sum(0)
-    return total, scale, rounding
+            total[k] = total[k] + part
+            scale[k] = scale[k] + part_scale
+            with torch.no_grad():
+                rounding[k] = rounding[k] + (piece.jitter * values.abs()).nan_to_num(nan=0.0).sum(0)
+    return list(zip(total, scale, rounding, strict=True))
+
+
+#: Rules of :func:`_piece` kept for reuse, keyed by the truth component's class and values, the
+#: forecast's cuts and the rule: every objective judged on the same truth and forecasts (a
+#: survey, the asymptotics of many objectives) integrates on the same nodes.
+_PIECES: OrderedDict[tuple[Any, ...], tuple[_Piece, tuple[int, ...]]] = OrderedDict()
+_PIECES_SIZE = 64
+_PIECES_MAX_NODES = 1 << 18  # a rule larger than this (nodes times batch) is not kept
+
+
+def _piece(
+    comp: Distribution,
+    log_weight: float,
+    cut_stack: torch.Tensor | None,
+    shape: torch.Size,
+    rule: tuple[int, int],
+    dtype: torch.dtype,
+    device: torch.device,
+) -> _Piece:
+    """The nodes and weights of ``rule`` on one continuous component of the truth, cut at its
+    centre and at the forecast's ``cut_stack``; reused (:data:`_PIECES`) when nothing in them
+    carries a gradient, i.e. when the forecast's cuts and the truth's parameters do not
+    require one (then the rule is a constant of the integral)."""
+    key = None
+    needs_grad = torch.is_grad_enabled() and (
+        (cut_stack is not None and cut_stack.requires_grad) or _requires_grad(comp)
+    )
+    if not needs_grad:
+        comp_key = _dist_key(comp)
+        if comp_key is not None:
+            cut_key = None if cut_stack is None else _tensor_key(cut_stack)
+            key = (comp_key, log_weight, cut_key, tuple(shape), rule, dtype, device)
+            hit = _PIECES.get(key)
+            # a score that wrote into its nodes in place changed the rule: built again
+            if hit is not None and _versions(hit[0]) == hit[1]:
+                _PIECES.move_to_end(key)
+                return hit[0]
+    piece = _build_piece(comp, log_weight, cut_stack, shape, rule, dtype, device)
+    if key is not None and piece.y.numel() <= _PIECES_MAX_NODES:
+        _PIECES[key] = (piece, _versions(piece))
+        while len(_PIECES) > _PIECES_SIZE:
+            _PIECES.popitem(last=False)
+    return piece
+
+
+def _build_piece(
+    comp: Distribution,
+    log_weight: float,
+    cut_stack: torch.Tensor | None,
+    shape: torch.Size,
+    rule: tuple[int, int],
+    dtype: torch.dtype,
+    device: torch.device,
+) -> _Piece:
+    eps = torch.finfo(dtype).eps
+    lo, hi, c, s = _truth_frame(comp, dtype, device)
+    lo, hi, c, s = (t.expand(shape) for t in (lo, hi, c, s))
+    if cut_stack is None:
+        breaks = c.unsqueeze(-1)
+    else:  # every cut clipped into the component's support (a non-finite one: its centre)
+        lo_, hi_, c_ = lo.unsqueeze(-1), hi.unsqueeze(-1), c.unsqueeze(-1)
+        inside = torch.where(
+            torch.isfinite(cut_stack), torch.minimum(torch.maximum(cut_stack, lo_), hi_), c_
+        )
+        breaks = torch.cat([c_, inside], dim=-1)
+    y, log_jac, log_gl, ok, ends, width = piece_nodes(lo, hi, breaks, s, rule)
+    # nodes of a zero-width piece (a cut that moves with the forecast meeting a fixed one)
+    # weigh 0 but carry Leibniz's derivative term h(a) d(width): keep them
+    use = ok | ((width == 0) & torch.isfinite(y))
+    centre = c.unsqueeze(0).expand_as(y)
+    with torch.no_grad():
+        log_p0 = masked_log_prob(comp, torch.where(use, y, centre))
+        live = use & torch.isfinite(log_p0) & (log_p0 + log_jac + log_gl > _LOG_TINY)
+    # P's density and the score are evaluated at live nodes only: elsewhere either may be
+    # infinite, and an infinite value or derivative times a zero weight would poison the
+    # first or second derivative. Nodes whose weight underflows to 0 are dead too: there
+    # log p is finite but huge and negative, and its squared derivative overflows.
+    y_live = torch.where(live, y, centre)
+    log_p = masked_log_prob(comp, y_live)
+    log_u = torch.where(live, log_p + log_jac, torch.zeros_like(log_p))
+    finite = torch.isfinite(width)
+    factor = torch.where(finite, width, torch.ones_like(width))
+    u_density = torch.where(live, factor * log_u.exp(), torch.zeros_like(log_u))
+    weights = u_density * (log_gl.exp() * math.exp(log_weight))
+    # nodes are rounded to the float grid at |y|: a relative jitter eps |y| / width within a
+    # narrow finite piece (a forecast far narrower than its distance from 0)
+    with torch.no_grad():
+        jitter = torch.where(
+            live & finite & (width > 0), eps * y.abs() / width, torch.zeros_like(width)
+        )
+        jitter = weights.detach() * jitter
+    return _Piece(y_live, live, weights, u_density, ends, jitter)
+
+
+def _versions(piece: _Piece) -> tuple[int, ...]:
+    return tuple(t._version for t in piece if isinstance(t, torch.Tensor))
+
+
+def _requires_grad(dist: Distribution) -> bool:
+    return any(isinstance(v, torch.Tensor) and v.requires_grad for v in vars(dist).values()) or any(
+        isinstance(v, Distribution) and _requires_grad(v) for v in vars(dist).values()
+    )
+
+
+def _tensor_key(t: torch.Tensor) -> tuple[Any, ...]:
+    t = t.detach()
+    return (t.dtype, str(t.device), tuple(t.shape), t.cpu().contiguous().numpy().tobytes())
+
+
+def _dist_key(dist: Distribution, depth: int = 0) -> tuple[Any, ...] | None:
+    """What determines a distribution's density: its class and the values of its attributes
+    (tensors by their bytes, numbers and strings as they are, nested distributions likewise);
+    None where an attribute is anything else (then its rule is not reused)."""
+    if depth > 4:
+        return None
+    items: list[tuple[Any, ...]] = []
+    for name, value in sorted(vars(dist).items()):
+        if isinstance(value, torch.Tensor):
+            items.append((name, _tensor_key(value)))
+        elif value is None or isinstance(value, bool | int | float | str | torch.Size):
+            items.append((name, type(value), value))
+        elif isinstance(value, Distribution):
+            inner = _dist_key(value, depth + 1)
+            if inner is None:
+                return None
+            items.append((name, inner))
+        elif name == "_validate_args":
+            items.append((name, value))
+        else:
+            return None
+    return (type(dist), tuple(items))
 
 
 _FRAMES: weakref.WeakKeyDictionary[Distribution, dict[tuple[Any, ...], tuple]] = (
