@@ -359,3 +359,12 @@ def test_a_truth_whose_parameters_require_grad_is_differentiated_not_reused():
         value = expected_score("log", D.Normal(m, t64(1.0)), forecast)[0]
         (grad,) = torch.autograd.grad(value, m)
         assert abs(float(grad) - 0.7) < 1e-9
+
+
+def test_a_truth_of_atoms_only_is_summed_by_every_rule():
+    # no continuous component: the adaptive rule's first two levels are both the exact sum
+    truth = parse_dgp("0.5 point:at=1 + 0.5 point:at=3")
+    forecast = D.Normal(t64([2.0]), t64([1.0]))
+    got = expected_score_details("log", truth, forecast)
+    want = 0.5 * math.log(2 * math.pi) + 0.5
+    assert abs(float(got.value[0]) - want) < 1e-14 and float(got.error[0]) == 0.0

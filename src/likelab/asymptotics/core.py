@@ -241,9 +241,9 @@ def asymptotics(
                 f"asymptotics needs scalar parameters; {fam.spec!r} has a probability vector "
                 f"{name!r}"
             )
-    dgp, fam, p_dist, _ = density_setting(dgp, fam)
-    core = _core(obj, fam, dgp, p_dist)
-    log = core if obj.spec == "log" else _log_core(fam, dgp, p_dist)
+    dgp, fam, p_dist, sample = density_setting(dgp, fam)
+    core = _core(obj, fam, dgp, p_dist, sample=sample)
+    log = core if obj.spec == "log" else _log_core(fam, dgp, p_dist, sample)
     names = fam.free
     nan = dict.fromkeys(names, math.nan)
     differs = False
@@ -331,7 +331,10 @@ _LOG_CACHE_SIZE = 64
 
 
 def _log_core(
-    fam: Family, dgp: DataGeneratingProcess, p_dist: torch.distributions.Distribution
+    fam: Family,
+    dgp: DataGeneratingProcess,
+    p_dist: torch.distributions.Distribution,
+    sample: torch.Tensor | None = None,
 ) -> dict[str, Any]:
     """θ* and V of ``log`` (the ARE's reference), computed once per (family, truth): every
     objective compared on the same setting shares it. Keyed by log's function and the classes
@@ -350,7 +353,7 @@ def _log_core(
     if key in _LOG_CACHE:
         _LOG_CACHE.move_to_end(key)
     else:
-        _LOG_CACHE[key] = _core(log, fam, dgp, p_dist, reference=True)
+        _LOG_CACHE[key] = _core(log, fam, dgp, p_dist, reference=True, sample=sample)
         while len(_LOG_CACHE) > _LOG_CACHE_SIZE:
             _LOG_CACHE.popitem(last=False)
     hit = _LOG_CACHE[key]
@@ -365,6 +368,7 @@ def _core(
     *,
     fast: bool = True,
     reference: bool = False,
+    sample: torch.Tensor | None = None,
 ) -> dict[str, Any]:
     """θ*, A, B, V (and, unless ``reference``, the influence function and GES) of ``obj``.
 
@@ -373,7 +377,10 @@ def _core(
     (:func:`_truth_is_theta_star`), without the search of :func:`_theta_star` from several
     starts; otherwise (or ``fast=False``) the search. Both end on the root of the estimating
     equation (the search by the polish), so they agree to its precision. Either way A, B and
-    the expected gradient at a point come from one quadrature (:func:`_moments`).
+    the expected gradient at a point come from one quadrature (:func:`_moments`). Otherwise,
+    with ``fast`` and the truth's ``sample`` (the search's starts come from it), the search of
+    :func:`_search_frozen` first, its answer kept only if verified as above; else the search
+    of :func:`_theta_star`.
     ``reference``: only θ* and V are needed (log, the ARE's reference)."""
     names = fam.free
     p = len(names)
@@ -444,6 +451,13 @@ def _core(
             # is a subgradient, not a one-sided limit; the search keeps θ* where it was
             if not kinked:
                 theta, polished = _truth_is_theta_star(fam, start, mean_grad, a_of)
+    if theta is None and fast and sample is not None:
+        found = _search_frozen(obj, fam, dgp, p_dist, sample)
+        if found is not None:
+            kinked = False
+            found = _polish(risk, mean_grad, a_of, found)
+            theta, _ = _truth_is_theta_star(fam, found, mean_grad, a_of)
+            polished = theta is not None
     if theta is None:
         theta, why = _theta_star(obj, fam, dgp)
         if theta is None:
@@ -533,6 +547,72 @@ def _truth_is_theta_star(
     if not bool((size <= 1e-8).all()):
         return None, False
     return start, bool((size <= 1e-12).all())
+
+
+#: Panels per piece of the fixed rule of :func:`_search_frozen` (a search, checked afterwards).
+_SEARCH_PANELS = 1
+
+
+def _search_frozen(
+    obj: Objective,
+    fam: Family,
+    dgp: DataGeneratingProcess,
+    p_dist: torch.distributions.Distribution,
+    sample: torch.Tensor,
+) -> torch.Tensor | None:
+    """A candidate θ* (natural parameters), or None where this search cannot give one.
+
+    :func:`_theta_star`'s search, from the same starts (:func:`~likelab.properness.density.
+    start_points`) with the same batched Newton optimiser, but on the expected score over one
+    rule held fixed (:func:`~likelab.properness.expected.frozen_expectation`, nodes cut where
+    the first start's forecast has its centre, peak and ends), so that each step
+    differentiates the objective at fixed nodes rather than through an adaptive rule. Only for
+    a continuous truth and a family without kinks (where the fixed nodes integrate every
+    forecast's score, smooth in y), and only if every start converged to a point inside the
+    parameter space; where the starts end at different points, the lowest by the adaptive rule.
+    The candidate is an approximation (the fixed rule's error, and a forecast that drifts
+    narrow against the nodes): the caller polishes it and keeps it only if verified
+    (:func:`_truth_is_theta_star`: a regular stationary point by the adaptive rule)."""
+    from likelab.estimate.newton import newton_minimize
+    from likelab.properness.density import start_points
+    from likelab.properness.expected import frozen_expectation
+
+    if p_dist.support.is_discrete:
+        return None
+    names = fam.free
+    try:
+        u0 = start_points(dgp, fam, sample)
+        first = fam.to_natural(u0[:1])
+        if fam.kinks(first):
+            return None
+        expect = frozen_expectation(
+            p_dist, fam.distribution_unchecked(first), panels=_SEARCH_PANELS
+        )
+
+        def forecast(u: torch.Tensor) -> torch.distributions.Distribution:
+            return fam.distribution_unchecked(fam.to_natural(u))
+
+        def fun(u: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
+            q = forecast(u)
+            return expect(lambda y: obj.loss(q, y, validate=False))
+
+        res = newton_minimize(fun, u0, max_iter=100)
+    except (ValueError, RuntimeError):  # likelab's errors are ValueErrors: the full search says
+        return None
+    if not bool(res.converged.all()) or not bool(torch.isfinite(res.value).all()):
+        return None
+    if bool((res.u.abs() >= EDGE).any()):
+        return None
+    best = int(torch.argmin(res.value))
+    apart = (res.u - res.u[best]).abs().amax(-1) > 1e-3
+    if bool(apart.any()):  # several minima: the lowest by the adaptive rule
+        with torch.no_grad():
+            values = expected_score(obj, p_dist, forecast(res.u))
+        if not bool(torch.isfinite(values).all()):
+            return None
+        best = int(torch.argmin(values))
+    natural = fam.to_natural(res.u[best])
+    return torch.stack([natural[k].detach().to(_DTYPE) for k in names])
 
 
 def _theta_star(

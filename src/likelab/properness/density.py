@@ -213,12 +213,7 @@ def check_density(
     dgp, fam, p_dist, sample = density_setting(truth, family, seed)
     theta_p = _truth_params(dgp, fam)
     u_p = None if theta_p is None else fam.to_unconstrained(theta_p).to(torch.float64)
-    u_fit = fam.to_unconstrained(fam.start(sample)).to(torch.float64)
-    rng = np.random.default_rng(seed)
-    rows = ([] if u_p is None else [u_p]) + [u_fit]
-    while len(rows) < starts:
-        rows.append(u_fit + torch.as_tensor(rng.normal(0.0, 1.0, size=u_fit.shape)))
-    u0 = torch.stack(rows)
+    u0 = start_points(dgp, fam, sample, starts, seed)
 
     def forecast(u: torch.Tensor) -> torch.distributions.Distribution:
         return fam.distribution_unchecked(fam.to_natural(u))
@@ -329,6 +324,23 @@ def check_density(
             "reason": res.reason[shown],
         },
     )
+
+
+def start_points(
+    dgp: DataGeneratingProcess, fam: Family, sample: torch.Tensor, starts: int = 4, seed: int = 0
+) -> torch.Tensor:
+    """The starts of :func:`check_density`'s search, rows in the family's unconstrained
+    coordinates: the truth's own parameters (when it is in the family), a fit to ``sample``
+    (:meth:`Family.start`), and perturbations of that fit by N(0, 1) draws (seeded by ``seed``)
+    up to ``starts`` rows."""
+    theta_p = _truth_params(dgp, fam)
+    u_p = None if theta_p is None else fam.to_unconstrained(theta_p).to(torch.float64)
+    u_fit = fam.to_unconstrained(fam.start(sample)).to(torch.float64)
+    rng = np.random.default_rng(seed)
+    rows = ([] if u_p is None else [u_p]) + [u_fit]
+    while len(rows) < starts:
+        rows.append(u_fit + torch.as_tensor(rng.normal(0.0, 1.0, size=u_fit.shape)))
+    return torch.stack(rows)
 
 
 def _follow_to_edges(

@@ -241,39 +241,101 @@ def _continuous_rules(
     its derivatives instead of one per rule; each node's value is the same either way, the
     score being elementwise in y). One (value, scale, rounding) per rule."""
     shape = forecast.batch_shape
+    parts = _rules_for(truth, forecast, rules, dtype, device)
+    return _apply(score, parts, len(rules), shape, dtype, device)
+
+
+_Parts = list[tuple[float, torch.Tensor | list[_Piece]]]
+
+
+def _rules_for(
+    truth: Distribution,
+    forecast: Distribution,
+    rules: list[tuple[int, int]],
+    dtype: torch.dtype,
+    device: torch.device,
+) -> _Parts:
+    """Per component of the truth (with its log weight): an atom's point, or the pieces of
+    every rule, cut where the forecast may have kinks."""
+    shape = forecast.batch_shape
     if isinstance(truth, Mixture):
         parts = list(zip(truth.log_weights.to(dtype).tolist(), truth.components, strict=True))
     else:
         parts = [(0.0, truth)]
     cuts = _forecast_cuts(forecast, shape, dtype, device)
     cut_stack = torch.stack(cuts, dim=-1) if cuts else None
-    zero = torch.zeros(shape, dtype=dtype, device=device)
-    total, scale, rounding = [zero] * len(rules), [zero] * len(rules), [zero] * len(rules)
+    out: _Parts = []
     for log_weight, comp in parts:
         if log_weight == -math.inf:
             continue
         if isinstance(comp, PointMass):  # an atom: w S(Q, x0), exactly (no nodes, no rounding)
-            x0 = comp.loc.detach().to(dtype=dtype, device=device).expand(1, *shape)
-            values = score(x0)[0]
-            for k in range(len(rules)):
+            out.append((log_weight, comp.loc.detach().to(dtype=dtype, device=device)))
+        else:
+            out.append(
+                (
+                    log_weight,
+                    [_piece(comp, log_weight, cut_stack, shape, r, dtype, device) for r in rules],
+                )
+            )
+    return out
+
+
+def _apply(
+    score: Callable[[torch.Tensor], torch.Tensor],
+    parts: _Parts,
+    count: int,
+    shape: torch.Size,
+    dtype: torch.dtype,
+    device: torch.device,
+) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """The ``count`` rules of :func:`_rules_for` applied to ``score``: (value, scale, rounding)
+    per rule."""
+    zero = torch.zeros(shape, dtype=dtype, device=device)
+    total, scale, rounding = [zero] * count, [zero] * count, [zero] * count
+    for log_weight, part in parts:
+        if isinstance(part, torch.Tensor):  # an atom
+            values = score(part.expand(1, *shape))[0]
+            for k in range(count):
                 total[k] = total[k] + math.exp(log_weight) * values
                 scale[k] = scale[k] + math.exp(log_weight) * values.detach().abs()
             continue
-        pieces = [_piece(comp, log_weight, cut_stack, shape, r, dtype, device) for r in rules]
-        ys = [piece.y for piece in pieces]
+        ys = [piece.y for piece in part]
         values_all = score(torch.cat(ys, 0) if len(ys) > 1 else ys[0])
         at = 0
-        for k, piece in enumerate(pieces):
+        for k, piece in enumerate(part):
             values = values_all[at : at + piece.y.shape[0]]
             at += piece.y.shape[0]
-            part, part_scale = _weighted_sum(
+            piece_total, piece_scale = _weighted_sum(
                 values, piece.weights, piece.live, (piece.density, piece.ends)
             )
-            total[k] = total[k] + part
-            scale[k] = scale[k] + part_scale
+            total[k] = total[k] + piece_total
+            scale[k] = scale[k] + piece_scale
             with torch.no_grad():
                 rounding[k] = rounding[k] + (piece.jitter * values.abs()).nan_to_num(nan=0.0).sum(0)
     return list(zip(total, scale, rounding, strict=True))
+
+
+def frozen_expectation(
+    truth: Distribution, anchor: Distribution, panels: int = 1
+) -> Callable[[Callable[[torch.Tensor], torch.Tensor]], torch.Tensor]:
+    r""":math:`h \mapsto E_P h(Y)` on the nodes of one rule (``panels`` per piece), built once
+    for the continuous truth ``truth`` with the cuts of the forecast ``anchor`` and then held
+    fixed: ``h`` maps nodes of shape ``(N, *anchor.batch_shape)`` (broadcastable against any
+    forecast batch) to values. Its derivatives in anything ``h`` depends on are those of the
+    integrand at fixed nodes; no error estimate and no Leibniz term for cuts that move (there
+    are none). For a search over smooth forecasts (:mod:`likelab.asymptotics`), whose answer
+    is then checked by the adaptive rule of :func:`expected_score_details`."""
+    if truth.support.is_discrete:
+        raise UnsupportedError("frozen_expectation integrates continuous truths; sum a pmf")
+    dtype, device = dtype_device(anchor)
+    with torch.no_grad():
+        parts = _rules_for(truth, anchor, [(_N_PANEL, int(panels))], dtype, device)
+    shape = anchor.batch_shape
+
+    def expect(h: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        return _apply(h, parts, 1, shape, dtype, device)[0][0]
+
+    return expect
 
 
 #: Rules of :func:`_piece` kept for reuse, keyed by the truth component's class and values, the
