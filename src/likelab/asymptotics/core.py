@@ -85,7 +85,7 @@ _GES_STEPS = 14  # the influence function at centre ± scale·4^k, k = 0..13 (up
 _TINY = 1e-300
 #: A polish step below this, relative to 1 + |θ| (four units of rounding), is not taken.
 _ROUNDING_STEP = 4 * torch.finfo(torch.float64).eps
-_GES_GRID = 4001  # dense grid on centre ± 50 scales for the supremum of a bounded IF
+_GES_GRID = 4001
 
 
 @dataclass(frozen=True)
@@ -409,6 +409,8 @@ def _core(
         return fam.distribution_unchecked({k: th[..., j] for j, k in enumerate(names)})
 
     def risk(th: torch.Tensor) -> torch.Tensor:
+        if not kinked:  # integrated with everything else at th (one quadrature, reused)
+            return moments_of(th)["S"]
         return expected_score(obj, p_dist, forecast(th.unsqueeze(0)))[0]
 
     moments: dict[tuple[float, ...], dict[str, torch.Tensor]] = {}
@@ -425,9 +427,9 @@ def _core(
 
     def mean_grad(th: torch.Tensor) -> torch.Tensor:
         key = key_of(th)
-        if key in moments:
-            return moments[key]["g"]
-        if key not in grads:
+        if key in moments or not kinked:
+            return moments_of(th)["g"]
+        if key not in grads:  # a family with a kink: A's 4p difference points are not needed
             grads[key] = _mean_grad(obj, fam, th, p_dist)
         return grads[key]
 
@@ -878,16 +880,17 @@ def _moments(
     full: bool = False,
 ) -> dict[str, torch.Tensor]:
     r"""Everything the sandwich needs at θ, integrated by **one** rule (one adaptive quadrature
-    instead of four): the expected gradient ``g`` = :math:`E_P\nabla_\theta S`, ``H`` =
-    :math:`E_P\nabla^2_\theta S`, ``B`` = :math:`E_P[\nabla_\theta S\,\nabla_\theta S^\top]`
-    at θ, and ``fd``, the expected gradients at θ and the points of A's check: θ ± d, θ ± d/2
-    along the direction d of :func:`_direction` (:func:`_checked_along`), or with ``full``
+    instead of five): the expected score ``S`` and gradient ``g`` = :math:`E_P\nabla_\theta S`,
+    ``H`` = :math:`E_P\nabla^2_\theta S`, ``B`` = :math:`E_P[\nabla_\theta S\,\nabla_\theta
+    S^\top]` at θ, and ``fd``, the expected gradients at θ and the points of A's check: θ ± d,
+    θ ± d/2 along the direction d of :func:`_direction` (:func:`_checked_along`), or with ``full``
     (a family with a kink, whose A is the differences) the 1 + 4p points of :func:`_fd_points`.
 
     The forecast batch has one row per θ (shape (m, 1), so each row has its own cuts and
     nodes) and the integrand returns p numbers per node (shape (N, m, p)): row 0 g at θ, the
-    next r rows (θ again, so the same nodes and weights) the 2q entries of H and B taken at row
-    0's nodes, p per row (padded with zeros, which integrate to 0 exactly), the other rows the
+    next r rows (θ again, so the same nodes and weights) the 2q entries of H and B and the score
+    itself taken at row 0's nodes, p per row (padded with zeros, which integrate to 0 exactly),
+    the other rows the
     expected gradients at the difference points. Each number is integrated exactly as it would
     be alone; only the rule's refinement level is shared (the finest any of them needs), and
     the pointwise derivatives are taken once per node."""
@@ -902,11 +905,13 @@ def _moments(
         d = _direction(fam, theta)
         points = [theta, theta + d, theta - d, theta + 0.5 * d, theta - 0.5 * d]
     q = len(pairs)
-    r = -(-2 * q // p)  # rows of θ that carry H and B, p entries each
+    r = -(-(2 * q + 1) // p)  # rows of θ that carry H, B and S̄, p entries each
     rows = torch.stack([points[0]] * (1 + r) + points[1:]).detach()  # (m, p); rows 0..r are θ
 
     def derivatives(th: torch.Tensor, y: torch.Tensor, hessian: bool):
-        """∇S (…, p) and, if ``hessian``, ∇²S (…, p, p) at nodes ``y`` with θ per column."""
+        """S (…), ∇S (…, p) and, if ``hessian``, ∇²S (…, p, p) at nodes ``y`` with θ per
+        column (a separate pass for the Hessian's column: its backward passes then run over
+        that column alone)."""
         with torch.enable_grad():
             copies = [th[..., j].expand(y.shape).clone().requires_grad_(True) for j in range(p)]
             dist = fam.distribution_unchecked(dict(zip(names, copies, strict=True)))
@@ -915,7 +920,7 @@ def _moments(
             grads = [torch.zeros_like(y) if gr is None else gr for gr in grads]
             g = torch.stack([gr.detach() for gr in grads], dim=-1)
             if not hessian:
-                return g, None
+                return loss.detach(), g, None
             h = torch.zeros(*y.shape, p, p, dtype=y.dtype)
             for i in sorted(set(ii.tolist())):
                 if not grads[i].requires_grad:
@@ -926,18 +931,19 @@ def _moments(
                 for j in range(p):
                     if row[j] is not None:
                         h[..., i, j] = row[j].detach()
-        return g, h
+        return loss.detach(), g, h
 
     def integrand(dist: torch.distributions.Distribution, y: torch.Tensor) -> torch.Tensor:
         y = y[..., 0]  # (N, m)
         out = torch.zeros(*y.shape, p, dtype=y.dtype)
-        g0, h0 = derivatives(rows[0], y[:, 0], True)  # (N, p), (N, p, p)
+        s0, g0, h0 = derivatives(rows[0], y[:, 0], True)  # (N,), (N, p), (N, p, p)
         out[:, 0] = g0
         extra = torch.zeros(y.shape[0], r * p, dtype=y.dtype)  # rows 1..r, flattened
         extra[:, :q] = h0[:, ii, jj]
         extra[:, q : 2 * q] = g0[:, ii] * g0[:, jj]
+        extra[:, 2 * q] = s0
         out[:, 1 : 1 + r] = extra.reshape(y.shape[0], r, p)
-        g_fd, _ = derivatives(rows[1 + r :], y[:, 1 + r :], False)  # (N, m - 1 - r, p)
+        _, g_fd, _ = derivatives(rows[1 + r :], y[:, 1 + r :], False)  # (N, m - 1 - r, p)
         out[:, 1 + r :] = g_fd
         return out
 
@@ -950,7 +956,13 @@ def _moments(
     for c, (i, j) in enumerate(pairs):
         h[i, j] = h[j, i] = extra[c]
         b[i, j] = b[j, i] = extra[q + c]
-    return {"g": values[0], "H": h, "B": b, "fd": torch.cat([values[:1], values[1 + r :]])}
+    return {
+        "g": values[0],
+        "H": h,
+        "B": b,
+        "S": extra[2 * q],
+        "fd": torch.cat([values[:1], values[1 + r :]]),
+    }
 
 
 def _has_kink(p_dist: torch.distributions.Distribution) -> bool:
