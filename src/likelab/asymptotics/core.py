@@ -468,7 +468,10 @@ def _core(
     if theta is None and fast and sample is not None:
         found = _search_frozen(obj, fam, dgp, p_dist, sample)
         if found is not None:
-            kinked = False
+            kinked = False  # the search runs only in a family without kinks
+        # verified before the polish too: a point where the fixed rule failed (a forecast run
+        # narrow against its nodes) is dropped at the cost of one quadrature, not polished
+        if found is not None and _truth_is_theta_star(fam, found, mean_grad, a_of)[0] is not None:
             found = _polish(risk, mean_grad, a_of, found)
             theta, _ = _truth_is_theta_star(fam, found, mean_grad, a_of)
             polished = theta is not None
