@@ -471,7 +471,12 @@ def _core(
             kinked = False  # the search runs only in a family without kinks
         # verified before the polish too: a point where the fixed rule failed (a forecast run
         # narrow against its nodes) is dropped at the cost of one quadrature, not polished
-        if found is not None and _truth_is_theta_star(fam, found, mean_grad, a_of)[0] is not None:
+        checked, exact = (
+            (None, False) if found is None else _truth_is_theta_star(fam, found, mean_grad, a_of)
+        )
+        if checked is not None and exact:  # already the root to rounding level
+            theta, polished = checked, True
+        elif checked is not None:
             found = _polish(risk, mean_grad, a_of, found)
             theta, _ = _truth_is_theta_star(fam, found, mean_grad, a_of)
             polished = theta is not None
@@ -587,10 +592,12 @@ def _search_frozen(
     a continuous truth and a family without kinks (where the fixed nodes integrate every
     forecast's score, smooth in y), and only if every start converged to a point inside the
     parameter space; where the starts end at different points, the lowest by the adaptive rule.
-    The candidate is an approximation (the fixed rule's error, and a forecast that drifts
-    narrow against the nodes): the caller polishes it and keeps it only if verified
-    (:func:`_truth_is_theta_star`: a regular stationary point by the adaptive rule)."""
-    from likelab.estimate.newton import newton_minimize
+    The lowest point takes one more Newton step on the fixed rule (the optimiser may stop at a
+    relative gradient of 1e-9). The candidate is an approximation (the fixed rule's error, and
+    a forecast that drifts narrow against the nodes): the caller keeps it only if verified
+    (:func:`_truth_is_theta_star`: a regular stationary point by the adaptive rule), polished
+    unless its Newton step by the adaptive rule is already at rounding level."""
+    from likelab.estimate.newton import newton_minimize, value_grad_hess
     from likelab.properness.density import start_points
     from likelab.properness.expected import frozen_expectation
 
@@ -628,7 +635,22 @@ def _search_frozen(
         if not bool(torch.isfinite(values).all()):
             return None
         best = int(torch.argmin(values))
-    natural = fam.to_natural(res.u[best])
+    u = res.u[best : best + 1]
+    # one more Newton step on the fixed rule: the optimiser may stop at a relative gradient of
+    # 1e-9; near the root the step squares the error, down to the fixed rule's own
+    try:
+        _, g, h = value_grad_hess(fun, u, torch.zeros(1, dtype=torch.long))
+        step, info = torch.linalg.solve_ex(0.5 * (h[0] + h[0].T), g[0])
+    except (ValueError, RuntimeError):
+        step, info = None, 1
+    if (
+        step is not None
+        and int(info) == 0
+        and bool(torch.isfinite(step).all())
+        and bool((step.abs() <= 1e-6 * (1.0 + u[0].abs())).all())
+    ):
+        u = u - step
+    natural = fam.to_natural(u[0])
     return torch.stack([natural[k].detach().to(_DTYPE) for k in names])
 
 
