@@ -54,3 +54,33 @@ def test_digamma_half_difference_matches_mpmath(x):
         2 * eps * abs(float(mpmath.digamma(mpmath.mpf(x) + mpmath.mpf("0.5")))) if x < 30 else 0
     )
     assert abs(got - exact) <= 1e-14 * abs(exact) + direct
+
+
+@pytest.mark.parametrize("df_requires_grad", [False, True])
+def test_a_fixed_df_broadcast_over_nodes_gives_the_per_element_numbers(df_requires_grad):
+    # a df broadcast to the nodes' shape (every stride 0) has its special functions evaluated
+    # once; values and first and second derivatives (in loc, scale and df) must be those of a
+    # df that is a genuine per-element tensor (same numbers in every element)
+    from likelab.families.distributions import StudentT, once_per_value
+    from likelab.families.integrals import power_integral
+
+    y = torch.linspace(-30.0, 30.0, 101, dtype=torch.float64)
+
+    def numbers(expanded: bool):
+        df0 = torch.tensor(4.5, dtype=torch.float64, requires_grad=df_requires_grad)
+        loc = torch.zeros(101, dtype=torch.float64, requires_grad=True)
+        scale = torch.full((101,), 2.0, dtype=torch.float64, requires_grad=True)
+        df = df0.expand(101) if expanded else df0 * torch.ones(101, dtype=torch.float64)
+        assert (all(st == 0 for st in df.stride())) == expanded
+        d = StudentT(df, loc, scale)
+        value = d.log_prob(y) + power_integral(d, 1.3)
+        wrt = [loc, scale] + ([df0] if df_requires_grad else [])
+        grads = torch.autograd.grad(value.sum(), wrt, create_graph=True)
+        second = torch.autograd.grad(grads[1].sum(), wrt)
+        return [value.detach(), *[g.detach() for g in grads], *second]
+
+    for a, b in zip(numbers(True), numbers(False), strict=True):
+        assert torch.allclose(a, b, rtol=1e-14, atol=0)
+    # not a broadcast single value: computed elementwise as it is
+    x = torch.tensor([1.0, 2.0], dtype=torch.float64)
+    assert torch.equal(once_per_value(torch.lgamma, x), torch.lgamma(x))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import ClassVar
 
 import torch
@@ -18,6 +19,17 @@ __all__ = [
     "digamma_half_difference",
     "lgamma_half_difference",
 ]
+
+
+def once_per_value(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """``fn(x)`` for an elementwise ``fn``, computed on one element when ``x`` is a single value
+    broadcast to a shape (every stride 0: a fixed parameter expanded to a batch of
+    observations, e.g. a Student-t's ``df`` beside per-node locations), then expanded back; as
+    ``fn(x)`` otherwise. Same values and derivatives, without evaluating costly special functions
+    (``lgamma``) once per element."""
+    if x.dim() > 0 and x.numel() > 1 and all(st == 0 for st in x.stride()):
+        return fn(x[(0,) * x.dim()]).expand(x.shape)
+    return fn(x)
 
 
 def lgamma_half_difference(x: torch.Tensor) -> torch.Tensor:
@@ -52,6 +64,11 @@ def digamma_half_difference(x: torch.Tensor) -> torch.Tensor:
     return torch.where(big, series, direct)
 
 
+def _log_t_constant(df: torch.Tensor) -> torch.Tensor:
+    """log(√(νπ) Γ(ν/2) / Γ((ν+1)/2)): the Student-t density's normaliser without the scale."""
+    return 0.5 * df.log() + 0.5 * math.log(math.pi) - lgamma_half_difference(0.5 * df)
+
+
 class StudentT(_TorchStudentT):
     """``torch.distributions.StudentT`` with a log-density accurate at large ``df``.
 
@@ -64,12 +81,7 @@ class StudentT(_TorchStudentT):
         if self._validate_args:
             self._validate_sample(value)
         y = (value - self.loc) / self.scale
-        z = (
-            self.scale.log()
-            + 0.5 * self.df.log()
-            + 0.5 * math.log(math.pi)
-            - lgamma_half_difference(0.5 * self.df)
-        )
+        z = self.scale.log() + once_per_value(_log_t_constant, self.df)
         return -0.5 * (self.df + 1.0) * torch.log1p(y**2.0 / self.df) - z
 
     def expand(self, batch_shape, _instance=None):

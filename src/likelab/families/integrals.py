@@ -15,7 +15,7 @@ import torch
 from torch import distributions as D
 
 from likelab.errors import UnsupportedError
-from likelab.families.distributions import Logistic
+from likelab.families.distributions import Logistic, once_per_value
 
 __all__ = ["power_integral", "register_power_integral"]
 
@@ -85,10 +85,15 @@ def _student_t(dist: D.StudentT, k: float) -> torch.Tensor:
     Finite iff k(ν + 1) > 1.
     """
     nu, s = torch.broadcast_tensors(dist.df, dist.scale)
-    log_c = torch.lgamma((nu + 1) / 2) - torch.lgamma(nu / 2) - 0.5 * torch.log(nu * math.pi)
+
+    def of_nu(nu: torch.Tensor) -> torch.Tensor:  # the terms in ν alone
+        log_c = torch.lgamma((nu + 1) / 2) - torch.lgamma(nu / 2) - 0.5 * torch.log(nu * math.pi)
+        b = (k * (nu + 1) - 1) / 2
+        safe_b = torch.where(b > 0, b, torch.ones_like(b))
+        return k * log_c + 0.5 * torch.log(nu) + _lbeta(0.5, safe_b)
+
+    log_val = once_per_value(of_nu, nu) + (1 - k) * torch.log(s)
     b = (k * (nu + 1) - 1) / 2
-    safe_b = torch.where(b > 0, b, torch.ones_like(b))
-    log_val = k * log_c + (1 - k) * torch.log(s) + 0.5 * torch.log(nu) + _lbeta(0.5, safe_b)
     return torch.where(b > 0, torch.exp(log_val), torch.full_like(log_val, math.inf))
 
 
