@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import functools
 import math
+from fractions import Fraction
 
 import torch
 
@@ -230,12 +231,37 @@ def student_t_cdf(
     and its derivative (the density) are exact and smooth through ``z = 0``, where composing
     :func:`betainc` with :math:`z^2` would give the product 0 · ∞. Differentiable in ``z`` and
     ``df``.
+
+    Integer degrees of freedom: where ``df`` carries no gradient and every element is an integer
+    in ``[1, 30]`` (at most 8 distinct values), the finite sums of A&S 26.7.3-4 replace the
+    continued fraction (see :func:`_student_t_cdf_integer`), with the same accuracy in both tails
+    and about a tenth of the operations; they are differentiable in ``z`` to any order.
     """
     z, nu = _promote(z, df)
     invalid = (nu <= 0) | nu.isnan() | z.isnan()
     infinite = z.isinf()
     zs = torch.where(infinite | invalid, torch.zeros_like(z), z)
-    nus = torch.where(invalid, torch.ones_like(nu), nu)
+    degrees = _integer_degrees(nu)
+    if degrees is not None:
+        out = torch.zeros_like(zs)
+        for k in degrees:
+            if len(degrees) == 1:
+                out = _student_t_cdf_integer(zs, k)
+            else:
+                here = nu == k
+                out = out.index_put((here,), _student_t_cdf_integer(zs[here], k))
+    else:
+        out = _student_t_cdf_betainc(zs, nu, invalid | infinite, max_iter)
+    out = torch.where(infinite, (z > 0).to(out.dtype), out)
+    return torch.where(invalid, torch.full_like(out, math.nan), out)
+
+
+def _student_t_cdf_betainc(
+    zs: torch.Tensor, nu: torch.Tensor, skip: torch.Tensor, max_iter: int
+) -> torch.Tensor:
+    """The general path of :func:`student_t_cdf`: the continued fraction of the incomplete beta
+    function (finite ``zs``; elements where ``skip`` is set are left unconverged)."""
+    nus = torch.where(skip, torch.ones_like(nu), nu)
     z2 = zs * zs
     denom = nus + z2
     t = z2 / denom  # = 1 - x, x = ν/(ν + z²)
@@ -248,7 +274,7 @@ def student_t_cdf(
     aa = torch.where(centre, half, nus / 2)
     bb = torch.where(centre, nus / 2, half)
     xx = torch.where(centre, t, nus / denom)
-    cf = _betacf(aa, bb, xx, ~(infinite | invalid), max_iter)
+    cf = _betacf(aa, bb, xx, ~skip, max_iter)
     lb = _lbeta(half, nus / 2)
     # x^{ν/2} = exp(-(ν/2) log1p(z²/ν)), shared by both branches.
     x_pow = torch.exp(0.5 * nus * log_x)
@@ -261,9 +287,137 @@ def student_t_cdf(
     log_t = torch.log(torch.where(centre, torch.ones_like(z2), z2)) - torch.log(denom)
     tail = torch.exp(0.5 * nus * log_x + 0.5 * log_t - lb) * cf / nus
     f_tail = torch.where(zs < 0, tail, 1.0 - tail)
-    out = torch.where(centre, f_centre, f_tail)
-    out = torch.where(infinite, (z > 0).to(out.dtype), out)
-    return torch.where(invalid, torch.full_like(out, math.nan), out)
+    return torch.where(centre, f_centre, f_tail)
+
+
+# Integer degrees of freedom take the finite sums up to this ν. Measured (CPU, 600 points, value
+# with first and second derivatives in (loc, scale)): 2-8x faster than the fraction for even ν,
+# 3.2x at ν = 5, 1.4x at ν = 29 (the odd-ν tail series grows like 10ν terms, the fraction's
+# iterations like √ν); their accuracy does not depend on ν (see _student_t_cdf_integer).
+_INT_DF_MAX = 30
+_INT_DF_GROUPS = 8  # distinct integer ν in one batch: each is one pass over its elements
+_ODD_SERIES_FROM = 2.0  # odd ν: |z| beyond which (and beyond √ν) the tail series is used
+_ODD_SERIES_EPS = 2.0**-56  # truncation of the odd-ν tail series, relative to its sum
+
+
+def _integer_degrees(nu: torch.Tensor) -> list[int] | None:
+    """The distinct values of ``nu`` if the finite sums apply to it (no gradient wanted through
+    ``nu``; every element an integer in ``[1, _INT_DF_MAX]``, at most ``_INT_DF_GROUPS`` of
+    them), else ``None``."""
+    if (nu.requires_grad and torch.is_grad_enabled()) or nu.numel() == 0:
+        return None
+    ok = (nu >= 1) & (nu <= _INT_DF_MAX) & (nu == torch.round(nu))
+    if not bool(ok.all()):
+        return None
+    values = torch.unique(nu.detach())
+    if values.numel() > _INT_DF_GROUPS:
+        return None
+    return [int(v) for v in values.tolist()]
+
+
+@functools.cache
+def _t_integer_coefficients(nu: int) -> tuple[tuple[float, ...], tuple[float, ...], float]:
+    r"""Coefficients of the finite sums of :func:`_student_t_cdf_integer`, exact in rational
+    arithmetic and rounded once, and the tail threshold :math:`w_b` on :math:`|z|/\sqrt\nu`.
+
+    Even ν = 2n: (:math:`c_0 … c_{n-1}`, :math:`d_n … d_{2n-1}`, :math:`1/\sqrt\nu`),
+    :math:`c_k = (1/2)_k / k!` and :math:`\sum_k d_k x^k = 1 - (1 - x) P_n(x)^2`,
+    :math:`P_n = \sum_{k<n} c_k x^k` (its coefficients below :math:`x^n` vanish, the others are
+    positive: checked here). Odd ν = 2n + 1: (:math:`e_0 … e_{n-1}`,
+    :math:`e_n … e_{n+N-1}`, :math:`w_b`), :math:`e_k = (2k)!! / (2k+1)!!`,
+    :math:`w_b = \min(1, 2/\sqrt\nu)`, and N the number of terms after which the series'
+    remainder is below 2⁻⁵⁶ of its sum for :math:`x \le x_b = 1/(1 + w_b^2)`: the remainder
+    after N terms is at most :math:`e_{n+N} x_b^N / (1 - x_b)` (e decreasing), the sum at
+    least :math:`e_n`.
+    """
+    n = nu // 2
+    if nu % 2 == 0:
+        c = [Fraction(1)]
+        for k in range(1, n):
+            c.append(c[-1] * Fraction(2 * k - 1, 2 * k))
+        square = [Fraction(0)] * (2 * n - 1)
+        for i, ci in enumerate(c):
+            for j, cj in enumerate(c):
+                square[i + j] += ci * cj
+        poly = [Fraction(1)] + [Fraction(0)] * (2 * n - 1)  # 1 - (1 - x) P²
+        for k, a in enumerate(square):
+            poly[k] -= a
+            poly[k + 1] += a
+        if any(poly[:n]) or not all(d > 0 for d in poly[n:]):  # pragma: no cover - algebra
+            raise AssertionError(f"finite sum of the t CDF: bad coefficients for df = {nu}")
+        return tuple(float(v) for v in c), tuple(float(v) for v in poly[n:]), 1 / math.sqrt(nu)
+    w_b = min(1.0, _ODD_SERIES_FROM / math.sqrt(nu))
+    x_b = 1.0 / (1.0 + w_b * w_b)
+    e = [Fraction(1)]
+    while len(e) <= n:
+        k = len(e) - 1
+        e.append(e[-1] * Fraction(2 * k + 2, 2 * k + 3))
+    tail = [e[n]]
+    while float(tail[-1] / e[n]) * x_b ** (len(tail) - 1) / (1 - x_b) > _ODD_SERIES_EPS:
+        k = n + len(tail) - 1
+        tail.append(tail[-1] * Fraction(2 * k + 2, 2 * k + 3))
+    return tuple(float(v) for v in e[:n]), tuple(float(v) for v in tail), w_b
+
+
+def _horner(coefs: tuple[float, ...], x: torch.Tensor) -> torch.Tensor:
+    r""":math:`\sum_k` ``coefs[k]`` :math:`x^k` by Horner's rule."""
+    acc = torch.full_like(x, coefs[-1])
+    for c in reversed(coefs[:-1]):
+        acc = acc * x + c
+    return acc
+
+
+def _student_t_cdf_integer(z: torch.Tensor, nu: int) -> torch.Tensor:
+    r"""The t CDF for integer ν by finite sums (A&S 26.7.3-4), both tails to full relative accuracy.
+
+    With :math:`w = z/\sqrt\nu`, :math:`\theta = \arctan w`, :math:`x = \cos^2\theta = 1/(1+w^2)`,
+    and the coefficients of :func:`_t_integer_coefficients`:
+
+    - centre (:math:`|w| \le w_b`): even ν = 2n,
+      :math:`F = \tfrac12 + \tfrac12 \sin\theta \sum_{k<n} c_k x^k` (A&S 26.7.4); odd ν = 2n + 1,
+      :math:`F = \tfrac12 + \tfrac1\pi [\theta + \sin\theta\cos\theta \sum_{k<n} e_k x^k]`
+      (A&S 26.7.3). For z < 0 this is a difference from 1/2, exact to
+      :math:`\epsilon / (2F)` relative: the centre ends at :math:`|z| = 1` for even ν
+      (F >= F(-1) > 0.15) and at :math:`|z| = \min(\sqrt\nu, 2)` for odd ν (F > 0.022);
+    - tails (:math:`|w| > w_b`): the tail probability :math:`Q = P(T > |z|)` directly, as a sum
+      of positive terms, so it keeps its relative accuracy however small it is. Even ν:
+      :math:`2Q = 1 - \sqrt{1-x}\,P_n(x) = x^n \sum_{j<n} d_{n+j} x^j / (1 + \sqrt{1-x}\,
+      P_n(x))` (multiplying by the conjugate), exact at every x. Odd ν:
+      :math:`Q = \tfrac1\pi[\arcsin\sqrt x - \sqrt{x(1-x)}\,T_n(x)] = \tfrac1\pi
+      \sqrt{x(1-x)} \sum_{k \ge n} e_k x^k` (the Taylor series :math:`\arcsin t / \sqrt{1-t^2}
+      = \sum_k e_k t^{2k+1}`, :math:`t = \sqrt x`), truncated where the remainder is below
+      2⁻⁵⁶ of the sum; ν = 1: :math:`Q = \arctan(1/|w|)/\pi`.
+
+    Operations: about 3ν/2 multiply-adds for even ν; for odd ν, ν/2 + N with N from 56 (ν <= 3)
+    to ~300 (ν = 29), the series in :math:`x < \nu/(\nu + 4)`. The tails are written in
+    :math:`v = 1/|w|`, so nothing overflows for any finite z, and each branch is fed stand-in
+    inputs where the other is used, so derivatives of every order in z stay finite.
+    """
+    small, big, w_b = _t_integer_coefficients(nu)
+    n = nu // 2
+    w = z / math.sqrt(nu)
+    tail = w.abs() > w_b
+    wc = torch.where(tail, torch.zeros_like(w), w)
+    wt = torch.where(tail, w, torch.full_like(w, 2.0 * w_b))
+    wc2 = wc * wc
+    xc = 1.0 / (1.0 + wc2)
+    v = 1.0 / wt.abs()
+    one_v2 = 1.0 + v * v
+    xt = v * v / one_v2
+    if nu % 2 == 0:
+        centre = 0.5 + 0.5 * (wc / torch.sqrt(1.0 + wc2)) * _horner(small, xc)
+        s = 1.0 / torch.sqrt(one_v2)
+        q = 0.5 * xt**n * _horner(big, xt) / (1.0 + s * _horner(small, xt))
+    else:
+        angle = torch.atan(wc)
+        if n > 0:
+            angle = angle + wc * xc * _horner(small, xc)
+        centre = 0.5 + angle / math.pi
+        if n == 0:
+            q = torch.atan(v) / math.pi
+        else:
+            q = (v / one_v2) * xt**n * _horner(big, xt) / math.pi
+    return torch.where(tail, torch.where(w < 0, q, 1.0 - q), centre)
 
 
 # ------------------------------------------------------------------ incomplete gamma
