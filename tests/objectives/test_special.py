@@ -221,6 +221,25 @@ def test_integer_df_derivatives_are_the_density_and_its_slope(exact_t):
         assert gradgradcheck(lambda v, d=df: student_t_cdf(v, float(d)), (zc,))
 
 
+def test_general_path_far_tails_are_finite():
+    # the continued-fraction path formed z² (inf beyond |z| ~ 1e154) and returned nan there;
+    # it now works in w = z/√ν and 1/|w|, like the integer path
+    z = t64([-1e300, -1e200, -1e160, -1e30, 1e160, 1e300]).requires_grad_(True)
+    for df in (0.7, 2.5, "grad"):
+        nu = t64(5.0).requires_grad_(True) if df == "grad" else t64(df)
+        out = student_t_cdf(z, nu)
+        want = np.array([_mp_t(v, float(nu.detach()))[0] for v in z.detach().numpy()])
+        keep = (want > 1e-305) & (want < 0.5)
+        np.testing.assert_allclose(out.detach().numpy()[keep], want[keep], rtol=1e-12)
+        assert out.detach().tolist()[-2:] == [1.0, 1.0]
+        assert np.all(out.detach().numpy()[:4][~keep[:4]] < 1e-290)
+        wrt = (z, nu) if nu.requires_grad else (z,)
+        grads = torch.autograd.grad(out.sum(), wrt, create_graph=True)
+        assert all(torch.isfinite(g).all() for g in grads)
+        second = torch.autograd.grad(grads[0].sum(), wrt)
+        assert all(torch.isfinite(h).all() for h in second)
+
+
 def test_integer_df_path_is_taken_only_where_it_applies(monkeypatch):
     z = t64([-1e6, -3.0, -0.4, 0.0, 0.8, 2.2, 90.0])
 

@@ -144,6 +144,32 @@ def _log_gamma_prefactor(a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return torch.where(big, stirling, direct)
 
 
+def _log1p_square(w: torch.Tensor) -> torch.Tensor:
+    r""":math:`\log(1 + w^2)` with derivatives of every order finite at every finite ``w``:
+    ``log1p(w²)`` for :math:`|w| \le 1`, :math:`2\log|w| + \log(1 + w^{-2})` beyond (each branch
+    fed only its own safe inputs, so no ``0 * inf`` reaches a derivative). ``log1p(w * w)``
+    overflows to ``inf`` for :math:`|w| > 10^{154}`, and its derivatives of order two and up
+    are then ``0 * inf = nan``."""
+    big = w.abs() > 1
+    w_small = torch.where(big, torch.zeros_like(w), w)
+    w_big = torch.where(big, w, torch.ones_like(w))
+    return torch.where(
+        big, 2 * torch.log(w_big.abs()) + torch.log1p(w_big.pow(-2)), torch.log1p(w_small**2)
+    )
+
+
+def _per_value(fn, x: torch.Tensor):
+    """``fn(x)`` (a tensor or a tuple of tensors) for an elementwise ``fn``, evaluated once per
+    distinct value of ``x`` when no gradient is wanted through ``x`` (the same numbers: a
+    broadcast parameter, such as a fixed df expanded over quadrature nodes, is not worked
+    through element by element)."""
+    if (x.requires_grad and torch.is_grad_enabled()) or x.numel() <= 1:
+        return fn(x)
+    values, inverse = torch.unique(x, return_inverse=True)
+    out = fn(values)
+    return tuple(o[inverse] for o in out) if isinstance(out, tuple) else out[inverse]
+
+
 # ------------------------------------------------------------------ incomplete beta
 def _betacf(
     a: torch.Tensor, b: torch.Tensor, x: torch.Tensor, active: torch.Tensor, max_iter: int
@@ -262,29 +288,40 @@ def _student_t_cdf_betainc(
     """The general path of :func:`student_t_cdf`: the continued fraction of the incomplete beta
     function (finite ``zs``; elements where ``skip`` is set are left unconverged)."""
     nus = torch.where(skip, torch.ones_like(nu), nu)
-    z2 = zs * zs
-    denom = nus + z2
-    t = z2 / denom  # = 1 - x, x = ν/(ν + z²)
-    log1p_z2nu = torch.log1p(z2 / nus)
-    log_x = -log1p_z2nu  # log(ν/(ν+z²))
+    # Everything in w = z/√ν, and in 1/|w| beyond |w| = 1 (z² overflows for |z| > 1e154):
+    # t = z²/(ν + z²) = w²/(1 + w²), x = 1 - t, log x = -log(1 + w²), z/√(ν + z²) = w/√(1 + w²).
+    w = zs / torch.sqrt(nus)
+    big = w.abs() > 1
+    w_small = torch.where(big, torch.zeros_like(w), w)
+    w_big = torch.where(big, w, torch.ones_like(w))
+    v2 = w_big.pow(-2)
+    w2 = w_small * w_small
+    t = torch.where(big, 1.0 / (1.0 + v2), w2 / (1.0 + w2))
+    x = torch.where(big, v2 / (1.0 + v2), 1.0 / (1.0 + w2))
+    log_x = -_log1p_square(w)
     half = torch.full_like(nus, 0.5)
     # Centre: the fraction of I_t(1/2, ν/2); tail: that of I_x(ν/2, 1/2) (the NR3 switch rule).
     # The prefactors are rebuilt below with sign(z) √t = z / √(ν+z²) to keep z = 0 smooth.
     centre = t <= 1.5 / (nus / 2 + 2.5)  # t <= (a+1)/(a+b+2), a = 1/2, b = ν/2
     aa = torch.where(centre, half, nus / 2)
     bb = torch.where(centre, nus / 2, half)
-    xx = torch.where(centre, t, nus / denom)
+    xx = torch.where(centre, t, x)
     cf = _betacf(aa, bb, xx, ~skip, max_iter)
     lb = _lbeta(half, nus / 2)
     # x^{ν/2} = exp(-(ν/2) log1p(z²/ν)), shared by both branches.
     x_pow = torch.exp(0.5 * nus * log_x)
-    root = torch.sqrt(denom)
+    signed_root_t = torch.where(
+        big, torch.sign(w_big) / torch.sqrt(1.0 + v2), w_small / torch.sqrt(1.0 + w2)
+    )
     # centre: F = 1/2 + sign(z)/2 · t^{1/2} x^{ν/2} / ((1/2) B) · cf
     #           = 1/2 + (z/√(ν+z²)) x^{ν/2} cf / B
-    f_centre = 0.5 + zs / root * x_pow * cf / torch.exp(lb)
+    f_centre = 0.5 + signed_root_t * x_pow * cf / torch.exp(lb)
     # tail: P(T > |z|) = 1/2 I_x(ν/2, 1/2) = 1/2 · x^{ν/2} t^{1/2} / ((ν/2) B) · cf
     # (z ≠ 0 in the tail branch; the stand-in 1 keeps log(0) out of the unselected side's gradient.)
-    log_t = torch.log(torch.where(centre, torch.ones_like(z2), z2)) - torch.log(denom)
+    w_tail = torch.where(centre | big, torch.ones_like(w), w_small)
+    log_t = torch.where(
+        big, -torch.log1p(v2), 2.0 * torch.log(w_tail.abs()) - torch.log1p(w_tail * w_tail)
+    )
     tail = torch.exp(0.5 * nus * log_x + 0.5 * log_t - lb) * cf / nus
     f_tail = torch.where(zs < 0, tail, 1.0 - tail)
     return torch.where(centre, f_centre, f_tail)

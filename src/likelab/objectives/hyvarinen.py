@@ -41,6 +41,7 @@ import torch
 from torch import distributions as D
 
 from likelab.errors import UnsupportedError
+from likelab.objectives._special import _log1p_square
 from likelab.objectives.base import Properties, check_observations, register_objective
 
 __all__ = ["hyvarinen_loss", "hyvarinen_score"]
@@ -85,18 +86,6 @@ def _check_forecast(dist: D.Distribution) -> None:
         reason = _REFUSED.get(cls)
         if reason is not None:
             raise UnsupportedError(f"{name} forecast: {reason}")
-
-
-def _log1p_square(w: torch.Tensor) -> torch.Tensor:
-    r""":math:`\log(1 + w^2)` with derivatives of every order finite at every finite ``w``:
-    ``log1p(w²)`` for :math:`|w| \le 1`, :math:`2\log|w| + \log(1 + w^{-2})` beyond (each branch
-    fed only its own safe inputs, so no ``0 * inf`` reaches a derivative)."""
-    big = w.abs() > 1
-    w_small = torch.where(big, torch.zeros_like(w), w)
-    w_big = torch.where(big, w, torch.ones_like(w))
-    return torch.where(
-        big, 2 * torch.log(w_big.abs()) + torch.log1p(w_big.pow(-2)), torch.log1p(w_small**2)
-    )
 
 
 def _log_density(dist: D.Distribution, y: torch.Tensor) -> torch.Tensor:
