@@ -142,7 +142,7 @@ def test_student_t_cdf_matches_scipy(hi, seed):
 
 # ----------------------------------------------------------------------------- integer df
 INT_DF = list(range(1, _special._INT_DF_MAX + 1))
-# z on both sides of every branch switch (|z| = 1, 2, √ν) and out to the far tails
+# z on both sides of the branch switch |z| = 1 (and of 2, √ν) and out to the far tails
 Z_MAG = np.array(
     [0.0, 1e-12, 1e-3, 0.3, 0.999, 1.0, 1.001, 1.7, 1.99, 2.01, 2.2, 2.5, 3.0, 4.2, 5.6, 7.0]
 )
@@ -166,11 +166,12 @@ def exact_t():
 
 
 def test_integer_df_cdf_is_exact_in_both_tails(exact_t):
-    # The finite sums give the left tail as a sum of positive terms (and the right as 1 - it),
+    # The finite forms give the left tail from positive terms only (and the right as 1 - it),
     # so F keeps its relative accuracy down to F ~ 1e-150 (ν = 30, z = -1e5). Error budget:
-    # the input rounding of w = z/√ν, amplified by z f/F ≈ ν in the tails, plus the centre's
-    # difference from 1/2 for F >= 0.006 (at most 1/(2F) ≈ 80 ulp); observed <= 40 ulp, so
-    # 2e-14 relative. scipy (Boost) and the continued fraction are checked at their own 1e-12.
+    # the rounding of 1/|w| = √ν/|z| and of the quadrature's nodes, amplified ~ν-fold in the
+    # tails (F ∝ |z|^-ν), plus the centre's difference from 1/2 for F >= F(-1) > 0.15; observed
+    # <= 36 ulp over ν <= 30 (the continued fraction: up to ~400), so 2e-14 relative. scipy
+    # (Boost) and the continued fraction are checked at their own 1e-12.
     z = t64(Z_INT)
     for df in INT_DF:
         want = exact_t[df][0]
