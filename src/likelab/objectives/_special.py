@@ -366,9 +366,9 @@ def _t_integer_coefficients(
     positive: checked here). Odd ν = 2n + 1: (:math:`e_0 … e_{n-1}`, nodes, weights),
     :math:`e_k = (2k)!! / (2k+1)!!`, and the Gauss-Legendre rule of n + 10 nodes mapped to
     [0, 1], its weights divided by :math:`B(\tfrac12, n + \tfrac12) = \pi (1/2)_n / n!`. The
-    integrand :math:`\sin^{2n}` is entire and, on the tail's :math:`[0, \pi/2)`, no steeper than
-    a polynomial of degree 2n times a Gaussian factor :math:`e^{-n s^2/3}`-like; n + 8 nodes
-    already reach round-off for every n <= 14 (checked against 40-digit values in the tests).
+    integrand :math:`\sin^{2n}` is entire; over the tail's :math:`0 < \varphi \le
+    \arctan\sqrt\nu` the rule's truncation error is below 2e-19 relative for every odd
+    ν <= 29 (6e-16 with n + 8 nodes, 2e-12 with n + 6), measured in 40-digit arithmetic.
     """
     n = nu // 2
     if nu % 2 == 0:
@@ -473,9 +473,9 @@ def _student_t_cdf_integer(z: torch.Tensor, nu: int) -> torch.Tensor:
       would subtract numbers near 1/2 again), by Gauss-Legendre quadrature (positive weights);
       ν = 1: :math:`Q = \arctan(1/|w|)/\pi`.
 
-    The tails are written in :math:`v = 1/|w|`, so nothing overflows for any finite z, and each
-    branch is fed stand-in inputs where the other is used, so derivatives of every order in z
-    stay finite.
+    The tails are written in :math:`v = 1/|w|`, so nothing overflows for any finite z; they are
+    evaluated on the tail's elements only, and the centre is fed 0 there, so derivatives of every
+    order in z stay finite.
     """
     small, big, weights = _t_integer_coefficients(nu)
     n = nu // 2
@@ -483,21 +483,25 @@ def _student_t_cdf_integer(z: torch.Tensor, nu: int) -> torch.Tensor:
     w = z / root
     tail = z.abs() > 1
     wc = torch.where(tail, torch.zeros_like(w), w)
-    zt = torch.where(tail, z, torch.full_like(z, 2.0))
     wc2 = wc * wc
     xc = 1.0 / (1.0 + wc2)
-    v = root / zt.abs()  # 1/|w| in one rounding
     if nu % 2 == 0:
         centre = 0.5 + 0.5 * (wc / torch.sqrt(1.0 + wc2)) * _horner(small, xc)
-        one_v2 = 1.0 + v * v
-        xt = v * v / one_v2
-        s = 1.0 / torch.sqrt(one_v2)
-        q = 0.5 * xt**n * _horner(big, xt) / (1.0 + s * _horner(small, xt))
     else:
         angle = torch.atan(wc)
         if n > 0:
             angle = angle + wc * xc * _horner(small, xc)
         centre = 0.5 + angle / math.pi
+    # The tail probability is computed on the tail's elements only (often a third of them).
+    flat = z.reshape(-1)
+    where_tail = tail.reshape(-1).nonzero().squeeze(-1)
+    v = root / flat.index_select(0, where_tail).abs()  # 1/|w|, in one rounding
+    if nu % 2 == 0:
+        one_v2 = 1.0 + v * v
+        xt = v * v / one_v2
+        s = 1.0 / torch.sqrt(one_v2)
+        q = 0.5 * xt**n * _horner(big, xt) / (1.0 + s * _horner(small, xt))
+    else:
         phi = torch.atan(v)
         if n == 0:
             q = phi / math.pi
@@ -505,6 +509,7 @@ def _student_t_cdf_integer(z: torch.Tensor, nu: int) -> torch.Tensor:
             nodes = torch.tensor(big, dtype=z.dtype, device=z.device)
             quad = torch.tensor(weights, dtype=z.dtype, device=z.device)
             q = phi * (torch.sin(phi.unsqueeze(-1) * nodes).pow(2 * n) @ quad)
+    q = flat.new_zeros(flat.shape).index_put((where_tail,), q).reshape(z.shape)
     return torch.where(tail, torch.where(w < 0, q, 1.0 - q), centre)
 
 
