@@ -293,6 +293,26 @@ def test_integer_df_path_is_taken_only_where_it_applies(monkeypatch):
     np.testing.assert_allclose(got32.numpy(), stats.t.cdf(z32.numpy(), 3), rtol=2e-6)
 
 
+def test_per_value_evaluates_once_per_distinct_value_with_the_same_numbers():
+    calls = []
+
+    def fn(v):
+        calls.append(v.numel())
+        return _lbeta(torch.full_like(v, 0.5), v), torch.sqrt(v)
+
+    for x in (t64([[3.5, 3.5], [3.5, 3.5]]), t64([2.0, 7.0, 2.0, 7.0, 7.0]), t64(4.0)):
+        calls.clear()
+        got = _special._per_value(fn, x)
+        want = fn(x)
+        assert calls[0] == x.unique().numel()
+        for g, w in zip(got, want, strict=True):
+            assert g.shape == x.shape and torch.equal(g, w)
+    xg = t64([2.0, 2.0]).requires_grad_(True)  # a gradient through x: element by element
+    calls.clear()
+    (g,) = torch.autograd.grad(_special._per_value(fn, xg)[1].sum(), xg)
+    assert calls == [2] and torch.allclose(g, 0.5 / xg.detach().sqrt())
+
+
 def _exact_log_ratio(p: int, q: int) -> float:
     """log(p / q) for big positive integers, with one rounding (no cancellation of large logs)."""
     shift = q.bit_length() - p.bit_length() + 64

@@ -166,7 +166,11 @@ def _per_value(fn, x: torch.Tensor):
     through element by element)."""
     if (x.requires_grad and torch.is_grad_enabled()) or x.numel() <= 1:
         return fn(x)
-    values, inverse = torch.unique(x, return_inverse=True)
+    flat = x.reshape(-1)
+    if bool(flat.min() == flat.max()):  # one value (the common case): no sort
+        values, inverse = flat[:1], torch.zeros(x.shape, dtype=torch.long, device=x.device)
+    else:
+        values, inverse = torch.unique(x, return_inverse=True)
     out = fn(values)
     return tuple(o[inverse] for o in out) if isinstance(out, tuple) else out[inverse]
 
@@ -347,6 +351,9 @@ def _integer_degrees(nu: torch.Tensor) -> list[int] | None:
     ok = (nu >= 1) & (nu <= _INT_DF_MAX) & (nu == torch.round(nu))
     if not bool(ok.all()):
         return None
+    lo, hi = nu.min(), nu.max()
+    if bool(lo == hi):  # one value (the common case): no sort
+        return [int(lo)]
     values = torch.unique(nu.detach())
     if values.numel() > _INT_DF_GROUPS:
         return None
