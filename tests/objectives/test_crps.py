@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import scoringrules as sr
 import torch
-from scipy import integrate, stats
+from scipy import integrate, special, stats
 from torch import distributions as D
 from torch.autograd import gradcheck, gradgradcheck
 
@@ -48,6 +48,8 @@ def _random_points(seed: int, n: int = 400):
         "rate": np.exp(rng.uniform(np.log(0.05), np.log(20), n)),
         "count": rng.integers(0, 40, n).astype(np.float64),
         "lam": np.exp(rng.uniform(np.log(0.01), np.log(60), n)),
+        # integer df (at most 8 distinct values): the finite sums of the t CDF, not the fraction
+        "int_df": rng.choice([2.0, 3.0, 4.0, 5.0, 7.0, 10.0, 17.0, 30.0], n),
     }
 
 
@@ -61,6 +63,11 @@ SR_CASES = {
         lambda p: D.StudentT(t64(p["df"]), t64(p["loc"]), t64(p["scale"])),
         "y",
         lambda p: sr.crps_t(p["y"], p["df"], p["loc"], p["scale"]),
+    ),
+    "student_t_integer_df": (
+        lambda p: D.StudentT(t64(p["int_df"]), t64(p["loc"]), t64(p["scale"])),
+        "y",
+        lambda p: sr.crps_t(p["y"], p["int_df"], p["loc"], p["scale"]),
     ),
     "laplace": (
         lambda p: D.Laplace(t64(p["loc"]), t64(p["scale"])),
@@ -363,6 +370,28 @@ def test_student_t_with_df_at_most_one_is_infinite_without_nan_gradients():
     g_df, g_loc = torch.autograd.grad(out[2:].sum(), (df, loc))
     assert torch.isfinite(g_df).all() and torch.isfinite(g_loc).all()
     assert g_df[:2].tolist() == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("df", [5.0, 2.5, "grad"], ids=["integer", "real", "df-requires-grad"])
+def test_student_t_far_tail_is_finite_with_finite_derivatives(df):
+    # |z| > 1e154: z² overflows, and the density term f(z)(ν + z²) was 0 · inf = nan. For
+    # |z| → ∞ the score is σ|z| - σ c_ν + O(|z|^{1-ν}), c_ν = 2√ν B(½, ν - ½)/((ν-1) B(½, ν/2)²),
+    # so ∂/∂μ = -sign(y - μ) and ∂/∂σ = -c_ν; second derivatives vanish.
+    nu = t64(3.5).requires_grad_(True) if df == "grad" else t64(df)
+    loc, scale = t64(0.3).requires_grad_(True), t64(1.7).requires_grad_(True)
+    y = t64([-1e300, -1e200, -1e160, 1e160, 1e250, 1e300])
+    out = crps(D.StudentT(nu, loc, scale), y)
+    np.testing.assert_allclose(out.detach().numpy(), np.abs(y.numpy()), rtol=1e-15)
+    v = float(nu.detach())
+    c = 2 * math.sqrt(v) * special.beta(0.5, v - 0.5) / ((v - 1) * special.beta(0.5, v / 2) ** 2)
+    wrt = (loc, scale, nu) if nu.requires_grad else (loc, scale)
+    for i in range(len(y)):
+        grads = torch.autograd.grad(out[i], wrt, create_graph=True)
+        assert grads[0].item() == -np.sign(y[i].item())
+        np.testing.assert_allclose(grads[1].item(), -c, rtol=1e-13)
+        for g in grads:
+            second = torch.autograd.grad(g, wrt, retain_graph=True, allow_unused=True)
+            assert all(h is None or torch.isfinite(h) for h in second)
 
 
 def test_registry_walks_the_mro_and_accepts_new_types():

@@ -8,6 +8,7 @@ expected score under a normal truth; torch.autograd.gradcheck / gradgradcheck.
 
 from __future__ import annotations
 
+import mpmath
 import numpy as np
 import pytest
 import torch
@@ -17,8 +18,9 @@ from torch.autograd import gradcheck, gradgradcheck
 
 from likelab.errors import UnsupportedError
 from likelab.families import Logistic
-from likelab.objectives import get_objective
-from likelab.objectives.hyvarinen import hyvarinen_score
+from likelab.families.distributions import StudentT as StudentTDistribution
+from likelab.objectives import get_objective, hyvarinen
+from likelab.objectives.hyvarinen import _autograd_score, hyvarinen_score
 
 F64 = torch.float64
 HYV = get_objective("hyvarinen")
@@ -308,3 +310,271 @@ def test_far_tail_values_and_parameter_derivatives_are_finite(make, df):
     second = [torch.autograd.grad(g, (loc, scale), retain_graph=True) for g in grads]
     assert all(torch.isfinite(g) for g in grads)
     assert all(torch.isfinite(h) for row in second for h in row)
+
+
+# ----------------------------------------------------------------------------- closed forms
+# The registered closed forms (normal, Student-t, Cauchy, logistic, gamma, exponential) against
+# the autograd path they replace (kept as _autograd_score), and the Student-t in the far tails
+# against 40-digit derivatives; plus the rules for which forecasts take them.
+
+
+def _derivatives(score, make, params, y):
+    """Score, θ-gradient (k, n) and θ-Hessian (k, k, n) of ``score(make(*θ), y)``, elementwise
+    (each element of the batch has its own parameters, so the sum's derivatives are its own)."""
+    theta = [p.clone().requires_grad_(True) for p in params]
+    s = score(make(*theta), y)
+    grads = torch.autograd.grad(s.sum(), theta, create_graph=True)
+    rows = []
+    for g in grads:
+        row = torch.autograd.grad(g.sum(), theta, retain_graph=True, allow_unused=True)
+        rows.append(torch.stack([torch.zeros_like(y) if h is None else h for h in row]))
+    return s.detach(), torch.stack([g.detach() for g in grads]), torch.stack(rows).detach()
+
+
+def _assert_same(got, want, rtol):
+    """``got`` and ``want`` = (score, gradient, Hessian) agree to ``rtol`` relative, or to
+    ``rtol`` times the entry's natural size where it is (near) an exact zero: √|S H_ii| for
+    ∂S/∂θ_i, √|H_ii H_jj| for ∂²S/∂θ_i∂θ_j (e.g. ∂S/∂μ = 0 at z = 0 by symmetry)."""
+    v, _, h = want
+    diag = torch.diagonal(h, dim1=0, dim2=1).T.abs()  # (k, n)
+    natural = (v.abs(), (v.abs() * diag).sqrt(), (diag[:, None] * diag[None, :]).sqrt())
+    for a, b, size in zip(got, want, natural, strict=True):
+        assert torch.isfinite(a).all()
+        err = (a - b).abs()
+        ok = err <= rtol * (b.abs() + size)
+        assert ok.all(), (err / b.abs())[~ok]
+
+
+def _t_grid():
+    dfs, scales = [0.5, 1.0, 2.5, 5.0, 30.0, 100.0], [1e-3, 1.0, 1e3]
+    # z, and w = z/√ν (the switch of the closed form at |w| = 1) given as ("w", value)
+    zs = [0.0, 1e-3, -1e-3, 0.5, -0.5, ("w", 1.0), ("w", -1.0), 3.0, -3.0, 10.0, -30.0]
+    rows = [(d, s, z) for d in dfs for s in scales for z in zs]
+    df = t64([r[0] for r in rows])
+    scale = t64([r[1] for r in rows])
+    z = t64([r[2][1] * np.sqrt(r[0]) if isinstance(r[2], tuple) else r[2] for r in rows])
+    return df, 0.3 * scale, scale, z
+
+
+@pytest.mark.parametrize("make", [D.StudentT, StudentTDistribution], ids=["torch", "likelab"])
+def test_student_t_closed_form_matches_the_autograd_path(make):
+    # df 0.5..100, scales 1e-3..1e3, |z| up to 30 and on both sides of the switch |w| = 1:
+    # value, gradient and Hessian in (df, loc, scale). Both are exact formulas in float64; the
+    # gap is round-off, at most ~3e-13 relative (an entry that is small next to the others of
+    # its Hessian row, such as ∂²S/∂ν∂σ at df = 100). Farther out the autograd path loses
+    # relative accuracy in the σ-derivatives (1e-10 at |z| = 1e3: a difference of two terms of
+    # size 1 that is of size v² = νσ²/r²); there the closed form is checked against mpmath.
+    df, loc, scale, z = _t_grid()
+    y = loc + scale * z
+    got = _derivatives(hyvarinen_score, make, (df, loc, scale), y)
+    want = _derivatives(_autograd_score, make, (df, loc, scale), y)
+    _assert_same(got, want, rtol=1e-12)
+
+
+def _mp_t_score(nu, mu, s, y):
+    """Hand-derived S = (ν+1)((ν+3) r² - 2νσ²)/(νσ² + r²)², r = y - μ (checked below against
+    2 ∂² + ∂² of log f by mpmath's own differentiation)."""
+    r, a = y - mu, nu * s * s
+    return (nu + 1) * ((nu + 3) * r * r - 2 * a) / (a + r * r) ** 2
+
+
+def test_student_t_closed_form_far_tail_derivatives_against_mpmath():
+    # Out to |z| = 1e200: in the far tail the score is ~(ν+1)(ν+3)/r² and its σ- and
+    # ν-derivatives are smaller by v² = νσ²/r²; the closed form keeps them to full relative
+    # accuracy (σ enters through v alone there). 40-digit derivatives by mpmath.diff.
+    with mpmath.workdps(40):
+        for nu, mu, s, y in [(2.5, 0.3, 1.7, -4.0), (0.5, 0.0, 1e-3, 0.02), (30.0, 1.0, 3.0, 1e4)]:
+            nu_, mu_, s_, y_ = map(mpmath.mpf, (nu, mu, s, y))
+
+            def log_f(t, nu_=nu_, mu_=mu_, s_=s_):
+                return -(nu_ + 1) / 2 * mpmath.log(1 + (t - mu_) ** 2 / (nu_ * s_ * s_))
+
+            d1, d2 = mpmath.diff(log_f, y_), mpmath.diff(log_f, y_, 2)
+            assert abs((2 * d2 + d1 * d1) / _mp_t_score(nu_, mu_, s_, y_) - 1) < 1e-30
+        cases = [
+            (nu, 0.3 * s, s, 0.3 * s + s * z)
+            for nu in (0.5, 1.0, 5.0, 100.0)
+            for s in (1e-3, 1.0, 1e3)
+            for z in (0.4, -3.0, 1e4, -1e8, 1e8, 1e200)
+        ]
+        want_v, want_g, want_h = [], [], []
+        for case in cases:
+            point = tuple(mpmath.mpf(v) for v in case[:3])
+            y_ = mpmath.mpf(case[3])
+
+            def fn(a, b, c, y_=y_):
+                return _mp_t_score(a, b, c, y_)
+
+            want_v.append(float(fn(*point)))
+            unit = [(1, 0, 0), (0, 1, 0), (0, 0, 1)]
+            want_g.append([float(mpmath.diff(fn, point, o)) for o in unit])
+            want_h.append(
+                [
+                    [
+                        float(
+                            mpmath.diff(
+                                fn, point, tuple(a + b for a, b in zip(oi, oj, strict=True))
+                            )
+                        )
+                        for oj in unit
+                    ]
+                    for oi in unit
+                ]
+            )
+    df, loc, scale, y = (t64([c[k] for c in cases]) for k in range(4))
+    v, g, h = _derivatives(hyvarinen_score, StudentTDistribution, (df, loc, scale), y)
+    np.testing.assert_allclose(v.numpy(), want_v, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(g.numpy(), np.array(want_g).T, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(h.numpy(), np.array(want_h).transpose(1, 2, 0), rtol=1e-12, atol=0)
+
+
+OTHER_CLOSED = {
+    # name: (forecast from its parameters, parameters (n,), observations (n,))
+    "normal": (D.Normal, lambda r: (r.normal(0, 2, 60), np.exp(r.uniform(-7, 7, 60)))),
+    "cauchy": (D.Cauchy, lambda r: (r.normal(0, 2, 60), np.exp(r.uniform(-7, 7, 60)))),
+    "logistic": (Logistic, lambda r: (r.normal(0, 2, 60), np.exp(r.uniform(-7, 7, 60)))),
+    "gamma": (
+        lambda a, b: D.Gamma(a, b, validate_args=False),
+        lambda r: (np.exp(r.uniform(-2, 4, 60)), np.exp(r.uniform(-4, 4, 60))),
+    ),
+    "exponential": (
+        lambda b: D.Exponential(b, validate_args=False),
+        lambda r: (np.exp(r.uniform(-4, 4, 60)),),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(OTHER_CLOSED))
+def test_other_closed_forms_match_the_autograd_path(name):
+    make, draw = OTHER_CLOSED[name]
+    rng = np.random.default_rng(sum(map(ord, name)))
+    params = tuple(t64(p) for p in draw(rng))
+    if name in ("gamma", "exponential"):  # positive observations around the forecast's mean
+        mean = params[0] / params[1] if name == "gamma" else 1 / params[0]
+        y = mean * t64(np.exp(rng.uniform(-3, 3, 60)))
+    else:  # |z| up to 30 (logistic: 5), where the autograd path keeps its relative accuracy
+        zmax = 5.0 if name == "logistic" else 30.0
+        z = t64(
+            np.concatenate([[0.0, 1e-3], rng.choice([-1, 1], 58) * np.geomspace(1e-2, zmax, 58)])
+        )
+        y = params[0] + params[1] * z
+    got = _derivatives(hyvarinen_score, make, params, y)
+    want = _derivatives(_autograd_score, make, params, y)
+    _assert_same(got, want, rtol=1e-12)
+
+
+def test_closed_forms_are_taken_for_registered_types_and_unchanged_subclasses(monkeypatch):
+    y = t64([-2.0, 0.1, 3.0])
+
+    def no_autograd(dist, y):
+        raise AssertionError("the autograd path ran")
+
+    class MyT(StudentTDistribution):  # keeps the density: same closed form
+        pass
+
+    with monkeypatch.context() as m:
+        m.setattr(hyvarinen, "_autograd_score", no_autograd)
+        for dist in [
+            D.Normal(t64(0.2), t64(1.5)),
+            D.StudentT(t64(3.0), t64(0.2), t64(1.5)),
+            StudentTDistribution(t64(3.0), t64(0.2), t64(1.5)),
+            MyT(t64(3.0), t64(0.2), t64(1.5)),
+            D.Cauchy(t64(0.2), t64(1.5)),
+            Logistic(t64(0.2), t64(1.5)),
+            D.Gamma(t64(2.0), t64(1.5)),
+            D.Exponential(t64(1.5)),
+        ]:
+            hyvarinen_score(dist, y.abs())
+    assert hyvarinen._closed_form(MyT(t64(3.0), t64(0.0), t64(1.0))) is hyvarinen._student_t
+
+    class Shifted(D.Normal):  # redefines the density: N(loc + 1, scale²), by autograd
+        def log_prob(self, value):
+            return super().log_prob(value - 1.0)
+
+    assert hyvarinen._closed_form(Shifted(t64(0.0), t64(1.0))) is None
+    got = hyvarinen_score(Shifted(t64(0.2), t64(1.5)), y)
+    np.testing.assert_allclose(got.numpy(), ((y.numpy() - 1.2) ** 2 - 2 * 1.5**2) / 1.5**4)
+
+    class ShiftedT(D.StudentT):  # likewise: not the t formula of the base class
+        def log_prob(self, value):
+            return super().log_prob(value - 1.0)
+
+    assert hyvarinen._closed_form(ShiftedT(t64(3.0), t64(0.0), t64(1.0))) is None
+    np.testing.assert_allclose(
+        hyvarinen_score(ShiftedT(t64(3.0), t64(0.2), t64(1.5)), y).numpy(),
+        hyvarinen_score(D.StudentT(t64(3.0), t64(1.2), t64(1.5)), y).numpy(),
+        rtol=1e-13,
+    )
+
+    # a registration is found for the type and its unchanged subclasses, then removed again
+    calls = []
+
+    @hyvarinen.register_hyvarinen(Shifted)
+    def shifted(dist, y):
+        calls.append(type(dist))
+        return hyvarinen._normal(D.Normal(dist.loc + 1.0, dist.scale), y)
+
+    class SubShifted(Shifted):
+        pass
+
+    try:
+        for cls in (Shifted, SubShifted):
+            out = hyvarinen_score(cls(t64(0.2), t64(1.5)), y)
+            np.testing.assert_allclose(out.numpy(), got.numpy(), rtol=1e-14)
+        assert calls == [Shifted, SubShifted]
+    finally:
+        del hyvarinen._CLOSED_FORMS[Shifted]
+
+
+def test_closed_forms_keep_the_autograd_path_conventions():
+    # dtype of y (that of the derivatives in y), graphs only where something requires grad,
+    # support validation where the forecast asks for it, same values outside the support
+    f64 = D.StudentT(t64(3.0), t64(0.0), t64(2.0))
+    y32 = torch.tensor([0.5, -1.0])
+    assert hyvarinen_score(f64, y32).dtype == torch.float32
+    assert hyvarinen_score(D.StudentT(3.0, 0.0, 2.0), t64([0.5])).dtype == F64
+    assert not hyvarinen_score(f64, t64([0.5])).requires_grad
+    loc = t64(0.0).requires_grad_(True)
+    assert hyvarinen_score(D.StudentT(t64(3.0), loc, t64(2.0)), t64([0.5])).requires_grad
+    with torch.no_grad():
+        assert not hyvarinen_score(D.StudentT(t64(3.0), loc, t64(2.0)), t64([0.5])).requires_grad
+    with pytest.raises(RuntimeError):  # shapes that do not broadcast
+        hyvarinen_score(D.Normal(t64([0.0, 1.0]), t64(1.0)), t64([1.0, 2.0, 3.0]))
+    y = t64([-1.0, 0.0, 0.5, 2.0])
+    with pytest.raises(ValueError, match="support"):
+        hyvarinen_score(D.Gamma(t64(2.5), t64(2.0), validate_args=True), y)
+    for a in (2.5, 1.0, 0.5):
+        dist = D.Gamma(t64(a), t64(2.0), validate_args=False)
+        got, want = hyvarinen_score(dist, y), _autograd_score(dist, y)
+        np.testing.assert_array_equal(got.isnan().numpy(), want.isnan().numpy())
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-14)
+    # y requiring grad: derivatives in y of the closed form, nothing accumulated in y
+    yg = t64([-3.0, 0.4, 7.0]).requires_grad_(True)
+    (dy,) = torch.autograd.grad(hyvarinen_score(f64, yg).sum(), yg)
+    (dy_auto,) = torch.autograd.grad(_autograd_score(f64, yg).sum(), yg)
+    np.testing.assert_allclose(dy.numpy(), dy_auto.numpy(), rtol=1e-13)
+    assert yg.grad is None
+
+
+def test_logistic_closed_form_tails_against_mpmath():
+    # (1 - 8pq)/s² with both sigmoids taken directly: pq ≈ e^{-|z|} and its derivatives keep
+    # their relative accuracy in both tails (the autograd path's right tail loses 4e-4 at z = 29)
+    z = [-700.0, -100.0, -29.0, -20.0, 20.0, 29.0, 100.0, 700.0]
+    mu, s = 0.3, 1.7
+    want_g, want_h = [], []
+    with mpmath.workdps(400):  # 1 - 8pq must keep pq ~ e^{-700}
+        for zi in z:
+            y_ = mpmath.mpf(mu + s * zi)
+
+            def fn(a, b, y_=y_):
+                p = 1 / (1 + mpmath.exp(-(y_ - a) / b))
+                return (1 - 8 * p * (1 - p)) / b**2
+
+            point = (mpmath.mpf(mu), mpmath.mpf(s))
+            want_g.append([float(mpmath.diff(fn, point, o)) for o in [(1, 0), (0, 1)]])
+            want_h.append([float(mpmath.diff(fn, point, o)) for o in [(2, 0), (1, 1), (0, 2)]])
+    y = t64(mu + s * np.array(z))
+    _, g, h = _derivatives(hyvarinen_score, Logistic, (t64([mu] * 8), t64([s] * 8)), y)
+    np.testing.assert_allclose(g.numpy().T, want_g, rtol=1e-13, atol=0)
+    hs = np.stack([h[0, 0], h[0, 1], h[1, 1]], axis=1)
+    np.testing.assert_allclose(hs, want_h, rtol=1e-13, atol=0)

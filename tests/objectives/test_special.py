@@ -1,6 +1,7 @@
 """Differentiable incomplete beta / gamma functions and the Student-t CDF.
 
-Oracles: scipy.special.betainc / gammainc / gammaincc and scipy.stats.t (values); exact
+Oracles: scipy.special.betainc / gammainc / gammaincc and scipy.stats.t (values); the Student-t
+CDF and density at integer df in mpmath (40 digits); exact
 rational values of B(m, n) and B(1/2, n) in integer arithmetic (log B);
 scipy.stats densities (the derivative in x is the density); five-point central differences of the
 scipy functions (derivatives in the shape arguments); torch.autograd.gradcheck / gradgradcheck.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+import mpmath
 import numpy as np
 import pytest
 import scipy.special as sc
@@ -17,8 +19,11 @@ import torch
 from scipy import stats
 from torch.autograd import gradcheck, gradgradcheck
 
+from likelab.objectives import _special
 from likelab.objectives._special import (
     _lbeta,
+    _student_t_cdf_betainc,
+    _student_t_cdf_integer,
     betainc,
     gammainc,
     gammaincc,
@@ -133,6 +138,179 @@ def test_student_t_cdf_matches_scipy(hi, seed):
     assert np.all(got[:10] == 0.5)
     ends = student_t_cdf(t64([-np.inf, np.inf]), t64([3.0, 3.0]))
     assert ends.tolist() == [0.0, 1.0]
+
+
+# ----------------------------------------------------------------------------- integer df
+INT_DF = list(range(1, _special._INT_DF_MAX + 1))
+# z on both sides of the branch switch |z| = 1 (and of 2, √ν) and out to the far tails
+Z_MAG = np.array(
+    [0.0, 1e-12, 1e-3, 0.3, 0.999, 1.0, 1.001, 1.7, 1.99, 2.01, 2.2, 2.5, 3.0, 4.2, 5.6, 7.0]
+)
+Z_MAG = np.concatenate([Z_MAG, [12.0, 30.0, 1e2, 1e3, 1e5, 1e8]])
+Z_INT = np.concatenate([-Z_MAG[::-1], Z_MAG[1:]])
+
+
+def _mp_t(z: float, df: int) -> tuple[float, float, float]:
+    """(F, f, f') of the standard t_ν at z in 40-digit arithmetic: F = ½ I_x(ν/2, ½) (z < 0)."""
+    with mpmath.workdps(40):
+        zz, nu = mpmath.mpf(z), mpmath.mpf(df)
+        tail = mpmath.betainc(nu / 2, mpmath.mpf(0.5), 0, nu / (nu + zz * zz), regularized=True) / 2
+        cdf = tail if zz < 0 else 1 - tail
+        pdf = (1 + zz * zz / nu) ** (-(nu + 1) / 2) / (mpmath.sqrt(nu) * mpmath.beta(0.5, nu / 2))
+        return float(cdf), float(pdf), float(-(nu + 1) * zz / (nu + zz * zz) * pdf)
+
+
+@pytest.fixture(scope="module")
+def exact_t():
+    return {df: np.array([_mp_t(z, df) for z in Z_INT]).T for df in INT_DF}
+
+
+def test_integer_df_cdf_is_exact_in_both_tails(exact_t):
+    # The finite forms give the left tail from positive terms only (and the right as 1 - it),
+    # so F keeps its relative accuracy down to F ~ 1e-150 (ν = 30, z = -1e5). Error budget:
+    # the rounding of 1/|w| = √ν/|z| and of the quadrature's nodes, amplified ~ν-fold in the
+    # tails (F ∝ |z|^-ν), plus the centre's difference from 1/2 for F >= F(-1) > 0.15; observed
+    # <= 36 ulp over ν <= 30 (the continued fraction: up to ~400), so 2e-14 relative. scipy
+    # (Boost) and the continued fraction are checked at their own 1e-12.
+    z = t64(Z_INT)
+    for df in INT_DF:
+        want = exact_t[df][0]
+        got = student_t_cdf(z, t64(np.full(len(Z_INT), float(df)))).numpy()
+        np.testing.assert_allclose(got, want, rtol=2e-14, atol=0, err_msg=f"df={df}")
+        general = _student_t_cdf_betainc(z, t64(float(df)).expand(len(Z_INT)), z != z, 2000)
+        np.testing.assert_allclose(general.numpy(), want, rtol=1e-12, atol=0)
+        np.testing.assert_allclose(stats.t.cdf(Z_INT, df), want, rtol=1e-12, atol=0)
+        # log F where F carries relative accuracy (left of the centre: scipy's logcdf returns
+        # log ½ at z = -1e-12, a relative error of 1e-12 that F itself does not have)
+        left = Z_INT < -1e-6
+        np.testing.assert_allclose(
+            np.log(got[left]), stats.t.logcdf(Z_INT[left], df), rtol=1e-13, atol=0
+        )
+    assert student_t_cdf(t64([0.0, -0.0]), 7.0).tolist() == [0.5, 0.5]
+
+
+def test_integer_df_derivatives_are_the_density_and_its_slope(exact_t):
+    # The sums are differentiated by autograd through z = w√ν: the first derivative must be
+    # the density, the second its slope -(ν+1) z f / (ν + z²), in both tails too (relative),
+    # including across the branch switches where a stand-in input could leak.
+    for df in INT_DF:
+        _, pdf, slope = exact_t[df]
+        z = t64(Z_INT).requires_grad_(True)
+        (d1,) = torch.autograd.grad(student_t_cdf(z, float(df)).sum(), z, create_graph=True)
+        (d2,) = torch.autograd.grad(d1.sum(), z)
+        np.testing.assert_allclose(d1.detach().numpy(), pdf, rtol=1e-13, err_msg=f"df={df}")
+        np.testing.assert_allclose(d2.numpy(), slope, rtol=1e-12, atol=1e-300, err_msg=f"{df}")
+    # beyond |z| ~ 1e154, z² overflows: the sums are written in 1/|w|, so values and
+    # derivatives of orders 1-3 stay finite (they underflow to 0 where the truth does)
+    z = t64([-1e300, -1e200, -1e160, 1e160, 1e300]).requires_grad_(True)
+    for df in (1, 2, 5, 30):
+        out = student_t_cdf(z, float(df))
+        assert out.detach().tolist()[-2:] == [1.0, 1.0]
+        # (scipy returns 0 there; 40-digit values where they are normal floats)
+        want = np.array([_mp_t(v, df)[0] for v in z.detach().numpy()[:3]])
+        keep = want > 1e-305
+        assert keep.all() == (df == 1)
+        left = out.detach()[:3].numpy()
+        np.testing.assert_allclose(left[keep], want[keep], rtol=1e-13)
+        assert np.all(left[~keep] < 1e-290)
+        grad = out.sum()
+        for _ in range(3):
+            (grad,) = torch.autograd.grad(grad.sum(), z, create_graph=True)
+            assert torch.isfinite(grad).all()
+    zc = t64([-40.0, -2.5, -0.3, 0.0, 1.0, 2.6, 1e4]).requires_grad_(True)
+    for df in (1, 2, 3, 8, 29):
+        assert gradgradcheck(lambda v, d=df: student_t_cdf(v, float(d)), (zc,))
+
+
+def test_general_path_far_tails_are_finite():
+    # the continued-fraction path formed z² (inf beyond |z| ~ 1e154) and returned nan there;
+    # it now works in w = z/√ν and 1/|w|, like the integer path
+    z = t64([-1e300, -1e200, -1e160, -1e30, 1e160, 1e300]).requires_grad_(True)
+    for df in (0.7, 2.5, "grad"):
+        nu = t64(5.0).requires_grad_(True) if df == "grad" else t64(df)
+        out = student_t_cdf(z, nu)
+        want = np.array([_mp_t(v, float(nu.detach()))[0] for v in z.detach().numpy()])
+        keep = (want > 1e-305) & (want < 0.5)
+        np.testing.assert_allclose(out.detach().numpy()[keep], want[keep], rtol=1e-12)
+        assert out.detach().tolist()[-2:] == [1.0, 1.0]
+        assert np.all(out.detach().numpy()[:4][~keep[:4]] < 1e-290)
+        wrt = (z, nu) if nu.requires_grad else (z,)
+        grads = torch.autograd.grad(out.sum(), wrt, create_graph=True)
+        assert all(torch.isfinite(g).all() for g in grads)
+        second = torch.autograd.grad(grads[0].sum(), wrt)
+        assert all(torch.isfinite(h).all() for h in second)
+
+
+def test_integer_df_path_is_taken_only_where_it_applies(monkeypatch):
+    z = t64([-1e6, -3.0, -0.4, 0.0, 0.8, 2.2, 90.0])
+
+    def no_fraction(*args, **kwargs):
+        raise AssertionError("the continued fraction ran")
+
+    # every df an integer in [1, K], no gradient through df: no continued fraction at all,
+    # several distinct values included (each its own pass, values identical to one alone)
+    df = t64([1.0, 2.0, 5.0, 5.0, 30.0, 2.0, 1.0])
+    with monkeypatch.context() as m:
+        m.setattr(_special, "_betacf", no_fraction)
+        mixed = student_t_cdf(z, df)
+        alone = [student_t_cdf(z[i : i + 1], df[i : i + 1]) for i in range(len(z))]
+        with torch.no_grad():
+            student_t_cdf(z, df.clone().requires_grad_(True))  # no graph: df needs no gradient
+    assert torch.equal(mixed, torch.cat(alone))
+    for i in range(len(z)):
+        assert torch.equal(mixed[i : i + 1], _student_t_cdf_integer(z[i : i + 1], int(df[i])))
+    # otherwise the general path, element for element
+    others = [
+        t64([1.0, 2.0, 5.0, 5.5, 30.0, 2.0, 1.0]),  # one non-integer
+        t64([1.0, 2.0, 5.0, 5.0, 31.0, 2.0, 1.0]),  # one above K
+        t64([0.5, 2.0, 5.0, 5.0, 3.0, 2.0, 1.0]),  # one below 1
+        t64([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0])[:7],  # 7 distinct: still fast
+    ]
+    for df in others[:3]:
+        general = _student_t_cdf_betainc(z, df, z != z, 2000)
+        assert torch.equal(student_t_cdf(z, df), general)
+    assert torch.equal(
+        student_t_cdf(z, others[3]),
+        torch.cat([student_t_cdf(z[i], others[3][i]).reshape(1) for i in range(7)]),
+    )
+    many = t64(np.arange(1.0, 10.0))  # 9 distinct values: more passes than the fraction costs
+    zm = t64(np.linspace(-5, 5, 9))
+    assert torch.equal(student_t_cdf(zm, many), _student_t_cdf_betainc(zm, many, zm != zm, 2000))
+    dfg = t64([5.0] * 7).requires_grad_(True)  # gradient through df wanted: general path
+    got = student_t_cdf(z, dfg)
+    assert torch.equal(got.detach(), _student_t_cdf_betainc(z, dfg.detach(), z != z, 2000))
+    (gd,) = torch.autograd.grad(got.sum(), dfg)
+    zn = z.numpy()
+    np.testing.assert_allclose(
+        gd.numpy(),
+        fd5(lambda v: stats.t.cdf(zn, v), np.full(7, 5.0), np.full(7, 5e-3)),
+        **{"rtol": 1e-6, "atol": 1e-9},
+    )
+    # float32 follows the inputs on the integer path too (eps 1.2e-7)
+    z32 = torch.tensor([-200.0, -3.0, 0.5, 4.0], dtype=torch.float32)
+    got32 = student_t_cdf(z32, 3.0)
+    assert got32.dtype == torch.float32
+    np.testing.assert_allclose(got32.numpy(), stats.t.cdf(z32.numpy(), 3), rtol=2e-6)
+
+
+def test_per_value_evaluates_once_per_distinct_value_with_the_same_numbers():
+    calls = []
+
+    def fn(v):
+        calls.append(v.numel())
+        return _lbeta(torch.full_like(v, 0.5), v), torch.sqrt(v)
+
+    for x in (t64([[3.5, 3.5], [3.5, 3.5]]), t64([2.0, 7.0, 2.0, 7.0, 7.0]), t64(4.0)):
+        calls.clear()
+        got = _special._per_value(fn, x)
+        want = fn(x)
+        assert calls[0] == x.unique().numel()
+        for g, w in zip(got, want, strict=True):
+            assert g.shape == x.shape and torch.equal(g, w)
+    xg = t64([2.0, 2.0]).requires_grad_(True)  # a gradient through x: element by element
+    calls.clear()
+    (g,) = torch.autograd.grad(_special._per_value(fn, xg)[1].sum(), xg)
+    assert calls == [2] and torch.allclose(g, 0.5 / xg.detach().sqrt())
 
 
 def _exact_log_ratio(p: int, q: int) -> float:

@@ -13,6 +13,10 @@ Algorithms (Press, Teukolsky, Vetterling & Flannery (2007), *Numerical Recipes*,
   :math:`x > (a + 1)/(a + b + 2)` so that the fraction converges quickly.
 - :func:`gammainc` / :func:`gammaincc`: the series (eq. 6.2.5) for :math:`x < a + 1`, the
   continued fraction (eq. 6.2.7, Lentz) otherwise.
+- :func:`student_t_cdf`: :func:`betainc`'s fraction, except at integer degrees of freedom
+  (1 to 30) that carry no gradient, where the finite forms of Abramowitz & Stegun 26.7.3-4 take
+  its place (each tail from positive terms only; 5-10x fewer operations), see
+  ``_student_t_cdf_integer``.
 
 Every element runs the same iterations (vectorised, no per-element control flow). The loop stops
 after ``max_iter`` iterations, or earlier once *every* element has met the convergence test of
@@ -44,6 +48,8 @@ from __future__ import annotations
 
 import functools
 import math
+from decimal import Decimal, localcontext
+from fractions import Fraction
 
 import torch
 
@@ -143,6 +149,36 @@ def _log_gamma_prefactor(a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return torch.where(big, stirling, direct)
 
 
+def _log1p_square(w: torch.Tensor) -> torch.Tensor:
+    r""":math:`\log(1 + w^2)` with derivatives of every order finite at every finite ``w``:
+    ``log1p(w²)`` for :math:`|w| \le 1`, :math:`2\log|w| + \log(1 + w^{-2})` beyond (each branch
+    fed only its own safe inputs, so no ``0 * inf`` reaches a derivative). ``log1p(w * w)``
+    overflows to ``inf`` for :math:`|w| > 10^{154}`, and its derivatives of order two and up
+    are then ``0 * inf = nan``."""
+    big = w.abs() > 1
+    w_small = torch.where(big, torch.zeros_like(w), w)
+    w_big = torch.where(big, w, torch.ones_like(w))
+    return torch.where(
+        big, 2 * torch.log(w_big.abs()) + torch.log1p(w_big.pow(-2)), torch.log1p(w_small**2)
+    )
+
+
+def _per_value(fn, x: torch.Tensor):
+    """``fn(x)`` (a tensor or a tuple of tensors) for an elementwise ``fn``, evaluated once per
+    distinct value of ``x`` when no gradient is wanted through ``x`` (the same numbers: a
+    broadcast parameter, such as a fixed df expanded over quadrature nodes, is not worked
+    through element by element)."""
+    if (x.requires_grad and torch.is_grad_enabled()) or x.numel() <= 1:
+        return fn(x)
+    flat = x.reshape(-1)
+    if bool(flat.min() == flat.max()):  # one value (the common case): no sort
+        values, inverse = flat[:1], torch.zeros(x.shape, dtype=torch.long, device=x.device)
+    else:
+        values, inverse = torch.unique(x, return_inverse=True)
+    out = fn(values)
+    return tuple(o[inverse] for o in out) if isinstance(out, tuple) else out[inverse]
+
+
 # ------------------------------------------------------------------ incomplete beta
 def _betacf(
     a: torch.Tensor, b: torch.Tensor, x: torch.Tensor, active: torch.Tensor, max_iter: int
@@ -230,40 +266,262 @@ def student_t_cdf(
     and its derivative (the density) are exact and smooth through ``z = 0``, where composing
     :func:`betainc` with :math:`z^2` would give the product 0 · ∞. Differentiable in ``z`` and
     ``df``.
+
+    Integer degrees of freedom: where ``df`` carries no gradient and every element is an integer
+    in ``[1, 30]`` (at most 8 distinct values), finite forms (A&S 26.7.3-4) replace the
+    continued fraction (see :func:`_student_t_cdf_integer`), with the same accuracy in both tails
+    and a fraction of the operations; they are differentiable in ``z`` to any order.
     """
     z, nu = _promote(z, df)
     invalid = (nu <= 0) | nu.isnan() | z.isnan()
     infinite = z.isinf()
     zs = torch.where(infinite | invalid, torch.zeros_like(z), z)
-    nus = torch.where(invalid, torch.ones_like(nu), nu)
-    z2 = zs * zs
-    denom = nus + z2
-    t = z2 / denom  # = 1 - x, x = ν/(ν + z²)
-    log1p_z2nu = torch.log1p(z2 / nus)
-    log_x = -log1p_z2nu  # log(ν/(ν+z²))
+    degrees = _integer_degrees(nu)
+    if degrees is not None:
+        out = torch.zeros_like(zs)
+        for k in degrees:
+            if len(degrees) == 1:
+                out = _student_t_cdf_integer(zs, k)
+            else:
+                here = nu == k
+                out = out.index_put((here,), _student_t_cdf_integer(zs[here], k))
+    else:
+        out = _student_t_cdf_betainc(zs, nu, invalid | infinite, max_iter)
+    out = torch.where(infinite, (z > 0).to(out.dtype), out)
+    return torch.where(invalid, torch.full_like(out, math.nan), out)
+
+
+def _student_t_cdf_betainc(
+    zs: torch.Tensor, nu: torch.Tensor, skip: torch.Tensor, max_iter: int
+) -> torch.Tensor:
+    """The general path of :func:`student_t_cdf`: the continued fraction of the incomplete beta
+    function (finite ``zs``; elements where ``skip`` is set are left unconverged)."""
+    nus = torch.where(skip, torch.ones_like(nu), nu)
+    # Everything in w = z/√ν, and in 1/|w| beyond |w| = 1 (z² overflows for |z| > 1e154):
+    # t = z²/(ν + z²) = w²/(1 + w²), x = 1 - t, log x = -log(1 + w²), z/√(ν + z²) = w/√(1 + w²).
+    w = zs / torch.sqrt(nus)
+    big = w.abs() > 1
+    w_small = torch.where(big, torch.zeros_like(w), w)
+    w_big = torch.where(big, w, torch.ones_like(w))
+    v2 = w_big.pow(-2)
+    w2 = w_small * w_small
+    t = torch.where(big, 1.0 / (1.0 + v2), w2 / (1.0 + w2))
+    x = torch.where(big, v2 / (1.0 + v2), 1.0 / (1.0 + w2))
+    log_x = -_log1p_square(w)
     half = torch.full_like(nus, 0.5)
     # Centre: the fraction of I_t(1/2, ν/2); tail: that of I_x(ν/2, 1/2) (the NR3 switch rule).
     # The prefactors are rebuilt below with sign(z) √t = z / √(ν+z²) to keep z = 0 smooth.
     centre = t <= 1.5 / (nus / 2 + 2.5)  # t <= (a+1)/(a+b+2), a = 1/2, b = ν/2
     aa = torch.where(centre, half, nus / 2)
     bb = torch.where(centre, nus / 2, half)
-    xx = torch.where(centre, t, nus / denom)
-    cf = _betacf(aa, bb, xx, ~(infinite | invalid), max_iter)
+    xx = torch.where(centre, t, x)
+    cf = _betacf(aa, bb, xx, ~skip, max_iter)
     lb = _lbeta(half, nus / 2)
     # x^{ν/2} = exp(-(ν/2) log1p(z²/ν)), shared by both branches.
     x_pow = torch.exp(0.5 * nus * log_x)
-    root = torch.sqrt(denom)
+    signed_root_t = torch.where(
+        big, torch.sign(w_big) / torch.sqrt(1.0 + v2), w_small / torch.sqrt(1.0 + w2)
+    )
     # centre: F = 1/2 + sign(z)/2 · t^{1/2} x^{ν/2} / ((1/2) B) · cf
     #           = 1/2 + (z/√(ν+z²)) x^{ν/2} cf / B
-    f_centre = 0.5 + zs / root * x_pow * cf / torch.exp(lb)
+    f_centre = 0.5 + signed_root_t * x_pow * cf / torch.exp(lb)
     # tail: P(T > |z|) = 1/2 I_x(ν/2, 1/2) = 1/2 · x^{ν/2} t^{1/2} / ((ν/2) B) · cf
     # (z ≠ 0 in the tail branch; the stand-in 1 keeps log(0) out of the unselected side's gradient.)
-    log_t = torch.log(torch.where(centre, torch.ones_like(z2), z2)) - torch.log(denom)
+    w_tail = torch.where(centre | big, torch.ones_like(w), w_small)
+    log_t = torch.where(
+        big, -torch.log1p(v2), 2.0 * torch.log(w_tail.abs()) - torch.log1p(w_tail * w_tail)
+    )
     tail = torch.exp(0.5 * nus * log_x + 0.5 * log_t - lb) * cf / nus
     f_tail = torch.where(zs < 0, tail, 1.0 - tail)
-    out = torch.where(centre, f_centre, f_tail)
-    out = torch.where(infinite, (z > 0).to(out.dtype), out)
-    return torch.where(invalid, torch.full_like(out, math.nan), out)
+    return torch.where(centre, f_centre, f_tail)
+
+
+# Integer degrees of freedom take the finite forms up to this ν. Measured (CPU, 600 points,
+# value with first and second derivatives in (loc, scale)): 3-8x faster than the continued
+# fraction over 1 <= ν <= 30, whose iterations grow like √ν; the finite forms cost ~3ν/2
+# multiply-adds (even ν) or ν/2 plus one quadrature of ν/2 + 10 nodes (odd ν), and their accuracy
+# does not depend on ν (see _student_t_cdf_integer).
+_INT_DF_MAX = 30
+_INT_DF_GROUPS = 8  # distinct integer ν in one batch: each is one pass over its elements
+_ODD_EXTRA_NODES = 10  # Gauss-Legendre nodes beyond n for ∫ sin^{2n} (see _t_integer_coefficients)
+
+
+def _integer_degrees(nu: torch.Tensor) -> list[int] | None:
+    """The distinct values of ``nu`` if the finite forms apply to it (no gradient wanted through
+    ``nu``; every element an integer in ``[1, _INT_DF_MAX]``, at most ``_INT_DF_GROUPS`` of
+    them), else ``None``."""
+    if (nu.requires_grad and torch.is_grad_enabled()) or nu.numel() == 0:
+        return None
+    ok = (nu >= 1) & (nu <= _INT_DF_MAX) & (nu == torch.round(nu))
+    if not bool(ok.all()):
+        return None
+    lo, hi = nu.min(), nu.max()
+    if bool(lo == hi):  # one value (the common case): no sort
+        return [int(lo)]
+    values = torch.unique(nu.detach())
+    if values.numel() > _INT_DF_GROUPS:
+        return None
+    return [int(v) for v in values.tolist()]
+
+
+@functools.cache
+def _t_integer_coefficients(
+    nu: int,
+) -> tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]]:
+    r"""Constants of :func:`_student_t_cdf_integer`, exact in rational arithmetic (or to
+    float64 precision) and rounded once.
+
+    Even ν = 2n: (:math:`c_0 … c_{n-1}`, :math:`d_n … d_{2n-1}`, ()),
+    :math:`c_k = (1/2)_k / k!` and :math:`\sum_k d_k x^k = 1 - (1 - x) P_n(x)^2`,
+    :math:`P_n = \sum_{k<n} c_k x^k` (its coefficients below :math:`x^n` vanish, the others are
+    positive: checked here). Odd ν = 2n + 1: (:math:`e_0 … e_{n-1}`, nodes, weights),
+    :math:`e_k = (2k)!! / (2k+1)!!`, and the Gauss-Legendre rule of n + 10 nodes mapped to
+    [0, 1], its weights divided by :math:`B(\tfrac12, n + \tfrac12) = \pi (1/2)_n / n!`. The
+    integrand :math:`\sin^{2n}` is entire; over the tail's :math:`0 < \varphi \le
+    \arctan\sqrt\nu` the rule's truncation error is below 2e-19 relative for every odd
+    ν <= 29 (6e-16 with n + 8 nodes, 2e-12 with n + 6), measured in 40-digit arithmetic.
+    """
+    n = nu // 2
+    if nu % 2 == 0:
+        c = [Fraction(1)]
+        for k in range(1, n):
+            c.append(c[-1] * Fraction(2 * k - 1, 2 * k))
+        square = [Fraction(0)] * (2 * n - 1)
+        for i, ci in enumerate(c):
+            for j, cj in enumerate(c):
+                square[i + j] += ci * cj
+        poly = [Fraction(1)] + [Fraction(0)] * (2 * n - 1)  # 1 - (1 - x) P²
+        for k, a in enumerate(square):
+            poly[k] -= a
+            poly[k + 1] += a
+        if any(poly[:n]) or not all(d > 0 for d in poly[n:]):  # pragma: no cover - algebra
+            raise AssertionError(f"finite sum of the t CDF: bad coefficients for df = {nu}")
+        return tuple(float(v) for v in c), tuple(float(v) for v in poly[n:]), ()
+    e = [Fraction(1)]
+    c_n = Fraction(1)
+    for k in range(n):
+        e.append(e[-1] * Fraction(2 * k + 2, 2 * k + 3))
+        c_n *= Fraction(2 * k + 1, 2 * k + 2)
+    nodes, weights = _gauss_legendre_unit(n + _ODD_EXTRA_NODES)
+    beta = _PI * Decimal(c_n.numerator) / Decimal(c_n.denominator)  # B(1/2, n + 1/2)
+    with localcontext() as ctx:
+        ctx.prec = 40
+        scaled = [w / beta for w in weights]
+    return (
+        tuple(float(v) for v in e[:n]),
+        tuple(float(t) for t in nodes),
+        tuple(float(w) for w in scaled),
+    )
+
+
+_PI = Decimal("3.141592653589793238462643383279502884197169399375")
+
+
+def _gauss_legendre_unit(m: int) -> tuple[list[Decimal], list[Decimal]]:
+    """Nodes and weights of the m-point Gauss-Legendre rule on [0, 1], to 40 digits (Newton's
+    method on the Legendre recurrence; Press et al. 2007, sec. 4.6.1), so that each node is
+    rounded to float once: a node's relative error is amplified 2n-fold in sin^{2n}, and those
+    near 0 would lose their relative accuracy in (t + 1)/2 from nodes on [-1, 1]."""
+    nodes, weights = [], []
+    with localcontext() as ctx:
+        ctx.prec = 40
+        tol = Decimal(10) ** -36
+
+        def legendre(x: Decimal) -> tuple[Decimal, Decimal]:
+            p0, p1 = Decimal(1), x
+            for k in range(2, m + 1):
+                p0, p1 = p1, ((2 * k - 1) * x * p1 - (k - 1) * p0) / k
+            return p1, m * (x * p1 - p0) / (x * x - 1)  # P_m, P_m'
+
+        for i in range(1, m + 1):
+            x0 = math.cos(math.pi * (i - 0.25) / (m + 0.5))
+            for _ in range(100):  # Newton in floats first (cheap), to ~1e-16
+                p0, p1 = 1.0, x0
+                for k in range(2, m + 1):
+                    p0, p1 = p1, ((2 * k - 1) * x0 * p1 - (k - 1) * p0) / k
+                step0 = p1 / (m * (x0 * p1 - p0) / (x0 * x0 - 1))
+                x0 -= step0
+                if abs(step0) < 1e-15:
+                    break
+            x = Decimal(x0)
+            for _ in range(5):  # then quadratic convergence to 40 digits: 2 or 3 steps
+                p, dp = legendre(x)
+                step = p / dp
+                x -= step
+                if abs(step) < tol:
+                    break
+            _, dp = legendre(x)
+            nodes.append((x + 1) / 2)
+            weights.append(1 / ((1 - x * x) * dp * dp))  # 2/((1-x²) P'²), halved for [0, 1]
+    return nodes, weights
+
+
+def _horner(coefs: tuple[float, ...], x: torch.Tensor) -> torch.Tensor:
+    r""":math:`\sum_k` ``coefs[k]`` :math:`x^k` by Horner's rule."""
+    acc = torch.full_like(x, coefs[-1])
+    for c in reversed(coefs[:-1]):
+        acc = acc * x + c
+    return acc
+
+
+def _student_t_cdf_integer(z: torch.Tensor, nu: int) -> torch.Tensor:
+    r"""The t CDF for integer ν in finite form, both tails to full relative accuracy.
+
+    With :math:`w = z/\sqrt\nu`, :math:`\theta = \arctan w`, :math:`x = \cos^2\theta = 1/(1+w^2)`,
+    and the constants of :func:`_t_integer_coefficients`:
+
+    - centre (:math:`|z| \le 1`): even ν = 2n,
+      :math:`F = \tfrac12 + \tfrac12 \sin\theta \sum_{k<n} c_k x^k` (A&S 26.7.4); odd ν = 2n + 1,
+      :math:`F = \tfrac12 + \tfrac1\pi [\theta + \sin\theta\cos\theta \sum_{k<n} e_k x^k]`
+      (A&S 26.7.3). For z < 0 this is a difference from 1/2, exact to about
+      :math:`\epsilon / (2F)` relative, and here :math:`F \ge F(-1) > 0.15`;
+    - tails (:math:`|z| > 1`): the tail probability :math:`Q = P(T > |z|)` directly, from
+      positive terms only, so it keeps its relative accuracy however small it is. Even ν:
+      :math:`2Q = 1 - \sqrt{1-x}\,P_n(x) = x^n \sum_{j<n} d_{n+j} x^j / (1 + \sqrt{1-x}\,
+      P_n(x))` (multiplying by the conjugate). Odd ν: with :math:`z = \sqrt\nu \tan\theta`,
+      :math:`Q = \frac{1}{B(\frac12, \frac\nu2)} \int_0^{\varphi} \sin^{\nu-1} s \, ds`,
+      :math:`\varphi = \arctan(1/|w|)` (A&S 26.7.3 before it is summed in closed form, which
+      would subtract numbers near 1/2 again), by Gauss-Legendre quadrature (positive weights);
+      ν = 1: :math:`Q = \arctan(1/|w|)/\pi`.
+
+    The tails are written in :math:`v = 1/|w|`, so nothing overflows for any finite z; they are
+    evaluated on the tail's elements only, and the centre is fed 0 there, so derivatives of every
+    order in z stay finite.
+    """
+    small, big, weights = _t_integer_coefficients(nu)
+    n = nu // 2
+    root = math.sqrt(nu)
+    w = z / root
+    tail = z.abs() > 1
+    wc = torch.where(tail, torch.zeros_like(w), w)
+    wc2 = wc * wc
+    xc = 1.0 / (1.0 + wc2)
+    if nu % 2 == 0:
+        centre = 0.5 + 0.5 * (wc / torch.sqrt(1.0 + wc2)) * _horner(small, xc)
+    else:
+        angle = torch.atan(wc)
+        if n > 0:
+            angle = angle + wc * xc * _horner(small, xc)
+        centre = 0.5 + angle / math.pi
+    # The tail probability is computed on the tail's elements only (often a third of them).
+    flat = z.reshape(-1)
+    where_tail = tail.reshape(-1).nonzero().squeeze(-1)
+    v = root / flat.index_select(0, where_tail).abs()  # 1/|w|, in one rounding
+    if nu % 2 == 0:
+        one_v2 = 1.0 + v * v
+        xt = v * v / one_v2
+        s = 1.0 / torch.sqrt(one_v2)
+        q = 0.5 * xt**n * _horner(big, xt) / (1.0 + s * _horner(small, xt))
+    else:
+        phi = torch.atan(v)
+        if n == 0:
+            q = phi / math.pi
+        else:
+            nodes = torch.tensor(big, dtype=z.dtype, device=z.device)
+            quad = torch.tensor(weights, dtype=z.dtype, device=z.device)
+            q = phi * (torch.sin(phi.unsqueeze(-1) * nodes).pow(2 * n) @ quad)
+    q = flat.new_zeros(flat.shape).index_put((where_tail,), q).reshape(z.shape)
+    return torch.where(tail, torch.where(w < 0, q, 1.0 - q), centre)
 
 
 # ------------------------------------------------------------------ incomplete gamma

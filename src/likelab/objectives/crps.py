@@ -27,7 +27,14 @@ from torch import distributions as D
 
 from likelab.errors import UnsupportedError
 from likelab.families.distributions import Logistic
-from likelab.objectives._special import _lbeta, gammainc, gammaincc, student_t_cdf
+from likelab.objectives._special import (
+    _lbeta,
+    _log1p_square,
+    _per_value,
+    gammainc,
+    gammaincc,
+    student_t_cdf,
+)
 from likelab.objectives.base import Properties, check_observations, register_objective
 
 __all__ = ["crps", "crps_loss", "register_crps"]
@@ -156,28 +163,29 @@ def _student_t(dist: D.StudentT, y: torch.Tensor) -> torch.Tensor:
 
     z = (y - μ)/σ; F_ν, f_ν the standard Student-t CDF and density. Jordan, Krüger & Lerch
     (2019), J. Stat. Softw. 90(12), appendix A (t distribution). Finite only for ν > 1 (the mean
-    must exist); ``inf`` for ν <= 1.
+    must exist); ``inf`` for ν <= 1. Evaluated as (y - μ)(2F_ν(z) - 1) + σ [k (1 + z²/ν)^{-(ν-1)/2}
+    - c_ν], k = 2√ν/((ν - 1) B(½, ν/2)), finite with finite derivatives at every finite y.
     """
     nu, loc, scale = dist.df, dist.loc, dist.scale
     finite = nu > 1
     nus = torch.where(finite, nu, torch.full_like(nu, 2.0))  # stand-in keeps NaN out of grads
     z = (y - loc) / scale
-    half = torch.full_like(nus, 0.5)
-    log_pdf = (
-        -_lbeta(half, nus / 2) - 0.5 * torch.log(nus) - 0.5 * (nus + 1) * torch.log1p(z * z / nus)
-    )
-    const = (
-        2.0
-        * torch.sqrt(nus)
-        / (nus - 1)
-        * torch.exp(_lbeta(half, nus - 0.5) - 2.0 * _lbeta(half, nus / 2))
-    )
-    crps0 = (
-        z * (2.0 * student_t_cdf(z, nus) - 1.0)
-        + 2.0 * torch.exp(log_pdf) * (nus + z * z) / (nus - 1)
-        - const
-    )
-    out = scale * crps0
+
+    def constants(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        half = torch.full_like(v, 0.5)
+        lb = _lbeta(half, v / 2)
+        log_k = math.log(2.0) + 0.5 * torch.log(v) - torch.log(v - 1) - lb
+        const = 2.0 * torch.sqrt(v) / (v - 1) * torch.exp(_lbeta(half, v - 0.5) - 2.0 * lb)
+        return log_k, const
+
+    # Functions of ν alone: once per distinct ν when ν is a fixed parameter broadcast over y.
+    log_k, const = _per_value(constants, nus)
+    # 2 f(z)(ν + z²)/(ν - 1) = k (1 + z²/ν)^{-(ν-1)/2}, k = 2√ν / ((ν - 1) B(½, ν/2)), with
+    # log(1 + z²/ν) that does not overflow for |z| > 1e154 (z² would: inf · 0 = nan)
+    spread = torch.exp(log_k - 0.5 * (nus - 1) * _log1p_square(z / torch.sqrt(nus)))
+    # σ z (2F - 1) written as (y - μ)(2F - 1): for |z| → ∞ the score is σ|z| - σ c + o(1), and
+    # ∂/∂σ of σ·crps₀(z) would be crps₀ - z crps₀'(z), two numbers ~|z| whose difference is -c
+    out = (y - loc) * (2.0 * student_t_cdf(z, nus) - 1.0) + scale * (spread - const)
     return torch.where(finite, out, torch.full_like(out, math.inf))
 
 
