@@ -10,6 +10,8 @@ minimises it.
 
 from __future__ import annotations
 
+# first: starts torch's intra-op threads before any number is computed (see likelab._runtime)
+import likelab._runtime  # noqa: F401
 from likelab.asymptotics import AsymptoticsResult, asymptotics
 from likelab.errors import (
     DataError,
