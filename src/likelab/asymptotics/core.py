@@ -29,8 +29,12 @@ How each piece is computed, without Monte Carlo noise:
   minimum inside the parameter space, the lowest. Shortcut: for an objective claimed strictly
   proper, at a truth in the family (without kinks), θ* is the truth's parameters once verified
   (inside the space, A positive definite, Newton step below 1e-8 relative), with no search;
-  the results agree with the search's to its precision. log's θ* and V, the ARE's reference,
-  are computed once per (family, truth) and cached.
+  the results agree with the search's to its precision. Otherwise, for a continuous truth and
+  a family without kinks, the same search from the same starts first runs on one quadrature
+  rule held fixed (the objective differentiated at fixed nodes, not through the adaptive
+  rule), and its answer is kept only once verified the same way by the adaptive rule
+  (:func:`_search_frozen`); where it is not, the full search. log's θ* and V, the ARE's
+  reference, are computed once per (family, truth) and cached.
 - One quadrature per point: the expected gradient, A's pointwise Hessians, B and the expected
   gradients of A's difference check are integrated together, one batch row per distinct θ and
   a vector of quantities per node (:func:`_moments`).
