@@ -368,3 +368,20 @@ def test_a_truth_of_atoms_only_is_summed_by_every_rule():
     got = expected_score_details("log", truth, forecast)
     want = 0.5 * math.log(2 * math.pi) + 0.5
     assert abs(float(got.value[0]) - want) < 1e-14 and float(got.error[0]) == 0.0
+
+
+def test_the_kept_rules_stay_within_their_memory_cap(monkeypatch):
+    # many distinct forecast batches: the cache keeps at most _PIECES_SIZE rules and about
+    # _PIECES_MAX_TOTAL nodes (here shrunk so that the node cap is the binding one)
+    from likelab.properness import expected as ex
+
+    monkeypatch.setattr(ex, "_PIECES_MAX_TOTAL", 40_000)
+    ex._PIECES.clear()
+    truth = D.Normal(t64(0.0), t64(1.0))
+    for k in range(30):
+        forecast = D.Normal(t64([0.01 * k, 1.0]), t64([1.0, 2.0]))
+        expected_score_details("log", truth, forecast)
+        total = sum(p.y.numel() for p, _ in ex._PIECES.values())
+        assert len(ex._PIECES) <= ex._PIECES_SIZE
+        assert total <= 40_000 or len(ex._PIECES) == 1
+    assert len(ex._PIECES) >= 1

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import copy
 import math
+import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable
@@ -343,7 +344,9 @@ def frozen_expectation(
 #: survey, the asymptotics of many objectives) integrates on the same nodes.
 _PIECES: OrderedDict[tuple[Any, ...], tuple[_Piece, tuple[int, ...]]] = OrderedDict()
 _PIECES_SIZE = 64
+_PIECES_LOCK = threading.Lock()  # callers in several threads share the cache
 _PIECES_MAX_NODES = 1 << 18  # a rule larger than this (nodes times batch) is not kept
+_PIECES_MAX_TOTAL = 1 << 21  # nodes kept in all (~70 MB)
 
 
 def _piece(
@@ -368,16 +371,22 @@ def _piece(
         if comp_key is not None:
             cut_key = None if cut_stack is None else _tensor_key(cut_stack)
             key = (comp_key, log_weight, cut_key, tuple(shape), rule, dtype, device)
-            hit = _PIECES.get(key)
-            # a score that wrote into its nodes in place changed the rule: built again
-            if hit is not None and _versions(hit[0]) == hit[1]:
-                _PIECES.move_to_end(key)
-                return hit[0]
+            with _PIECES_LOCK:
+                hit = _PIECES.get(key)
+                # a score that wrote into its nodes in place changed the rule: built again
+                if hit is not None and _versions(hit[0]) == hit[1]:
+                    _PIECES.move_to_end(key)
+                    return hit[0]
     piece = _build_piece(comp, log_weight, cut_stack, shape, rule, dtype, device)
     if key is not None and piece.y.numel() <= _PIECES_MAX_NODES:
-        _PIECES[key] = (piece, _versions(piece))
-        while len(_PIECES) > _PIECES_SIZE:
-            _PIECES.popitem(last=False)
+        with _PIECES_LOCK:
+            _PIECES[key] = (piece, _versions(piece))
+            # at most _PIECES_SIZE rules and _PIECES_MAX_TOTAL nodes (about 33 bytes each)
+            while len(_PIECES) > _PIECES_SIZE or (
+                len(_PIECES) > 1
+                and sum(p.y.numel() for p, _ in _PIECES.values()) > _PIECES_MAX_TOTAL
+            ):
+                _PIECES.popitem(last=False)
     return piece
 
 
