@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from likelab.families import get_family
 from likelab.landscape import evaluate
@@ -14,6 +15,16 @@ from likelab.landscape.grid import summarise as summarise_landscape
 from likelab.objectives import get_objective
 from likelab.scorecard import battery
 from likelab.scorecard import landscape as part
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """The orchestrator's workers run one torch thread; so do these tests (on a shared 2-core
+    machine two threads spin against other processes and run 10x slower)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def _unit(truth: str, n: int, kind: str, *, quick: bool = True, datasets: int | None = None):
