@@ -92,6 +92,17 @@ def test_rows_are_deterministic_and_seeded_by_name():
     assert two["accuracy_sd"] is not None
 
 
+@pytest.mark.parametrize(("phi", "builtin"), [("phi:-p", "linear"), ("phi:-l", "log")])
+def test_phi_objectives_train_like_the_builtins(phi, builtin):
+    # the same rule through the φ machinery: the same network to float32 rounding
+    unit = _unit(XOR)
+    want, got = part.run(builtin, unit, seed=1), part.run(phi, unit, seed=1)
+    assert got["status"] == want["status"] == "ok"
+    assert got["stops"][0]["epoch"] == want["stops"][0]["epoch"]
+    for key in ("accuracy", "prob_gap", "extremeness", "extreme_share"):
+        assert got[key] == pytest.approx(want[key], abs=1e-6), key
+
+
 @pytest.mark.parametrize("spec", ["crps", "hyvarinen"])
 def test_an_objective_that_cannot_train_a_classifier_is_not_applicable(spec):
     for unit in part.units(spec, quick=True):

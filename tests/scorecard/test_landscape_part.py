@@ -179,12 +179,14 @@ def test_rows_are_deterministic_json_ready_and_seeded_by_name():
     assert set(a) == set(part._EMPTY) | set(unit)
 
 
-def test_phi_of_minus_p_is_linear():
-    unit = _unit(NORMAL, 10, "location-narrow", datasets=10)
-    lin = part.run("linear", unit, seed=2)
-    phi = part.run("phi:-p", unit, seed=2)
-    for key in ("multimodal", "farther", "ties", "boundary", "median_distance", "max_minima"):
-        assert phi[key] == lin[key], key
+@pytest.mark.parametrize(("phi", "builtin"), [("phi:-p", "linear"), ("phi:-l", "log")])
+def test_phi_objectives_give_the_builtins_numbers(phi, builtin):
+    for kind in ("location-narrow", "location-scale"):
+        unit = _unit("student_t:df=5,loc=0,scale=1", 10, kind, datasets=10)
+        want = part.run(builtin, unit, seed=2)
+        got = part.run(phi, unit, seed=2)
+        for key in ("multimodal", "farther", "ties", "boundary", "median_distance", "max_minima"):
+            assert got[key] == want[key], (kind, key)
 
 
 def test_an_objective_that_cannot_be_evaluated_is_a_row_not_an_exception():
