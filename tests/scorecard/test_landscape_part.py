@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from likelab.families import get_family
-from likelab.landscape import evaluate
+from likelab.landscape import evaluate, find_local_minima
+from likelab.landscape.grid import significant_minima
 from likelab.landscape.grid import summarise as summarise_landscape
 from likelab.objectives import get_objective
 from likelab.scorecard import battery
@@ -134,35 +135,39 @@ def test_the_batched_risk_equals_one_dataset_at_a_time():
 
 def test_rounding_plateaus_are_one_minimum():
     # Laplace log on n = 10 (even): the risk is exactly flat between the two middle order
-    # statistics, and its floating-point values there differ by < 1 ulp-scale noise, which the
-    # plain plateau rule reads as several minima. The row must say one.
+    # statistics, and its floating-point values there differ by rounding noise, which the plain
+    # plateau rule reads as several minima. The row (and likelab.landscape) must say one.
     unit = _unit("laplace:loc=0,scale=1", 10, "location", datasets=40)
     row = part.run("log", unit, seed=0)
     assert row["multimodal"] == 0
     data, _ = part._datasets(unit, 0)
     axes = {"loc": np.linspace(*unit["grid"]["loc"][:2], unit["grid"]["loc"][2])}
-    raw = [
-        evaluate(y, unit["family"], ["log"], axes).results["log"].local_minima for y in data[:40]
-    ]
+    lands = [evaluate(y, unit["family"], ["log"], axes).results["log"] for y in data]
+    assert all(land.local_minima == 1 for land in lands)
+    raw = [len(find_local_minima(land.values)) for land in lands]
     assert max(raw) > 1  # the fault the merge closes is really there
 
 
 def test_significant_minima_keeps_deep_minima_and_merges_shallow_ones():
     axes = {"x": np.arange(7.0)}
     genuine = np.array([3.0, 1.0, 2.0, 0.5, 2.0, 0.8, 4.0])
-    land = summarise_landscape("t", genuine, ("x",), axes)
-    assert len(part.significant_minima(genuine, land.minima, 1e-9)) == 3
+    land = summarise_landscape("t", genuine, ("x",), axes, eps=0.0)
+    assert len(significant_minima(genuine, land.minima, 1e-9)) == 3
     noisy = np.array([3.0, 1.0, 1.0 + 4e-16, 1.0 + 2e-16, 1.0 + 4e-16, 1.0, 4.0])
-    land = summarise_landscape("t", noisy, ("x",), axes)
+    land = summarise_landscape("t", noisy, ("x",), axes, eps=0.0)
     assert land.local_minima > 1
-    kept = part.significant_minima(noisy, land.minima, 1e-12)
+    kept = significant_minima(noisy, land.minima, 1e-12)
     assert len(kept) == 1 and kept[0] is land.minima[0]
+    # summarise at float64's epsilon merges them itself
+    assert summarise_landscape("t", noisy, ("x",), axes).local_minima == 1
     # 2-D: two pits joined by a pass 0.5 high stay two at tol 0.1, merge at tol 1
     grid = np.full((5, 5), 3.0)
     grid[1, 1], grid[3, 3], grid[2, 2] = 0.0, 0.2, 0.7
-    land = summarise_landscape("t", grid, ("a", "b"), {"a": np.arange(5.0), "b": np.arange(5.0)})
-    assert len(part.significant_minima(grid, land.minima, 0.1)) == 2
-    assert len(part.significant_minima(grid, land.minima, 1.0)) == 1
+    land = summarise_landscape(
+        "t", grid, ("a", "b"), {"a": np.arange(5.0), "b": np.arange(5.0)}, eps=0.0
+    )
+    assert len(significant_minima(grid, land.minima, 0.1)) == 2
+    assert len(significant_minima(grid, land.minima, 1.0)) == 1
 
 
 def test_rows_are_deterministic_json_ready_and_seeded_by_name():
@@ -198,6 +203,8 @@ def test_an_objective_that_cannot_be_evaluated_is_a_row_not_an_exception():
     json.dumps(row)
     bad = part.run("no-such-objective", unit, seed=0)
     assert bad["status"] == "failed" and "no-such-objective" in bad["reason"]
+    nan = part.run("phi:log(p-0.5)", unit, seed=0)  # NaN for p < 0.5: a recorded failure
+    assert nan["status"] == "failed" and "nan" in nan["reason"]
 
 
 def test_a_grid_that_does_not_fit_in_memory_is_refused_before_allocating(monkeypatch):

@@ -49,10 +49,6 @@ LANDSCAPE_SURFACE_SCALE: dict[str, tuple[float, float, int]] = {
 #: temporaries (1 MB each) are recycled by torch's allocator (measured 9-13 ns per element on
 #: one core for log, linear, dpd, crps; 2**22 was 1.5-3x slower).
 LANDSCAPE_CHUNK_ELEMENTS: int = 2**17
-#: Local minima shallower than this many float64 epsilons times the largest |risk| on the grid
-#: are rounding error (the Laplace median's plateau computed in floating point breaks into up to
-#: 26 "minima" whose values differ by < 0.4 eps x max|risk|) and are merged into a lower one.
-LANDSCAPE_SHALLOW_EPS: float = 2.0**10
 
 #: Classification settings: dataset spec, label noise on the training labels, model, training
 #: options and seeds, quick and full. Full follows docs/classification.md (XOR: MLP 64-64,

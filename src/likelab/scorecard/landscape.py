@@ -10,8 +10,8 @@ is evaluated on one grid for all of them at once: the loss tensor has shape
 before anything is allocated. Each dataset's risk is then read like ``likelab landscape`` reads
 one (:func:`likelab.landscape.grid.summarise`, plateau-aware local minima):
 
-- *multimodal*: more than one local minimum, once minima shallower than rounding error are
-  merged (:func:`significant_minima`);
+- *multimodal*: more than one local minimum (minima shallower than rounding error merged:
+  :func:`likelab.landscape.grid.significant_minima`);
 - *farther than the MLE*: the global minimum lies strictly farther from the truth than
   ``log``'s global minimum on the same grid and the same dataset (paired), in the standardised
   distance :math:`|\mu - \mu_0| / \sigma_0` for location scans and
@@ -38,17 +38,17 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy import ndimage
 
 from likelab._budget import check_memory
 from likelab.errors import LikelabError, UnsupportedError
 from likelab.families import get_family, parse_dgp
+from likelab.landscape.grid import ROUNDING_EPS
 from likelab.landscape.grid import summarise as summarise_landscape
 from likelab.objectives import get_objective
 from likelab.scorecard import battery
 from likelab.scorecard.battery import stream_seed
 
-__all__ = ["PART", "run", "significant_minima", "summarise", "units"]
+__all__ = ["PART", "dataset_seed", "run", "summarise", "units"]
 
 PART = "landscape"
 #: The reference the "farther than the MLE" comparison is paired with.
@@ -168,7 +168,7 @@ def run(objective: str, unit: dict[str, Any], *, seed: int) -> dict[str, Any]:
             else math.nan
         ),
         mle_multimodal=int(sum(d["minima"] > 1 for d in mle)),
-        shallow_tol=battery.LANDSCAPE_SHALLOW_EPS,
+        shallow_tol=ROUNDING_EPS,
         evidence=_evidence(obj.spec, unit, mine, seeds),
     )
     if m == 0:
@@ -206,7 +206,7 @@ _EMPTY: dict[str, Any] = {
     "median_distance": math.nan,
     "mle_median_distance": math.nan,
     "mle_multimodal": 0,
-    "shallow_tol": battery.LANDSCAPE_SHALLOW_EPS,
+    "shallow_tol": ROUNDING_EPS,
     "evidence": None,
 }
 
@@ -270,44 +270,18 @@ def _evaluate(
 def _read(
     spec: str, values: np.ndarray, names: tuple[str, ...], axes: dict[str, np.ndarray]
 ) -> dict[str, Any]:
-    """One dataset's landscape: its significant minima, global argmin and edge flag."""
+    """One dataset's landscape, read as ``likelab landscape`` reads it: its minima (shallower
+    than rounding error merged), global argmin and whether that lies on the grid's edge."""
     land = summarise_landscape(spec, values, names, axes)
-    finite = values[np.isfinite(values)]
     if not land.minima:
         return {"minima": 0, "argmin": {}, "on_boundary": False, "list": []}
-    tol = battery.LANDSCAPE_SHALLOW_EPS * np.finfo(np.float64).eps * float(np.abs(finite).max())
-    kept = significant_minima(values, land.minima, tol)
-    best = kept[0]
+    best = land.minima[0]
     return {
-        "minima": len(kept),
+        "minima": land.local_minima,
         "argmin": dict(best.params),
         "on_boundary": bool(best.on_boundary),
-        "list": kept,
+        "list": land.minima,
     }
-
-
-def significant_minima(values: np.ndarray, minima: list[Any], tol: float) -> list[Any]:
-    """The minima (sorted by value, as :func:`likelab.landscape.grid.summarise` gives them) whose
-    depth exceeds ``tol``.
-
-    A minimum :math:`m` of value :math:`v_m` is shallow when the connected component
-    (8-connectivity in 2-D) of :math:`\\{\\theta : R(\\theta) \\le v_m + tol\\}` that holds it
-    also holds a minimum earlier in the order: it can be left through a pass no higher than
-    ``tol`` above it, i.e. its dynamic (Grimaud 1992, "A new measure of contrast: the dynamics",
-    Proc. SPIE 1769) is at most ``tol``. Values within rounding error of each other cannot tell a
-    minimum from a flat plateau computed in floating point; the first minimum is always kept.
-    """
-    if len(minima) <= 1:
-        return list(minima)
-    safe = np.where(np.isfinite(values), values, np.inf)
-    footprint = np.ones((3,) * values.ndim, dtype=bool)
-    kept = [minima[0]]
-    for k, m in enumerate(minima[1:], start=1):
-        labels, _ = ndimage.label(safe <= m.value + tol, structure=footprint)
-        own = labels[m.index]
-        if not any(labels[earlier.index] == own for earlier in minima[:k]):
-            kept.append(m)
-    return kept
 
 
 def _distances(per: list[dict[str, Any]], loc0: float, scale0: float) -> np.ndarray:
