@@ -111,8 +111,9 @@ def run(objective: str, unit: dict[str, Any], *, seed: int) -> dict[str, Any]:
     ``mean_minima`` and ``max_minima``, ``boundary`` (global minimum on the grid's edge),
     ``compared`` / ``farther`` / ``ties`` with ``farther_share`` / ``farther_se``,
     ``median_distance`` and ``mle_median_distance`` (standardised distance of the global minimum
-    from the truth), ``mle_multimodal`` (``log``'s own count), ``shallow_tol`` and ``evidence``
-    (the first dataset with more than one minimum, with the command that shows it, or None).
+    from the truth), ``mle_multimodal`` (``log``'s own count), ``rounding_eps`` (minima
+    shallower than this many epsilons x max|risk| are merged) and ``evidence`` (the first
+    dataset with more than one minimum, with the command that shows it, or None).
     A problem of this objective here (it cannot be evaluated on this family, a user objective
     that raises, a grid that does not fit in memory) is a row with status ``"not applicable"``
     or ``"failed"`` and its reason; nothing is raised.
@@ -168,7 +169,7 @@ def run(objective: str, unit: dict[str, Any], *, seed: int) -> dict[str, Any]:
             else math.nan
         ),
         mle_multimodal=int(sum(d["minima"] > 1 for d in mle)),
-        shallow_tol=ROUNDING_EPS,
+        rounding_eps=ROUNDING_EPS,
         evidence=_evidence(obj.spec, unit, mine, seeds),
     )
     if m == 0:
@@ -206,7 +207,7 @@ _EMPTY: dict[str, Any] = {
     "median_distance": math.nan,
     "mle_median_distance": math.nan,
     "mle_multimodal": 0,
-    "shallow_tol": ROUNDING_EPS,
+    "rounding_eps": ROUNDING_EPS,
     "evidence": None,
 }
 
