@@ -1,0 +1,1 @@
+"""The scorecard: one objective through every capability of likelab."""
