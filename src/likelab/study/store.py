@@ -176,17 +176,24 @@ def _cannot_open(name: str, exc: BaseException, read_only: bool) -> str:
     return f"the store {name!r} cannot be opened: {_reason(exc)}"
 
 
-def check_file(path: str | Path, *, must_exist: bool) -> bool:
+def check_file(
+    path: str | Path,
+    *,
+    must_exist: bool,
+    kind: str = "likelab study store",
+    writer: str = "`likelab study run`",
+) -> bool:
     """Check that ``path`` is a DuckDB file before DuckDB sees it (DuckDB would try to load an
     extension for a SQLite file, and says little about a file that is none of its own).
 
     Returns whether the file exists; raises :class:`StoreError` for a directory, an empty file,
     a SQLite or other non-DuckDB file, a missing folder, or a missing file if ``must_exist``.
+    ``kind`` and ``writer`` name what the file should be and what writes one (the messages).
     """
     name = str(path)
     target = Path(path)
     if target.is_dir():
-        return _refuse(f"the store {name!r} is a directory, not a likelab study store")
+        return _refuse(f"the store {name!r} is a directory, not a {kind}")
     if not target.exists():
         if must_exist:
             return _refuse(f"the store {name!r} does not exist")
@@ -203,13 +210,12 @@ def check_file(path: str | Path, *, must_exist: bool) -> bool:
         return _refuse(f"the store {name!r} cannot be read: {exc.strerror or exc}")
     if not head:
         return _refuse(
-            f"the store {name!r} is an empty file, not a likelab study store: remove it or "
-            "choose another store"
+            f"the store {name!r} is an empty file, not a {kind}: remove it or choose another store"
         )
     if head.startswith(_SQLITE_MAGIC):
         return _refuse(
-            f"the store {name!r} is a SQLite database, not a likelab study store (a DuckDB "
-            "file written by `likelab study run`)"
+            f"the store {name!r} is a SQLite database, not a {kind} (a DuckDB file written by "
+            f"{writer})"
         )
     if len(head) < _MAGIC_OFFSET + len(_MAGIC):
         return _refuse(
@@ -218,8 +224,7 @@ def check_file(path: str | Path, *, must_exist: bool) -> bool:
         )
     if head[_MAGIC_OFFSET : _MAGIC_OFFSET + len(_MAGIC)] != _MAGIC:
         return _refuse(
-            f"the store {name!r} is not a DuckDB file, so not a likelab study store (one is "
-            "written by `likelab study run`)"
+            f"the store {name!r} is not a DuckDB file, so not a {kind} (one is written by {writer})"
         )
     return True
 
