@@ -34,6 +34,7 @@ def test_a_phi_objective_is_judged_as_spelled_with_linears_numbers(uninterrupted
         quick=True,
         parts=PARTS,
     )
+
     def numbers(rows):  # the evidence's command names the objective as spelled
         out = []
         for r in rows:
