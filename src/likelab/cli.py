@@ -301,9 +301,14 @@ def split_specs(text: str) -> list[str]:
     ['log', 'dpd:beta=0.5', 'power:alpha=2']
     >>> split_specs("mine:a=1,b=2,log")
     ['mine:a=1,b=2', 'log']
+    >>> split_specs("phi:maximum(-p, -0.5),log")  # a comma inside parentheses stays
+    ['phi:maximum(-p, -0.5)', 'log']
     """
     specs: list[str] = []
     for piece in (p.strip() for p in text.split(",")):
+        if specs and specs[-1].count("(") > specs[-1].count(")"):
+            specs[-1] += "," + piece  # inside a phi:EXPR's function call
+            continue
         if not piece:
             continue
         if specs and ":" not in piece and "=" in piece and ":" in specs[-1]:
