@@ -305,9 +305,10 @@ def split_specs(text: str) -> list[str]:
     ['phi:maximum(-p, -0.5)', 'log']
     """
     specs: list[str] = []
-    for piece in (p.strip() for p in text.split(",")):
+    for raw in text.split(","):
+        piece = raw.strip()
         if specs and specs[-1].count("(") > specs[-1].count(")"):
-            specs[-1] += "," + piece  # inside a phi:EXPR's function call
+            specs[-1] = (specs[-1] + "," + raw).strip()  # inside a phi:EXPR's function call
             continue
         if not piece:
             continue
