@@ -430,13 +430,9 @@ def _phi_parse(text: str) -> tuple[ast.Expression, set[str]]:
     try:
         tree = ast.parse(source, mode="eval")
     except SyntaxError as exc:
-        where = ""
-        if exc.offset is not None and exc.lineno == 1:
-            col = min(max(exc.offset, 1), len(source) + 1)
-            rest = source[col - 1 :]
-            where = f" at column {col} ({rest[:10]!r})" if rest else " at its end (incomplete)"
         raise SpecError(
-            f"phi:{text.strip()}: cannot parse the expression{where}; {PHI_GRAMMAR}"
+            f"phi:{text.strip()}: cannot parse the expression: {_syntax(exc, source)}; "
+            f"{PHI_GRAMMAR}"
         ) from None
     except (ValueError, RecursionError, MemoryError):  # null bytes, absurd nesting
         raise SpecError(
@@ -452,6 +448,16 @@ def _phi_parse(text: str) -> tuple[ast.Expression, set[str]]:
     if not uses & {"p", "l"}:
         raise SpecError(f"phi:{text.strip()} does not use p or l: a constant is not a scoring rule")
     return tree, uses
+
+
+def _syntax(exc: SyntaxError, source: str) -> str:
+    """Where and why ``source`` does not parse: ``"invalid syntax at column 3 ('*/2')"``, or
+    ``"it ends early, after 'p**'"`` (Python's offset 0: at the end)."""
+    msg = exc.msg if exc.msg and exc.msg != "invalid syntax" else "invalid syntax"
+    col = exc.offset or 0
+    if exc.lineno not in (None, 1) or not 1 <= col <= len(source):
+        return f"{msg}: it ends early, after {source[-10:]!r}"
+    return f"{msg} at column {col} ({source[col - 1 : col + 9]!r})"
 
 
 def _phi_check(node: ast.AST, source: str, text: str, uses: set[str]) -> None:
@@ -505,6 +511,17 @@ def _phi_check(node: ast.AST, source: str, text: str, uses: set[str]) -> None:
         ast.IfExp: "a conditional",
         ast.BinOp: "an operator outside + - * / **",
         ast.UnaryOp: "an operator outside unary + and -",
+        ast.ListComp: "a comprehension",
+        ast.SetComp: "a comprehension",
+        ast.DictComp: "a comprehension",
+        ast.GeneratorExp: "a comprehension",
+        ast.JoinedStr: "a string",
+        ast.List: "a list",
+        ast.Tuple: "a tuple",
+        ast.Set: "a set",
+        ast.Dict: "a dict",
+        ast.Starred: "unpacking",
+        ast.NamedExpr: "an assignment",
     }
     what = next((w for t, w in kinds.items() if isinstance(node, t)), None)
     refuse(what or f"{type(node).__name__.lower()} syntax")
@@ -517,10 +534,12 @@ def _phi_defined(text: str, phi: Callable[[torch.Tensor], torch.Tensor]) -> None
         values = phi(p.log())
     bad = torch.isnan(values)
     if bool(bad.any()):
-        at = float(p[bad][0])
+        lo, hi = float(p[bad][0]), float(p[bad][-1])
+        where = f"p = {lo:.6g}" if lo == hi else f"p from {lo:.6g} to {hi:.6g}"
         raise SpecError(
-            f"phi:{text.strip()} is NaN at p = {at:.6g} (l = {math.log(at):.6g}): a scoring rule "
-            "must be a number for every likelihood p in (0, 1]"
+            f"phi:{text.strip()} is NaN at {where} ({int(bad.sum())} of the {p.numel()} "
+            "likelihoods checked): a scoring rule must be a number for every likelihood p in "
+            "(0, 1]"
         )
 
 
