@@ -146,6 +146,16 @@ def test_the_spec_drops_whitespace_and_is_one_objective():
 
 
 # ----------------------------------------------------------------------------- local_objective
+@pytest.fixture(autouse=True)
+def _unregister():
+    """The names these tests register (phi_test_*) do not outlive them."""
+    yield
+    from likelab.objectives import base
+
+    for name in [n for n in base._REGISTRY if n.startswith("phi_test_")]:
+        del base._REGISTRY[name]
+
+
 def test_local_objective_from_an_expression():
     obj = local_objective("-p**0.3")
     assert obj is get_objective("phi:-p**0.3") and local_objective("phi:-p**0.3") is obj
