@@ -429,8 +429,10 @@ def objectives_cmd(as_json: JsonOpt = False, fmt: FormatOpt = "table") -> None:
     losses need reduction="none"), computed with torch operations so that it is differentiable
     in the forecast's parameters. A function of one argument is a function of the likelihood
     alone: fn(p) with p = f(y), or fn(l) with l = log f(y); or, without Python, the spec
-    phi:EXPR, an expression in p and l (phi:-log(p) is log, phi:-p is linear). likelab checks a
-    user objective on a small probe before use and names it in any error it raises.
+    phi:EXPR, an expression in p and l (phi:-log(p) is log, phi:-p is linear) with numbers,
+    + - * / ** (or ^), parentheses, log, exp, sqrt, log1p, expm1, abs, tanh, sigmoid, minimum
+    and maximum, parsed and never run as Python. likelab checks a user objective on a small
+    probe before use and names it in any error it raises.
 
     \b
     Example, in mylosses.py:
@@ -530,8 +532,9 @@ MissingOpt = Annotated[
 # Every command that compares objectives takes --objectives A,B (repeatable; --objective is the
 # same option) and reads it with _objective_specs.
 _OBJECTIVES_HELP = (
-    "Objective specs, comma-separated (user objectives by import path, module:function); "
-    "repeat the option to add more. --objective is the same option."
+    "Objective specs, comma-separated (user objectives by import path, module:function, or "
+    "a function of the likelihood, phi:EXPR, e.g. phi:-p**0.3); repeat the option to add "
+    "more. --objective is the same option."
 )
 
 
