@@ -159,3 +159,14 @@ def test_training_gives_the_same_losses(phi, builtin):
         np.testing.assert_allclose(a["train_loss"], b["train_loss"], rtol=1e-12)
     for key, value in ref.metrics.items():
         np.testing.assert_allclose(mine.metrics[key], value, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize(("phi", "builtin"), PAIRS)
+def test_fit_on_cuda(phi, builtin):
+    y = get_family("normal").sample((4, 50), seed=43, loc=0.2, scale=1.1)
+    mine = likelab.fit(y, "normal", phi, device="cuda")
+    ref = likelab.fit(y, "normal", builtin, device="cuda")
+    for key in ref.params:
+        np.testing.assert_array_equal(mine.params[key], ref.params[key])
+        np.testing.assert_array_equal(mine.se[key], ref.se[key])
