@@ -159,6 +159,9 @@ def _unregister():
 def test_local_objective_from_an_expression():
     obj = local_objective("-p**0.3")
     assert obj is get_objective("phi:-p**0.3") and local_objective("phi:-p**0.3") is obj
+    described = local_objective("-p**0.3", reference="Tsallis (1988)")
+    assert described.spec == obj.spec and described.reference == "Tsallis (1988)"
+    assert obj.reference == ""  # the shared objective is untouched
     named = local_objective("(1 - p**0.7) / 0.7", name="phi_test_tsallis", replace=True)
     assert named.spec == "phi_test_tsallis" == get_objective("phi_test_tsallis").spec
     assert named.phi_fn is not None and named.properties.local is True

@@ -23,6 +23,7 @@ import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from dataclasses import replace as replace_fields
 from typing import Any
 
 import numpy as np
@@ -615,6 +616,8 @@ def local_objective(
         expr = expr[4:] if expr.startswith("phi:") else expr
         obj = _from_phi(expr)
         if name is None:
+            if formula or reference:  # the shared phi:EXPR objective, described anew
+                return replace_fields(obj, formula=formula or obj.formula, reference=reference)
             return obj
         guarded: UserLoss = UserLoss(phi_expression(expr), name, of="l")
         derivatives: PhiFn | None = phi_derivatives(guarded.fn)
