@@ -23,7 +23,13 @@ from likelab.errors import (
 )
 from likelab.estimate import FitResult, fit
 from likelab.families import Family, get_family, list_families
-from likelab.objectives import Objective, get_objective, list_objectives, objective
+from likelab.objectives import (
+    Objective,
+    get_objective,
+    list_objectives,
+    local_objective,
+    objective,
+)
 from likelab.properness import check_properness
 from likelab.scoring import score
 
@@ -48,6 +54,7 @@ __all__ = [
     "get_objective",
     "list_families",
     "list_objectives",
+    "local_objective",
     "objective",
     "score",
 ]

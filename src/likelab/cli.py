@@ -301,9 +301,15 @@ def split_specs(text: str) -> list[str]:
     ['log', 'dpd:beta=0.5', 'power:alpha=2']
     >>> split_specs("mine:a=1,b=2,log")
     ['mine:a=1,b=2', 'log']
+    >>> split_specs("phi:maximum(-p, -0.5),log")  # a comma inside parentheses stays
+    ['phi:maximum(-p, -0.5)', 'log']
     """
     specs: list[str] = []
-    for piece in (p.strip() for p in text.split(",")):
+    for raw in text.split(","):
+        piece = raw.strip()
+        if specs and specs[-1].count("(") > specs[-1].count(")"):
+            specs[-1] = (specs[-1] + "," + raw).strip()  # inside a phi:EXPR's function call
+            continue
         if not piece:
             continue
         if specs and ":" not in piece and "=" in piece and ":" in specs[-1]:
@@ -423,8 +429,10 @@ def objectives_cmd(as_json: JsonOpt = False, fmt: FormatOpt = "table") -> None:
     losses need reduction="none"), computed with torch operations so that it is differentiable
     in the forecast's parameters. A function of one argument is a function of the likelihood
     alone: fn(p) with p = f(y), or fn(l) with l = log f(y); or, without Python, the spec
-    phi:EXPR, an expression in p and l (phi:-log(p) is log, phi:-p is linear). likelab checks a
-    user objective on a small probe before use and names it in any error it raises.
+    phi:EXPR, an expression in p and l (phi:-log(p) is log, phi:-p is linear) with numbers,
+    + - * / ** (or ^), parentheses, log, exp, sqrt, log1p, expm1, abs, tanh, sigmoid, minimum
+    and maximum, parsed and never run as Python. likelab checks a user objective on a small
+    probe before use and names it in any error it raises.
 
     \b
     Example, in mylosses.py:
@@ -524,8 +532,9 @@ MissingOpt = Annotated[
 # Every command that compares objectives takes --objectives A,B (repeatable; --objective is the
 # same option) and reads it with _objective_specs.
 _OBJECTIVES_HELP = (
-    "Objective specs, comma-separated (user objectives by import path, module:function); "
-    "repeat the option to add more. --objective is the same option."
+    "Objective specs, comma-separated (user objectives by import path, module:function, or "
+    "a function of the likelihood, phi:EXPR, e.g. phi:-p**0.3); repeat the option to add "
+    "more. --objective is the same option."
 )
 
 

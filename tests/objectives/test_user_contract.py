@@ -462,7 +462,8 @@ def test_objectives_help_states_the_contract(capsys):
 )
 def test_phi_expressions_are_the_local_rules_they_write(expr, builtin):
     obj = get_objective(f"phi:{expr}")
-    assert obj.spec == f"phi:{expr}" and obj.properties.local is True
+    # the spec is the expression as written, without its whitespace (as lq: q = 0.5 is lq:q=0.5)
+    assert obj.spec == "phi:" + expr.replace(" ", "") and obj.properties.local is True
     F = get_family("logistic").distribution(
         loc=torch.tensor([[0.0], [1.5]], dtype=torch.float64), scale=0.7
     )
@@ -504,8 +505,9 @@ def test_phi_expressions_outside_the_grammar_are_refused(capsys, expr, fragment)
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1
 
 
-def test_a_phi_expression_that_is_nan_is_a_broken_contract():
-    with pytest.raises(UserCodeError, match=r"phi:sqrt\(-p\) returned nan"):
+def test_a_phi_expression_that_is_nan_is_refused_before_use():
+    # NaN for every p in (0, 1]: refused where the objective is built, naming a p where it is
+    with pytest.raises(SpecError, match=r"phi:sqrt\(-p\) is NaN at p from 1e-300 to 1 "):
         check_classes("phi:sqrt(-p)", 3)
 
 

@@ -18,6 +18,7 @@ from likelab.objectives.base import (
     check_observations,
     get_objective,
     list_objectives,
+    local_objective,
     objective,
     register_objective,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "check_observations",
     "get_objective",
     "list_objectives",
+    "local_objective",
     "objective",
     "register_objective",
 ]

@@ -23,6 +23,7 @@ import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from dataclasses import replace as replace_fields
 from typing import Any
 
 import numpy as np
@@ -42,6 +43,7 @@ from likelab.errors import (
 from likelab.objectives.user import (
     UserLoss,
     callable_label,
+    phi_derivatives,
     phi_expression,
     wrap_user_function,
 )
@@ -53,6 +55,7 @@ __all__ = [
     "check_observations",
     "get_objective",
     "list_objectives",
+    "local_objective",
     "objective",
     "register_objective",
 ]
@@ -300,7 +303,7 @@ def register_objective(
             wrap_user_function(
                 fn, f"{name!r} ({callable_label(fn)})", hypers=[h.name for h in hypers]
             )
-            if user
+            if user and not isinstance(fn, UserLoss)
             else fn
         )
         for key in (name, *aliases):
@@ -521,20 +524,142 @@ def _from_import_path(text: str) -> Objective:
 
 def _from_phi(expr: str) -> Objective:
     """``phi:EXPR``: the local rule S = φ(f(y)) written as an expression (see
-    :func:`~likelab.objectives.user.phi_expression`)."""
-    spec = f"phi:{expr.strip()}"
-    fn = UserLoss(phi_expression(expr), spec, of="l")
-    return Objective(
+    :func:`~likelab.objectives.user.phi_expression`). Its spec, and so its name everywhere, is
+    ``phi:`` and the expression as written without its whitespace (``phi: -p ** 0.3`` is
+    ``phi:-p**0.3``, as ``lq: q = 0.5`` is ``lq:q=0.5``); one Objective per spec, so that the
+    contract is probed once per process."""
+    phi = phi_expression(expr)  # refuses what is outside the grammar, or NaN somewhere
+    spec = "phi:" + "".join(expr.split())
+    cached = _PHI_OBJECTIVES.get(spec)
+    if cached is not None:
+        return cached
+    obj = Objective(
         name=spec,
         hyper={},
-        formula=f"S(F, y) = {expr.strip()}   (p = f(y), l = log f(y))",
+        formula=f"S(F, y) = {spec[4:]}   (p = f(y), l = log f(y))",
         reference="",
         properties=Properties(local=True),
-        kind="user",
+        kind="local",
         summary="a function of the likelihood, written as an expression",
-        fn=fn,
+        fn=UserLoss(phi, spec, of="l"),
         user=True,
+        phi_fn=phi_derivatives(phi),
     )
+    _PHI_OBJECTIVES[spec] = obj
+    return obj
+
+
+_PHI_OBJECTIVES: dict[str, Objective] = {}
+
+
+def local_objective(
+    phi: str | Callable[[torch.Tensor], torch.Tensor],
+    *,
+    name: str | None = None,
+    formula: str = "",
+    reference: str = "",
+    replace: bool = False,
+) -> Objective:
+    r"""The local scoring rule :math:`S(F, y) = \varphi(f(y))` from :math:`\varphi` alone.
+
+    ``phi`` is an expression in ``p`` = f(y) or ``l`` = log f(y) (the grammar of ``phi:EXPR``,
+    :func:`~likelab.objectives.user.phi_expression`; the prefix ``phi:`` may be given or not),
+    or a Python function of one argument, elementwise in torch operations: it receives
+    ``p = f(y)``, or ``log f(y)`` when its argument is named ``l`` (or ``log_f``). Anything
+    else is refused: a function ``fn(dist, y)`` is an objective of its own
+    (:func:`objective`).
+
+    Without ``name`` the objective is not registered and its spec is ``phi:EXPR`` for an
+    expression (whitespace removed), ``module:function`` for a function (the import path
+    that names it in study files and on the command line). With ``name`` (a letter or ``_``,
+    then letters, digits, ``_`` or ``-``) it is registered under that name, which is then its
+    spec everywhere: tables, JSON, study stores, pages, and :func:`get_objective`.
+    ``formula`` and ``reference`` describe it; ``replace`` overrides an earlier registration
+    of the name.
+
+    An expression uses the local-rule machinery of ``log``, ``linear`` and ``lq`` (φ and its
+    derivatives in log f, here by autograd); a function is differentiated by autograd through
+    the losses, under the user-objective contract (:mod:`likelab.objectives.user`).
+
+    On three or more outcomes (and on densities) a local rule is proper only if φ is an affine
+    function of log p, S = a - b log f(y) with b > 0 (Bernardo 1979, Ann. Statist. 7:686-690):
+    every other φ is improper, which :func:`likelab.check_properness` finds numerically.
+
+    >>> import torch
+    >>> import likelab
+    >>> tsallis = likelab.local_objective("(1 - p**0.7) / 0.7", name="tsallis07", replace=True)
+    >>> tsallis.spec, likelab.get_objective("tsallis07").spec
+    ('tsallis07', 'tsallis07')
+    >>> F = torch.distributions.Categorical(probs=torch.tensor([0.5, 0.3, 0.2]))
+    >>> round(float(tsallis(F, torch.tensor(0))), 6)  # (1 - 0.5**0.7) / 0.7
+    0.549183
+    >>> likelab.local_objective("-p**0.3").spec
+    'phi:-p**0.3'
+    >>> half_nll = likelab.local_objective(lambda l: -l / 2, name="half_nll", replace=True)
+    >>> round(float(half_nll(F, torch.tensor(1))), 6)  # -log(0.3) / 2
+    0.601986
+    >>> likelab.check_properness(half_nll, classes=3).verdict
+    'strictly proper'
+    """
+    if name is not None and (
+        not isinstance(name, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_\-]*$", name)
+    ):
+        raise SpecError(
+            f"local_objective: name must be a letter or _ followed by letters, digits, _ or -, "
+            f"got {name!r} (it is the objective's spec, on the command line and in study files)"
+        )
+    if name == "phi":
+        raise SpecError("local_objective: 'phi' names the expressions phi:EXPR; choose another")
+    _load_builtins()
+    if isinstance(phi, str):
+        expr = phi.strip()
+        expr = expr[4:] if expr.startswith("phi:") else expr
+        obj = _from_phi(expr)
+        if name is None:
+            if formula or reference:  # the shared phi:EXPR objective, described anew
+                return replace_fields(obj, formula=formula or obj.formula, reference=reference)
+            return obj
+        guarded: UserLoss = UserLoss(phi_expression(expr), name, of="l")
+        derivatives: PhiFn | None = phi_derivatives(guarded.fn)
+        formula = formula or obj.formula
+        summary = f"a function of the likelihood: {obj.spec}"
+    else:
+        label = name or callable_label(phi)
+        guarded = wrap_user_function(phi, label, what="local objective")
+        if guarded.of is None:
+            raise UserCodeError(
+                f"local objective {label} takes (dist, y): local_objective takes a function of "
+                "the likelihood alone, fn(p) or fn(l); register fn(dist, y) with "
+                "likelab.objective"
+            )
+        derivatives = None
+        doc = (getattr(phi, "__doc__", None) or "").strip().split("\n")[0]
+        formula = formula or f"S(F, y) = φ(f(y)) by {label}" + (f": {doc}" if doc else "")
+        summary = "user objective (a function of the likelihood)"
+        if name is None:
+            return Objective(
+                name=label,
+                hyper={},
+                formula=formula,
+                reference=reference,
+                properties=Properties(local=True),
+                kind="local",
+                summary=summary,
+                fn=guarded,
+                user=True,
+            )
+    register_objective(
+        name,
+        formula=formula,
+        reference=reference,
+        properties=Properties(local=True),
+        kind="local",
+        summary=summary,
+        user=True,
+        replace=replace,
+        phi=derivatives,
+    )(guarded)
+    return _bind(_REGISTRY[name], {})
 
 
 def _import_failed(text: str, module_name: str, exc: BaseException) -> UserCodeError:

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -52,6 +53,7 @@ __all__ = [
     "UserLoss",
     "callable_label",
     "describe_input",
+    "phi_derivatives",
     "phi_expression",
     "wrap_user_function",
 ]
@@ -352,7 +354,7 @@ def _probe_input(
 
 
 # ---------------------------------------------------------------------- phi:EXPR
-_PHI_FUNCTIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+_PHI_FUNCTIONS: dict[str, Callable[..., torch.Tensor]] = {
     "log": torch.log,
     "log1p": torch.log1p,
     "exp": torch.exp,
@@ -361,7 +363,10 @@ _PHI_FUNCTIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "abs": torch.abs,
     "tanh": torch.tanh,
     "sigmoid": torch.sigmoid,
+    "minimum": torch.minimum,
+    "maximum": torch.maximum,
 }
+_PHI_ARITY = {"minimum": 2, "maximum": 2}  # the others take one argument
 _PHI_CONSTANTS = {"pi": float(np.pi), "e": float(np.e)}
 _PHI_BINARY = {
     ast.Add: torch.add,
@@ -370,16 +375,24 @@ _PHI_BINARY = {
     ast.Div: torch.div,
     ast.Pow: torch.pow,
 }
+_PHI_MAX_LENGTH = 1000
 PHI_GRAMMAR = (
     "an expression in p = f(y) or l = log f(y) with numbers, pi, e, + - * / ** (or ^), "
     "parentheses and the functions " + ", ".join(_PHI_FUNCTIONS)
 )
+#: The likelihoods p in (0, 1] on which a ``phi:EXPR`` must be a number (not NaN): every
+#: probability a Categorical forecast can give, and densities up to 1.
+PHI_CHECK_GRID = np.unique(np.concatenate([np.logspace(-300, 0, 601), np.linspace(0, 1, 1001)[1:]]))
 
 
 def phi_expression(text: str) -> Callable[[torch.Tensor], torch.Tensor]:
     """The local rule ``phi:EXPR`` as a function of ``log f(y)``: ``EXPR`` is parsed by a small
-    grammar (numbers, ``p`` = f(y), ``l`` = log f(y), ``pi``, ``e``, ``+ - * / **``, the
-    functions in ``_PHI_FUNCTIONS``), never evaluated as Python.
+    grammar (numbers, ``p`` = f(y), ``l`` = log f(y), ``pi``, ``e``, ``+ - * / **``, unary minus,
+    parentheses, the functions in ``_PHI_FUNCTIONS``: ``minimum`` and ``maximum`` of two
+    arguments, the others of one), never evaluated as Python. Anything else is a
+    :class:`~likelab.errors.SpecError` naming it, and so is an expression that is NaN for some
+    likelihood p in (0, 1] (:data:`PHI_CHECK_GRID`): a scoring rule is a number for every
+    forecast.
 
     >>> import torch
     >>> phi = phi_expression("-log(p)")
@@ -387,51 +400,147 @@ def phi_expression(text: str) -> Callable[[torch.Tensor], torch.Tensor]:
     [1.5]
     >>> phi_expression("(1 - p^0.5) / 0.5")(torch.tensor([0.0])).tolist()
     [0.0]
+    >>> phi_expression("maximum(-p, -0.5)")(torch.tensor([0.0, -2.0])).tolist()
+    [-0.5, -0.1353352814912796]
+    >>> phi_expression("p.__class__")
+    Traceback (most recent call last):
+    ...
+    likelab.errors.SpecError: phi:p.__class__: 'p.__class__' is not allowed (attribute access); ...
     """
-    source = text.strip().replace("^", "**")
-    if not source:
-        raise SpecError(f"phi: give an expression after 'phi:', {PHI_GRAMMAR}")
-    try:
-        tree = ast.parse(source, mode="eval")
-    except SyntaxError:
-        raise SpecError(f"phi:{text}: cannot parse the expression; {PHI_GRAMMAR}") from None
-    uses: set[str] = set()
-    _phi_check(tree.body, text, uses)
-    if not uses & {"p", "l"}:
-        raise SpecError(f"phi:{text} does not use p or l: a constant is not a scoring rule")
+    tree, uses = _phi_parse(text)
 
     def phi(log_f: torch.Tensor) -> torch.Tensor:
         values = {"l": log_f, "p": log_f.exp() if "p" in uses else None}
         out = _phi_eval(tree.body, values)
         return out if isinstance(out, torch.Tensor) else torch.full_like(log_f, out)
 
+    _phi_defined(text, phi)
     return phi
 
 
-def _phi_check(node: ast.AST, text: str, uses: set[str]) -> None:
-    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+def _phi_parse(text: str) -> tuple[ast.Expression, set[str]]:
+    source = text.strip().replace("^", "**")
+    if not source:
+        raise SpecError(f"phi: give an expression after 'phi:', {PHI_GRAMMAR}")
+    if len(source) > _PHI_MAX_LENGTH:
+        raise SpecError(
+            f"phi:{source[:20]}...: the expression has {len(source)} characters, at most "
+            f"{_PHI_MAX_LENGTH} are accepted"
+        )
+    try:
+        tree = ast.parse(source, mode="eval")
+    except SyntaxError as exc:
+        raise SpecError(
+            f"phi:{text.strip()}: cannot parse the expression: {_syntax(exc, source)}; "
+            f"{PHI_GRAMMAR}"
+        ) from None
+    except (ValueError, RecursionError, MemoryError):  # null bytes, absurd nesting
+        raise SpecError(
+            f"phi:{text.strip()[:40]}: cannot parse the expression; {PHI_GRAMMAR}"
+        ) from None
+    uses: set[str] = set()
+    try:
+        _phi_check(tree.body, source, text.strip(), uses)
+    except RecursionError:
+        raise SpecError(
+            f"phi:{text.strip()[:40]}...: the expression is nested too deeply"
+        ) from None
+    if not uses & {"p", "l"}:
+        raise SpecError(f"phi:{text.strip()} does not use p or l: a constant is not a scoring rule")
+    return tree, uses
+
+
+def _syntax(exc: SyntaxError, source: str) -> str:
+    """Where and why ``source`` does not parse: ``"invalid syntax at column 3 ('*/2')"``, or
+    ``"it ends early, after 'p**'"`` (Python's offset 0: at the end)."""
+    msg = exc.msg if exc.msg and exc.msg != "invalid syntax" else "invalid syntax"
+    col = exc.offset or 0
+    if exc.lineno not in (None, 1) or not 1 <= col <= len(source):
+        return f"{msg}: it ends early, after {source[-10:]!r}"
+    return f"{msg} at column {col} ({source[col - 1 : col + 9]!r})"
+
+
+def _phi_check(node: ast.AST, source: str, text: str, uses: set[str]) -> None:
+    """Refuse every node outside the grammar, naming it and what it is."""
+
+    def refuse(what: str, piece: ast.AST | str | None = None) -> None:
+        if not isinstance(piece, str):
+            piece = ast.get_source_segment(source, piece or node) or type(node).__name__
+        raise SpecError(f"phi:{text}: {piece!r} is not allowed ({what}); {PHI_GRAMMAR}")
+
+    if isinstance(node, ast.Constant):
+        if type(node.value) not in (int, float):
+            refuse(f"a {type(node.value).__name__} constant")
+        try:
+            finite = math.isfinite(float(node.value))
+        except OverflowError:
+            finite = False
+        if not finite:
+            refuse("not a finite number")
         return
-    if isinstance(node, ast.Name) and (node.id in ("p", "l") or node.id in _PHI_CONSTANTS):
-        uses.add(node.id)
-        return
+    if isinstance(node, ast.Name):
+        if node.id in ("p", "l") or node.id in _PHI_CONSTANTS:
+            uses.add(node.id)
+            return
+        refuse("an unknown name: the variables are p and l")
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
-        _phi_check(node.operand, text, uses)
+        _phi_check(node.operand, source, text, uses)
         return
     if isinstance(node, ast.BinOp) and type(node.op) in _PHI_BINARY:
-        _phi_check(node.left, text, uses)
-        _phi_check(node.right, text, uses)
+        _phi_check(node.left, source, text, uses)
+        _phi_check(node.right, source, text, uses)
         return
-    if (
-        isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Name)
-        and node.func.id in _PHI_FUNCTIONS
-        and len(node.args) == 1
-        and not node.keywords
-    ):
-        _phi_check(node.args[0], text, uses)
+    if isinstance(node, ast.Call):
+        name = node.func.id if isinstance(node.func, ast.Name) else None
+        if name not in _PHI_FUNCTIONS:
+            refuse("an unknown function", node.func if name is None else name)
+        if node.keywords:
+            refuse("keyword arguments")
+        arity = _PHI_ARITY.get(name, 1)
+        if len(node.args) != arity or any(isinstance(a, ast.Starred) for a in node.args):
+            refuse(f"{name} takes {arity} argument{'s' if arity > 1 else ''}")
+        for arg in node.args:
+            _phi_check(arg, source, text, uses)
         return
-    piece = ast.get_source_segment(text.strip().replace("^", "**"), node) or type(node).__name__
-    raise SpecError(f"phi:{text}: {piece!r} is not allowed; {PHI_GRAMMAR}")
+    kinds = {
+        ast.Attribute: "attribute access",
+        ast.Subscript: "a subscript",
+        ast.Lambda: "a lambda",
+        ast.BoolOp: "a boolean operator",
+        ast.Compare: "a comparison",
+        ast.IfExp: "a conditional",
+        ast.BinOp: "an operator outside + - * / **",
+        ast.UnaryOp: "an operator outside unary + and -",
+        ast.ListComp: "a comprehension",
+        ast.SetComp: "a comprehension",
+        ast.DictComp: "a comprehension",
+        ast.GeneratorExp: "a comprehension",
+        ast.JoinedStr: "a string",
+        ast.List: "a list",
+        ast.Tuple: "a tuple",
+        ast.Set: "a set",
+        ast.Dict: "a dict",
+        ast.Starred: "unpacking",
+        ast.NamedExpr: "an assignment",
+    }
+    what = next((w for t, w in kinds.items() if isinstance(node, t)), None)
+    refuse(what or f"{type(node).__name__.lower()} syntax")
+
+
+def _phi_defined(text: str, phi: Callable[[torch.Tensor], torch.Tensor]) -> None:
+    """Refuse an expression that is NaN for some p in (0, 1] (:data:`PHI_CHECK_GRID`)."""
+    p = torch.as_tensor(PHI_CHECK_GRID, dtype=torch.float64)
+    with torch.no_grad():
+        values = phi(p.log())
+    bad = torch.isnan(values)
+    if bool(bad.any()):
+        lo, hi = float(p[bad][0]), float(p[bad][-1])
+        where = f"p = {lo:.6g}" if lo == hi else f"p from {lo:.6g} to {hi:.6g}"
+        raise SpecError(
+            f"phi:{text.strip()} is NaN at {where} ({int(bad.sum())} of the {p.numel()} "
+            "likelihoods checked): a scoring rule must be a number for every likelihood p in "
+            "(0, 1]"
+        )
 
 
 def _phi_eval(node: ast.AST, values: dict[str, Any]) -> Any:
@@ -448,9 +557,35 @@ def _phi_eval(node: ast.AST, values: dict[str, Any]) -> Any:
             return float(_PHI_BINARY[type(node.op)](torch.tensor(left), torch.tensor(right)))
         return _PHI_BINARY[type(node.op)](left, right)
     assert isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-    arg = _phi_eval(node.args[0], values)
+    args = [_phi_eval(a, values) for a in node.args]
     fn = _PHI_FUNCTIONS[node.func.id]
-    return fn(arg) if isinstance(arg, torch.Tensor) else float(fn(torch.tensor(arg)))
+    like = next((a for a in args if isinstance(a, torch.Tensor)), None)
+    if like is None:
+        return float(fn(*(torch.tensor(a, dtype=torch.float64) for a in args)))
+    return fn(*(a if isinstance(a, torch.Tensor) else torch.full_like(like, a) for a in args))
+
+
+def phi_derivatives(
+    phi: Callable[[torch.Tensor], torch.Tensor],
+) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """An elementwise ``φ(ℓ)`` as the local-rule machinery's ``ℓ -> (φ, φ', φ'')``, the two
+    derivatives by autograd (on a detached copy of ``ℓ``: φ itself keeps ``ℓ``'s graph)."""
+
+    def derivatives(ell: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        value = phi(ell)
+        with torch.enable_grad():
+            x = ell.detach().requires_grad_(True)
+            out = phi(x)
+            d1 = torch.autograd.grad(out.sum(), x, create_graph=True, allow_unused=True)[0]
+            if d1 is None:
+                d1 = torch.zeros_like(x)
+            d2 = None
+            if d1.requires_grad:
+                d2 = torch.autograd.grad(d1.sum(), x, allow_unused=True)[0]
+        d2 = torch.zeros_like(ell) if d2 is None else d2
+        return value, d1.detach().expand_as(value), d2.expand_as(value)
+
+    return derivatives
 
 
 def _zero_with_grad(dist: Any) -> torch.Tensor:
