@@ -1,0 +1,68 @@
+"""``likelab scorecard``: JSON and table, the store and scorecard.json in --out, resumption,
+and one-line errors (exit 2) for bad input. The landscape part alone keeps these fast; the parts
+themselves are tested in tests/scorecard."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from tests.cli_support import run, run_json
+
+QUICK = ("--quick", "--parts", "landscape", "--against", "log")
+
+
+def test_json_names_the_objective_as_spelled_and_is_written_beside_the_store(capsys, tmp_path):
+    out = tmp_path / "card"
+    data = run_json(capsys, "scorecard", "phi:-p**0.3", *QUICK, "--out", out)
+    assert [o["objective"] for o in data["objectives"]] == ["phi:-p**0.3", "log"]
+    first = data["objectives"][0]
+    assert first["landscape"] and {"summary", "objective"} <= set(first)
+    assert {"proper", "min_are", "bounded_influence", "multimodal_rate", "prob_gap"} <= set(
+        first["summary"]
+    )
+    assert data["pareto"]["efficiency"] == "min_are"
+    assert (out / "scorecard.duckdb").is_file()
+    written = json.loads((out / "scorecard.json").read_text())
+    assert written["objectives"] == data["objectives"]
+    # again: everything comes from the store, the same objectives
+    again = run_json(capsys, "scorecard", "phi:-p**0.3", *QUICK, "--out", out)
+    assert again["units_run"] == 0 and again["objectives"] == data["objectives"]
+
+
+def test_the_table_has_one_row_per_objective(capsys, tmp_path):
+    code, out, err = run(capsys, "scorecard", "linear", *QUICK, "--out", tmp_path / "t")
+    assert code == 0, err
+    assert "scorecard: one row per objective" in out
+    assert out.count("linear") >= 1 and "log" in out and "units run now" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (("phi:__import__('os')",), "phi"),
+        (("nope",), "nope"),
+        (("log", "--parts", "nonsense"), "parts must be"),
+        (("log", "--executor", "threads"), "executor"),
+        (("log", "--workers", "0"), "workers"),
+        (("log", "--scheduler", "tcp://127.0.0.1:1"), "dask"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, args, match):
+    code, out, err = run(capsys, "scorecard", *args, "--quick", "--out", tmp_path / "x")
+    assert code == 2, (out, err)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and match in lines[0], err
+    assert "Traceback" not in err
+    assert not (tmp_path / "x" / "scorecard.duckdb").exists()
+
+
+def test_an_out_that_is_a_file_or_a_store_of_another_run_is_refused(capsys, tmp_path):
+    afile = tmp_path / "file"
+    afile.write_text("x")
+    code, _, err = run(capsys, "scorecard", "log", *QUICK, "--out", afile)
+    assert code == 2 and "--out" in err and "not a directory" in err
+    out = tmp_path / "card"
+    assert run(capsys, "scorecard", "log", *QUICK, "--out", out)[0] == 0
+    code, _, err = run(capsys, "scorecard", "log", *QUICK, "--out", out, "--seed", "4")
+    assert code == 2 and "seed 0" in err and len(err.strip().splitlines()) == 1
