@@ -66,3 +66,17 @@ def test_an_out_that_is_a_file_or_a_store_of_another_run_is_refused(capsys, tmp_
     assert run(capsys, "scorecard", "log", *QUICK, "--out", out)[0] == 0
     code, _, err = run(capsys, "scorecard", "log", *QUICK, "--out", out, "--seed", "4")
     assert code == 2 and "seed 0" in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_page_opens_in_headless_chromium_with_every_part_shown(capsys, tmp_path):
+    from tests.report.test_demo import _fits_the_window, _open_in_chromium
+
+    out = tmp_path / "page"
+    code, _, err = run(capsys, "scorecard", "phi:-p", *QUICK, "--out", out)
+    assert code == 0, err
+    errors, requests, facts = _open_in_chromium(out / "index.html")
+    assert errors == [] and requests == [] and facts["scripts"] == 0
+    assert facts["sections"] == ["summary", "landscape"]
+    assert "phi:-p" in facts["text"] and "Pareto" in facts["text"]
+    assert all(ok and width > 0 for ok, width in facts["images"])
+    _fits_the_window(facts)

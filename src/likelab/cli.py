@@ -1912,7 +1912,9 @@ def scorecard_cmd(
     ] = False,
     out: Annotated[
         Path,
-        typer.Option("--out", help="Folder of the store (scorecard.duckdb) and scorecard.json."),
+        typer.Option(
+            "--out", help="Folder of the page (index.html), scorecard.json and the store."
+        ),
     ] = Path("scorecard"),
     seed: Annotated[int, typer.Option("--seed", help="The battery's seed.")] = 0,
     parts: Annotated[
@@ -1970,6 +1972,9 @@ def scorecard_cmd(
     data = _jsonable(result.to_dict())
     with atomic_write(folder / "scorecard.json") as tmp:
         tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
+    from likelab.report.scorecard import write_scorecard_report
+
+    page = write_scorecard_report(data, folder)
     if as_json:
         _emit_json(data)
         return
@@ -2006,8 +2011,8 @@ def scorecard_cmd(
     _show(table)
     _out.print(
         f"{result.units_run} of {result.units_total} units run now "
-        f"({result.units_total - result.units_run} from the store); store {store}, "
-        f"JSON {folder / 'scorecard.json'}"
+        f"({result.units_total - result.units_run} from the store); page {page}, "
+        f"JSON {folder / 'scorecard.json'}, store {store}"
     )
 
 
