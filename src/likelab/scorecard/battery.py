@@ -170,3 +170,6 @@ ROBUSTNESS_EPS = (0.05, 0.1, 0.2)
 #: parameter moves by more than this bound (the truth's scale, 1): the estimate is carried a
 #: whole scale towards the outliers. ``None`` in a row: no ε up to 0.2 breaks.
 ROBUSTNESS_BOUND = 1.0
+#: Halvings of the breakdown point's bracket on the ε grid (quick: none, the first ε of the grid
+#: that breaks is reported, an upper bound, with its bracket).
+ROBUSTNESS_BISECT: dict[bool, int] = {True: 0, False: 10}
