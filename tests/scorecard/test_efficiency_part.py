@@ -84,3 +84,11 @@ def test_a_user_objective_that_raises_is_a_failed_row_with_its_message():
     row = efficiency.run("sc1_eff_raises", _unit(NORMAL_LOCATION), seed=0)
     assert row["status"] == "failed" and "efficiency cannot use me" in row["reason"]
     assert row["are"] is None
+    assert set(efficiency.ROW_KEYS) | set(_unit(NORMAL_LOCATION)) == set(row)
+
+
+def test_phi_minus_p_has_linears_are():
+    unit = _unit(NORMAL_LOCATION)
+    a, b = efficiency.run("phi:-p", unit, seed=0), efficiency.run("linear", unit, seed=0)
+    assert a["are"]["loc"] == pytest.approx(b["are"]["loc"], rel=1e-12)
+    assert a["theta_star"]["loc"] == pytest.approx(b["theta_star"]["loc"], abs=1e-12)

@@ -79,6 +79,10 @@ def test_same_seed_same_row_and_the_setting_names_the_stream():
     unit = _unit("linear", "classes K=3")
     first = properness.run("linear", unit, seed=11)
     assert properness.run("linear", unit, seed=11) == first
+    density = _unit("linear", "truth exponential:rate=1 / family exponential")
+    assert properness.run("gce:q=0.5", density, seed=5) == properness.run(
+        "gce:q=0.5", density, seed=5
+    )
     again = properness.run("lq:q=0.5", unit, seed=11)
     other = properness.run("lq:q=0.5", unit, seed=12)
     # the truths come from (seed, part, setting), not from the objective: the same count,
@@ -97,6 +101,7 @@ def test_a_user_objective_that_raises_is_a_failed_row_with_its_message():
     assert row["status"] == "failed"
     assert "my objective refuses this forecast" in row["reason"]
     assert row["verdict"] is None and row["setting"] == "classes K=3"
+    assert set(properness.ROW_KEYS) | set(_unit("log", "classes K=3")) == set(row)
     json.dumps(row)
 
 
@@ -139,3 +144,14 @@ def test_summarise_reports_the_worst_verdict_and_never_one_without_evidence():
     assert s["bernardo"] is None and s["bernardo_agrees"] is None
     rows = [_row("k3", "improper", agrees=False, bernardo={"verdict": "proper"})]
     assert properness.summarise(rows)["bernardo_agrees"] is False
+
+
+@pytest.mark.parametrize(("phi", "builtin"), [("phi:-p", "linear"), ("phi:-l", "log")])
+def test_a_phi_spec_gives_its_builtins_rows(phi, builtin):
+    for setting in ("classes K=3", "truth poisson:rate=3 / family poisson"):
+        a = properness.run(phi, _unit(phi, setting), seed=0)
+        b = properness.run(builtin, _unit(builtin, setting), seed=0)
+        assert a["claimed"] is None  # a φ-spec claims nothing; everything else is the same
+        for row in (a, b):
+            del row["claimed"], row["agrees_with_claim"]
+        assert a == b

@@ -46,6 +46,7 @@ def test_linear_location_influence_is_bounded_with_its_closed_form():
     # the outlier at 8 is ignored: no bias, no breakdown up to 0.2
     assert max(abs(b) for b in row["bias"]["loc"]) < 1e-6
     assert row["breakdown"] is None
+    assert robustness.run("linear", _unit(LOCATION), seed=0) == row  # deterministic
     s = robustness.summarise([row])
     assert s["bounded_influence"] is True and s["breakdown"] is None
     assert "no ε up to 0.2 breaks" in s["breakdown_note"]
@@ -58,7 +59,6 @@ def test_linear_with_a_free_scale_is_not_applicable_and_summarise_invents_nothin
     s = robustness.summarise([row])
     assert s["bounded_influence"] is None and s["max_bias_10"] is None
     assert "no θ*" in s["bounded_influence_reason"]
-    assert robustness.run("linear", _unit(BOTH), seed=0) == row  # deterministic
 
 
 @objective("sc1_rob_raises", replace=True)
@@ -69,4 +69,5 @@ def _raises(dist, y):
 def test_a_user_objective_that_raises_is_a_failed_row_with_its_message():
     row = robustness.run("sc1_rob_raises", _unit(LOCATION), seed=0)
     assert row["status"] == "failed" and "robustness cannot use me" in row["reason"]
+    assert set(robustness.ROW_KEYS) | set(_unit(LOCATION)) == set(row)
     assert robustness.summarise([row])["bounded_influence"] is None

@@ -23,9 +23,23 @@ from likelab.asymptotics import asymptotics
 from likelab.objectives import get_objective
 from likelab.scorecard.battery import EFFICIENCY_N, EFFICIENCY_SETTINGS, guarded
 
-__all__ = ["PART", "run", "summarise", "units"]
+__all__ = ["PART", "ROW_KEYS", "run", "summarise", "units"]
 
 PART = "efficiency"
+#: The keys of every row besides the unit's (``setting, family, truth``).
+ROW_KEYS = (
+    "status",
+    "reason",
+    "params",
+    "are",
+    "theta_star",
+    "log_theta_star",
+    "theta_star_differs",
+    "asymptotic_sd",
+    "mse_ratio",
+    "n",
+    "are_reason",
+)
 
 
 def units(objective: str, *, quick: bool) -> list[dict[str, Any]]:
@@ -76,7 +90,7 @@ def run(objective: str, unit: dict[str, Any], *, seed: int) -> dict[str, Any]:
         return {**row, "status": "ok", "reason": ""}
 
     row = guarded(unit, work)
-    for key in ("params", "are", "theta_star", "theta_star_differs", "are_reason"):
+    for key in ROW_KEYS:  # one schema for every row, failed ones included
         row.setdefault(key, None)
     return row
 

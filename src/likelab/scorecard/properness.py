@@ -45,9 +45,20 @@ from likelab.scorecard.battery import (
     stream_seed,
 )
 
-__all__ = ["PART", "bernardo_verdict", "run", "summarise", "units"]
+__all__ = ["PART", "ROW_KEYS", "bernardo_verdict", "run", "summarise", "units"]
 
 PART = "properness"
+#: The keys of every row besides the unit's (``setting, kind, classes, truth, family, sizes``).
+ROW_KEYS = (
+    "status",
+    "reason",
+    "verdict",
+    "claimed",
+    "agrees_with_claim",
+    "evidence",
+    "bernardo",
+    "agrees",
+)
 #: Verdicts from worst to best; "undetermined" ranks below "proper": it may hide "improper".
 _ORDER = ("improper", "undetermined", "proper", "strictly proper")
 
@@ -157,7 +168,7 @@ def run(objective: str, unit: dict[str, Any], *, seed: int) -> dict[str, Any]:
         }
 
     row = guarded(unit, work)
-    for key in ("verdict", "claimed", "agrees_with_claim", "evidence", "bernardo", "agrees"):
+    for key in ROW_KEYS:  # one schema for every row, failed ones included
         row.setdefault(key, None)
     return row
 

@@ -35,9 +35,24 @@ from likelab.scorecard.battery import (
     guarded,
 )
 
-__all__ = ["PART", "run", "summarise", "units"]
+__all__ = ["PART", "ROW_KEYS", "run", "summarise", "units"]
 
 PART = "robustness"
+#: The keys of every row besides the unit's (``setting, family, truth, contamination, eps,
+#: bound, bisect``).
+ROW_KEYS = (
+    "status",
+    "reason",
+    "params",
+    "theta_star",
+    "ges",
+    "bias",
+    "theta_star_eps",
+    "bias_reasons",
+    "breakdown",
+    "breakdown_evidence",
+    "bias_reason",
+)
 
 
 def units(objective: str, *, quick: bool) -> list[dict[str, Any]]:
@@ -104,7 +119,7 @@ def run(objective: str, unit: dict[str, Any], *, seed: int) -> dict[str, Any]:
         return {**row, "status": "ok", "reason": ""}
 
     row = guarded(unit, work)
-    for key in ("params", "ges", "bias", "breakdown", "breakdown_evidence", "bias_reason"):
+    for key in ROW_KEYS:  # one schema for every row, failed ones included
         row.setdefault(key, None)
     return row
 
