@@ -62,6 +62,13 @@ def test_bernardo_does_not_judge_what_it_cannot():
     nan = bernardo_verdict("phi:log(p-0.5)")  # NaN for p < 0.5
     assert nan["verdict"] == "undetermined" and "not a finite score" in nan["reason"]
 
+    def refuses(p):
+        raise ValueError("my φ refuses p")
+
+    raised = bernardo_verdict(refuses)
+    assert raised["applies"] and raised["verdict"] == "undetermined"
+    assert "my φ refuses p" in raised["reason"]
+
 
 def test_log_is_strictly_proper_in_every_quick_setting():
     rows = [properness.run("log", u, seed=3) for u in properness.units("log", quick=True)]
