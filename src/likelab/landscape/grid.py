@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 from likelab._budget import check_memory
 from likelab.errors import (
@@ -43,6 +44,7 @@ __all__ = [
     "evaluation_cost",
     "flat_mask",
     "seed_example",
+    "significant_minima",
     "summarise",
 ]
 
@@ -262,8 +264,11 @@ def evaluate(
             if on_progress is not None:
                 on_progress(stop, total)
 
+    eps = float(torch.finfo(dtype).eps)
     results = {
-        spec: summarise(spec, vals.cpu().to(torch.float64).numpy().reshape(shape), names, axes)
+        spec: summarise(
+            spec, vals.cpu().to(torch.float64).numpy().reshape(shape), names, axes, eps=eps
+        )
         for spec, vals in out.items()
     }
     return Landscape(
@@ -319,13 +324,27 @@ def evaluation_cost(
     return nbytes, seconds
 
 
+#: Local minima shallower than this many epsilons of the computation's floating type times the
+#: largest |risk| on the grid are rounding error, merged into a lower one
+#: (:func:`significant_minima`): the Laplace log-likelihood's flat median interval, computed in
+#: float64, broke into up to 26 "minima" whose values differ by < 0.4 eps x max|risk|.
+ROUNDING_EPS = 2.0**10
+
+
 def summarise(
-    objective: str, values: np.ndarray, names: Sequence[str], axes: Mapping[str, np.ndarray]
+    objective: str,
+    values: np.ndarray,
+    names: Sequence[str],
+    axes: Mapping[str, np.ndarray],
+    *,
+    eps: float = float(np.finfo(np.float64).eps),
 ) -> ObjectiveLandscape:
     """Local minima, global minimum and flat/non-finite fractions of one sampled landscape.
 
     Non-finite values count as :math:`+\\infty` for the minima; minima whose value is not finite
-    (an entirely non-finite landscape) are dropped.
+    (an entirely non-finite landscape) are dropped, and so are minima no deeper than rounding
+    error, :data:`ROUNDING_EPS` x ``eps`` (the machine epsilon of the type the values were
+    computed in) x the largest finite |value| (:func:`significant_minima`).
     """
     values = np.asarray(values, dtype=np.float64)
     finite = np.isfinite(values)
@@ -347,6 +366,9 @@ def summarise(
         for index, size, label in found
         if math.isfinite(values[index])
     ]
+    if len(minima) > 1:
+        tol = ROUNDING_EPS * eps * float(np.abs(values[finite]).max())
+        minima = significant_minima(values, minima, tol)
     if minima:
         argmin, min_value = dict(minima[0].params), minima[0].value
     else:
@@ -360,6 +382,29 @@ def summarise(
         flat_fraction=float(flat_mask(values).mean()),
         nonfinite_fraction=float((~finite).mean()),
     )
+
+
+def significant_minima(values: np.ndarray, minima: Sequence[Minimum], tol: float) -> list[Minimum]:
+    """The minima (sorted by value, as :func:`summarise` finds them) deeper than ``tol``.
+
+    A minimum :math:`m` of value :math:`v_m` is shallow when the connected component
+    (8-connectivity in 2-D) of :math:`\\{\\theta : R(\\theta) \\le v_m + tol\\}` that holds it
+    also holds a minimum earlier in the order: it can be left through a pass at most ``tol``
+    above it, i.e. its *dynamic* (Grimaud 1992, "A new measure of contrast: the dynamics",
+    Proc. SPIE 1769) is at most ``tol``. Values within rounding error of each other cannot tell a
+    minimum from a flat plateau computed in floating point. The first minimum is always kept.
+    """
+    if len(minima) <= 1:
+        return list(minima)
+    safe = np.where(np.isfinite(values), values, np.inf)
+    footprint = np.ones((3,) * values.ndim, dtype=bool)
+    kept = [minima[0]]
+    for k, m in enumerate(minima[1:], start=1):
+        labels, _ = ndimage.label(safe <= m.value + tol, structure=footprint)
+        own = labels[m.index]
+        if not any(labels[earlier.index] == own for earlier in minima[:k]):
+            kept.append(m)
+    return kept
 
 
 def flat_mask(values: np.ndarray) -> np.ndarray:

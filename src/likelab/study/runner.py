@@ -40,7 +40,16 @@ from likelab.study.design import Cell, cells, dgp_points, generate
 from likelab.study.spec import StudySpec
 from likelab.study.store import CellRows, Store
 
-__all__ = ["EXECUTORS", "RunReport", "StudyInterrupted", "default_store", "run_cell", "run_study"]
+__all__ = [
+    "EXECUTORS",
+    "RunReport",
+    "StudyInterrupted",
+    "default_store",
+    "run_cell",
+    "run_study",
+    "run_tasks",
+    "stoppable",
+]
 
 EXECUTORS = ("local", "process", "dask")
 
@@ -280,6 +289,17 @@ class _Stopped(Exception):
         return KeyboardInterrupt() if self.kind == "KeyboardInterrupt" else SystemExit(self.code)
 
 
+@contextlib.contextmanager
+def stoppable():
+    """Around a task's work in a worker: a ``KeyboardInterrupt`` or ``SystemExit`` raised by it
+    (a user objective's) travels back as an ordinary exception, raised again in the parent by
+    :func:`run_tasks` (see :class:`_Stopped`)."""
+    try:
+        yield
+    except (KeyboardInterrupt, SystemExit) as exc:
+        raise _Stopped(type(exc).__name__, getattr(exc, "code", None)) from None
+
+
 #: What a pool sends for a cell: its key, its DGP point's spec, n, block, first, replicates.
 _CellRef = tuple[str, str, int, int, int, int]
 
@@ -303,13 +323,11 @@ def _run_cells_task(spec: StudySpec, batch: list[_CellRef]) -> list[tuple[str, C
         _POINTS[digest] = {p.spec: p for p in dgp_points(spec)}
     points = _POINTS[digest]
     out = []
-    try:
+    with stoppable():
         for key, point, n, block, first, replicates in batch:
             cell = Cell(key, points[point], n, block, first, replicates)
             rows, seconds = run_cell(spec, cell)
             out.append((cell.key, rows, seconds))
-    except (KeyboardInterrupt, SystemExit) as exc:
-        raise _Stopped(type(exc).__name__, getattr(exc, "code", None)) from None
     return out
 
 
@@ -324,7 +342,7 @@ class _Batcher:
     cells finished so far (one cell per batch until one is timed), like joblib's ``batch_size=
     "auto"``; batches shrink towards the end so that every worker gets a share of the tail."""
 
-    def __init__(self, todo: list[Cell], workers: int):
+    def __init__(self, todo: list[Any], workers: int):
         self.cells = list(todo)
         self.handed = 0  # cells handed out so far (an index, not a shrinking list: O(1) a batch)
         self.workers = max(1, workers)
@@ -338,7 +356,7 @@ class _Batcher:
         self.timed += 1
         self.seconds += seconds
 
-    def next(self) -> list[Cell]:
+    def next(self) -> list[Any]:
         size = 1
         if self.timed:
             mean = max(self.seconds / self.timed, 1e-9)
@@ -349,7 +367,7 @@ class _Batcher:
         return batch
 
 
-def _feed(submit, wait_first, todo: list[Cell], workers: int, write) -> None:
+def _feed(submit, wait_first, todo: list[Any], workers: int, write) -> None:
     """Keep ``2 * workers`` batches in flight on a pool; write each finished cell as it comes.
 
     ``submit(batch)`` returns a future; ``wait_first(futures)`` returns ``(done, pending)``.
@@ -419,14 +437,16 @@ def run_study(
                 on_cell(state["cells"], len(all_cells), state["fits"])
 
         if todo:
-            if executor == "local":
-                for c in todo:
-                    cols, seconds = run_cell(spec, c)
-                    write(c.key, cols, seconds)
-            elif executor == "process":
-                _run_process(spec, todo, workers, write)
-            else:
-                _run_dask(spec, todo, workers, scheduler, write)
+            run_tasks(
+                _run_cells_task,
+                spec,
+                todo,
+                _ref,
+                write,
+                executor=executor,
+                workers=workers,
+                scheduler=scheduler,
+            )
     except BaseException as exc:
         kept = state["cells"]
         with contextlib.suppress(Exception):
@@ -453,7 +473,43 @@ def run_study(
     )
 
 
-def _run_process(spec, todo, workers, write) -> None:
+def run_tasks(
+    task: Callable[[Any, list[Any]], list[tuple[str, Any, float]]],
+    shared: Any,
+    todo: list[Any],
+    ref: Callable[[Any], Any],
+    write: Callable[[str, Any, float], None],
+    *,
+    executor: str = "local",
+    workers: int | None = None,
+    scheduler: str | None = None,
+) -> None:
+    """Run ``task(shared, [ref(item), ...])`` over batches of ``todo`` on ``executor`` and
+    ``write(key, result, seconds)`` each result in this process, the one writer, as it arrives.
+
+    The engine of :func:`run_study`, for any work cut into items (the scorecard's units too):
+    ``task`` is a module-level function (a pool pickles it by name) returning one ``(key,
+    result, seconds)`` per item; ``shared`` is sent to each worker once (Dask) or with each
+    batch (a process pool); ``ref(item)`` is what travels for an item (plain values). Batches
+    are sized from the items' times (:data:`BATCH_SECONDS`). Workers run one torch thread each,
+    ignore SIGINT and exit with this process; a ``KeyboardInterrupt`` or ``SystemExit`` raised
+    by the work stops the run as it would in-process. Validate ``executor``, ``workers`` and
+    ``scheduler`` first (:func:`run_study` does)."""
+    if executor == "local":
+        for item in todo:
+            try:
+                finished = task(shared, [ref(item)])
+            except _Stopped as stop:
+                raise stop.again() from None
+            for key, result, seconds in finished:
+                write(key, result, seconds)
+    elif executor == "process":
+        _run_process(task, shared, todo, ref, workers, write)
+    else:
+        _run_dask(task, shared, todo, ref, workers, scheduler, write)
+
+
+def _run_process(task, shared, todo, ref, workers, write) -> None:
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
@@ -464,7 +520,7 @@ def _run_process(spec, todo, workers, write) -> None:
     )
     try:
         _feed(
-            lambda batch: pool.submit(_run_cells_task, spec, [_ref(c) for c in batch]),
+            lambda batch: pool.submit(task, shared, [ref(c) for c in batch]),
             lambda fs: wait(fs, return_when=FIRST_COMPLETED),
             todo,
             n,
@@ -571,7 +627,7 @@ def _deferred_sigint():
         raise KeyboardInterrupt
 
 
-def _run_dask(spec, todo, workers, scheduler, write) -> None:
+def _run_dask(task, shared, todo, ref, workers, scheduler, write) -> None:
     try:
         import dask
         from distributed import Client, wait
@@ -623,12 +679,10 @@ def _run_dask(spec, todo, workers, scheduler, write) -> None:
                 raise ParameterError(
                     f"cannot connect to {where}: {' '.join(str(exc).split())}"
                 ) from None
-            shared = client.scatter(spec, broadcast=True)  # sent to each worker once
+            scattered = client.scatter(shared, broadcast=True)  # sent to each worker once
             threads = sum(client.nthreads().values())
             _feed(
-                lambda batch: client.submit(
-                    _run_cells_task, shared, [_ref(c) for c in batch], pure=False
-                ),
+                lambda batch: client.submit(task, scattered, [ref(c) for c in batch], pure=False),
                 wait_first,
                 todo,
                 threads,
