@@ -15,7 +15,9 @@ from likelab.scorecard.battery import guarded, jsonable, stream_seed
 
 def test_stream_seed_is_sha256_of_the_names():
     digest = hashlib.sha256(b"7|robustness|family normal").digest()
-    assert stream_seed(7, "robustness", "family normal") == int.from_bytes(digest[:8], "big") % 2**63
+    assert (
+        stream_seed(7, "robustness", "family normal") == int.from_bytes(digest[:8], "big") % 2**63
+    )
 
 
 def test_stream_seed_changes_with_each_name_and_fits_63_bits():
@@ -79,6 +81,6 @@ def test_jsonable_leaves_only_plain_types():
 
 def test_every_quick_size_is_no_larger_than_the_full_one():
     for table in (battery.PROPERNESS_CLASS_SIZES, battery.PROPERNESS_DENSITY_SIZES):
-        assert all(table[True][k] <= table[False][k] for k in table[True])
-    assert set(battery.EFFICIENCY_SETTINGS[True]) <= set(battery.EFFICIENCY_SETTINGS[False])
-    assert set(battery.ROBUSTNESS_SETTINGS[True]) <= set(battery.ROBUSTNESS_SETTINGS[False])
+        assert all(table["quick"][k] <= table["full"][k] for k in table["quick"])
+    assert set(battery.EFFICIENCY_SETTINGS["quick"]) <= set(battery.EFFICIENCY_SETTINGS["full"])
+    assert set(battery.ROBUSTNESS_SETTINGS["quick"]) <= set(battery.ROBUSTNESS_SETTINGS["full"])

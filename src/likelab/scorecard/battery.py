@@ -95,6 +95,12 @@ def _one_line(exc: BaseException) -> str:
 #: The scorecard's parts, in the order of the page.
 PARTS = ("properness", "landscape", "efficiency", "robustness", "classification")
 
+
+def mode(quick: bool) -> str:
+    """``"quick"`` or ``"full"``: the key of every size table here."""
+    return "quick" if quick else "full"
+
+
 # ---------------------------------------------------------------------- properness, efficiency,
 # robustness (theory parts: quadrature, no simulation)
 
@@ -110,14 +116,14 @@ PROPERNESS_TRUTHS = (
     "poisson:rate=3",
 )
 #: check_classes sizes (n_truths random truths besides the edge cases, starts, Newton steps).
-PROPERNESS_CLASS_SIZES: dict[bool, dict[str, int]] = {
-    True: {"n_truths": 10, "starts": 2, "max_iter": 100},
-    False: {"n_truths": 40, "starts": 4, "max_iter": 200},
+PROPERNESS_CLASS_SIZES: dict[str, dict[str, int]] = {
+    "quick": {"n_truths": 10, "starts": 2, "max_iter": 100},
+    "full": {"n_truths": 40, "starts": 4, "max_iter": 200},
 }
 #: check_density sizes (starts: the truth, a fit to a sample, perturbations; Newton steps).
-PROPERNESS_DENSITY_SIZES: dict[bool, dict[str, int]] = {
-    True: {"starts": 2, "max_iter": 30},
-    False: {"starts": 4, "max_iter": 100},
+PROPERNESS_DENSITY_SIZES: dict[str, dict[str, int]] = {
+    "quick": {"starts": 2, "max_iter": 30},
+    "full": {"starts": 4, "max_iter": 100},
 }
 #: Bernardo's (1979) check: φ on l = log p over this grid of p in (0, 1] (log-spaced)...
 BERNARDO_LOG_P = (-30.0, 0.0)
@@ -129,14 +135,14 @@ BERNARDO_RTOL = 1e-9
 #: Efficiency at the model: (forecast family, truth) at the family's standard member; the
 #: family's parameters free unless the family spec fixes them. ``normal:scale=1`` is the seed's
 #: normal location with the scale known, where linear's ARE is (1+2b)^{3/2}/(1+b)^3 at b = 1.
-EFFICIENCY_SETTINGS: dict[bool, tuple[tuple[str, str], ...]] = {
-    True: (
+EFFICIENCY_SETTINGS: dict[str, tuple[tuple[str, str], ...]] = {
+    "quick": (
         ("normal", "normal:loc=0,scale=1"),
         ("normal:scale=1", "normal:loc=0,scale=1"),
         ("exponential", "exponential:rate=1"),
         ("poisson", "poisson:rate=3"),
     ),
-    False: (
+    "full": (
         ("normal", "normal:loc=0,scale=1"),
         ("normal:scale=1", "normal:loc=0,scale=1"),
         ("student_t", "student_t:df=5,loc=0,scale=1"),
@@ -152,12 +158,12 @@ EFFICIENCY_N = 100
 
 #: Robustness: (forecast family, truth, contamination G) with Huber's gross-error model
 #: (1 - ε) P + ε G; G a point mass far out (8 scales for N(0, 1)).
-ROBUSTNESS_SETTINGS: dict[bool, tuple[tuple[str, str, str], ...]] = {
-    True: (
+ROBUSTNESS_SETTINGS: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "quick": (
         ("normal", "normal:loc=0,scale=1", "point:at=8"),
         ("normal:scale=1", "normal:loc=0,scale=1", "point:at=8"),
     ),
-    False: (
+    "full": (
         ("normal", "normal:loc=0,scale=1", "point:at=8"),
         ("normal:scale=1", "normal:loc=0,scale=1", "point:at=8"),
         ("laplace", "laplace:loc=0,scale=1", "point:at=8"),
@@ -172,7 +178,7 @@ ROBUSTNESS_EPS = (0.05, 0.1, 0.2)
 ROBUSTNESS_BOUND = 1.0
 #: Halvings of the breakdown point's bracket on the ε grid (quick: none, the first ε of the grid
 #: that breaks is reported, an upper bound, with its bracket).
-ROBUSTNESS_BISECT: dict[bool, int] = {True: 0, False: 10}
+ROBUSTNESS_BISECT: dict[str, int] = {"quick": 0, "full": 10}
 
 
 # ---- landscape and classification settings

@@ -21,7 +21,7 @@ from typing import Any
 
 from likelab.asymptotics import asymptotics
 from likelab.objectives import get_objective
-from likelab.scorecard.battery import EFFICIENCY_N, EFFICIENCY_SETTINGS, guarded
+from likelab.scorecard.battery import EFFICIENCY_N, EFFICIENCY_SETTINGS, guarded, mode
 
 __all__ = ["PART", "ROW_KEYS", "run", "summarise", "units"]
 
@@ -50,7 +50,7 @@ def units(objective: str, *, quick: bool) -> list[dict[str, Any]]:
     """
     return [
         {"setting": f"family {family} / truth {truth}", "family": family, "truth": truth}
-        for family, truth in EFFICIENCY_SETTINGS[bool(quick)]
+        for family, truth in EFFICIENCY_SETTINGS[mode(quick)]
     ]
 
 

@@ -42,6 +42,7 @@ from likelab.scorecard.battery import (
     PROPERNESS_TRUTHS,
     guarded,
     jsonable,
+    mode,
     stream_seed,
 )
 
@@ -70,7 +71,7 @@ def units(objective: str, *, quick: bool) -> list[dict[str, Any]]:
     ['classes K=2', 'classes K=3']
     """
     out: list[dict[str, Any]] = []
-    class_sizes = PROPERNESS_CLASS_SIZES[bool(quick)]
+    class_sizes = PROPERNESS_CLASS_SIZES[mode(quick)]
     for k in PROPERNESS_CLASSES:
         out.append(
             {
@@ -82,7 +83,7 @@ def units(objective: str, *, quick: bool) -> list[dict[str, Any]]:
                 "sizes": dict(class_sizes),
             }
         )
-    density_sizes = PROPERNESS_DENSITY_SIZES[bool(quick)]
+    density_sizes = PROPERNESS_DENSITY_SIZES[mode(quick)]
     for truth in PROPERNESS_TRUTHS:
         family = get_family(truth.split(":", 1)[0]).spec  # the truth's own, all parameters free
         out.append(

@@ -33,6 +33,7 @@ from likelab.scorecard.battery import (
     ROBUSTNESS_EPS,
     ROBUSTNESS_SETTINGS,
     guarded,
+    mode,
 )
 
 __all__ = ["PART", "ROW_KEYS", "run", "summarise", "units"]
@@ -69,9 +70,9 @@ def units(objective: str, *, quick: bool) -> list[dict[str, Any]]:
             "contamination": g,
             "eps": list(ROBUSTNESS_EPS),
             "bound": ROBUSTNESS_BOUND,
-            "bisect": ROBUSTNESS_BISECT[bool(quick)],
+            "bisect": ROBUSTNESS_BISECT[mode(quick)],
         }
-        for family, truth, g in ROBUSTNESS_SETTINGS[bool(quick)]
+        for family, truth, g in ROBUSTNESS_SETTINGS[mode(quick)]
     ]
 
 
