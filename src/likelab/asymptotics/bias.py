@@ -90,13 +90,16 @@ def contamination_bias(
     fixed: Mapping[str, float] | None = None,
     *,
     bound: float | None = None,
+    bisect: int = _BISECT,
 ) -> ContaminationBias:
     r"""θ*(ε) − θ*(0) under :math:`(1-\varepsilon)\,\mathrm{truth} + \varepsilon\,
     \mathrm{contamination}` for each ε in ``eps`` (each in [0, 1)), and the breakdown point
     (module docs). ``contamination`` is any data-generating process, e.g. the point mass
     ``"point:at=8"``. ``bound`` defaults to half the distance between the centres (means, else
     medians; a point mass's own location) of the truth and the contamination: past it the
-    estimate is nearer the outliers than the data.
+    estimate is nearer the outliers than the data. ``bisect`` halvings refine the breakdown
+    point inside its bracket on the grid (0: the first ε of the grid that breaks, an upper
+    bound; ``breakdown_evidence["bracket"]`` holds the bracket either way).
 
     >>> r = contamination_bias("log", "normal:scale=1", "normal:loc=0,scale=1",
     ...                        "normal:loc=8,scale=1", [0.0, 0.1])
@@ -144,6 +147,8 @@ def contamination_bias(
         isinstance(bound, int | float) and math.isfinite(bound) and bound > 0
     ):
         raise ParameterError(f"bound must be a positive number, got {bound!r}")
+    if isinstance(bisect, bool) or not isinstance(bisect, int) or bisect < 0:
+        raise ParameterError(f"bisect must be an integer >= 0, got {bisect!r}")
     from likelab.asymptotics.core import _theta_star
 
     names = fam.free
@@ -181,7 +186,7 @@ def contamination_bias(
     else:
         lo = grid[first - 1] if first > 0 else 0.0
         hi = grid[first]
-        for _ in range(_BISECT):
+        for _ in range(bisect):
             mid = 0.5 * (lo + hi)
             th, _ = solve(mid)
             if broken(th):
