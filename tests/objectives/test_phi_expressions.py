@@ -237,9 +237,50 @@ def test_a_one_argument_function_by_import_path_is_a_local_rule(phi_module, caps
         loc=torch.tensor([[0.0], [0.7]], dtype=torch.float64), scale=0.6
     )
     y = torch.tensor([-1.0, 0.2, 2.5], dtype=torch.float64)
-    torch.testing.assert_close(root(F, y), get_objective("phi:-p**0.3")(F, y), rtol=0, atol=0)
+    # the expression takes p**0.3 as exp(0.3 l) (finite derivatives where p underflows): the
+    # same numbers as the function's pow(p, 0.3) to a unit of rounding
+    torch.testing.assert_close(
+        root(F, y), get_objective("phi:-p**0.3")(F, y), rtol=4 * 2.0**-52, atol=0
+    )
     affine = get_objective(f"{phi_module}:affine")  # named l: receives log f(y)
     torch.testing.assert_close(affine(F, y), get_objective("phi:-2*l+3")(F, y), rtol=0, atol=0)
     props = run_json(capsys, "properness", "--objectives", f"{phi_module}:affine,{phi_module}:root")
     verdicts = {r["objective"]: r["verdict"] for r in props["results"]}
     assert verdicts == {f"{phi_module}:affine": "strictly proper", f"{phi_module}:root": "improper"}
+
+
+@pytest.mark.parametrize(
+    ("expr", "through_l"),
+    [("-p**0.3", "-exp(0.3*l)"), ("-sqrt(p)", "-exp(0.5*l)"), ("2*p**1.5", "2*exp(1.5*l)")],
+)
+def test_powers_of_p_are_taken_through_l_so_underflow_keeps_derivatives_finite(expr, through_l):
+    # p = f(y) underflows to 0 far in a tail (l = -800): d(p**c)/dl computed as
+    # c p**(c-1) * p would be inf * 0 = NaN; through exp(c l) it is finite and the same number
+    from likelab.objectives.user import phi_expression
+
+    ell = torch.tensor([-800.0, -30.0, -1.0, 0.0], dtype=torch.float64, requires_grad=True)
+    a, b = phi_expression(expr)(ell), phi_expression(through_l)(ell)
+    assert torch.equal(a, b)
+    (da,) = torch.autograd.grad(a.sum(), ell, create_graph=True)
+    (db,) = torch.autograd.grad(b.sum(), ell, create_graph=True)
+    assert torch.isfinite(da).all() and torch.equal(da, db)
+    (dda,) = torch.autograd.grad(da.sum(), ell)
+    (ddb,) = torch.autograd.grad(db.sum(), ell)
+    assert torch.isfinite(dda).all() and torch.equal(dda, ddb)
+
+
+def test_log_of_p_is_l_and_p_to_the_zero_is_one():
+    from likelab.objectives.user import phi_expression
+
+    ell = torch.tensor([-800.0, -1.0, 0.0], dtype=torch.float64)
+    assert torch.equal(phi_expression("log(p)")(ell), ell)
+    assert torch.equal(phi_expression("p**0")(ell), torch.ones_like(ell))
+
+
+def test_a_power_of_p_has_asymptotics_where_the_quadrature_reaches_underflow():
+    # the scorecard found "no θ*: nonfinite" for every power of p before powers went through l
+    from likelab import asymptotics
+
+    r = asymptotics("phi:-p**0.3", "normal:scale=1", "normal:loc=0,scale=1")
+    ref = asymptotics("phi:-exp(0.3*l)", "normal:scale=1", "normal:loc=0,scale=1")
+    assert r.reason == "" and abs(r.are_vs_log["loc"] - ref.are_vs_log["loc"]) < 1e-12

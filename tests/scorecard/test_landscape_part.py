@@ -204,7 +204,7 @@ def test_an_objective_that_cannot_be_evaluated_is_a_row_not_an_exception():
     bad = part.run("no-such-objective", unit, seed=0)
     assert bad["status"] == "failed" and "no-such-objective" in bad["reason"]
     nan = part.run("phi:log(p-0.5)", unit, seed=0)  # NaN for p < 0.5: a recorded failure
-    assert nan["status"] == "failed" and "nan" in nan["reason"]
+    assert nan["status"] == "failed" and "NaN at p from" in nan["reason"]
 
 
 def test_a_grid_that_does_not_fit_in_memory_is_refused_before_allocating(monkeypatch):

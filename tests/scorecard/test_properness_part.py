@@ -3,8 +3,10 @@
 import json
 
 import pytest
+import torch
 
 from likelab import objective
+from likelab.errors import SpecError
 from likelab.scorecard import properness
 from likelab.scorecard.properness import bernardo_verdict
 
@@ -59,7 +61,14 @@ def test_bernardo_does_not_judge_what_it_cannot():
     brier = bernardo_verdict("brier")
     assert not brier["applies"] and brier["verdict"] is None
     assert "not written as a function of the likelihood" in brier["reason"]
-    nan = bernardo_verdict("phi:log(p-0.5)")  # NaN for p < 0.5
+    # an expression NaN for p < 0.5 is no objective at all: refused when it is built
+    with pytest.raises(SpecError, match="NaN at p from"):
+        bernardo_verdict("phi:log(p-0.5)")
+
+    def nan_below_half(p):  # a function: judged, and undetermined with the reason
+        return torch.log(p - 0.5)
+
+    nan = bernardo_verdict(nan_below_half)
     assert nan["verdict"] == "undetermined" and "not a finite score" in nan["reason"]
 
     def refuses(p):

@@ -543,7 +543,29 @@ def _phi_defined(text: str, phi: Callable[[torch.Tensor], torch.Tensor]) -> None
         )
 
 
+def _is_p(node: ast.AST) -> bool:
+    return isinstance(node, ast.Name) and node.id == "p"
+
+
 def _phi_eval(node: ast.AST, values: dict[str, Any]) -> Any:
+    """The expression's value at ``values`` (``l`` = log f, ``p`` = f). Powers, roots and the
+    log of ``p`` itself are taken through ``l`` (``p**c`` as exp(c l), ``sqrt(p)`` as
+    exp(l/2), ``log(p)`` as ``l``): the same numbers, but where p underflows to 0 in a far tail
+    their derivatives stay finite (exp(c l) → 0) instead of inf · 0 = NaN."""
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow) and _is_p(node.left):
+        power = _phi_eval(node.right, values)
+        if not isinstance(power, torch.Tensor):
+            ell = values["l"]
+            return torch.ones_like(ell) if power == 0 else torch.exp(power * ell)
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id in ("sqrt", "log")
+        and len(node.args) == 1
+        and _is_p(node.args[0])
+    ):
+        ell = values["l"]
+        return torch.exp(0.5 * ell) if node.func.id == "sqrt" else ell
     if isinstance(node, ast.Constant):
         return float(node.value)
     if isinstance(node, ast.Name):
