@@ -124,3 +124,29 @@ def test_bad_arguments_raise_before_any_work(tmp_path, kwargs, error, match):
     with pytest.raises(error, match=match):
         scorecard(store=store, quick=True, **{"parts": PARTS, **kwargs})
     assert not store.exists()
+
+
+def test_the_efficiency_check_by_simulation_agrees_with_the_theory_and_resumes(tmp_path):
+    # the paired study at n = 100 (200 datasets in quick mode) beside the ARE by quadrature:
+    # dpd:beta=0.5 on the normal (both parameters free), within 3 Monte Carlo SEs; log's own
+    # relative efficiency is 1 with no Monte Carlo error (the same fits)
+    store = tmp_path / "eff.duckdb"
+    first = scorecard(
+        ["dpd:beta=0.5"], against=["log"], store=store, quick=True, parts=["efficiency"]
+    )
+    dpd = first.objectives[0]
+    theory = next(r for r in dpd["efficiency"] if r["family"] == "normal" and r["status"] == "ok")
+    sim = next(r for r in dpd["efficiency_simulation"] if "normal" in r["setting"])
+    for p in ("loc", "scale"):
+        assert abs(sim[p]["rel_eff"] - theory["are"][p]) <= 3 * sim[p]["rel_eff_mcse"], (p, sim)
+    log = first.objectives[1]["efficiency_simulation"][0]
+    assert log["loc"]["rel_eff"] == 1.0 and log["loc"]["rel_eff_mcse"] == 0.0
+    again = scorecard(
+        ["dpd:beta=0.5"], against=["log"], store=store, quick=True, parts=["efficiency"]
+    )
+    assert again.units_run == 0 and again.objectives == first.objectives
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "eff-efficiency-normal.duckdb",
+        "eff-efficiency-student_t.duckdb",
+        "eff.duckdb",
+    ]

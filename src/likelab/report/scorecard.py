@@ -24,6 +24,7 @@ PART_TITLES = {
     "properness": "Properness: is the truth the best forecast?",
     "landscape": "Landscape: how many minima does the empirical risk have?",
     "efficiency": "Efficiency at the model: asymptotic relative efficiency against log",
+    "efficiency_simulation": "Efficiency in a finite sample: a paired study at n = 100",
     "robustness": "Robustness: influence, bias under contamination, breakdown",
     "classification": "Classification with noisy labels",
 }

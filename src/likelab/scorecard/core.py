@@ -177,6 +177,11 @@ def scorecard(
                 scheduler=scheduler,
             )
         stored = db.rows()
+        simulated = (
+            _simulate(names, store, quick, seed, executor, workers, scheduler)
+            if "efficiency" in parts
+            else {}
+        )
     except BaseException as exc:
         kept = state["done"]
         with contextlib.suppress(Exception):
@@ -188,7 +193,38 @@ def scorecard(
             raise ScorecardInterrupted(str(store), kept, len(plan), state["run"]) from exc
         raise
     db.close()
-    return _result(names, parts, plan, stored, quick, seed, str(store), state["run"], start)
+    result = _result(names, parts, plan, stored, quick, seed, str(store), state["run"], start)
+    for entry in result.objectives:
+        rows = simulated.get(entry["objective"])
+        if rows:
+            entry["efficiency_simulation"] = rows
+    return result
+
+
+def _simulate(
+    names: list[str],
+    store: str | Path,
+    quick: bool,
+    seed: int,
+    executor: str,
+    workers: int | None,
+    scheduler: str | None,
+) -> dict[str, list[dict[str, Any]]]:
+    """The paired simulation check of efficiency (:mod:`likelab.scorecard.simulation`): one
+    study per family, through the study engine (its own store beside the scorecard's,
+    resumable); per objective, one row per family."""
+    from likelab.scorecard import simulation
+    from likelab.study import run_study, summarise
+
+    objectives = list(dict.fromkeys([*names, "log"]))
+    out: dict[str, list[dict[str, Any]]] = {}
+    for family, params in simulation.SIM_FAMILIES:
+        spec = simulation.study_spec(family, params, objectives, quick=quick, seed=seed)
+        path = simulation.store_path(store, family)
+        run_study(spec, path, executor=executor, workers=workers, scheduler=scheduler)
+        for obj, row in simulation.simulation_rows(summarise(path), family).items():
+            out.setdefault(obj, []).append(row)
+    return out
 
 
 def _objective_list(objectives: Sequence[str], against: Sequence[str]) -> list[str]:
