@@ -80,3 +80,19 @@ def test_the_page_opens_in_headless_chromium_with_every_part_shown(capsys, tmp_p
     assert "phi:-p" in facts["text"] and "Pareto" in facts["text"]
     assert all(ok and width > 0 for ok, width in facts["images"])
     _fits_the_window(facts)
+
+
+def test_the_atlas_is_every_builtin_rule_along_its_parameter_path():
+    from likelab.objectives import get_objective
+    from likelab.scorecard.core import atlas_objectives
+
+    atlas = atlas_objectives()
+    canonical = [get_objective(s).spec for s in atlas]
+    assert len(set(canonical)) == len(canonical)  # dpd (β = 0.5) is not judged twice
+    assert "product" not in atlas and "log" in atlas and "linear" in atlas
+    assert {"dpd:beta=0.1", "dpd:beta=1", "gce:q=0.3", "pseudospherical:gamma=3"} <= set(atlas)
+
+
+def test_no_objective_and_no_all_is_one_line(capsys, tmp_path):
+    code, _, err = run(capsys, "scorecard", "--quick", "--out", tmp_path / "x")
+    assert code == 2 and "--all" in err and len(err.strip().splitlines()) == 1

@@ -1896,14 +1896,22 @@ def _print_comparison(result) -> None:
 @app.command("scorecard")
 def scorecard_cmd(
     objectives: Annotated[
-        list[str],
+        list[str] | None,
         typer.Argument(
             metavar="OBJECTIVE...",
             help="The objectives to judge, as specs (log, dpd:beta=0.5, phi:-p**0.3, "
             "mypackage.losses:my_loss).",
             show_default=False,
         ),
-    ],
+    ] = None,
+    every: Annotated[
+        bool,
+        typer.Option(
+            "--all",
+            help="The atlas: every built-in objective, those with a tuning parameter along "
+            "its path (dpd β, gamma γ, lq q, gce q, power α, pseudospherical γ).",
+        ),
+    ] = False,
     against: Annotated[
         str, typer.Option("--against", help="Reference objectives judged beside them.")
     ] = "log,linear",
@@ -1942,9 +1950,13 @@ def scorecard_cmd(
     classification) beside the reference objectives; resumable: run it again to continue."""
     as_json = _output_format(fmt, as_json)
     from likelab._paths import atomic_write, check_output_dir
-    from likelab.scorecard.core import ScorecardInterrupted, scorecard
+    from likelab.scorecard.core import ScorecardInterrupted, atlas_objectives, scorecard
 
-    names = [spec for text in objectives for spec in split_specs(text)]
+    names = [spec for text in objectives or [] for spec in split_specs(text)]
+    if every:
+        names = [*names, *atlas_objectives()]
+    if not names:
+        raise ParameterError("name the objectives to judge (OBJECTIVE...), or --all for the atlas")
     refs = split_specs(against) if against.strip() else []
     folder = check_output_dir(out, what="--out")
     folder.mkdir(parents=True, exist_ok=True)

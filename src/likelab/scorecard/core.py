@@ -34,7 +34,15 @@ from likelab.objectives import get_objective
 from likelab.scorecard.store import ScorecardStore
 from likelab.scorecard.summary import pareto_front, summary_row
 
-__all__ = ["PARTS", "ROBUSTNESS_AXIS", "ScorecardInterrupted", "ScorecardResult", "scorecard"]
+__all__ = [
+    "ATLAS_PATHS",
+    "PARTS",
+    "ROBUSTNESS_AXIS",
+    "ScorecardInterrupted",
+    "ScorecardResult",
+    "atlas_objectives",
+    "scorecard",
+]
 
 #: The parts of the battery, in the page's order (each a module of :mod:`likelab.scorecard`).
 PARTS = ("properness", "landscape", "efficiency", "robustness", "classification")
@@ -42,6 +50,41 @@ PARTS = ("properness", "landscape", "efficiency", "robustness", "classification"
 ROBUSTNESS_AXIS = "max_bias_10"
 #: Objectives every scorecard judges beside the user's, unless told otherwise.
 AGAINST = ("log", "linear")
+
+
+#: The atlas's parameter paths (``likelab scorecard --all``): each tuning parameter on a grid.
+ATLAS_PATHS: dict[str, tuple[str, tuple[float, ...]]] = {
+    "dpd": ("beta", (0.1, 0.25, 0.5, 0.75, 1.0)),
+    "gamma": ("gamma", (0.1, 0.25, 0.5, 0.75, 1.0)),
+    "lq": ("q", (0.5, 0.7, 0.9)),
+    "gce": ("q", (0.3, 0.5, 0.7, 0.9)),
+    "power": ("alpha", (1.5, 2.0, 3.0)),
+    "pseudospherical": ("gamma", (1.5, 2.0, 3.0)),
+}
+
+
+def atlas_objectives() -> list[str]:
+    """Every built-in scoring rule, those with a tuning parameter along its path
+    (:data:`ATLAS_PATHS`), each objective once (by its canonical spec); the batch-level
+    ``product`` is not a scoring rule and is left out."""
+    from likelab.objectives import list_objectives
+
+    out: list[str] = []
+    seen: set[str] = set()
+    for name in list_objectives(include_user=False):
+        obj = get_objective(name)
+        if obj.batch_level:
+            continue
+        specs = [name]
+        if name in ATLAS_PATHS:
+            key, grid = ATLAS_PATHS[name]
+            specs = [f"{name}:{key}={value:g}" for value in grid]
+        for spec in specs:
+            canonical = get_objective(spec).spec
+            if canonical not in seen:
+                seen.add(canonical)
+                out.append(spec)
+    return out
 
 
 def _module(part: str):
