@@ -96,3 +96,32 @@ def test_the_atlas_is_every_builtin_rule_along_its_parameter_path():
 def test_no_objective_and_no_all_is_one_line(capsys, tmp_path):
     code, _, err = run(capsys, "scorecard", "--quick", "--out", tmp_path / "x")
     assert code == 2 and "--all" in err and len(err.strip().splitlines()) == 1
+
+
+def test_ctrl_c_exits_130_says_what_was_kept_and_the_rerun_gives_the_same_json(tmp_path):
+    """SIGINT to the process group after a few units: exit 130, one line saying what the
+    store keeps; running the command again completes it, and its JSON equals an uninterrupted
+    run's apart from timings."""
+    import subprocess
+
+    from tests.study.test_runner import _cli, _env, ctrl_c_after_cells
+
+    psutil = pytest.importorskip("psutil")
+    env = _env()
+    args = ["scorecard", "phi:-p", *QUICK, "--out", tmp_path / "cut"]
+    code, out, said, _ = ctrl_c_after_cells(args, env, 4, psutil, timeout=120, progress="unit ")
+    assert code == 130, said
+    assert len(said) == 1 and not out, said
+    assert said[0].startswith("interrupted: ") and "units kept in" in said[0], said
+    assert "run the same command again to resume" in said[0]
+    resumed = subprocess.run(_cli(*args, "--json"), capture_output=True, text=True, env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    whole = subprocess.run(
+        _cli("scorecard", "phi:-p", *QUICK, "--out", tmp_path / "whole", "--json"),
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    a, b = json.loads(resumed.stdout), json.loads(whole.stdout)
+    assert 0 < a["units_run"] < a["units_total"] and b["units_run"] == b["units_total"]
+    assert a["objectives"] == b["objectives"] and a["pareto"] == b["pareto"]

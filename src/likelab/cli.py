@@ -1977,7 +1977,11 @@ def scorecard_cmd(
             with progress:
                 result = scorecard(names, on_unit=advance, **kwargs)
         else:
-            result = scorecard(names, **kwargs)
+
+            def report(done: int, total: int) -> None:
+                _err.print(f"unit {done}/{total} done")
+
+            result = scorecard(names, on_unit=None if as_json else report, **kwargs)
     except ScorecardInterrupted as exc:
         resume = "; run the same command again to resume" if exc.units_done else ""
         raise _Interrupted(f"interrupted: {exc}{resume}") from None

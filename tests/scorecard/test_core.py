@@ -150,3 +150,16 @@ def test_the_efficiency_check_by_simulation_agrees_with_the_theory_and_resumes(t
         "eff-efficiency-student_t.duckdb",
         "eff.duckdb",
     ]
+
+
+def test_the_scorecard_of_linear_says_what_the_seed_says(tmp_path):
+    # the sum of likelihoods: improper, multimodal at the seed's small scale, ARE 0.65 for the
+    # normal location (3^{3/2}/8, the dpd closed form at beta = 1), bounded influence, and
+    # probabilities pushed to 0 and 1 on XOR with 20% flipped labels
+    r = scorecard(["linear"], against=[], store=tmp_path / "lin.duckdb", quick=True)
+    s = r.objectives[0]["summary"]
+    assert s["proper"] == "improper"
+    assert s["multimodal_rate_by_kind"]["location-narrow"] == 1.0
+    assert abs(s["min_are"] - 3**1.5 / 8) < 1e-8
+    assert s["bounded_influence"] is True
+    assert s["prob_gap"] > 0.15 and s["extreme_share"] > 0.9

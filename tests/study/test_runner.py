@@ -364,10 +364,11 @@ def kill_9_after_a_cell_leaves_no_workers(*args) -> None:
     assert _children_gone(children, 5), [c.pid for c in children if c.is_running()]
 
 
-def ctrl_c_after_cells(args, env, cells, psutil, *, timeout):
+def ctrl_c_after_cells(args, env, cells, psutil, *, timeout, progress="cell "):
     """Run ``likelab ARGS`` in its own process group and send the group SIGINT, as a terminal's
-    Ctrl-C does, once ``cells`` cells are reported done: (exit status, stdout, the stderr lines
-    other than progress, the child processes it had)."""
+    Ctrl-C does, once ``cells`` cells (progress lines starting with ``progress``: "unit " for
+    the scorecard) are reported done: (exit status, stdout, the stderr lines other than
+    progress, the child processes it had)."""
     proc = subprocess.Popen(
         _cli(*args),
         stderr=subprocess.PIPE,
@@ -379,12 +380,12 @@ def ctrl_c_after_cells(args, env, cells, psutil, *, timeout):
     lines, children = [], []
     for line in proc.stderr:
         lines.append(line)
-        if line.startswith("cell ") and int(line.split()[1].split("/")[0]) >= cells:
+        if line.startswith(progress) and int(line.split()[1].split("/")[0]) >= cells:
             children = psutil.Process(proc.pid).children(recursive=True)
             os.killpg(proc.pid, signal.SIGINT)
             break
     out, rest = proc.communicate(timeout=timeout)
-    said = [ln for ln in lines + rest.splitlines(keepends=True) if not ln.startswith("cell ")]
+    said = [ln for ln in lines + rest.splitlines(keepends=True) if not ln.startswith(progress)]
     return proc.returncode, out, said, children
 
 
