@@ -74,6 +74,12 @@ def _root(
 _out = Console(soft_wrap=True, markup=False, highlight=False)
 _err = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
 
+WorkersOpt = Annotated[
+    int | None, typer.Option("--workers", help="Worker processes (default: all cores).")
+]
+SchedulerOpt = Annotated[
+    str | None, typer.Option("--scheduler", help="A running Dask scheduler, tcp://host:port.")
+]
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print machine-readable JSON (the same as --format json).")
 ]
@@ -1936,13 +1942,8 @@ def scorecard_cmd(
     executor: Annotated[
         str, typer.Option("--executor", help="local (default), process or dask.")
     ] = "local",
-    workers: Annotated[
-        int | None, typer.Option("--workers", help="Worker processes (default: all cores).")
-    ] = None,
-    scheduler: Annotated[
-        str | None,
-        typer.Option("--scheduler", help="A running Dask scheduler, tcp://host:port."),
-    ] = None,
+    workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
     as_json: JsonOpt = False,
     fmt: FormatOpt = "table",
 ) -> None:
@@ -2053,13 +2054,8 @@ def study_run_cmd(
     executor: Annotated[
         str, typer.Option("--executor", help="local, process (default) or dask.")
     ] = "process",
-    workers: Annotated[
-        int | None, typer.Option("--workers", help="Worker processes (default: all cores).")
-    ] = None,
-    scheduler: Annotated[
-        str | None,
-        typer.Option("--scheduler", help="A running Dask scheduler, tcp://host:port."),
-    ] = None,
+    workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run (or resume) a study: every unfinished cell, written to the store as it finishes."""

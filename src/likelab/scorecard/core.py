@@ -164,7 +164,7 @@ def scorecard(
     Unknown objectives, parts or executors raise before any work; a unit that fails for its
     objective is a row with ``status`` "failed" and the reason.
     """
-    from likelab.study.runner import EXECUTORS, _check_scheduler_address, _is_interrupt, run_tasks
+    from likelab.study.runner import _is_interrupt, check_executor, run_tasks
 
     names = _objective_list(objectives, against)
     parts = tuple(parts)
@@ -175,14 +175,7 @@ def scorecard(
         )
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ParameterError(f"seed must be an integer >= 0, got {seed!r}")
-    if executor not in EXECUTORS:
-        raise ParameterError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
-    if workers is not None and (isinstance(workers, bool) or workers < 1):
-        raise ParameterError(f"workers must be an integer >= 1, got {workers!r}")
-    if scheduler is not None and executor != "dask":
-        raise ParameterError("--scheduler is for the dask executor")
-    if scheduler is not None:
-        scheduler = _check_scheduler_address(scheduler)
+    scheduler = check_executor(executor, workers, scheduler)
 
     plan: list[tuple[str, str, dict[str, Any]]] = []
     for name in names:

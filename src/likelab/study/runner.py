@@ -44,6 +44,7 @@ __all__ = [
     "EXECUTORS",
     "RunReport",
     "StudyInterrupted",
+    "check_executor",
     "default_store",
     "run_cell",
     "run_study",
@@ -407,14 +408,7 @@ def run_study(
     ``on_cell(cells_done, cells_total, fits_done)`` is called after each cell is written (the
     CLI's progress bar). Returns a :class:`RunReport`.
     """
-    if executor not in EXECUTORS:
-        raise ParameterError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
-    if workers is not None and (isinstance(workers, bool) or workers < 1):
-        raise ParameterError(f"workers must be an integer >= 1, got {workers!r}")
-    if scheduler is not None and executor != "dask":
-        raise ParameterError("--scheduler is for the dask executor")
-    if scheduler is not None:
-        scheduler = _check_scheduler_address(scheduler)
+    scheduler = check_executor(executor, workers, scheduler)
     all_cells = cells(spec)
     start = time.perf_counter()
     db = Store(store, spec)
@@ -473,6 +467,18 @@ def run_study(
     )
 
 
+def check_executor(executor: str, workers: int | None, scheduler: str | None) -> str | None:
+    """Check the executor options of :func:`run_tasks` before any work; returns the scheduler
+    address in its full form (``tcp://`` added), or None."""
+    if executor not in EXECUTORS:
+        raise ParameterError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+    if workers is not None and (isinstance(workers, bool) or workers < 1):
+        raise ParameterError(f"workers must be an integer >= 1, got {workers!r}")
+    if scheduler is not None and executor != "dask":
+        raise ParameterError("--scheduler is for the dask executor")
+    return None if scheduler is None else _check_scheduler_address(scheduler)
+
+
 def run_tasks(
     task: Callable[[Any, list[Any]], list[tuple[str, Any, float]]],
     shared: Any,
@@ -493,8 +499,8 @@ def run_tasks(
     batch (a process pool); ``ref(item)`` is what travels for an item (plain values). Batches
     are sized from the items' times (:data:`BATCH_SECONDS`). Workers run one torch thread each,
     ignore SIGINT and exit with this process; a ``KeyboardInterrupt`` or ``SystemExit`` raised
-    by the work stops the run as it would in-process. Validate ``executor``, ``workers`` and
-    ``scheduler`` first (:func:`run_study` does)."""
+    by the work stops the run as it would in-process. Check ``executor``, ``workers`` and
+    ``scheduler`` first (:func:`check_executor`)."""
     if executor == "local":
         for item in todo:
             try:
