@@ -163,11 +163,18 @@ def scorecard(
     ``on_unit(done, total)`` is called after each unit is written (the CLI's progress bar).
     Unknown objectives, parts or executors raise before any work; a unit that fails for its
     objective is a row with ``status`` "failed" and the reason.
+
+    >>> import pathlib, tempfile
+    >>> store = pathlib.Path(tempfile.mkdtemp()) / "card.duckdb"
+    >>> card = scorecard(["phi:-2*l+3"], against=[], store=store, quick=True, parts=["properness"])
+    >>> s = card.objectives[0]["summary"]
+    >>> s["proper"], s["bernardo"], s["bernardo_agrees"]
+    ('strictly proper', 'strictly proper', True)
     """
     from likelab.study.runner import _is_interrupt, check_executor, run_tasks
 
     names = _objective_list(objectives, against)
-    parts = tuple(parts)
+    parts = (parts,) if isinstance(parts, str) else tuple(parts)
     unknown = [p for p in parts if p not in PARTS]
     if not parts or unknown:
         raise ParameterError(
