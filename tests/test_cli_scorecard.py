@@ -125,3 +125,15 @@ def test_ctrl_c_exits_130_says_what_was_kept_and_the_rerun_gives_the_same_json(t
     a, b = json.loads(resumed.stdout), json.loads(whole.stdout)
     assert 0 < a["units_run"] < a["units_total"] and b["units_run"] == b["units_total"]
     assert a["objectives"] == b["objectives"] and a["pareto"] == b["pareto"]
+    # the pages too, apart from the footer's date and seconds (and the figure, which embeds
+    # nothing of the run's timing: the same bytes)
+    import re
+
+    def page(folder):
+        text = (tmp_path / folder / "index.html").read_text()
+        return re.sub(
+            r"Written by likelab .*? s\.", "", re.sub(r"on \d{4}-\d\d-\d\d .*?UTC", "", text)
+        )
+
+    assert "Written by likelab" in (tmp_path / "cut" / "index.html").read_text()
+    assert "Written by likelab" not in page("cut") and page("cut") == page("whole")
