@@ -15,7 +15,7 @@ distributed run is bit-identical to an uninterrupted one.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -38,9 +38,13 @@ def stream_seed(seed: int, part: str, setting: str) -> int:
     return int(digest[:16], 16) & (2**63 - 1)
 
 
-def guarded(unit: dict[str, Any], work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+def guarded(
+    unit: dict[str, Any], work: Callable[[], dict[str, Any]], keys: Sequence[str] = ()
+) -> dict[str, Any]:
     """The unit's row: ``unit`` updated by ``work()``, or a ``"failed"`` / ``"not applicable"``
-    row that keeps the error's message (failures are data).
+    row that keeps the error's message (failures are data). Every key of ``keys`` (the part's
+    row schema) is present, ``None`` where the row has no value: one schema for every row,
+    failed ones included.
 
     A :class:`~likelab.errors.LikelabError` (bad input; a user objective that raised, whose
     message names the user's own) is this objective's failure in this setting; an
@@ -59,6 +63,8 @@ def guarded(unit: dict[str, Any], work: Callable[[], dict[str, Any]]) -> dict[st
         reason = f"internal error: {type(exc).__name__}: {_one_line(exc)}"
         row = {**unit, "status": "failed", "reason": reason, "internal": True}
     row.setdefault("reason", "")
+    for key in keys:
+        row.setdefault(key, None)
     return jsonable(row)
 
 

@@ -168,10 +168,7 @@ def run(objective: str, unit: dict[str, Any], *, seed: int) -> dict[str, Any]:
             "agrees": _agrees(v.verdict, bernardo),
         }
 
-    row = guarded(unit, work)
-    for key in ROW_KEYS:  # one schema for every row, failed ones included
-        row.setdefault(key, None)
-    return row
+    return guarded(unit, work, ROW_KEYS)
 
 
 def _agrees(verdict: str | None, bernardo: dict[str, Any] | None) -> bool | None:

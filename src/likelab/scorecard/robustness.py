@@ -119,10 +119,7 @@ def run(objective: str, unit: dict[str, Any], *, seed: int) -> dict[str, Any]:
             )
         return {**row, "status": "ok", "reason": ""}
 
-    row = guarded(unit, work)
-    for key in ROW_KEYS:  # one schema for every row, failed ones included
-        row.setdefault(key, None)
-    return row
+    return guarded(unit, work, ROW_KEYS)
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
