@@ -54,7 +54,7 @@ def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, args, match):
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and match in lines[0], err
     assert "Traceback" not in err
-    assert not (tmp_path / "x" / "scorecard.duckdb").exists()
+    assert not (tmp_path / "x").exists()  # nothing written, not even the folder
 
 
 def test_an_out_that_is_a_file_or_a_store_of_another_run_is_refused(capsys, tmp_path):

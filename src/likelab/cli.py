@@ -1951,7 +1951,7 @@ def scorecard_cmd(
     classification) beside the reference objectives; resumable: run it again to continue."""
     as_json = _output_format(fmt, as_json)
     from likelab._paths import atomic_write, check_output_dir
-    from likelab.scorecard.core import ScorecardInterrupted, atlas_objectives, scorecard
+    from likelab.scorecard.core import atlas_objectives
 
     names = [spec for text in objectives or [] for spec in split_specs(text)]
     if every:
@@ -1960,6 +1960,7 @@ def scorecard_cmd(
         raise ParameterError("name the objectives to judge (OBJECTIVE...), or --all for the atlas")
     refs = split_specs(against) if against.strip() else []
     folder = check_output_dir(out, what="--out")
+    made = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     store = folder / "scorecard.duckdb"
     kwargs: dict[str, Any] = {
@@ -1973,19 +1974,11 @@ def scorecard_cmd(
         "scheduler": scheduler,
     }
     try:
-        if _err.is_terminal and not as_json:
-            progress, advance = _progress_bar("scorecard units", 0)
-            with progress:
-                result = scorecard(names, on_unit=advance, **kwargs)
-        else:
-
-            def report(done: int, total: int) -> None:
-                _err.print(f"unit {done}/{total} done")
-
-            result = scorecard(names, on_unit=None if as_json else report, **kwargs)
-    except ScorecardInterrupted as exc:
-        resume = "; run the same command again to resume" if exc.units_done else ""
-        raise _Interrupted(f"interrupted: {exc}{resume}") from None
+        result = _scorecard_run(names, as_json, kwargs)
+    except BaseException:
+        if made and not any(folder.iterdir()):  # nothing kept: no folder left behind either
+            folder.rmdir()
+        raise
     data = _jsonable(result.to_dict())
     with atomic_write(folder / "scorecard.json") as tmp:
         tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
@@ -2031,6 +2024,26 @@ def scorecard_cmd(
         f"({result.units_total - result.units_run} from the store); page {page}, "
         f"JSON {folder / 'scorecard.json'}, store {store}"
     )
+
+
+def _scorecard_run(names: list[str], as_json: bool, kwargs: dict[str, Any]):
+    """:func:`likelab.scorecard.core.scorecard` with progress (a bar on a terminal, a line per
+    unit elsewhere, none with --json); interrupted, it says what the store keeps."""
+    from likelab.scorecard.core import ScorecardInterrupted, scorecard
+
+    try:
+        if _err.is_terminal and not as_json:
+            progress, advance = _progress_bar("scorecard units", 0)
+            with progress:
+                return scorecard(names, on_unit=advance, **kwargs)
+
+        def report(done: int, total: int) -> None:
+            _err.print(f"unit {done}/{total} done")
+
+        return scorecard(names, on_unit=None if as_json else report, **kwargs)
+    except ScorecardInterrupted as exc:
+        resume = "; run the same command again to resume" if exc.units_done else ""
+        raise _Interrupted(f"interrupted: {exc}{resume}") from None
 
 
 # ---------------------------------------------------------------------- study
