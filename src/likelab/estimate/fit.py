@@ -33,11 +33,12 @@ from likelab.errors import (
     UserContractError,
 )
 from likelab.estimate import support
+from likelab.estimate.moments import local_moments
 from likelab.estimate.newton import CONVERGED, newton_minimize, value_grad_hess
 from likelab.estimate.sandwich import sandwich_covariance, sandwich_from_moments
 from likelab.estimate.tuning import Tunable, TuningResult, auto_objective, select
 from likelab.families import Family, get_family
-from likelab.families.derivatives import log_prob_derivative_components, log_prob_derivatives
+from likelab.families.derivatives import log_prob_derivatives
 from likelab.families.discrete import CategoricalFamily
 from likelab.io import as_observations
 from likelab.objectives import Objective, get_objective
@@ -805,30 +806,11 @@ _LINKS = {  # θ = h(u) per domain: (h'(u), h''(u)) as functions of θ
 }
 
 
-def _natural_derivatives(fam: Family, obj: Objective, natural, y: torch.Tensor):
-    """Per-observation φ(ℓ), the per-observation gradients φ'(ℓ) ∂ℓ (a list, one per free
-    parameter) and the mean over observations of the Hessian of φ(ℓ), in the free natural
-    parameters: H_ab = mean(φ''(ℓ) ∂_aℓ ∂_bℓ + φ'(ℓ) ∂_abℓ)."""
-    dist = _dist(fam, natural, 1)
-    ell, g_all, h_all = log_prob_derivative_components(dist, y)
-    idx = [fam.param_names.index(n) for n in fam.free]
-    phi, d1, d2 = obj.phi(ell)
-    gl = [g_all[i] for i in idx]
-    grad = [d1 * g for g in gl]
-    p = len(idx)
-    hess = ell.new_empty(ell.shape[0], p, p)
-    for a in range(p):
-        for b in range(a, p):
-            term = d2 * gl[a] * gl[b] + d1 * h_all[idx[a]][idx[b]]
-            hess[:, a, b] = hess[:, b, a] = term.expand_as(ell).mean(-1)
-    return phi, grad, hess
-
-
 def _risk_derivatives(fam: Family, obj: Objective, u: torch.Tensor, y: torch.Tensor):
     """Risk, gradient and Hessian in unconstrained coordinates, in closed form (chain rule)."""
     natural = fam.to_natural(u)
-    phi, grad, h_t = _natural_derivatives(fam, obj, natural, y)
-    g_t = torch.stack([g.expand_as(phi).mean(-1) for g in grad], -1)
+    m = local_moments(fam, natural, y, obj.phi)
+    g_t, h_t = m.grad, m.hess
     theta = torch.stack([natural[n] for n in fam.free], -1)
     d1 = torch.stack(
         [_LINKS[fam.param(n).domain][0](theta[..., j]) for j, n in enumerate(fam.free)], -1
@@ -838,7 +820,7 @@ def _risk_derivatives(fam: Family, obj: Objective, u: torch.Tensor, y: torch.Ten
     )
     g_u = g_t * d1
     h_u = h_t * d1.unsqueeze(-1) * d1.unsqueeze(-2) + torch.diag_embed(g_t * d2)
-    return phi.mean(-1), g_u, h_u
+    return m.value, g_u, h_u
 
 
 def _closed_form_standard_errors(
@@ -849,11 +831,8 @@ def _closed_form_standard_errors(
     covs = []
     for i in range(0, u.shape[0], chunk):
         natural = fam.to_natural(u[i : i + chunk])
-        phi, grad, h = _natural_derivatives(fam, obj, natural, y[i : i + chunk])
-        grad = torch.stack([g.expand_as(phi) for g in grad], -1)
-        j_mat = torch.einsum("bni,bnj->bij", grad, grad) / n
-        cov = sandwich_from_moments(h, j_mat, n)
-        covs.append(cov)
+        m = local_moments(fam, natural, y[i : i + chunk], obj.phi, outer=True)
+        covs.append(sandwich_from_moments(m.hess, m.outer[:, 1:, 1:], n))
     var = torch.diagonal(torch.cat(covs), dim1=-2, dim2=-1)
     sd = var.clamp(min=0).sqrt().where(torch.isfinite(var), var)
     return {name: sd[:, j] for j, name in enumerate(fam.free)}

@@ -1,0 +1,116 @@
+r"""Per-dataset moments of a local rule :math:`S = \varphi(\ell)`, :math:`\ell = \log f(y;\theta)`.
+
+For ``B`` datasets of ``n`` observations each (``y`` of shape ``(B, n)``) and the family's
+closed-form per-observation derivatives :math:`\nabla\ell, \nabla^2\ell` in its free natural
+parameters (:mod:`likelab.families.derivatives`), one pass over the observations gives
+
+.. math::
+    \bar\varphi = \tfrac1n\textstyle\sum_i \varphi(\ell_i),\qquad
+    \bar g = \tfrac1n\textstyle\sum_i \varphi'(\ell_i)\,\nabla\ell_i,\qquad
+    \bar H = \tfrac1n\textstyle\sum_i \big(\varphi''(\ell_i)\,\nabla\ell_i\nabla\ell_i^\top
+        + \varphi'(\ell_i)\,\nabla^2\ell_i\big),
+
+the risk, its gradient and its Hessian (chain rule; e.g. Huber & Ronchetti 2009, *Robust
+Statistics*, sec. 3.2 for M-estimators). On request it also gives the second moments
+:math:`\tfrac1n\sum_i v_i v_i^\top` of :math:`v_i = (\varphi(\ell_i), \varphi'(\ell_i)
+\nabla\ell_i)`. Their lower-right block is the "meat" :math:`J` of the sandwich
+:math:`H^{-1} J H^{-1}/n` (White 1982, Econometrica 50:1-25); their first row serves rules
+that are affine in a local term, :math:`S = A(\theta) + C(\theta)\,\psi(\ell)`.
+
+This module is the eager reference. :mod:`likelab.estimate.fused` computes the same moments in one
+compiled pass where a compiler is available; the two agree to 1e-12 (tested).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import torch
+
+from likelab.families import Family
+from likelab.families.derivatives import log_prob_derivative_components
+
+__all__ = ["LocalMoments", "PhiFn", "local_moments", "local_value"]
+
+#: ``phi(ell) -> (φ, φ', φ'')`` elementwise.
+PhiFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class LocalMoments:
+    """Means over the observations of each dataset; ``p`` = number of free parameters.
+
+    ``value`` ``(B,)``: mean φ(ℓ); ``grad`` ``(B, p)``: mean φ'∇ℓ; ``hess`` ``(B, p, p)``:
+    mean φ''∇ℓ∇ℓᵀ + φ'∇²ℓ; ``outer`` ``(B, p + 1, p + 1)`` or ``None``: mean v vᵀ with
+    v = (φ, φ'∇ℓ).
+    """
+
+    value: torch.Tensor
+    grad: torch.Tensor
+    hess: torch.Tensor
+    outer: torch.Tensor | None = None
+
+
+def _shaped(fam: Family, natural: Mapping[str, torch.Tensor]):
+    """The family at per-dataset parameters ``(B,)``, broadcast against observations ``(B, n)``."""
+    return fam.distribution_unchecked({k: v.reshape(*v.shape, 1) for k, v in natural.items()})
+
+
+def _free_components(fam: Family, natural: Mapping[str, torch.Tensor], y: torch.Tensor):
+    dist = _shaped(fam, natural)
+    parts = log_prob_derivative_components(dist, y)
+    if parts is None:
+        raise TypeError(f"{fam.spec!r} has no closed-form log-density derivatives")
+    ell, g_all, h_all = parts
+    idx = [fam.param_names.index(n) for n in fam.free]
+    return ell, [g_all[i] for i in idx], [[h_all[a][b] for b in idx] for a in idx]
+
+
+def local_moments(
+    fam: Family,
+    natural: Mapping[str, torch.Tensor],
+    y: torch.Tensor,
+    phi: PhiFn,
+    *,
+    outer: bool = False,
+) -> LocalMoments:
+    """The moments of :class:`LocalMoments` for datasets ``y`` ``(B, n)`` at ``natural``
+    (each ``(B,)``), in the free natural parameters of ``fam``. Eager reference implementation.
+
+    Example:
+        >>> import torch
+        >>> from likelab.families import get_family
+        >>> from likelab.objectives import get_objective
+        >>> fam, log = get_family("normal"), get_objective("log")
+        >>> y = torch.tensor([[-1.0, 0.0, 1.0]], dtype=torch.float64)
+        >>> m = local_moments(fam, {"loc": y.new_zeros(1), "scale": y.new_ones(1)}, y, log.phi)
+        >>> [round(v, 6) for v in m.grad[0].tolist()]  # ∂/∂loc, ∂/∂scale of the mean NLL
+        [0.0, 0.333333]
+    """
+    ell, gl, hl = _free_components(fam, natural, y)
+    f0, f1, f2 = phi(ell)
+    p = len(gl)
+    grad_obs = [(f1 * g).expand_as(ell) for g in gl]
+    grad = torch.stack([g.mean(-1) for g in grad_obs], -1)
+    hess = ell.new_empty(ell.shape[0], p, p)
+    for a in range(p):
+        for b in range(a, p):
+            term = f2 * gl[a] * gl[b] + f1 * hl[a][b]
+            hess[:, a, b] = hess[:, b, a] = term.expand_as(ell).mean(-1)
+    second = None
+    if outer:
+        v = [f0.expand_as(ell), *grad_obs]
+        second = ell.new_empty(ell.shape[0], p + 1, p + 1)
+        for a in range(p + 1):
+            for b in range(a, p + 1):
+                second[:, a, b] = second[:, b, a] = (v[a] * v[b]).mean(-1)
+    return LocalMoments(f0.expand_as(ell).mean(-1), grad, hess, second)
+
+
+def local_value(
+    fam: Family, natural: Mapping[str, torch.Tensor], y: torch.Tensor, phi: PhiFn
+) -> torch.Tensor:
+    """Mean φ(ℓ) per dataset ``(B,)``: the risk of a local rule, without derivatives."""
+    dist = _shaped(fam, natural)
+    return phi(dist.log_prob(y))[0].mean(-1)
