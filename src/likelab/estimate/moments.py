@@ -30,8 +30,9 @@ import torch
 
 from likelab.families import Family
 from likelab.families.derivatives import log_prob_derivative_components
+from likelab.objectives.forms import ExpLinear
 
-__all__ = ["LocalMoments", "PhiFn", "local_moments", "local_value"]
+__all__ = ["ExpLinear", "LocalMoments", "PhiFn", "local_moments", "local_value"]
 
 #: ``phi(ell) -> (φ, φ', φ'')`` elementwise.
 PhiFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]

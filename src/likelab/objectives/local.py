@@ -11,6 +11,7 @@ import torch
 from torch.distributions import Distribution
 
 from likelab.objectives.base import Hyper, Properties, gt, in_interval, register_objective
+from likelab.objectives.forms import ExpLinear, register_phi_form
 
 __all__ = ["focal_loss", "gce_loss", "linear_loss", "log_loss", "lq_loss", "mae_loss"]
 
@@ -42,6 +43,20 @@ def _phi_gce(ell, q: float):
 
 def _phi_mae(ell):
     return _phi_power(ell, 1.0, 2.0)
+
+
+# The same φ's as data (likelab.objectives.forms): -c·expm1(aℓ)/a is coef = -c/a, rate = a.
+register_phi_form("log")(lambda: ExpLinear(lin=-1.0))
+register_phi_form("linear")(lambda: ExpLinear(coef=-1.0, rate=1.0))
+register_phi_form("lq")(
+    lambda q: (
+        ExpLinear(lin=-1.0)
+        if q == 1.0
+        else ExpLinear(coef=-1.0 / (1.0 - q), rate=1.0 - q, minus_one=True)
+    )
+)
+register_phi_form("gce")(lambda q: ExpLinear(coef=-1.0 / q, rate=q, minus_one=True))
+register_phi_form("mae")(lambda: ExpLinear(coef=-2.0, rate=1.0, minus_one=True))
 
 
 @register_objective(
