@@ -32,8 +32,8 @@ from likelab.errors import (
     UnsupportedError,
     UserContractError,
 )
-from likelab.estimate import support
-from likelab.estimate.moments import local_moments
+from likelab.estimate import fused, support
+from likelab.estimate.moments import local_moments, local_value
 from likelab.estimate.newton import CONVERGED, newton_minimize, value_grad_hess
 from likelab.estimate.sandwich import sandwich_covariance, sandwich_from_moments
 from likelab.estimate.tuning import Tunable, TuningResult, auto_objective, select
@@ -42,6 +42,7 @@ from likelab.families.derivatives import log_prob_derivatives
 from likelab.families.discrete import CategoricalFamily
 from likelab.io import as_observations
 from likelab.objectives import Objective, get_objective
+from likelab.objectives.forms import phi_form
 
 __all__ = ["FitComparison", "FitFailure", "FitResult", "fit", "fit_objectives"]
 
@@ -364,20 +365,31 @@ def _fit_prepared(
     u0 = _starts(fam, y, start, multistart, seed, dtype)  # (K * R, p)
     rows = torch.arange(r, device=y.device).repeat(multistart)
 
+    closed = _closed_form(fam, obj, y[:1, : min(n, 4)])
+    phi = (phi_form(obj) or obj.phi) if closed else None
+    # one decision for the whole problem: the fused kernel (likelab.estimate.fused) needs no
+    # per-observation intermediates in memory, so its chunks can be larger
+    fast = closed and fused.use_fused(fam, phi, y)
+    chunk = max(1, (max_elements * (16 if fast else 1)) // n)
+
     def risk(u: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        if fast:
+            return _chunked(
+                lambda uu, ii: local_value(fam, fam.to_natural(uu), y[rows[ii]], phi, fused=fast),
+                u,
+                idx,
+                chunk,
+            )
         return _chunked(
             lambda uu, ii: obj.risk(_dist(fam, fam.to_natural(uu), 1), y[rows[ii]], validate=False),
             u,
             idx,
-            max(1, max_elements // n),
+            chunk,
         )
-
-    chunk = max(1, max_elements // n)
-    closed = _closed_form(fam, obj, y[:1, : min(n, 4)])
 
     def one_chunk(u: torch.Tensor, idx: torch.Tensor):
         if closed:
-            return _risk_derivatives(fam, obj, u, y[rows[idx]])
+            return _risk_derivatives(fam, phi, u, y[rows[idx]], fast)
         return value_grad_hess(risk, u, idx)  # autograd, one bounded graph per chunk
 
     def derivs(u: torch.Tensor, idx: torch.Tensor):
@@ -386,7 +398,14 @@ def _fit_prepared(
         ]
         return tuple(torch.cat(t) for t in zip(*parts, strict=True))
 
-    res = newton_minimize(risk, u0, max_iter=max_iter, derivatives=derivs, on_progress=on_progress)
+    res = newton_minimize(
+        risk,
+        u0,
+        max_iter=max_iter,
+        derivatives=derivs,
+        on_progress=on_progress,
+        search_derivatives=closed,
+    )
     best = _best_start(res.value, res.converged.to(res.value.device), multistart, r)
     pick = best * r + torch.arange(r, device=y.device)
     u = res.u[pick]
@@ -395,7 +414,7 @@ def _fit_prepared(
     if not se:
         errors = {k: torch.full_like(v, math.nan) for k, v in natural.items()}
     elif closed and not kinked:
-        errors = _closed_form_standard_errors(fam, obj, u, y, chunk)
+        errors = _closed_form_standard_errors(fam, phi, u, y, chunk, fast)
     else:
         errors = _standard_errors(fam, obj, u, y, natural, max_elements)
     reasons = np.asarray(res.reason, dtype=object)[pick.cpu().numpy()]
@@ -806,10 +825,10 @@ _LINKS = {  # θ = h(u) per domain: (h'(u), h''(u)) as functions of θ
 }
 
 
-def _risk_derivatives(fam: Family, obj: Objective, u: torch.Tensor, y: torch.Tensor):
+def _risk_derivatives(fam: Family, phi, u: torch.Tensor, y: torch.Tensor, fast: bool):
     """Risk, gradient and Hessian in unconstrained coordinates, in closed form (chain rule)."""
     natural = fam.to_natural(u)
-    m = local_moments(fam, natural, y, obj.phi)
+    m = local_moments(fam, natural, y, phi, fused=fast)
     g_t, h_t = m.grad, m.hess
     theta = torch.stack([natural[n] for n in fam.free], -1)
     d1 = torch.stack(
@@ -824,14 +843,14 @@ def _risk_derivatives(fam: Family, obj: Objective, u: torch.Tensor, y: torch.Ten
 
 
 def _closed_form_standard_errors(
-    fam: Family, obj: Objective, u: torch.Tensor, y: torch.Tensor, chunk: int
+    fam: Family, phi, u: torch.Tensor, y: torch.Tensor, chunk: int, fast: bool
 ) -> dict[str, torch.Tensor]:
     """Sandwich SEs H^-1 J H^-1 / n in the natural parameters from closed-form derivatives."""
     n = y.shape[1]
     covs = []
     for i in range(0, u.shape[0], chunk):
         natural = fam.to_natural(u[i : i + chunk])
-        m = local_moments(fam, natural, y[i : i + chunk], obj.phi, outer=True)
+        m = local_moments(fam, natural, y[i : i + chunk], phi, outer=True, fused=fast)
         covs.append(sandwich_from_moments(m.hess, m.outer[:, 1:, 1:], n))
     var = torch.diagonal(torch.cat(covs), dim1=-2, dim2=-1)
     sd = var.clamp(min=0).sqrt().where(torch.isfinite(var), var)

@@ -32,7 +32,15 @@ from likelab.families import Family
 from likelab.families.derivatives import log_prob_derivative_components
 from likelab.objectives.forms import ExpLinear
 
-__all__ = ["ExpLinear", "LocalMoments", "PhiFn", "local_moments", "local_value"]
+__all__ = [
+    "ExpLinear",
+    "LocalMoments",
+    "PhiFn",
+    "eager_local_moments",
+    "eager_local_value",
+    "local_moments",
+    "local_value",
+]
 
 #: ``phi(ell) -> (φ, φ', φ'')`` elementwise.
 PhiFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
@@ -75,9 +83,13 @@ def local_moments(
     phi: PhiFn,
     *,
     outer: bool = False,
+    fused: bool | None = None,
 ) -> LocalMoments:
     """The moments of :class:`LocalMoments` for datasets ``y`` ``(B, n)`` at ``natural``
-    (each ``(B,)``), in the free natural parameters of ``fam``. Eager reference implementation.
+    (each ``(B,)``), in the free natural parameters of ``fam``: by the fused kernel where it
+    applies, else by :func:`eager_local_moments`. ``fused=None`` asks
+    :func:`likelab.estimate.fused.use_fused` about this call; a caller that splits one problem
+    into chunks decides once for the whole and passes ``True`` or ``False``.
 
     Example:
         >>> import torch
@@ -89,6 +101,24 @@ def local_moments(
         >>> [round(v, 6) for v in m.grad[0].tolist()]  # ∂/∂loc, ∂/∂scale of the mean NLL
         [0.0, 0.333333]
     """
+    from likelab.estimate import fused as kernels
+
+    if kernels.use_fused(fam, phi, y) if fused is None else fused:
+        out = kernels.fused_local_moments(fam, natural, y, phi, outer=outer)
+        if out is not None:
+            return out
+    return eager_local_moments(fam, natural, y, phi, outer=outer)
+
+
+def eager_local_moments(
+    fam: Family,
+    natural: Mapping[str, torch.Tensor],
+    y: torch.Tensor,
+    phi: PhiFn,
+    *,
+    outer: bool = False,
+) -> LocalMoments:
+    """:func:`local_moments` computed eagerly, one tensor operation at a time: the reference."""
     ell, gl, hl = _free_components(fam, natural, y)
     f0, f1, f2 = phi(ell)
     p = len(gl)
@@ -110,8 +140,27 @@ def local_moments(
 
 
 def local_value(
+    fam: Family,
+    natural: Mapping[str, torch.Tensor],
+    y: torch.Tensor,
+    phi: PhiFn,
+    *,
+    fused: bool | None = None,
+) -> torch.Tensor:
+    """Mean φ(ℓ) per dataset ``(B,)``: the risk of a local rule, without derivatives (fused
+    as in :func:`local_moments`, else eager)."""
+    from likelab.estimate import fused as kernels
+
+    if kernels.use_fused(fam, phi, y) if fused is None else fused:
+        out = kernels.fused_local_value(fam, natural, y, phi)
+        if out is not None:
+            return out
+    return eager_local_value(fam, natural, y, phi)
+
+
+def eager_local_value(
     fam: Family, natural: Mapping[str, torch.Tensor], y: torch.Tensor, phi: PhiFn
 ) -> torch.Tensor:
-    """Mean φ(ℓ) per dataset ``(B,)``: the risk of a local rule, without derivatives."""
+    """:func:`local_value` computed eagerly: the reference."""
     dist = _shaped(fam, natural)
     return phi(dist.log_prob(y))[0].mean(-1)

@@ -268,6 +268,7 @@ def newton_minimize(
     derivatives: DerivFn | None = None,
     boundary: float = 25.0,
     on_progress: Callable[[int, int], None] | None = None,
+    search_derivatives: bool = False,
 ) -> NewtonResult:
     """Minimise ``fun`` from ``u0`` (shape ``(B, p)``) for every problem independently.
 
@@ -280,6 +281,12 @@ def newton_minimize(
     iteration and once at the end, ``total = B``: ``done`` is the number of problems finished, or
     the share of the iteration budget spent (``B * it / (max_iter + 1)``) where that is larger,
     so that it never decreases (the library never prints; the CLI draws a bar from it).
+
+    ``search_derivatives`` (with ``derivatives``): the line search evaluates its trial points
+    with ``derivatives`` instead of ``fun`` and keeps the gradient and Hessian of the point it
+    accepts, which is the next iterate: an iteration whose full step is accepted then costs one
+    evaluation of the derivatives instead of that plus one of the value. Worth it where the
+    derivatives cost little more than the value (closed forms, fused kernels).
     """
     u = u0.detach().clone()
     b = u.shape[0]
@@ -289,6 +296,11 @@ def newton_minimize(
     code = torch.zeros(b, dtype=torch.int64, device=device)  # index into REASONS
     code_of = {r: i for i, r in enumerate(REASONS)}
     active = torch.arange(b, device=device)
+    reuse = search_derivatives and derivatives is not None
+    p = u.shape[-1]
+    have = torch.zeros(b, dtype=torch.bool, device=device)  # derivatives kept for u[i]
+    kept_g = u.new_empty(b, p) if reuse else None
+    kept_h = u.new_empty(b, p, p) if reuse else None
 
     for it in range(max_iter + 1):
         if active.numel() == 0:
@@ -298,8 +310,15 @@ def newton_minimize(
         ua = u[active]
         if derivatives is None:
             v, g, h = value_grad_hess(fun, ua, active)
+        elif reuse and bool(have[active].all()):
+            v, g, h = value[active], kept_g[active], kept_h[active]
+        elif reuse and bool(have[active].any()):
+            known = have[active]
+            v, g, h = value[active], kept_g[active], kept_h[active]
+            v[~known], g[~known], h[~known] = derivatives(ua[~known], active[~known])
         else:
             v, g, h = derivatives(ua, active)
+        have[active] = False
         value[active] = v
         finite = torch.isfinite(v) & torch.isfinite(g).all(-1) & torch.isfinite(h).all((-1, -2))
         small_g = g.abs().amax(-1) <= gtol * (1.0 + v.abs())
@@ -313,6 +332,7 @@ def newton_minimize(
             up, down, bu, bv = probe_minimum(fun, ua[at], v[at], active[at])
             done[at[up]] = code_of["kink"]
             u[active[at]], value[active[at]] = bu, bv  # the lowest point probed
+            have[active[at]] = False
             go = down & ~up
             done[at[go]] = 0
             moved[at[go]] = True
@@ -345,13 +365,19 @@ def newton_minimize(
         for _ in range(max_halvings if searching.numel() else 0):
             trial = ua[searching] + alpha[searching, None] * d[searching]
             with torch.no_grad():
-                vt = fun(trial, active[searching])
+                if reuse:
+                    vt, gt, ht = derivatives(trial, active[searching])
+                else:
+                    vt = fun(trial, active[searching])
             ok = torch.isfinite(vt) & (
                 vt <= v[searching] + armijo * alpha[searching] * slope[searching]
             )
             hit = searching[ok]
             accepted[hit] = True
             v_new[hit] = vt[ok]
+            if reuse:  # the accepted point is the next iterate: keep its derivatives
+                kept_g[active[hit]], kept_h[active[hit]] = gt[ok], ht[ok]
+                have[active[hit]] = True
             searching = searching[~ok]
             if searching.numel() == 0:
                 break
@@ -389,6 +415,7 @@ def newton_minimize(
             verdict = torch.where(down & ~up, 0, verdict)
             done[at] = verdict
             u[active[at]], value[active[at]] = bu, bv  # the lowest point probed
+            have[active[at]] = False
         # A damped step that gained almost nothing (below 1e-9 relative) is how Newton
         # creeps towards a kink (each step a fraction of the remaining distance): probe there
         # instead of creeping on. A verified minimum stops; otherwise the iteration goes on.
@@ -408,6 +435,7 @@ def newton_minimize(
             verdict = torch.where(small, code_of["xtol"], code_of["kink"])
             done[at] = torch.where(up, verdict, 0)
             u[active[at]], value[active[at]] = bu, bv  # the lowest point probed
+            have[active[at]] = False
         code[active] = done
         active = torch.cat([active[done == 0], moved_on]).sort().values
 

@@ -35,14 +35,17 @@ from likelab.families.distributions import (
 __all__ = [
     "log_prob_derivative_components",
     "log_prob_derivatives",
+    "parameter_terms",
     "register_log_prob_derivatives",
+    "register_parameter_terms",
 ]
 
 Derivatives = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 #: ``(ell, [ℓ_i], [[ℓ_ij]])``: the entries separately, each broadcastable to ``ell``'s shape (a
 #: term constant in y, such as -1/σ² for the normal, keeps the parameters' shape).
 Components = tuple[torch.Tensor, list[torch.Tensor], list[list[torch.Tensor]]]
-_REGISTRY: dict[type, Callable[[D.Distribution, torch.Tensor], Components]] = {}
+_REGISTRY: dict[type, Callable[..., Components]] = {}
+_TERMS: dict[type, Callable[[D.Distribution], tuple[torch.Tensor, ...]]] = {}
 
 
 def register_log_prob_derivatives(dist_type: type):
@@ -55,11 +58,38 @@ def register_log_prob_derivatives(dist_type: type):
     return decorate
 
 
-def log_prob_derivative_components(dist: D.Distribution, y: torch.Tensor) -> Components | None:
+def register_parameter_terms(*dist_types: type):
+    """Register ``terms(dist) -> tuple of tensors``: the terms of a type's derivatives that
+    depend on the parameters alone (special functions: ψ(ν/2), lgamma(α)). Its derivative
+    function then takes them as ``terms=`` (and computes them itself when given ``None``)."""
+
+    def decorate(fn):
+        for t in dist_types:
+            _TERMS[t] = fn
+        return fn
+
+    return decorate
+
+
+def parameter_terms(dist: D.Distribution) -> tuple[torch.Tensor, ...] | None:
+    """The registered parameter-only terms of ``dist``'s derivatives, or ``None`` (none).
+
+    A compiled kernel over observations computes them first, once per dataset, and passes them
+    in: TorchInductor would otherwise fuse them into its loop and evaluate the special functions
+    once per observation."""
+    fn = _TERMS.get(type(dist))
+    return None if fn is None else tuple(fn(dist))
+
+
+def log_prob_derivative_components(
+    dist: D.Distribution, y: torch.Tensor, terms: tuple[torch.Tensor, ...] | None = None
+) -> Components | None:
     """The entries of :func:`log_prob_derivatives` unstacked and unbroadcast (cheaper to reduce),
-    or ``None``."""
+    or ``None``. ``terms``: :func:`parameter_terms` of ``dist``, computed beforehand."""
     fn = _REGISTRY.get(type(dist))
-    return None if fn is None else fn(dist, y)
+    if fn is None:
+        return None
+    return fn(dist, y) if terms is None else fn(dist, y, terms=terms)
 
 
 def log_prob_derivatives(dist: D.Distribution, y: torch.Tensor) -> Derivatives | None:
@@ -144,9 +174,21 @@ def _cauchy(dist: D.Cauchy, y):
     )
 
 
+@register_parameter_terms(D.StudentT, StudentT)
+def _student_t_terms(dist: D.StudentT):
+    return _student_t_df_terms(dist.df)
+
+
+def _student_t_df_terms(nu: torch.Tensor):
+    """The Student-t terms in ν alone: c(ν), ψ((ν+1)/2) - ψ(ν/2), ½ψ'((ν+1)/2) - ½ψ'(ν/2)."""
+    c = lgamma_half_difference(nu / 2) - 0.5 * torch.log(nu * math.pi)
+    trigamma = 0.5 * torch.polygamma(1, (nu + 1) / 2) - 0.5 * torch.polygamma(1, nu / 2)
+    return c, digamma_half_difference(nu / 2), trigamma
+
+
 @register_log_prob_derivatives(D.StudentT)
 @register_log_prob_derivatives(StudentT)
-def _student_t(dist: D.StudentT, y):
+def _student_t(dist: D.StudentT, y, terms=None):
     """Student-t in (df ν, loc, scale), D = ν + z²; derived by hand, tested against autograd.
 
     g(z) = -(ν+1)/2 log(1 + z²/ν) + c(ν), c(ν) = lgamma((ν+1)/2) - lgamma(ν/2) - log(νπ)/2;
@@ -155,22 +197,18 @@ def _student_t(dist: D.StudentT, y):
     ℓ_νμ = z(z² - 1)/(σ D²), ℓ_νσ = z²(z² - 1)/(σ D²).
     """
     nu, loc, scale = dist.df, dist.loc, dist.scale
+    c, psi_half, trigamma_diff = _student_t_df_terms(nu) if terms is None else terms
     z = (y - loc) / scale
     z2 = z * z
     dd = nu + z2
     log_w = torch.log1p(z2 / nu)
-    c = lgamma_half_difference(nu / 2) - 0.5 * torch.log(nu * math.pi)
     ell_ls, grad_ls, hess_ls = _location_scale_at(
         z, scale, -(nu + 1) / 2 * log_w, -(nu + 1) * z / dd, -(nu + 1) * (nu - z2) / (dd * dd)
     )
     ell = ell_ls + c
-    d_nu = 0.5 * (digamma_half_difference(nu / 2) - 1 / nu - log_w + (nu + 1) * z2 / (nu * dd))
+    d_nu = 0.5 * (psi_half - 1 / nu - log_w + (nu + 1) * z2 / (nu * dd))
     d_nunu = 0.5 * (
-        0.5 * torch.polygamma(1, (nu + 1) / 2)
-        - 0.5 * torch.polygamma(1, nu / 2)
-        + 1 / nu**2
-        + z2 / (nu * dd)
-        - z2 * (dd + nu * nu + nu) / (nu * nu * dd * dd)
+        trigamma_diff + 1 / nu**2 + z2 / (nu * dd) - z2 * (dd + nu * nu + nu) / (nu * nu * dd * dd)
     )
     d_numu = z * (z2 - 1) / (scale * dd * dd)
     d_nusig = z2 * (z2 - 1) / (scale * dd * dd)
@@ -197,13 +235,24 @@ def _poisson(dist: D.Poisson, y):
 
 
 @register_log_prob_derivatives(D.Gamma)
-def _gamma(dist: D.Gamma, y):
+def _gamma(dist: D.Gamma, y, terms=None):
     """ℓ = α log β - lgamma(α) + (α-1) log y - βy, in (α = concentration, β = rate):
     ℓ_α = log β - ψ(α) + log y, ℓ_β = α/β - y, ℓ_αα = -ψ'(α), ℓ_αβ = 1/β, ℓ_ββ = -α/β²."""
     a, b = dist.concentration, dist.rate
+    lg, dg, tg = _gamma_shape_terms(a) if terms is None else terms
     log_y = torch.log(y)
-    ell = a * torch.log(b) - torch.lgamma(a) + (a - 1) * log_y - b * y
-    g_a = torch.log(b) - torch.digamma(a) + log_y
+    ell = a * torch.log(b) - lg + (a - 1) * log_y - b * y
+    g_a = torch.log(b) - dg + log_y
     g_b = a / b - y
     h_ab = 1 / b
-    return ell, [g_a, g_b], [[-torch.polygamma(1, a), h_ab], [h_ab, -a / b**2]]
+    return ell, [g_a, g_b], [[-tg, h_ab], [h_ab, -a / b**2]]
+
+
+@register_parameter_terms(D.Gamma)
+def _gamma_terms(dist: D.Gamma):
+    return _gamma_shape_terms(dist.concentration)
+
+
+def _gamma_shape_terms(a: torch.Tensor):
+    """lgamma(α), ψ(α), ψ'(α): the gamma's terms in its shape alone."""
+    return torch.lgamma(a), torch.digamma(a), torch.polygamma(1, a)
