@@ -35,6 +35,7 @@ import os
 import shutil
 import threading
 import time
+import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -184,6 +185,14 @@ def _configure() -> None:
         inductor.cpp.cxx = (cxx,)  # never a download (TorchInductor may fetch gcc via conda)
 
 
+def _own_code(fn: Callable[..., Any], serial: int) -> Callable[..., Any]:
+    """``fn`` with a code object of its own. TorchDynamo keeps its compiled graphs per code
+    object, at most ``recompile_limit`` (8) of them: every kernel built from one closure would
+    share that budget and the ninth would silently run uncompiled."""
+    code = fn.__code__.replace(co_name=f"{fn.__code__.co_name}_{serial}")
+    return types.FunctionType(code, fn.__globals__, code.co_name, fn.__defaults__, fn.__closure__)
+
+
 def _call(key: tuple, build, args: tuple) -> Any | None:
     with _LOCK:
         known = key in _KERNELS
@@ -193,7 +202,7 @@ def _call(key: tuple, build, args: tuple) -> Any | None:
     if known:
         return fn(*args)
     _configure()
-    fn = torch.compile(build(), dynamic=True, fullgraph=False)
+    fn = torch.compile(_own_code(build(), len(_KERNELS)), dynamic=True, fullgraph=False)
     start = time.perf_counter()
     try:
         out = fn(*args)  # the first call compiles
@@ -239,8 +248,8 @@ def fused_local_moments(
 ) -> LocalMoments | None:
     """:func:`likelab.estimate.moments.local_moments` by a compiled kernel, or ``None`` where
     the kernel is unavailable (the caller then uses the eager reference)."""
-    if not isinstance(phi, ExpLinear):
-        return None
+    if not isinstance(phi, ExpLinear) or min(y.shape) < 2:
+        return None  # a batch of 1 would make TorchDynamo specialise, i.e. compile again
     variant = _variant(phi)
     key = _key("moments", fam, variant, y, "outer" if outer else "")
     out = _call(key, lambda: _moments_fn(fam, variant, outer), _args(fam, natural, y, phi))
@@ -253,7 +262,7 @@ def fused_local_value(
     fam: Family, natural: Mapping[str, torch.Tensor], y: torch.Tensor, phi: ExpLinear
 ) -> torch.Tensor | None:
     """:func:`likelab.estimate.moments.local_value` by a compiled kernel, or ``None``."""
-    if not isinstance(phi, ExpLinear):
+    if not isinstance(phi, ExpLinear) or min(y.shape) < 2:
         return None
     variant = _variant(phi)
     key = _key("value", fam, variant, y)
