@@ -112,12 +112,13 @@ def _location_scale(loc, scale, y, g, g1, g2):
 
 def _location_scale_at(z, scale, gz, d1, d2):
     """The location-scale rule from z and g, g', g'' already evaluated at z."""
-    s2 = scale * scale
+    inv_s = 1 / scale  # products with reciprocals: a fused kernel's divisions are its cost
+    inv_s2 = inv_s * inv_s
     ell = gz - torch.log(scale)
-    grad = [-d1 / scale, -(1 + z * d1) / scale]
-    h_ll = d2 / s2
-    h_ls = (d1 + z * d2) / s2
-    h_ss = (1 + 2 * z * d1 + z * z * d2) / s2
+    grad = [-d1 * inv_s, -(1 + z * d1) * inv_s]
+    h_ll = d2 * inv_s2
+    h_ls = (d1 + z * d2) * inv_s2
+    h_ss = (1 + 2 * z * d1 + z * z * d2) * inv_s2
     return ell, grad, [[h_ll, h_ls], [h_ls, h_ss]]
 
 
@@ -198,20 +199,27 @@ def _student_t(dist: D.StudentT, y, terms=None):
     """
     nu, loc, scale = dist.df, dist.loc, dist.scale
     c, psi_half, trigamma_diff = _student_t_df_terms(nu) if terms is None else terms
-    z = (y - loc) / scale
+    # three divisions per observation (1/σ, 1/ν, 1/D), the rest products: a fused kernel's
+    # divisions are most of its cost
+    inv_s, inv_nu = 1 / scale, 1 / nu
+    z = (y - loc) * inv_s
     z2 = z * z
     dd = nu + z2
-    log_w = torch.log1p(z2 / nu)
+    r = 1 / dd
+    r2 = r * r
+    log_w = torch.log1p(z2 * inv_nu)
     ell_ls, grad_ls, hess_ls = _location_scale_at(
-        z, scale, -(nu + 1) / 2 * log_w, -(nu + 1) * z / dd, -(nu + 1) * (nu - z2) / (dd * dd)
+        z, scale, -(nu + 1) / 2 * log_w, -(nu + 1) * z * r, -(nu + 1) * (nu - z2) * r2
     )
     ell = ell_ls + c
-    d_nu = 0.5 * (psi_half - 1 / nu - log_w + (nu + 1) * z2 / (nu * dd))
+    z2_nu_d = z2 * inv_nu * r  # z²/(νD)
+    d_nu = 0.5 * (psi_half - inv_nu - log_w + (nu + 1) * z2_nu_d)
     d_nunu = 0.5 * (
-        trigamma_diff + 1 / nu**2 + z2 / (nu * dd) - z2 * (dd + nu * nu + nu) / (nu * nu * dd * dd)
+        trigamma_diff + inv_nu * inv_nu + z2_nu_d - z2_nu_d * (dd + nu * nu + nu) * inv_nu * r
     )
-    d_numu = z * (z2 - 1) / (scale * dd * dd)
-    d_nusig = z2 * (z2 - 1) / (scale * dd * dd)
+    w = (z2 - 1) * inv_s * r2  # (z² - 1)/(σD²)
+    d_numu = z * w
+    d_nusig = z2 * w
     h = hess_ls
     grad = [d_nu, *grad_ls]
     hess = [[d_nunu, d_numu, d_nusig], [d_numu, *h[0]], [d_nusig, *h[1]]]
