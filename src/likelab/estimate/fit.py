@@ -375,7 +375,9 @@ def _fit_prepared(
     def risk(u: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         if fast:
             return _chunked(
-                lambda uu, ii: local_value(fam, fam.to_natural(uu), y[rows[ii]], phi, fused=fast),
+                lambda uu, ii: local_value(
+                    fam, fam.to_natural(uu), y, phi, fused=True, rows=rows[ii]
+                ),
                 u,
                 idx,
                 chunk,
@@ -389,7 +391,9 @@ def _fit_prepared(
 
     def one_chunk(u: torch.Tensor, idx: torch.Tensor):
         if closed:
-            return _risk_derivatives(fam, phi, u, y[rows[idx]], fast)
+            if fast:  # the kernel gathers the rows as it reads them
+                return _risk_derivatives(fam, phi, u, y, True, rows[idx])
+            return _risk_derivatives(fam, phi, u, y[rows[idx]], False)
         return value_grad_hess(risk, u, idx)  # autograd, one bounded graph per chunk
 
     def derivs(u: torch.Tensor, idx: torch.Tensor):
@@ -825,10 +829,12 @@ _LINKS = {  # θ = h(u) per domain: (h'(u), h''(u)) as functions of θ
 }
 
 
-def _risk_derivatives(fam: Family, phi, u: torch.Tensor, y: torch.Tensor, fast: bool):
+def _risk_derivatives(
+    fam: Family, phi, u: torch.Tensor, y: torch.Tensor, fast: bool, rows: torch.Tensor | None = None
+):
     """Risk, gradient and Hessian in unconstrained coordinates, in closed form (chain rule)."""
     natural = fam.to_natural(u)
-    m = local_moments(fam, natural, y, phi, fused=fast)
+    m = local_moments(fam, natural, y, phi, fused=fast, rows=rows)
     g_t, h_t = m.grad, m.hess
     theta = torch.stack([natural[n] for n in fam.free], -1)
     d1 = torch.stack(

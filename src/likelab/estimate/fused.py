@@ -133,7 +133,8 @@ def _moments_fn(fam: Family, variant: str, outer: bool):
     names = list(fam.free)
     idx = [fam.param_names.index(n) for n in names]
 
-    def kernel(params: tuple[torch.Tensor, ...], terms, y, const, lin, coef, rate):
+    def kernel(params: tuple[torch.Tensor, ...], terms, y, rows, const, lin, coef, rate):
+        y = y[rows]  # gathered as it is read, not copied first
         natural = {n: v.unsqueeze(-1) for n, v in zip(names, params, strict=True)}
         dist = fam.distribution_unchecked(natural)
         ell, g_all, h_all = log_prob_derivative_components(dist, y, terms or None)
@@ -157,20 +158,6 @@ def _moments_fn(fam: Family, variant: str, outer: bool):
             for b in range(a, p + 1):
                 sec[a][b] = sec[b][a] = (v[a] * v[b]).mean(-1)
         return value, grad, hess, torch.stack([torch.stack(r, -1) for r in sec], -2)
-
-    return kernel
-
-
-def _value_fn(fam: Family, variant: str):
-    names = list(fam.free)
-
-    def kernel(params: tuple[torch.Tensor, ...], terms, y, const, lin, coef, rate):
-        natural = {n: v.unsqueeze(-1) for n, v in zip(names, params, strict=True)}
-        dist = fam.distribution_unchecked(natural)
-        # ℓ as the derivatives compute it (the compiler drops the unused derivatives): the
-        # parameter terms then come in computed once per dataset, as in the moments kernel
-        ell = log_prob_derivative_components(dist, y, terms or None)[0]
-        return _phi_terms(ell, variant, const, lin, coef, rate)[0].mean(-1)
 
     return kernel
 
@@ -224,14 +211,16 @@ def _record(key: tuple, start: float, outcome: str) -> CompileRecord:
     return CompileRecord(" ".join(str(k) for k in key), seconds, outcome.splitlines()[0][:300])
 
 
-def _args(fam: Family, natural: Mapping[str, torch.Tensor], y: torch.Tensor, phi: ExpLinear):
+def _args(fam: Family, natural, y: torch.Tensor, rows: torch.Tensor | None, phi: ExpLinear):
     params = tuple(natural[n].reshape(-1) for n in fam.free)
+    if rows is None:
+        rows = torch.arange(params[0].shape[0], device=y.device)
     shaped = {n: v.unsqueeze(-1) for n, v in zip(fam.free, params, strict=True)}
     dist = fam.distribution_unchecked(shaped)
     terms = parameter_terms(dist) or ()  # eager: once per dataset, not once per observation
     const = phi.const - phi.coef if phi.minus_one else phi.const  # coef·expm1 = coef·exp - coef
     coeffs = (const, phi.lin, phi.coef, phi.rate)
-    return (params, terms, y, *(torch.tensor(c, dtype=y.dtype) for c in coeffs))
+    return (params, terms, y, rows, *(torch.tensor(c, dtype=y.dtype) for c in coeffs))
 
 
 def _key(kind: str, fam: Family, variant: str, y: torch.Tensor, *extra) -> tuple:
@@ -245,25 +234,33 @@ def fused_local_moments(
     phi: ExpLinear,
     *,
     outer: bool = False,
+    rows: torch.Tensor | None = None,
 ) -> LocalMoments | None:
     """:func:`likelab.estimate.moments.local_moments` by a compiled kernel, or ``None`` where
-    the kernel is unavailable (the caller then uses the eager reference)."""
-    if not isinstance(phi, ExpLinear) or min(y.shape) < 2:
+    the kernel is unavailable (the caller then uses the eager reference). ``rows``: the data
+    are ``y[rows]``, gathered inside the kernel."""
+    b = y.shape[0] if rows is None else rows.shape[0]
+    if not isinstance(phi, ExpLinear) or b < 2 or y.shape[-1] < 2:
         return None  # a batch of 1 would make TorchDynamo specialise, i.e. compile again
     variant = _variant(phi)
     key = _key("moments", fam, variant, y, "outer" if outer else "")
-    out = _call(key, lambda: _moments_fn(fam, variant, outer), _args(fam, natural, y, phi))
+    args = _args(fam, natural, y, rows, phi)
+    out = _call(key, lambda: _moments_fn(fam, variant, outer), args)
     if out is None:
         return None
     return LocalMoments(*out) if outer else LocalMoments(*out, None)
 
 
 def fused_local_value(
-    fam: Family, natural: Mapping[str, torch.Tensor], y: torch.Tensor, phi: ExpLinear
+    fam: Family,
+    natural: Mapping[str, torch.Tensor],
+    y: torch.Tensor,
+    phi: ExpLinear,
+    *,
+    rows: torch.Tensor | None = None,
 ) -> torch.Tensor | None:
-    """:func:`likelab.estimate.moments.local_value` by a compiled kernel, or ``None``."""
-    if not isinstance(phi, ExpLinear) or min(y.shape) < 2:
-        return None
-    variant = _variant(phi)
-    key = _key("value", fam, variant, y)
-    return _call(key, lambda: _value_fn(fam, variant), _args(fam, natural, y, phi))
+    """:func:`likelab.estimate.moments.local_value` by a compiled kernel, or ``None``: the
+    value of the moments kernel. A kernel of its own would cost as much again to compile, and
+    fits ask for values alone rarely (their line search takes derivatives with each trial)."""
+    out = fused_local_moments(fam, natural, y, phi, rows=rows)
+    return None if out is None else out.value

@@ -84,12 +84,14 @@ def local_moments(
     *,
     outer: bool = False,
     fused: bool | None = None,
+    rows: torch.Tensor | None = None,
 ) -> LocalMoments:
     """The moments of :class:`LocalMoments` for datasets ``y`` ``(B, n)`` at ``natural``
     (each ``(B,)``), in the free natural parameters of ``fam``: by the fused kernel where it
     applies, else by :func:`eager_local_moments`. ``fused=None`` asks
     :func:`likelab.estimate.fused.use_fused` about this call; a caller that splits one problem
-    into chunks decides once for the whole and passes ``True`` or ``False``.
+    into chunks decides once for the whole and passes ``True`` or ``False``. With ``rows``
+    the datasets are ``y[rows]`` (the fused kernel gathers them as it reads them).
 
     Example:
         >>> import torch
@@ -104,9 +106,10 @@ def local_moments(
     from likelab.estimate import fused as kernels
 
     if kernels.use_fused(fam, phi, y) if fused is None else fused:
-        out = kernels.fused_local_moments(fam, natural, y, phi, outer=outer)
+        out = kernels.fused_local_moments(fam, natural, y, phi, outer=outer, rows=rows)
         if out is not None:
             return out
+    y = y if rows is None else y[rows]
     return eager_local_moments(fam, natural, y, phi, outer=outer)
 
 
@@ -146,15 +149,17 @@ def local_value(
     phi: PhiFn,
     *,
     fused: bool | None = None,
+    rows: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Mean φ(ℓ) per dataset ``(B,)``: the risk of a local rule, without derivatives (fused
     as in :func:`local_moments`, else eager)."""
     from likelab.estimate import fused as kernels
 
     if kernels.use_fused(fam, phi, y) if fused is None else fused:
-        out = kernels.fused_local_value(fam, natural, y, phi)
+        out = kernels.fused_local_value(fam, natural, y, phi, rows=rows)
         if out is not None:
             return out
+    y = y if rows is None else y[rows]
     return eager_local_value(fam, natural, y, phi)
 
 
