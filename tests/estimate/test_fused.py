@@ -211,3 +211,60 @@ def test_ctrl_c_during_compilation_keeps_nothing(monkeypatch):
     got = fused.fused_local_moments(fam, natural, y, phi)  # compiles again, for real
     want = moments.eager_local_moments(fam, natural, y, phi)
     assert _close(want.hess, got.hess) <= 1e-12
+
+
+FUSED_STUDY = """
+name: fused
+seed: 3
+dgps:
+  - family: normal
+    params: {loc: 0, scale: 1}
+sample_sizes: [30]
+replicates: 40
+block: 20
+model: {family: normal}
+objectives: ["lq:q=0.8"]
+"""
+
+
+def test_ctrl_c_while_a_study_compiles_its_kernels_keeps_nothing_half_written(tmp_path):
+    """A real Ctrl-C (SIGINT to the process group) while TorchInductor compiles the first
+    kernel into an empty cache: exit 130, no store; the rerun, compiling into the same cache,
+    equals a run that was never interrupted, bit for bit."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from tests.study.test_runner import _cli, _env, results, study_file
+
+    path = study_file(tmp_path, FUSED_STUDY)
+    cache = tmp_path / "inductor"
+    env = {**_env(), "LIKELAB_FUSED": "on", "TORCHINDUCTOR_CACHE_DIR": str(cache)}
+    store = tmp_path / "s.duckdb"
+    args = ["study", "run", path, "--store", store, "--executor", "local"]
+    proc = subprocess.Popen(
+        _cli(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not (cache.exists() and any(cache.iterdir())):  # the compilation has started
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    lines = [ln for ln in err.splitlines() if not ln.startswith("cell ")]
+    assert len(lines) == 1 and "interrupted" in lines[0].lower(), err
+    assert "Traceback" not in err
+    assert not store.exists()  # no cell was done: nothing kept, no store claimed
+    again = subprocess.run(_cli(*args), capture_output=True, text=True, env=env)
+    assert again.returncode == 0, again.stderr
+    whole = tmp_path / "whole.duckdb"
+    once = subprocess.run(
+        _cli("study", "run", path, "--store", whole, "--executor", "local"),
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert once.returncode == 0, once.stderr
+    # 40 replicates x 2 parameters, the same bits
+    assert results(store) == results(whole) and len(results(store)) == 40 * 2
