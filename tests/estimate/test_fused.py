@@ -154,6 +154,9 @@ def test_auto_compiles_only_for_large_batches(monkeypatch):
     assert not fused.use_fused(fam, phi, small)
     assert fused.use_fused(fam, phi, big)
     assert not fused.use_fused(fam, get_objective("log").phi, big)  # not an ExpLinear
+    with fused.expected_work(fused.AUTO_MIN_ELEMENTS):  # a large job of small batches
+        assert fused.use_fused(fam, phi, small)
+    assert not fused.use_fused(fam, phi, small)
     monkeypatch.setenv("LIKELAB_FUSED", "off")
     assert not fused.use_fused(fam, phi, big)
     monkeypatch.setenv("LIKELAB_FUSED", "on")

@@ -14,8 +14,9 @@ ASPLOS '24) into one loop per dataset row that keeps every intermediate in regis
   variant (with or without an exponential; with or without the sandwich's second moments)
   serves every rule and hyperparameter.
 - **When.** ``LIKELAB_FUSED``: ``auto`` (the default) compiles where a batch has at least
-  :data:`AUTO_MIN_ELEMENTS` observations and a C++ compiler is on the PATH; ``on`` wherever
-  one is; ``off`` never. Anything else falls back to the eager reference, which gives the same
+  :data:`AUTO_MIN_ELEMENTS` observations, or belongs to a job declared that large
+  (:func:`expected_work`: a simulation study), and a C++ compiler is on the PATH; ``on``
+  wherever one is; ``off`` never. Anything else falls back to the eager reference, which gives the same
   numbers to 1e-12 (tested on every family × rule pair).
 - **Cost, paid once.** A kernel is compiled on its first use in a process (seconds) and kept; the
   compiled code is also cached on disk by TorchInductor (``TORCHINDUCTOR_CACHE_DIR``), so later
@@ -31,12 +32,14 @@ ASPLOS '24) into one loop per dataset row that keeps every intermediate in regis
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import shutil
 import threading
 import time
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +56,7 @@ __all__ = [
     "AUTO_MIN_ELEMENTS",
     "CompileRecord",
     "compile_report",
+    "expected_work",
     "fused_local_moments",
     "fused_local_value",
     "fused_mode",
@@ -93,6 +97,25 @@ def compiler_available() -> bool:
     return any(shutil.which(c) for c in ("g++", "c++", "clang++"))
 
 
+_EXPECTED: contextvars.ContextVar[int] = contextvars.ContextVar("likelab_fused_work", default=0)
+
+
+@contextlib.contextmanager
+def expected_work(observations: int) -> Iterator[None]:
+    """Declare that the calls inside belong to a job of about ``observations`` observations in
+    all (a simulation study: replicates × n × objectives), so that ``auto`` compiles for its
+    many small fits as it would for one large one.
+
+    The decision then depends on the job alone, never on what this process happened to run
+    before, so a study's numbers are the same on any executor.
+    """
+    token = _EXPECTED.set(max(0, int(observations)))
+    try:
+        yield
+    finally:
+        _EXPECTED.reset(token)
+
+
 def use_fused(fam: Family, phi: Any, y: torch.Tensor) -> bool:
     """Whether the fused kernel applies to a problem on data ``y`` (see the module docstring);
     a caller that works on ``y`` in chunks asks once, with the whole of ``y``."""
@@ -101,7 +124,7 @@ def use_fused(fam: Family, phi: Any, y: torch.Tensor) -> bool:
         return False
     if not y.dtype.is_floating_point:
         return False
-    if mode == "auto" and y.numel() < AUTO_MIN_ELEMENTS:
+    if mode == "auto" and max(y.numel(), _EXPECTED.get()) < AUTO_MIN_ELEMENTS:
         return False
     return compiler_available()
 
