@@ -16,8 +16,8 @@ ASPLOS '24) into one loop per dataset row that keeps every intermediate in regis
 - **When.** ``LIKELAB_FUSED``: ``auto`` (the default) compiles where a batch has at least
   :data:`AUTO_MIN_ELEMENTS` observations, or belongs to a job declared that large
   (:func:`expected_work`: a simulation study), and a C++ compiler is on the PATH; ``on``
-  wherever one is; ``off`` never. Anything else falls back to the eager reference, which gives the same
-  numbers to 1e-12 (tested on every family × rule pair).
+  wherever one is; ``off`` never. Anything else falls back to the eager reference, which gives
+  the same numbers to 1e-12 (tested on every family × rule pair).
 - **Cost, paid once.** A kernel is compiled on its first use in a process (seconds) and kept; the
   compiled code is also cached on disk by TorchInductor (``TORCHINDUCTOR_CACHE_DIR``), so later
   processes load it. :func:`compile_report` lists what each compilation cost.
