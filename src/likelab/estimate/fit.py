@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from likelab._threads import on_policy_threads
 from likelab.errors import (
     DataError,
     LikelabError,
@@ -334,6 +335,7 @@ def _prepare(data, family, fixed, multistart, max_iter, seed, dtype, device) -> 
     return _Prepared(fam, y, one)
 
 
+@on_policy_threads(lambda prep, *args: prep.y.shape[1])  # the idle cores (likelab._threads)
 def _fit_prepared(
     prep: _Prepared,
     obj: Objective,

@@ -55,6 +55,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from likelab._threads import adapt
+
 __all__ = ["CONVERGED", "STOP_REASONS", "NewtonResult", "newton_minimize", "probe_minimum"]
 
 #: ``values(u, idx) -> (B,)``: the objective of problems ``idx`` at ``u`` (shape ``(B, p)``).
@@ -295,6 +297,7 @@ def newton_minimize(
             break
         if on_progress is not None:
             on_progress(max(b - int(active.numel()), (b * it) // (max_iter + 1)), b)
+        adapt()  # inside a batched fit: the cores other processes leave idle (likelab._threads)
         ua = u[active]
         if derivatives is None:
             v, g, h = value_grad_hess(fun, ua, active)
