@@ -188,3 +188,16 @@ def test_a_bad_variable_is_a_likelab_error(value, monkeypatch):
     y = np.random.default_rng(0).normal(size=20)
     with pytest.raises(LikelabError, match=_threads.ENV):
         fit(y, "normal")
+
+
+def test_a_landscape_is_the_same_to_the_bit_whatever_the_thread_count(monkeypatch, torch_threads):
+    from likelab.landscape import evaluate
+
+    y = np.random.default_rng(1).standard_t(3.0, 601)
+    grid = {"loc": np.linspace(-1.0, 1.0, 61), "scale": np.linspace(0.5, 2.0, 37)}
+    digests = set()
+    for threads in (1, 2, 3):
+        monkeypatch.setenv(_threads.ENV, str(threads))
+        land = evaluate(y, "student_t:df=3", ["log", "dpd:beta=0.5", "linear"], grid)
+        digests.add(b"".join(r.values.tobytes() for r in land.results.values()))
+    assert len(digests) == 1
