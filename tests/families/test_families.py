@@ -411,3 +411,22 @@ def test_spec_round_trip(spec):
     fam = get_family(spec)
     assert fam.spec == spec
     assert get_family(fam.spec).free == fam.free
+
+
+def test_check_data_accepts_finite_data_whose_sum_overflows_and_names_the_first_bad_one():
+    fam = get_family("normal")
+    assert fam.check_data([1e308, 1e308, -1e308]).shape == (3,)
+    with pytest.raises(DataError, match="observation 3 is nan"):
+        fam.check_data([1e308, 1e308, 0.0, float("nan"), float("inf")])
+    with pytest.raises(DataError, match="observation 1 is -inf"):
+        get_family("gamma").check_data([1.0, -float("inf"), 2.0])
+
+
+def test_the_student_t_quantile_table_is_scipys():
+    from likelab.families.continuous import _DF_START, _T75_DEFAULT, _T_QUANTILES
+
+    nu, t75, t975 = np.asarray(_T_QUANTILES).T
+    np.testing.assert_allclose(t75, stats.t.ppf(0.75, nu), rtol=1e-10)
+    np.testing.assert_allclose(t975, stats.t.ppf(0.975, nu), rtol=1e-10)
+    assert nu[0] == _DF_START[0] and nu[-1] == _DF_START[1] and np.all(np.diff(nu) > 0)
+    assert abs(_T75_DEFAULT / stats.t.ppf(0.75, _DF_START[2]) - 1) < 1e-10
