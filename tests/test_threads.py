@@ -96,12 +96,29 @@ def test_a_single_long_row_keeps_the_thread_count(monkeypatch, torch_threads):
 
 
 @pytest.mark.parametrize(
-    ("idle", "ceiling", "expected"),
-    [(2.0, 2, 2), (1.8, 2, 2), (1.7, 2, 1), (1.0, 2, 1), (0.1, 2, 1), (7.9, 4, 4), (3.3, 8, 3)],
+    ("idle", "ceiling", "current", "expected"),
+    [
+        (2.0, 2, None, 2),
+        (1.8, 2, None, 2),
+        (1.7, 2, None, 1),
+        (1.0, 2, None, 1),
+        (0.1, 2, None, 1),
+        (7.9, 4, None, 4),
+        (3.3, 8, None, 3),
+        # a thread in use is kept until others use half a CPU; one more needs 3/4 of one idle
+        (1.6, 2, 2, 2),
+        (1.4, 2, 2, 1),
+        (1.7, 2, 1, 1),
+        (1.8, 2, 1, 2),
+        (2.6, 4, 3, 3),
+        (2.4, 4, 3, 2),
+    ],
 )
-def test_the_policy_takes_the_cpus_that_others_leave_idle(idle, ceiling, expected, monkeypatch):
+def test_the_policy_takes_the_cpus_that_others_leave_idle(
+    idle, ceiling, current, expected, monkeypatch
+):
     monkeypatch.setattr(_threads, "idle_cpus", lambda: idle)
-    assert _threads.policy_threads(ceiling) == expected
+    assert _threads.policy_threads(ceiling, current) == expected
 
 
 def test_without_a_load_reading_the_policy_keeps_the_users_count(monkeypatch):
@@ -111,10 +128,10 @@ def test_without_a_load_reading_the_policy_keeps_the_users_count(monkeypatch):
 
 
 def test_the_load_is_the_busy_time_of_the_allowed_cpus_less_this_processs_own(monkeypatch):
-    """Two CPUs over 0.1 s (10 jiffies each at 100 Hz): 14 busy jiffies, 0.05 s of which this
-    process used itself (5 jiffies), leave 9 jiffies = 0.9 of a core used by others. A second
+    """Two CPUs over 0.3 s (30 jiffies each at 100 Hz): 42 busy jiffies, 0.15 s of which this
+    process used itself (15 jiffies), leave 27 jiffies = 0.9 of a core used by others. A second
     reading within the window keeps the estimate."""
-    readings = iter([(100, 400), (114, 420), (130, 430)])
+    readings = iter([(100, 400), (142, 460), (150, 470)])
     clock = SimpleNamespace(now=10.0, cpu=1.0)
     monkeypatch.setattr(_threads, "_jiffies", lambda cpus: next(readings))
     monkeypatch.setattr(
@@ -126,9 +143,9 @@ def test_the_load_is_the_busy_time_of_the_allowed_cpus_less_this_processs_own(mo
     monkeypatch.setattr(_threads, "_quota_cpus", lambda: 1.5)
     load = _threads._Load()
     load.hz = 100
-    clock.now, clock.cpu = 10.1, 1.05
+    clock.now, clock.cpu = 10.3, 1.15
     assert load.update() == pytest.approx(0.9)
-    clock.now = 10.1 + _threads.WINDOW / 2
+    clock.now = 10.3 + _threads.WINDOW / 2
     assert load.update() == pytest.approx(0.9)  # within the window: no new reading
     monkeypatch.setattr(_threads, "_LOAD", load)
     assert _threads.idle_cpus() == pytest.approx(1.1)  # 2 - 0.9, below the quota of 1.5

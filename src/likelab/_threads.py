@@ -9,15 +9,17 @@ uses only the cores that other processes leave idle, re-chosen at most every
 :data:`WINDOW` seconds (:func:`adapt`, called by the Newton iterations):
 
 .. math::
-    T = \min\big(T_{\max},\ \max(1,\ \lfloor c - b + \tfrac14 \rfloor)\big),
+    T = \min\big(T_{\max},\ \max(1,\ \lfloor c - b + m \rfloor)\big),
 
 where :math:`c` is the number of CPUs this process may run on (``os.sched_getaffinity``, capped
 by a cgroup CPU quota), :math:`b` the CPU time that *other* processes used on those CPUs over
 the last window, in cores (the busy jiffies of those CPUs in ``/proc/stat`` minus this
 process's own CPU time, :func:`time.process_time`), and :math:`T_{\max}` the thread count in
 force when the computation starts (``torch.set_num_threads``, the user's choice: never
-exceeded). A CPU counts as free when others used less than a quarter of it. The thread count in
-force before is restored afterwards.
+exceeded). A CPU counts as free when others used less than a quarter of it (:math:`m = 1/4`);
+a thread already in use is kept until others use half of a CPU (:math:`m = 1/2` when the
+formula would lower T), so that the noise of a load reading (``/proc/stat`` counts in ticks of
+10 ms) does not make the count flap. The thread count in force before is restored afterwards.
 
 ``LIKELAB_THREADS`` (environment, read at each call) overrides the policy: ``auto`` (or unset)
 is the policy above; a positive integer N runs likelab's batched work on exactly N threads,
@@ -66,10 +68,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 ENV = "LIKELAB_THREADS"
 #: torch's intra-op grain size: a reduction to one number over fewer elements runs serially.
 GRAIN = 32_768
-#: Seconds between two choices of the thread count (and the shortest load window).
-WINDOW = 0.05
-#: Others' use of a CPU (in cores) below which it counts as free.
+#: Seconds between two choices of the thread count (and the shortest load window: 25 ticks of
+#: 10 ms per CPU).
+WINDOW = 0.25
+#: Others' use of a CPU (in cores) below which it counts as free, and below which a CPU already
+#: in use is kept.
 FREE_BELOW = 0.25
+KEEP_BELOW = 0.5
 
 
 # ---------------------------------------------------------------------- the machine's load
@@ -207,15 +212,18 @@ def _requested() -> int | None:
     return value
 
 
-def policy_threads(ceiling: int) -> int:
-    """The thread count the ``auto`` policy chooses now, at most ``ceiling`` (formula: module
-    docstring)."""
+def policy_threads(ceiling: int, current: int | None = None) -> int:
+    """The thread count the ``auto`` policy chooses now, at most ``ceiling``, when ``current``
+    threads are in use (formula: module docstring)."""
     if ceiling <= 1:
         return 1
     idle = idle_cpus()
     if idle is None:
         return ceiling
-    return max(1, min(ceiling, math.floor(idle + FREE_BELOW)))
+    threads = math.floor(idle + FREE_BELOW)
+    if current is not None and threads < current:
+        threads = min(current, math.floor(idle + KEEP_BELOW))
+    return max(1, min(ceiling, threads))
 
 
 class _Active(threading.local):
@@ -247,7 +255,7 @@ def adapt() -> None:
     if now - state.chosen_at < WINDOW:
         return
     state.chosen_at = now
-    _set(policy_threads(state.ceiling))
+    _set(policy_threads(state.ceiling, torch.get_num_threads()))
 
 
 @contextlib.contextmanager
