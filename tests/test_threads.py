@@ -218,3 +218,16 @@ def test_a_landscape_is_the_same_to_the_bit_whatever_the_thread_count(monkeypatc
         land = evaluate(y, "student_t:df=3", ["log", "dpd:beta=0.5", "linear"], grid)
         digests.add(b"".join(r.values.tobytes() for r in land.results.values()))
     assert len(digests) == 1
+
+
+def test_a_bad_variable_is_bad_input_for_the_cli_not_a_failed_objective(
+    monkeypatch, capsys, tmp_path
+):
+    from cli_support import run
+
+    data = tmp_path / "y.txt"
+    data.write_text("\n".join(str(v) for v in np.random.default_rng(1).standard_t(4.0, 60)))
+    monkeypatch.setenv(_threads.ENV, "many")
+    code, out, err = run(capsys, "fit", data, "--family", "student_t", "--objective", "log")
+    assert code == 2 and out == ""
+    assert err.startswith("error: LIKELAB_THREADS must be 'auto' or a positive integer")

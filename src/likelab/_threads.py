@@ -66,6 +66,7 @@ __all__ = [
     "idle_cpus",
     "on_policy_threads",
     "policy_threads",
+    "requested_threads",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -201,8 +202,9 @@ def idle_cpus() -> float | None:
 
 
 # ---------------------------------------------------------------------- the policy
-def _requested() -> int | None:
-    """``LIKELAB_THREADS`` as a thread count, or None for ``auto``."""
+def requested_threads() -> int | None:
+    """``LIKELAB_THREADS`` as a thread count, or None for ``auto``; a
+    :class:`~likelab.errors.ParameterError` for anything else."""
     raw = os.environ.get(ENV, "").strip()
     if raw in ("", "auto"):
         return None
@@ -280,7 +282,7 @@ def batch_threads(row_elements: int = 0) -> Iterator[int]:
             state.depth -= 1
         return
     before = torch.get_num_threads()
-    requested = _requested()
+    requested = requested_threads()
     state.ceiling = before if requested is None else requested
     state.adaptive = requested is None and state.ceiling > 1 and row_elements < GRAIN
     state.chosen_at = -math.inf

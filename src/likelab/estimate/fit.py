@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from likelab._threads import on_policy_threads
+from likelab._threads import on_policy_threads, requested_threads
 from likelab.errors import (
     DataError,
     LikelabError,
@@ -322,6 +322,7 @@ def _prepare(data, family, fixed, multistart, max_iter, seed, dtype, device) -> 
     if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
         raise ParameterError(f"dtype must be a floating torch dtype (float64), got {dtype!r}")
     y, one = _check_data(fam, data, dtype, device)
+    requested_threads()  # a bad LIKELAB_THREADS is bad input for every objective
     if isinstance(fam, CategoricalFamily):
         if fam.num_classes is None:
             fam = type(fam)(num_classes=max(2, int(y.max().item()) + 1), **fam.fixed)
