@@ -41,3 +41,27 @@ def test_the_first_parallel_numbers_of_a_process_are_the_single_threaded_ones():
         digests.append(proc.stdout.strip())
     assert len(set(digests)) == 1, digests
     assert len(digests[0]) == len(hashlib.sha256().hexdigest())
+
+
+WAIT = """
+import os, sys
+if sys.argv[1] == "torch-first":
+    import torch  # noqa: F401
+import likelab  # noqa: F401
+print(os.environ.get("OMP_WAIT_POLICY", "unset"))
+"""
+
+
+def test_openmp_threads_sleep_when_idle_unless_the_user_says_otherwise():
+    """OMP_WAIT_POLICY defaults to PASSIVE when likelab loads torch; a user's value is kept, and
+    it is not touched once torch (and its OpenMP runtime) is loaded."""
+    base = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    for order, env, want in [
+        ("likelab-first", base, "PASSIVE"),
+        ("likelab-first", {**base, "OMP_WAIT_POLICY": "ACTIVE"}, "ACTIVE"),
+        ("torch-first", base, "unset"),
+    ]:
+        cmd = [sys.executable, "-c", WAIT, order]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.strip() == want, (order, env.get("OMP_WAIT_POLICY"))

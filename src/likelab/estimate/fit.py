@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from likelab._threads import on_policy_threads, requested_threads
 from likelab.errors import (
     DataError,
     LikelabError,
@@ -322,6 +323,7 @@ def _prepare(data, family, fixed, multistart, max_iter, seed, dtype, device) -> 
     if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
         raise ParameterError(f"dtype must be a floating torch dtype (float64), got {dtype!r}")
     y, one = _check_data(fam, data, dtype, device)
+    requested_threads()  # a bad LIKELAB_THREADS is bad input for every objective
     if isinstance(fam, CategoricalFamily):
         if fam.num_classes is None:
             fam = type(fam)(num_classes=max(2, int(y.max().item()) + 1), **fam.fixed)
@@ -335,6 +337,7 @@ def _prepare(data, family, fixed, multistart, max_iter, seed, dtype, device) -> 
     return _Prepared(fam, y, one)
 
 
+@on_policy_threads(lambda prep, *args: prep.y.shape[1])  # the idle cores (likelab._threads)
 def _fit_prepared(
     prep: _Prepared,
     obj: Objective,
@@ -408,7 +411,6 @@ def _fit_prepared(
         max_iter=max_iter,
         derivatives=derivs,
         on_progress=on_progress,
-        search_derivatives=closed,
     )
     best = _best_start(res.value, res.converged.to(res.value.device), multistart, r)
     pick = best * r + torch.arange(r, device=y.device)

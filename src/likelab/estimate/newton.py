@@ -11,7 +11,9 @@ so one backward pass of :math:`\sum_b f_b` gives every gradient and p more give 
   singular (Dauphin et al. 2014, NeurIPS; Nocedal & Wright 2006, *Numerical Optimization*,
   sec. 3.4 on modified Newton methods);
 - a per-problem backtracking line search with the Armijo condition (Nocedal & Wright, alg. 3.1),
-  the problems that already satisfy it leaving the search;
+  the problems that already satisfy it leaving the search. With closed-form derivatives the
+  full step is tried with them, and where it is accepted they serve the next iteration (one
+  value pass per iteration saved; the iterates are the same);
 - per-problem convergence tests; a problem that has converged or failed leaves the batch, so the
   rest costs less. Failures are recorded as a reason, never raised;
 - where the line search finds no decrease even for steps below ``xtol``, or the gradient and
@@ -54,6 +56,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from likelab._threads import adapt
 
 __all__ = ["CONVERGED", "STOP_REASONS", "NewtonResult", "newton_minimize", "probe_minimum"]
 
@@ -253,6 +257,33 @@ def probe_minimum(
     return up, down, best_u, best_value
 
 
+class _Ahead:
+    """Derivatives already evaluated at the next iterate of some problems (the accepted full
+    Newton step), taken instead of evaluating them again."""
+
+    def __init__(self, b: int, u: torch.Tensor) -> None:
+        p = u.shape[-1]
+        self.known = torch.zeros(b, dtype=torch.bool, device=u.device)
+        self.v = u.new_empty(b)
+        self.g = u.new_empty(b, p)
+        self.h = u.new_empty(b, p, p)
+
+    def keep(self, rows: torch.Tensor, v, g, h) -> None:
+        self.v[rows], self.g[rows], self.h[rows] = v, g, h
+        self.known[rows] = True
+
+    def take(self, derivatives: DerivFn, ua: torch.Tensor, active: torch.Tensor):
+        known = self.known[active]
+        if not bool(known.any()):
+            return derivatives(ua, active)
+        v, g, h = self.v[active], self.g[active], self.h[active]
+        self.known[active] = False
+        missing = (~known).nonzero().squeeze(-1)
+        if missing.numel():
+            v[missing], g[missing], h[missing] = derivatives(ua[missing], active[missing])
+        return v, g, h
+
+
 def newton_minimize(
     fun: ValueFn,
     u0: torch.Tensor,
@@ -268,7 +299,6 @@ def newton_minimize(
     derivatives: DerivFn | None = None,
     boundary: float = 25.0,
     on_progress: Callable[[int, int], None] | None = None,
-    search_derivatives: bool = False,
 ) -> NewtonResult:
     """Minimise ``fun`` from ``u0`` (shape ``(B, p)``) for every problem independently.
 
@@ -281,12 +311,6 @@ def newton_minimize(
     iteration and once at the end, ``total = B``: ``done`` is the number of problems finished, or
     the share of the iteration budget spent (``B * it / (max_iter + 1)``) where that is larger,
     so that it never decreases (the library never prints; the CLI draws a bar from it).
-
-    ``search_derivatives`` (with ``derivatives``): the line search evaluates its trial points
-    with ``derivatives`` instead of ``fun`` and keeps the gradient and Hessian of the point it
-    accepts, which is the next iterate: an iteration whose full step is accepted then costs one
-    evaluation of the derivatives instead of that plus one of the value. Worth it where the
-    derivatives cost little more than the value (closed forms, fused kernels).
     """
     u = u0.detach().clone()
     b = u.shape[0]
@@ -296,29 +320,24 @@ def newton_minimize(
     code = torch.zeros(b, dtype=torch.int64, device=device)  # index into REASONS
     code_of = {r: i for i, r in enumerate(REASONS)}
     active = torch.arange(b, device=device)
-    reuse = search_derivatives and derivatives is not None
-    p = u.shape[-1]
-    have = torch.zeros(b, dtype=torch.bool, device=device)  # derivatives kept for u[i]
-    kept_g = u.new_empty(b, p) if reuse else None
-    kept_h = u.new_empty(b, p, p) if reuse else None
+    # With closed-form derivatives, the first trial of the line search (the full Newton step)
+    # is evaluated with them: where it is accepted, they are the next iteration's derivatives,
+    # which saves a value pass per iteration (the full step is the usual case near a minimum).
+    ahead = _Ahead(b, u) if derivatives is not None else None
 
     for it in range(max_iter + 1):
         if active.numel() == 0:
             break
         if on_progress is not None:
             on_progress(max(b - int(active.numel()), (b * it) // (max_iter + 1)), b)
+        adapt()  # inside a batched fit: the cores other processes leave idle (likelab._threads)
         ua = u[active]
         if derivatives is None:
             v, g, h = value_grad_hess(fun, ua, active)
-        elif reuse and bool(have[active].all()):
-            v, g, h = value[active], kept_g[active], kept_h[active]
-        elif reuse and bool(have[active].any()):
-            known = have[active]
-            v, g, h = value[active], kept_g[active], kept_h[active]
-            v[~known], g[~known], h[~known] = derivatives(ua[~known], active[~known])
         else:
-            v, g, h = derivatives(ua, active)
-        have[active] = False
+            v, g, h = (
+                derivatives(ua, active) if ahead is None else ahead.take(derivatives, ua, active)
+            )
         value[active] = v
         finite = torch.isfinite(v) & torch.isfinite(g).all(-1) & torch.isfinite(h).all((-1, -2))
         small_g = g.abs().amax(-1) <= gtol * (1.0 + v.abs())
@@ -332,7 +351,6 @@ def newton_minimize(
             up, down, bu, bv = probe_minimum(fun, ua[at], v[at], active[at])
             done[at[up]] = code_of["kink"]
             u[active[at]], value[active[at]] = bu, bv  # the lowest point probed
-            have[active[at]] = False
             go = down & ~up
             done[at[go]] = 0
             moved[at[go]] = True
@@ -362,10 +380,11 @@ def newton_minimize(
         accepted = close.clone()
         v_new = v.clone()
         searching = torch.arange(active.numel(), device=device)[~close]
-        for _ in range(max_halvings if searching.numel() else 0):
+        for halving in range(max_halvings if searching.numel() else 0):
             trial = ua[searching] + alpha[searching, None] * d[searching]
+            full = halving == 0 and ahead is not None
             with torch.no_grad():
-                if reuse:
+                if full:
                     vt, gt, ht = derivatives(trial, active[searching])
                 else:
                     vt = fun(trial, active[searching])
@@ -373,11 +392,10 @@ def newton_minimize(
                 vt <= v[searching] + armijo * alpha[searching] * slope[searching]
             )
             hit = searching[ok]
+            if full:
+                ahead.keep(active[hit], vt[ok], gt[ok], ht[ok])
             accepted[hit] = True
             v_new[hit] = vt[ok]
-            if reuse:  # the accepted point is the next iterate: keep its derivatives
-                kept_g[active[hit]], kept_h[active[hit]] = gt[ok], ht[ok]
-                have[active[hit]] = True
             searching = searching[~ok]
             if searching.numel() == 0:
                 break
@@ -415,7 +433,6 @@ def newton_minimize(
             verdict = torch.where(down & ~up, 0, verdict)
             done[at] = verdict
             u[active[at]], value[active[at]] = bu, bv  # the lowest point probed
-            have[active[at]] = False
         # A damped step that gained almost nothing (below 1e-9 relative) is how Newton
         # creeps towards a kink (each step a fraction of the remaining distance): probe there
         # instead of creeping on. A verified minimum stops; otherwise the iteration goes on.
@@ -435,7 +452,6 @@ def newton_minimize(
             verdict = torch.where(small, code_of["xtol"], code_of["kink"])
             done[at] = torch.where(up, verdict, 0)
             u[active[at]], value[active[at]] = bu, bv  # the lowest point probed
-            have[active[at]] = False
         code[active] = done
         active = torch.cat([active[done == 0], moved_on]).sort().values
 

@@ -211,10 +211,12 @@ class Family(ABC):
         t = as_tensor(y)
         if t.numel() == 0:
             raise DataError("no observations: the data are empty")
-        bad = ~torch.isfinite(t)
-        if bad.any():
-            idx = _first_index(bad)
+        # a finite sum means finite terms (NaN and ±inf propagate); one that overflows is checked
+        if not bool(t.sum().isfinite()) and not bool(torch.isfinite(t).all()):
+            idx = _first_index(~torch.isfinite(t))
             raise DataError(f"observation {idx} is {t[idx].item()}: data must be finite")
+        if type(self)._in_support is Family._in_support:  # every real number
+            return t
         outside = ~self._in_support(t)
         if outside.any():
             idx = _first_index(outside)

@@ -22,6 +22,7 @@ import torch
 from scipy import ndimage
 
 from likelab._budget import check_memory
+from likelab._threads import adapt, batch_threads
 from likelab.errors import (
     DataError,
     LikelabError,
@@ -239,8 +240,9 @@ def evaluate(
     chunk = max(1, max_elements // yt.numel())
     out = {o.spec: torch.empty(total, dtype=dtype, device=device) for o in objs}
     failures: dict[str, str] = {}
-    with torch.no_grad():
+    with torch.no_grad(), batch_threads(yt.numel()):  # the idle cores (likelab._threads)
         for start in range(0, total, chunk):
+            adapt()
             stop = min(total, start + chunk)
             dist = fam.distribution(**{p: v[start:stop, None] for p, v in points.items()})
             for o in objs:
