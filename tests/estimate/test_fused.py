@@ -271,3 +271,14 @@ def test_ctrl_c_while_a_study_compiles_its_kernels_keeps_nothing_half_written(tm
     assert once.returncode == 0, once.stderr
     # 40 replicates x 2 parameters, the same bits
     assert results(store) == results(whole) and len(results(store)) == 40 * 2
+
+
+def test_compiling_leaves_torch_distributions_validation_as_it_was():
+    # TorchDynamo's first compilation switches argument validation off process-wide
+    fused._KERNELS.pop(("moments", "exponential", ("rate",), "lin", "torch.float64", ""), None)
+    before = torch.distributions.Distribution._validate_args
+    fam, phi = get_family("exponential"), phi_form(get_objective("log"))
+    fused.fused_local_moments(fam, _natural("exponential", 3), _data("exponential", 3, 5), phi)
+    assert torch.distributions.Distribution._validate_args == before
+    with pytest.raises(ValueError):
+        torch.distributions.Exponential(torch.tensor(-1.0))

@@ -211,10 +211,11 @@ def _call(key: tuple, build, args: tuple) -> Any | None:
         return None
     if known:
         return fn(*args)
-    _configure()
-    fn = torch.compile(_own_code(build(), len(_KERNELS)), dynamic=True, fullgraph=False)
+    validate = torch.distributions.Distribution._validate_args
     start = time.perf_counter()
     try:
+        _configure()
+        fn = torch.compile(_own_code(build(), len(_KERNELS)), dynamic=True, fullgraph=False)
         out = fn(*args)  # the first call compiles
     except MemoryError:
         raise  # like Ctrl-C (not an Exception): nothing was kept, the next call compiles again
@@ -223,6 +224,10 @@ def _call(key: tuple, build, args: tuple) -> Any | None:
             _KERNELS[key] = None
             _REPORT.append(_record(key, start, f"unavailable: {type(exc).__name__}: {exc}"))
         return None
+    finally:
+        # TorchDynamo's first compilation turns torch.distributions' argument validation off
+        # for the whole process (TorchPatcher.patch); the user's default is theirs to keep
+        torch.distributions.Distribution.set_default_validate_args(validate)
     with _LOCK:
         _KERNELS[key] = fn
         _REPORT.append(_record(key, start, "ok"))
