@@ -175,11 +175,16 @@ def _moments_fn(fam: Family, variant: str, outer: bool):
         value = f0.expand_as(ell).mean(-1)
         if not outer:
             return value, grad, hess
-        v = [f0.expand_as(ell), *grad_obs]
+        # v = (φ, φ'∇ℓ): each product written from φ, φ' and ∇ℓ (no per-observation v kept)
+        f01, f11 = f0 * f1, f1 * f1
         sec = [[None] * (p + 1) for _ in range(p + 1)]
-        for a in range(p + 1):
-            for b in range(a, p + 1):
-                sec[a][b] = sec[b][a] = (v[a] * v[b]).mean(-1)
+        sec[0][0] = (f0 * f0).expand_as(ell).mean(-1)
+        for a in range(p):
+            sec[0][a + 1] = sec[a + 1][0] = (f01 * gl[a]).expand_as(ell).mean(-1)
+            for b in range(a, p):
+                sec[a + 1][b + 1] = sec[b + 1][a + 1] = (
+                    (f11 * gl[a] * gl[b]).expand_as(ell).mean(-1)
+                )
         return value, grad, hess, torch.stack([torch.stack(r, -1) for r in sec], -2)
 
     return kernel
