@@ -143,9 +143,9 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 def connect(path: str | Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection to the file ``path`` with extension autoloading and autoinstalling
-    off (:data:`DUCKDB_CONFIG`) and no progress bar; the path is made absolute so that no prefix (``md:``,
-    ``s3://``) can make DuckDB read it as anything but a local file. Raises :class:`StoreError`
-    naming the file where DuckDB cannot open it."""
+    off (:data:`DUCKDB_CONFIG`) and no progress bar; the path is made absolute so that no
+    prefix (``md:``, ``s3://``) can make DuckDB read it as anything but a local file. Raises
+    :class:`StoreError` naming the file where DuckDB cannot open it."""
     target = Path(path)
     try:
         con = duckdb.connect(
