@@ -9,8 +9,11 @@ the ``process`` executor and 2 workers in a fresh Python process. Printed:
 - the peak memory of the whole process tree (the study's process and its workers): the largest
   sum of their resident sets, sampled every 0.1 s, and, as an upper bound that no sampling can
   miss, the sum of each process's own peak (``VmHWM``; target < 2 GB);
+- the CPU time of the workers and of the writing process (per replicate), and how busy the
+  two cores were over the wall time (on a shared machine, below 100%);
 - a check of the store: every cell there, and for each (objective, parameter) exactly one row
   per replicate 0 … R-1;
+- the time and peak memory of :func:`likelab.study.summarise` on the store (fresh process);
 - where a replicate's time goes, on one core, from a few cells of the same study: data
   generation, the ``log`` fit, the ``dpd`` fit, the rest of the cell's work (its rows), the
   trip from a worker (pickling) and the write to the store (µs per replicate).
@@ -60,12 +63,24 @@ objectives: [log, "dpd:beta=0.5"]
 """
 
 CHILD = """
-import json, sys, time
+import json, os, sys, time
 from likelab.study import load_study, run_study
 start = time.perf_counter()
 report = run_study(load_study(sys.argv[1]), sys.argv[2], executor="process", workers=2)
+t = os.times()
 print(json.dumps({"fits": report.fits, "cells": report.cells_run,
-                  "seconds": time.perf_counter() - start}))
+                  "seconds": time.perf_counter() - start, "cpu_self": t.user + t.system,
+                  "cpu_workers": t.children_user + t.children_system}))
+"""
+
+SUMMARY = """
+import json, sys, time
+from likelab.study import summarise
+start = time.perf_counter()
+rows = summarise(sys.argv[1])
+status = open("/proc/self/status").read()
+print(json.dumps({"rows": len(rows), "seconds": time.perf_counter() - start,
+                  "peak_mib": int(status.split("VmHWM:")[1].split()[0]) / 1024}))
 """
 
 
@@ -86,6 +101,19 @@ def _hwm_kib(pid: int) -> int | None:
     return None
 
 
+def _role(p, root: int) -> str:
+    """What a process of the study's tree is: the study, a worker, a helper."""
+    if p.pid == root:
+        return "study"
+    try:
+        line = " ".join(p.cmdline())
+    except Exception:
+        return "other"
+    if "resource_tracker" in line:
+        return "tracker"
+    return "worker" if "spawn_main" in line else "other"
+
+
 class TreeMemory:
     """Samples the resident memory of a process and all its descendants every ``interval``
     seconds, in a thread: the peak of their sum, and each process's last seen ``VmHWM``."""
@@ -97,6 +125,7 @@ class TreeMemory:
         self.interval = interval
         self.peak_sum = 0
         self.hwm: dict[int, int] = {}
+        self.names: dict[int, str] = {}
         self.processes = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -126,6 +155,8 @@ class TreeMemory:
                 hwm = _hwm_kib(p.pid)
                 if hwm is not None:
                     self.hwm[p.pid] = max(self.hwm.get(p.pid, 0), hwm * 1024)
+                if p.pid not in self.names:
+                    self.names[p.pid] = _role(p, self.root.pid)
             self.processes = max(self.processes, len(procs))
             self.peak_sum = max(self.peak_sum, total)
             self._stop.wait(self.interval)
@@ -153,8 +184,8 @@ def check_store(path: Path, r: int) -> tuple[bool, str]:
     return ok, f"{n_cells} cells, {rows:,} rows; converged: {converged}"
 
 
-def breakdown(folder: Path, cells_timed: int = 3) -> dict[str, float]:
-    """µs per replicate, on one core, of each step of a cell of the study (best of
+def breakdown(folder: Path, cells_timed: int = 5) -> dict[str, float]:
+    """µs per replicate, on one core, of each step of a cell of the study (the median over
     ``cells_timed`` cells, after one warm-up cell)."""
     import torch
 
@@ -170,7 +201,7 @@ def breakdown(folder: Path, cells_timed: int = 3) -> dict[str, float]:
     spec = load_study(path)
     grid = cells(spec)
     run_cell(spec, grid[0])
-    best: dict[str, float] = {}
+    per: dict[str, list[float]] = {}
     with Store(folder / "breakdown.duckdb", spec) as store:
         for cell in grid[1 : 1 + cells_timed]:
             t: dict[str, float] = {}
@@ -184,9 +215,8 @@ def breakdown(folder: Path, cells_timed: int = 3) -> dict[str, float]:
             t0 = time.perf_counter()
             rows, _ = run_cell(spec, cell)
             cell_seconds = time.perf_counter() - t0
-            t["rows (rest of the cell)"] = max(
-                cell_seconds - t["generation"] - t["fit log"] - t["fit dpd"], 0.0
-            )
+            # the rest of run_cell (its rows): a difference of timings, noisy (can be < 0)
+            t["rest of the cell"] = cell_seconds - t["generation"] - t["fit log"] - t["fit dpd"]
             t0 = time.perf_counter()
             pickle.loads(pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL))
             t["pickling"] = time.perf_counter() - t0
@@ -194,8 +224,9 @@ def breakdown(folder: Path, cells_timed: int = 3) -> dict[str, float]:
             store.write_cell(cell, rows, cell_seconds)
             t["storage"] = time.perf_counter() - t0
             for k, v in t.items():
-                best[k] = min(best.get(k, float("inf")), v / cell.replicates * 1e6)
-    return best
+                per[k] = [*per.get(k, []), v / cell.replicates * 1e6]
+    # the median over cells: the best of each step would not add up to a cell
+    return {k: sorted(v)[len(v) // 2] for k, v in per.items()}
 
 
 def main() -> None:
@@ -227,20 +258,43 @@ def main() -> None:
             f"  wall time {m['seconds']:.1f} s ({m['fits'] / m['seconds']:,.0f} fits/s, "
             f"{m['seconds'] / r * 1e6:.2f} µs per paired fit) (target < {target:.0f} s)"
         )
+        cpu = m["cpu_self"] + m["cpu_workers"]
+        print(
+            f"  CPU: workers {m['cpu_workers'] / r * 1e6:.2f} µs per replicate, the writing "
+            f"process {m['cpu_self'] / r * 1e6:.2f} µs; {100 * cpu / (2 * m['seconds']):.0f}% "
+            "of 2 cores over the wall time (below 100%: idle, or taken by other processes); "
+            f"on 2 cores of its own at least {cpu / 2:.1f} s"
+        )
         mib = 1024 * 1024
         print(
             f"  peak memory of the process tree ({memory.processes} processes): "
             f"{memory.peak_sum / mib:,.0f} MiB sampled, at most "
-            f"{sum(memory.hwm.values()) / mib:,.0f} MiB (sum of each one's VmHWM) "
-            f"(target < {TARGET_MIB:.0f} MiB)"
+            f"{sum(memory.hwm.values()) / mib:,.0f} MiB (sum of each one's VmHWM: "
+            + ", ".join(
+                f"{memory.names.get(pid, '?')} {v / mib:,.0f}" for pid, v in memory.hwm.items()
+            )
+            + f") (target < {TARGET_MIB:.0f} MiB)"
         )
         ok, what = check_store(store, r)
         print(f"  store {store.stat().st_size / mib:,.0f} MiB: {what}")
         print(f"  every replicate's results in the store: {ok}")
-        best = breakdown(folder)
-        total = sum(best.values())
+        out = subprocess.run(
+            [sys.executable, "-c", SUMMARY, str(store)],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
+        )
+        s = json.loads(out.stdout.strip().splitlines()[-1])
         print(
-            "  one core, µs per replicate (best of 3 cells): "
-            + ", ".join(f"{k} {v:.2f}" for k, v in best.items())
+            f"  summary of the store ({s['rows']} rows of measures, fresh process): "
+            f"{s['seconds']:.1f} s, peak memory {s['peak_mib']:,.0f} MiB (target < "
+            f"{TARGET_MIB:.0f} MiB)"
+        )
+        steps = breakdown(folder)
+        total = sum(steps.values())
+        print(
+            "  one core, µs per replicate (median of 5 cells): "
+            + ", ".join(f"{k} {v:.2f}" for k, v in steps.items())
             + f"; total {total:.2f}"
         )
