@@ -195,6 +195,39 @@ def test_every_connection_keeps_extension_loading_off(made, tmp_path):
         assert dict(con.execute(query).fetchall()) == want
 
 
+def test_no_connection_draws_duckdbs_progress_bar(made, tmp_path, capfd):
+    """The library never prints: DuckDB draws a progress bar on stdout for a query that runs
+    over ``progress_bar_time`` (2 s, a summary of millions of rows); here made 0 so that a
+    short query would draw it, on every kind of connection likelab opens."""
+    spec = load_study(made[0])
+    query = "SELECT sum(i * i) FROM range(3000000) t(i)"
+    capfd.readouterr()
+    with Store(made[1], read_only=True) as db, Store(tmp_path / "new.duckdb", spec) as new:
+        for con in (db.con, new.con):
+            con.execute("SET progress_bar_time = 0")
+            con.execute(query).fetchall()
+    with connect(made[1], read_only=True) as con:
+        con.execute("SET progress_bar_time = 0")
+        con.execute(query).fetchall()
+    assert capfd.readouterr() == ("", "")
+
+
+def test_the_writers_buffer_pool_is_small(made, tmp_path):
+    """A committed cell's blocks stay in DuckDB's buffer pool up to its limit, never read again
+    by the writer: the writer's limit is small (its memory was 800 MB after 4e7 rows at 512
+    MB), the reader's (one summary query) larger."""
+
+    def limit(con):
+        return con.execute(
+            "SELECT value FROM duckdb_settings() WHERE name = 'memory_limit'"
+        ).fetchone()[0]
+
+    with Store(tmp_path / "new.duckdb", load_study(made[0])) as db:
+        assert limit(db.con) in ("122.0 MiB", "128.0 MB")
+    with Store(made[1], read_only=True) as db:
+        assert limit(db.con) in ("488.2 MiB", "512.0 MB")
+
+
 def test_a_path_duckdb_would_read_as_remote_is_a_local_file(made, tmp_path, monkeypatch):
     """``md:x`` (MotherDuck) or ``s3://...`` name local files here: the path is made absolute."""
     monkeypatch.chdir(tmp_path)

@@ -77,6 +77,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import itertools
 import math
 import signal
 import threading
@@ -87,7 +88,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from likelab.errors import LikelabError, ParameterError
+from likelab.errors import LikelabError, ParameterError, StoreError
 from likelab.families.dgp import canonical_dgp
 from likelab.study.store import Store
 
@@ -186,13 +187,29 @@ Z975 = 1.959963984540054
 REFERENCE = "log"
 
 
+#: Values handed to :func:`math.fsum` at a time (as Python floats: 32 bytes each).
+_FSUM_CHUNK = 1 << 16
+
+
 def _sum(x: np.ndarray) -> float:
-    """The exactly rounded sum: independent of the order of ``x``."""
-    return math.fsum(x.tolist())
+    """The exactly rounded sum: independent of the order of ``x``. The values go to
+    :func:`math.fsum` :data:`_FSUM_CHUNK` at a time: ``x.tolist()`` whole would hold 32 bytes
+    per value (320 MB for a group of 10⁷ replicates), the same sum in bounded memory."""
+    if len(x) <= _FSUM_CHUNK:
+        return math.fsum(x.tolist())
+    chunks = (x[i : i + _FSUM_CHUNK].tolist() for i in range(0, len(x), _FSUM_CHUNK))
+    return math.fsum(itertools.chain.from_iterable(chunks))
 
 
 def _mean(x: np.ndarray) -> float:
     return _sum(x) / len(x)
+
+
+def _sum_sq(x: np.ndarray, c: float) -> float:
+    """The exactly rounded sum of :math:`(x_i - c)^2`, with one temporary array."""
+    d = np.subtract(x, c)
+    np.multiply(d, d, out=d)
+    return _sum(d)
 
 
 def _ratio(num: float | None, den: float | None) -> float | None:
@@ -207,40 +224,49 @@ def _measures(est: np.ndarray, se: np.ndarray, theta: float) -> dict[str, Any]:
     out: dict[str, Any] = dict.fromkeys(_MEASURE_COLUMNS)
     if k == 0:
         return out
+    # (temporaries made in place: a group can hold 10^7 replicates, 80 MB a column)
     mean = _mean(est)
     out["bias"] = mean - theta
-    sq = (est - theta) ** 2
+    sq = np.subtract(est, theta)
+    np.multiply(sq, sq, out=sq)
     out["mse"] = _mean(sq)
     if k >= 2:
-        emp = math.sqrt(_sum((est - mean) ** 2) / (k - 1))
+        emp = math.sqrt(_sum_sq(est, mean) / (k - 1))
         out["emp_se"] = emp
         out["bias_mcse"] = emp / math.sqrt(k)
         out["emp_se_mcse"] = emp / math.sqrt(2 * (k - 1))
-        out["mse_mcse"] = math.sqrt(_sum((sq - out["mse"]) ** 2) / (k * (k - 1)))
+        out["mse_mcse"] = math.sqrt(_sum_sq(sq, out["mse"]) / (k * (k - 1)))
+    del sq
     finite = np.isfinite(se)
     k_se = int(finite.sum())
     if k_se:
-        s = se[finite]
-        out["model_se"] = math.sqrt(_sum(s * s) / k_se)
+        if k_se < k:
+            est, se = est[finite], se[finite]
+        del finite
+        s2 = np.multiply(se, se)
+        out["model_se"] = math.sqrt(_sum(s2) / k_se)
         if k_se >= 2:
-            out.update(_model_se_error(est[finite], s))
-        c = float(np.count_nonzero(np.abs(est[finite] - theta) <= Z975 * s)) / k_se
+            out.update(_model_se_error(est, s2))
+        del s2
+        d = np.subtract(est, theta)
+        np.abs(d, out=d)
+        c = float(np.count_nonzero(d <= np.multiply(se, Z975))) / k_se
+        del d
         out["coverage"] = c
         out["coverage_mcse"] = math.sqrt(c * (1 - c) / k_se)
     return out
 
 
-def _model_se_error(est: np.ndarray, se: np.ndarray) -> dict[str, float | None]:
+def _model_se_error(est: np.ndarray, var: np.ndarray) -> dict[str, float | None]:
     """ModSE/EmpSE - 1 and its MCSE (Morris et al. 2019, Table 6) over the same ``k >= 2``
-    replicates: ``est`` their estimates, ``se`` their finite model SEs."""
+    replicates: ``est`` their estimates, ``var`` their finite model SEs squared."""
     k = len(est)
-    emp = math.sqrt(_sum((est - _mean(est)) ** 2) / (k - 1))
-    var = se * se
+    emp = math.sqrt(_sum_sq(est, _mean(est)) / (k - 1))
     mod2 = _mean(var)
     ratio = _ratio(math.sqrt(mod2), emp)
     if ratio is None or mod2 == 0.0:
         return {"model_se_rel_error": None, "model_se_rel_error_mcse": None}
-    var_se2 = _sum((var - mod2) ** 2) / (k - 1)
+    var_se2 = _sum_sq(var, mod2) / (k - 1)
     mcse = ratio * math.sqrt(var_se2 / (4 * k * mod2 * mod2) + 1 / (2 * (k - 1)))
     return {"model_se_rel_error": ratio - 1.0, "model_se_rel_error_mcse": mcse}
 
@@ -253,21 +279,29 @@ def _paired(a: np.ndarray, b: np.ndarray, theta: float) -> dict[str, float | Non
     m = len(a)
     if m < 2:
         return out
-    da, db = a - _mean(a), b - _mean(b)
-    var_a, var_b = _sum(da * da) / (m - 1), _sum(db * db) / (m - 1)
+    # (one scratch array for the products: m can be 10^7, 80 MB an array)
+    da, db = np.subtract(a, _mean(a)), np.subtract(b, _mean(b))
+    t = np.multiply(da, da)
+    var_a = _sum(t) / (m - 1)
+    var_b = _sum(np.multiply(db, db, out=t)) / (m - 1)
     re = _ratio(var_b, var_a)
     if re is not None:
-        cov = _sum(da * db) / (m - 1)
+        cov = _sum(np.multiply(da, db, out=t)) / (m - 1)
         # ρ clamped to [-1, 1]: rounding can put it a hair outside for identical columns
         rho2 = min(cov * cov / (var_a * var_b), 1.0) if var_b > 0 else 0.0
         out["rel_eff"] = re
         out["rel_eff_mcse"] = 2 * re * math.sqrt((1 - rho2) / (m - 1))
-    sa, sb = (a - theta) ** 2, (b - theta) ** 2
+    sa, sb = np.subtract(a, theta, out=da), np.subtract(b, theta, out=db)
+    np.multiply(sa, sa, out=sa)
+    np.multiply(sb, sb, out=sb)
     mean_a = _mean(sa)
     rm = _ratio(_mean(sb), mean_a)
     if rm is not None:
         out["rel_mse"] = rm
-        out["rel_mse_mcse"] = math.sqrt(_sum((sb - rm * sa) ** 2) / (m * (m - 1))) / mean_a
+        r = np.multiply(sa, rm, out=t)
+        np.subtract(sb, r, out=r)
+        np.multiply(r, r, out=r)
+        out["rel_mse_mcse"] = math.sqrt(_sum(r) / (m * (m - 1))) / mean_a
     return out
 
 
@@ -299,22 +333,13 @@ def summarise(
         raise ParameterError(f"theory must be True, False or 'auto', got {theory!r}")
     rows: list[dict[str, Any]] = []
     with Store(store, read_only=True) as db:
+        # the blocks this reads are read once: DuckDB's buffer pool would keep up to its limit
+        # of them (on top of the group's columns here) for nothing
+        db.con.execute(f"SET memory_limit = '{_SUMMARY_MEMORY_LIMIT}'")
         info = db.study()
-        groups = db.con.execute("SELECT DISTINCT dgp, n FROM results ORDER BY dgp, n").fetchall()
-        for dgp, n in groups:
-            # one (DGP, n) at a time: memory bounded by one design point's rows; the groups'
-            # sizes first, then the numeric columns in (objective, parameter, replicate) order
-            sizes = db.con.execute(
-                "SELECT objective, parameter, count(*) FROM results WHERE dgp = ? AND n = ? "
-                "GROUP BY objective, parameter ORDER BY objective, parameter",
-                [dgp, n],
-            ).fetchall()
-            cols = db.con.execute(
-                "SELECT replicate, truth, estimate, se, converged FROM results "
-                "WHERE dgp = ? AND n = ? ORDER BY objective, parameter, replicate",
-                [dgp, n],
-            ).fetchnumpy()
-            rows.extend(_summarise_point(dgp, n, sizes, cols))
+        points = db.con.execute("SELECT DISTINCT dgp, n FROM results ORDER BY dgp, n").fetchall()
+        for dgp, n in points:
+            rows.extend(_summarise_point(db.con, dgp, n))
     _add_theory(rows, info["spec_json"], theory, on_theory)
     return rows
 
@@ -326,43 +351,124 @@ def _floats(col: Any) -> np.ndarray:
     return np.ma.filled(np.ma.asarray(col, dtype=np.float64), np.nan)
 
 
-def _summarise_point(
-    dgp: str, n: int, sizes: list[tuple[str, str, int]], cols: dict[str, Any]
-) -> list[dict[str, Any]]:
-    rep = np.asarray(cols["replicate"], dtype=np.int64)
-    truth = _floats(cols["truth"])
-    est = _floats(cols["estimate"])
-    se = _floats(cols["se"])
-    conv = np.ma.filled(np.ma.asarray(cols["converged"]), False).astype(bool)
-    ok = conv & np.isfinite(est)
-    ends = np.cumsum([k for _, _, k in sizes])
-    index = {(o, p): np.arange(end - k, end) for (o, p, k), end in zip(sizes, ends, strict=True)}
-    names = {o for o, _, _ in sizes}
+#: DuckDB's memory for a summary: it reads each block once, groups a few columns, and hands
+#: over at most :data:`_FETCH_REPLICATES` rows at a time.
+_SUMMARY_MEMORY_LIMIT = "128MB"
+#: A group's fitted rows: converged to a finite estimate (a NULL ``converged`` or estimate is
+#: a failure).
+_GOOD = "converged AND isfinite(estimate)"
+#: Replicates of a group fetched by one query: DuckDB holds a query's whole result, and about
+#: as much again while it converts it, before numpy has it; larger groups are fetched by
+#: ranges of replicates into arrays made once.
+_FETCH_REPLICATES = 1 << 20
+
+
+def _summarise_point(con: Any, dgp: str, n: int) -> list[dict[str, Any]]:
+    """The rows of one (DGP, n), sorted by (objective, parameter). One group (objective,
+    parameter) is fetched at a time, only its good rows and only the columns the measures
+    read, and log's estimates once per parameter for the paired measures: memory is bounded
+    by a few columns of one group (a whole design point of 10⁷ replicates fetched at once took
+    over 4 GB)."""
+    sizes = con.execute(
+        "SELECT objective, parameter, count(*), count(*) FILTER (WHERE " + _GOOD + "), "
+        "arg_min(truth, replicate), min(replicate), max(replicate) FROM results "
+        "WHERE dgp = ? AND n = ? GROUP BY objective, parameter ORDER BY objective, parameter",
+        [dgp, n],
+    ).fetchall()
+    names = {o for o, *_ in sizes}
     # ``log`` may be spelled by an alias in the study file (``nll``)
     reference = next((o for o in _log_names() if o in names), REFERENCE)
-    out = []
-    for o, p, _ in sizes:
-        idx = index[(o, p)]
-        good = idx[ok[idx]]
-        theta = float(truth[idx[0]])
-        row: dict[str, Any] = {"dgp": dgp, "n": int(n), "objective": o, "parameter": p}
-        row.update(_measures(est[good], se[good], theta))
-        ref = index.get((reference, p))
-        if ref is not None:
-            ref_good = ref[ok[ref]]
-            _, i, j = np.intersect1d(rep[good], rep[ref_good], return_indices=True)
-            row.update(_paired(est[good][i], est[ref_good][j], theta))
-        else:
-            row.update(dict.fromkeys(("rel_eff", "rel_eff_mcse", "rel_mse", "rel_mse_mcse")))
-        row["failure_rate"] = float(np.count_nonzero(~ok[idx])) / len(idx)
-        row["replicates"] = len(idx)
-        root = math.sqrt(n)
-        emp, emp_mcse = row["emp_se"], row["emp_se_mcse"]
-        row["emp_se_root_n"] = None if emp is None else emp * root
-        row["emp_se_root_n_mcse"] = None if emp_mcse is None else emp_mcse * root
-        row.update(dict.fromkeys(THEORY_COLUMNS[2:]))
-        out.append({c: row[c] for c in SUMMARY_COLUMNS})
-    return out
+
+    def good(group: tuple, columns: tuple[str, ...]) -> dict[str, np.ndarray]:
+        """The group's good rows' ``columns``, in no particular order: every measure is a
+        function of the set of rows (exact sums), the pairing goes by replicate."""
+        o, p, _, k, _, lo, hi = group
+        sql = (
+            f"SELECT {', '.join(columns)} FROM results WHERE dgp = ? AND n = ? AND "
+            f"objective = ? AND parameter = ? AND {_GOOD}"
+        )
+        if k <= _FETCH_REPLICATES:
+            got = con.execute(sql, [dgp, n, o, p]).fetchnumpy()
+            return {c: _column(c, got[c]) for c in columns}
+        out = {c: np.empty(k, np.int32 if c == "replicate" else np.float64) for c in columns}
+        at = 0
+        for first in range(lo, hi + 1, _FETCH_REPLICATES):
+            got = con.execute(
+                sql + " AND replicate >= ? AND replicate < ?",
+                [dgp, n, o, p, first, first + _FETCH_REPLICATES],
+            ).fetchnumpy()
+            m = len(got[columns[0]])
+            for c in columns:
+                out[c][at : at + m] = _column(c, got[c])
+            at += m
+            del got
+        if at != k:
+            raise StoreError(f"the store changed while it was summarised ({dgp}, n = {n})")
+        return out
+
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    # parameter by parameter, so that one parameter's log estimates are held at a time
+    for p in dict.fromkeys(g[1] for g in sizes):
+        ref = next((g for g in sizes if g[0] == reference and g[1] == p), None)
+        ref_cols = None if ref is None else good(ref, ("replicate", "estimate"))
+        for group in sizes:
+            o, q, total, k, truth, *_ = group
+            if q != p:
+                continue
+            theta = float(truth)
+            row: dict[str, Any] = {"dgp": dgp, "n": int(n), "objective": o, "parameter": p}
+            cols = good(group, ("replicate", "estimate", "se"))
+            row.update(_measures(cols["estimate"], cols.pop("se"), theta))
+            if ref_cols is not None:
+                i, j = _pairs(cols["replicate"], ref_cols["replicate"])
+                a = cols["estimate"] if i is None else cols["estimate"][i]
+                row.update(_paired(a, ref_cols["estimate"][j], theta))
+                del i, j, a
+            else:
+                row.update(dict.fromkeys(("rel_eff", "rel_eff_mcse", "rel_mse", "rel_mse_mcse")))
+            del cols
+            row["failure_rate"] = float(total - k) / total
+            row["replicates"] = total
+            root = math.sqrt(n)
+            emp, emp_mcse = row["emp_se"], row["emp_se_mcse"]
+            row["emp_se_root_n"] = None if emp is None else emp * root
+            row["emp_se_root_n_mcse"] = None if emp_mcse is None else emp_mcse * root
+            row.update(dict.fromkeys(THEORY_COLUMNS[2:]))
+            found[o, p] = {c: row[c] for c in SUMMARY_COLUMNS}
+        del ref_cols
+    return [found[g[0], g[1]] for g in sizes]
+
+
+def _column(name: str, col: Any) -> np.ndarray:
+    """A fetched column: the replicate numbers as integers, the rest as :func:`_floats`."""
+    return np.asarray(col, dtype=np.int32) if name == "replicate" else _floats(col)
+
+
+def _pairs(rep: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+    """Indices ``i``, ``j`` with ``rep[i] == ref[j]``, every replicate in both (each holds a
+    replicate at most once); ``i`` is None where every one of ``rep`` is in ``ref`` (all of
+    ``rep``, in its order). Where the replicates are dense (a study's are 0 … R-1), a table
+    from replicate to position in ``ref``; otherwise by sorting."""
+    if not len(rep) or not len(ref):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    lo, hi = int(ref.min()), int(ref.max())
+    if hi - lo + 1 > 4 * len(ref) + 1024:
+        _, i, j = np.intersect1d(rep, ref, assume_unique=True, return_indices=True)
+        return i, j
+    where = np.full(hi - lo + 1, -1, dtype=np.int32)
+    where[ref - lo] = np.arange(len(ref), dtype=np.int32)
+    inside = (rep >= lo) & (rep <= hi)
+    if inside.all():
+        j = where[rep - lo]
+        del where, inside
+        if (j >= 0).all():
+            return None, j
+        i = np.flatnonzero(j >= 0)
+        return i, j[i]
+    i = np.flatnonzero(inside)
+    j = where[rep[i] - lo]
+    keep = j >= 0
+    return i[keep], j[keep]
 
 
 # ---------------------------------------------------------------------- theory
