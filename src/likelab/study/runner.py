@@ -160,7 +160,27 @@ def run_cell(spec: StudySpec, cell: Cell) -> tuple[CellRows, float]:
         torch.set_num_threads(threads)
 
 
+_SIZES: dict[str, int] = {}
+
+
+def study_observations(spec: StudySpec) -> int:
+    """Observations the whole study fits: DGP points × replicates × Σ n × objectives. Declared
+    to :func:`likelab.estimate.fused.expected_work` around each cell, so that the choice of
+    the fused kernels depends on the study alone, whatever the executor runs where."""
+    if spec.hash not in _SIZES:
+        points = len(dgp_points(spec))
+        _SIZES[spec.hash] = points * spec.replicates * sum(spec.sample_sizes) * len(spec.objectives)
+    return _SIZES[spec.hash]
+
+
 def _run_cell(spec: StudySpec, cell: Cell) -> tuple[CellRows, float]:
+    from likelab.estimate import fused
+
+    with fused.expected_work(study_observations(spec)):
+        return _fit_cell(spec, cell)
+
+
+def _fit_cell(spec: StudySpec, cell: Cell) -> tuple[CellRows, float]:
     import torch
 
     from likelab.estimate import fit
