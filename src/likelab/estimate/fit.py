@@ -32,7 +32,7 @@ from likelab.errors import (
     UnsupportedError,
     UserContractError,
 )
-from likelab.estimate import support
+from likelab.estimate import structured, support
 from likelab.estimate.moments import local_moments
 from likelab.estimate.newton import CONVERGED, newton_minimize, value_grad_hess
 from likelab.estimate.sandwich import sandwich_covariance, sandwich_from_moments
@@ -364,20 +364,24 @@ def _fit_prepared(
     u0 = _starts(fam, y, start, multistart, seed, dtype)  # (K * R, p)
     rows = torch.arange(r, device=y.device).repeat(multistart)
 
-    def risk(u: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        return _chunked(
-            lambda uu, ii: obj.risk(_dist(fam, fam.to_natural(uu), 1), y[rows[ii]], validate=False),
-            u,
-            idx,
-            max(1, max_elements // n),
-        )
-
     chunk = max(1, max_elements // n)
     closed = _closed_form(fam, obj, y[:1, : min(n, 4)])
+    # a non-local built-in rule with closed-form derivatives (estimate.structured), else None
+    plan = None if closed else structured.plan(fam, obj, y[:1, : min(n, 4)])
+
+    def risk_chunk(uu: torch.Tensor, ii: torch.Tensor) -> torch.Tensor:
+        if plan is not None and plan.has_value:
+            return plan.value(uu, y[rows[ii]])
+        return obj.risk(_dist(fam, fam.to_natural(uu), 1), y[rows[ii]], validate=False)
+
+    def risk(u: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        return _chunked(risk_chunk, u, idx, chunk)
 
     def one_chunk(u: torch.Tensor, idx: torch.Tensor):
         if closed:
             return _risk_derivatives(fam, obj, u, y[rows[idx]])
+        if plan is not None:
+            return plan.derivatives(u, y[rows[idx]])
         return value_grad_hess(risk, u, idx)  # autograd, one bounded graph per chunk
 
     def derivs(u: torch.Tensor, idx: torch.Tensor):
@@ -396,6 +400,8 @@ def _fit_prepared(
         errors = {k: torch.full_like(v, math.nan) for k, v in natural.items()}
     elif closed and not kinked:
         errors = _closed_form_standard_errors(fam, obj, u, y, chunk)
+    elif plan is not None and not kinked:
+        errors = structured.standard_errors(plan, u, y, chunk)
     else:
         errors = _standard_errors(fam, obj, u, y, natural, max_elements)
     reasons = np.asarray(res.reason, dtype=object)[pick.cpu().numpy()]
