@@ -63,13 +63,19 @@ def to_unconstrained(
     """Gradient ``(B, p)`` and Hessian ``(B, p, p)`` in the free natural parameters mapped to the
     unconstrained coordinates ``u`` (elementwise links θ_j = h_j(u_j)): chain rule
     ``g_u = g_θ h'``, ``H_u = H_θ h'h'ᵀ + diag(g_θ h'')``."""
+    d1, d2 = _link_derivatives(fam, natural)
+    g_u = g_t * d1
+    h_u = h_t * d1.unsqueeze(-1) * d1.unsqueeze(-2) + torch.diag_embed(g_t * d2)
+    return g_u, h_u
+
+
+def _link_derivatives(fam: Family, natural: Mapping[str, torch.Tensor]):
+    """``(h'(u), h''(u))``, each ``(B, p)``, of the free parameters' links θ_j = h_j(u_j)."""
     theta = torch.stack([natural[n] for n in fam.free], -1)
     links = [_LINKS[fam.param(n).domain] for n in fam.free]
     d1 = torch.stack([link[0](theta[..., j]) for j, link in enumerate(links)], -1)
     d2 = torch.stack([link[1](theta[..., j]) for j, link in enumerate(links)], -1)
-    g_u = g_t * d1
-    h_u = h_t * d1.unsqueeze(-1) * d1.unsqueeze(-2) + torch.diag_embed(g_t * d2)
-    return g_u, h_u
+    return d1, d2
 
 
 @dataclass(frozen=True)
@@ -110,12 +116,18 @@ class Plan:
         return a + c * local_value(self.fam, natural, y, self.affine.psi)
 
     def covariance(self, u: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The sandwich formed in the unconstrained coordinates (as autograd's, and better
+        conditioned: a Student-t's df on its log scale), mapped to the natural ones by the
+        delta method, ``D V_u D`` with ``D = diag(h'(u))``."""
         natural = self.fam.to_natural(u)
         if self.affine is not None:
-            _, _, h, j = _affine(self.fam, self.affine, natural, y, outer=True)
+            _, g, h, j = _affine(self.fam, self.affine, natural, y, outer=True)
         else:
-            _, _, h, j = _scaled(self.fam, self.obj, natural, y, outer=True)
-        return sandwich_from_moments(h, j, y.shape[-1])
+            _, g, h, j = _scaled(self.fam, self.obj, natural, y, outer=True)
+        _, h_u = to_unconstrained(self.fam, natural, g, h)
+        d1, _ = _link_derivatives(self.fam, natural)
+        outer_d = d1[:, :, None] * d1[:, None, :]
+        return sandwich_from_moments(h_u, j * outer_d, y.shape[-1]) * outer_d
 
 
 def plan(fam: Family, obj: Objective, y_probe: torch.Tensor) -> Plan | None:
