@@ -44,7 +44,7 @@ INTEGRAL = [
 ]
 SCALED = {  # the (family, fixed) pairs with a closed form of crps / hyvarinen
     "crps": ["normal", "normal:scale=2", "student_t:df=4", "logistic", "laplace"],
-    "hyvarinen": ["normal", "normal:scale=2", "student_t:df=4", "logistic", "cauchy"],
+    "hyvarinen": ["normal", "normal:scale=2", "student_t", "student_t:df=4", "logistic", "cauchy"],
 }
 
 

@@ -54,3 +54,21 @@ def test_form_equals_loss_and_its_derivatives(name, dist):
     if hs is not None:
         direct = form.power * h0 - z * h1
         assert torch.all((hs - direct).abs() <= 1e-12 * (1.0 + z.abs()))
+
+
+@pytest.mark.parametrize("df", [0.7, 4.0, 30.0])
+def test_shape_derivatives_equal_autograd(df):
+    # hyvarinen on a Student-t with df free: h_ν, h_νν and h_νz against autograd of h in ν, z
+    nu = T(df).requires_grad_(True)
+    form = scaled_form(get_objective("hyvarinen"), StudentT(nu, LOC, SCALE))
+    assert form.shape == "df"
+    z = Z.double().requires_grad_(True)
+    h0 = form.h(z)[0]
+    hn, hnn, hnz = form.h_shape(z)
+    tol = lambda t: 1e-12 * (1.0 + t.abs())  # noqa: E731
+    for row in range(0, Z.numel(), 7):  # each h(z_i, ν) by autograd in ν, then in ν and z
+        (gn,) = torch.autograd.grad(h0[row], nu, retain_graph=True, create_graph=True)
+        gnn, gnz = torch.autograd.grad(gn, (nu, z), retain_graph=True)
+        assert (hn[row] - gn).abs() <= tol(gn)
+        assert (hnn[row] - gnn).abs() <= tol(gnn)
+        assert (hnz[row] - gnz[row]).abs() <= tol(gnz[row])

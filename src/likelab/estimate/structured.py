@@ -148,8 +148,10 @@ def plan(fam: Family, obj: Objective, y_probe: torch.Tensor) -> Plan | None:
         if log_prob_derivatives(dist, y_probe) is None:
             return None
         return Plan(fam, obj, form)
-    if has_scaled_form(obj, type(dist)) and set(fam.free) <= {"loc", "scale"}:
-        return Plan(fam, obj, None)
+    if has_scaled_form(obj, type(dist)):
+        form = scaled_form(obj, dist)
+        if set(fam.free) <= {"loc", "scale"} | ({form.shape} if form.h_shape else set()):
+            return Plan(fam, obj, None)
     return None
 
 
@@ -220,51 +222,61 @@ def _affine(fam: Family, form: AffineForm, natural, y: torch.Tensor, outer: bool
 
 def _scaled(fam: Family, obj: Objective, natural, y: torch.Tensor, outer: bool):
     """Risk, gradient, Hessian (and J if ``outer``) of ``mean σ^a h(z)`` in the free natural
-    parameters (a subset of loc, scale)."""
+    parameters (among loc, scale and the form's shape parameter)."""
     form = scaled_form(obj, _dist(fam, natural, obs=True))
-    sigma = form.scale.reshape(-1)
+    sig = form.scale.reshape(-1, 1)
     z = (y - form.loc) / form.scale
     h0, h1, h2, hs = form.h(z)
     a = form.power
     if hs is None:
         hs = a * h0 - z * h1
-    mean = lambda t: t.expand_as(z).mean(-1)  # noqa: E731
-    m0, m1, ms = mean(h0), mean(h1), mean(hs)
+
+    def mean(t: torch.Tensor) -> torch.Tensor:
+        return t.expand_as(z).mean(-1)
+
+    s_a, s_a1, s_a2 = (sig**a).squeeze(-1), (sig ** (a - 1.0)).squeeze(-1), (sig ** (a - 2.0))
+    s_a2 = s_a2.squeeze(-1)
+    m0, m1 = mean(h0), mean(h1)
     zh2 = z * h2
-    m2, mz2, mzz2 = mean(h2), mean(zh2), mean(z * zh2)
-    s_a1, s_a2 = sigma ** (a - 1.0), sigma ** (a - 2.0)
-    value = sigma**a * m0
-    grad = torch.stack([-s_a1 * m1, s_a1 * ms], -1)
-    h_mm = s_a2 * m2
-    h_ms = s_a2 * ((1.0 - a) * m1 + mz2)
-    h_ss = s_a2 * mzz2
+    per_obs = {"loc": -(sig ** (a - 1.0)) * h1, "scale": sig ** (a - 1.0) * hs}
+    hess = {
+        ("loc", "loc"): s_a2 * mean(h2),
+        ("loc", "scale"): s_a2 * ((1.0 - a) * m1 + mean(zh2)),
+        ("scale", "scale"): s_a2 * mean(z * zh2),
+    }
     if a != 1.0:  # terms that vanish for the CRPS (a = 1)
-        h_ss = h_ss + s_a2 * (a - 1.0) * (a * m0 - 2.0 * mean(z * h1))
-    hess = torch.stack([torch.stack([h_mm, h_ms], -1), torch.stack([h_ms, h_ss], -1)], -2)
+        hess["scale", "scale"] = hess["scale", "scale"] + s_a2 * (a - 1.0) * (
+            a * m0 - 2.0 * mean(z * h1)
+        )
+    if (
+        form.shape in fam.free
+    ):  # S_ν = σ^a h_ν, S_νμ = -σ^(a-1) h_νz, S_νσ = σ^(a-1)(a h_ν - z h_νz)
+        hn, hnn, hnz = form.h_shape(z)
+        per_obs[form.shape] = sig**a * hn
+        mn = mean(hn)
+        hess[form.shape, form.shape] = s_a * mean(hnn)
+        hess[form.shape, "loc"] = -s_a1 * mean(hnz)
+        hess[form.shape, "scale"] = s_a1 * (a * mn - mean(z * hnz))
+
+    def entry(k: str, m: str) -> torch.Tensor:
+        return hess[k, m] if (k, m) in hess else hess[m, k]
+
+    free = fam.free
+    value = s_a * m0
+    grad = torch.stack([mean(per_obs[k]) for k in free], -1)
+    h_mat = torch.stack([torch.stack([entry(k, m) for m in free], -1) for k in free], -2)
     j = None
     if outer:
-        g1, gs = h1.expand_as(z), hs.expand_as(z)
-        s2 = s_a1 * s_a1
-        j_mm, j_ms, j_ss = (
-            s2 * (g1 * g1).mean(-1),
-            -s2 * (g1 * gs).mean(-1),
-            s2 * (gs * gs).mean(-1),
-        )
-        j = torch.stack([torch.stack([j_mm, j_ms], -1), torch.stack([j_ms, j_ss], -1)], -2)
-    idx = [("loc", "scale").index(n) for n in fam.free]
-    if idx != [0, 1]:
-        sel = torch.as_tensor(idx, device=z.device)
-        grad = grad[:, sel]
-        hess = hess[:, sel][:, :, sel]
-        j = None if j is None else j[:, sel][:, :, sel]
-    return value, grad, hess, j
+        g = [per_obs[k].expand_as(z) for k in free]
+        j = torch.stack([torch.stack([(gk * gm).mean(-1) for gm in g], -1) for gk in g], -2)
+    return value, grad, h_mat, j
 
 
 def standard_errors(
     plan: Plan, u: torch.Tensor, y: torch.Tensor, chunk: int
 ) -> dict[str, torch.Tensor]:
-    """Sandwich SEs of the free natural parameters, ``chunk`` datasets at a time (the sandwich
-    is equivariant under reparametrisation, so no delta method is needed)."""
+    """Sandwich SEs of the free natural parameters (:meth:`Plan.covariance`), ``chunk``
+    datasets at a time."""
     covs = [
         plan.covariance(u[i : i + chunk], y[i : i + chunk]) for i in range(0, u.shape[0], chunk)
     ]

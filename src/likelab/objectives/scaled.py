@@ -49,6 +49,10 @@ class ScaledForm:
     loc: torch.Tensor
     scale: torch.Tensor
     h: HFn
+    #: A shape parameter h depends on (a Student-t's ``df``), and ``h_shape(z) -> (h_ν, h_νν,
+    #: h_νz)``; without it the shape must be held fixed.
+    shape: str | None = None
+    h_shape: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] | None = None
 
 
 _FORMS: dict[tuple[str, type], Callable[[D.Distribution], ScaledForm]] = {}
@@ -209,10 +213,42 @@ def _square_over(z: torch.Tensor, nu: torch.Tensor | float) -> torch.Tensor:
     return w * w
 
 
+def _t_like_shape(nu: torch.Tensor):
+    r"""The ν-derivatives of :func:`_t_like_h`'s :math:`h = qP`, :math:`q = (\nu+1)/\nu`,
+    :math:`P = (\nu+3)s - (\nu+5)s^2`, through :math:`s_\nu = s(1-s)/\nu`,
+    :math:`s_{\nu\nu} = -2 s s_\nu/\nu`, :math:`s_z = -2zs^2/\nu`,
+    :math:`s_{\nu z} = s_z(1 - 2s)/\nu`; with :math:`I = \nu + 3 - 2(\nu+5)s`:
+    :math:`P_\nu = s - s^2 + s_\nu I`, :math:`P_{\nu\nu} = 2s_\nu(1-2s) + s_{\nu\nu} I
+    - 2(\nu+5)s_\nu^2`, :math:`P_z = s_z I`, :math:`P_{\nu z} = s_z(1-2s) + s_{\nu z} I
+    - 2(\nu+5)s_\nu s_z`, and :math:`h_\nu = q_\nu P + q P_\nu`,
+    :math:`h_{\nu\nu} = q_{\nu\nu}P + 2q_\nu P_\nu + qP_{\nu\nu}`,
+    :math:`h_{\nu z} = q_\nu P_z + q P_{\nu z}` (:math:`q_\nu = -1/\nu^2`,
+    :math:`q_{\nu\nu} = 2/\nu^3`)."""
+    q, q1, q2 = (nu + 1.0) / nu, -1.0 / (nu * nu), 2.0 / (nu * nu * nu)
+
+    def h_shape(z):
+        s = 1.0 / (1.0 + _square_over(z, nu))
+        inner = (nu + 3.0) - 2.0 * (nu + 5.0) * s
+        big_p = s * ((nu + 3.0) - (nu + 5.0) * s)
+        s_n = s * (1.0 - s) / nu
+        s_nn = -2.0 * s * s_n / nu
+        s_z = -2.0 * z * s * s / nu
+        s_nz = s_z * (1.0 - 2.0 * s) / nu
+        p_n = s - s * s + s_n * inner
+        p_nn = 2.0 * s_n * (1.0 - 2.0 * s) + s_nn * inner - 2.0 * (nu + 5.0) * s_n * s_n
+        p_z = s_z * inner
+        p_nz = s_z * (1.0 - 2.0 * s) + s_nz * inner - 2.0 * (nu + 5.0) * s_n * s_z
+        return q1 * big_p + q * p_n, q2 * big_p + 2.0 * q1 * p_n + q * p_nn, q1 * p_z + q * p_nz
+
+    return h_shape
+
+
 @register_scaled_form("hyvarinen", D.StudentT, LikelabStudentT)
 def _hyvarinen_student_t(dist: D.StudentT) -> ScaledForm:
-    """h = (ν+1)((ν+3)z² - 2ν)/(ν + z²)² with ν fixed (:func:`_t_like_h`)."""
-    return ScaledForm(-2.0, dist.loc, dist.scale, _t_like_h(dist.df))
+    """h = (ν+1)((ν+3)z² - 2ν)/(ν + z²)² (:func:`_t_like_h`), with its ν-derivatives
+    (:func:`_t_like_shape`): df may be free."""
+    nu = dist.df
+    return ScaledForm(-2.0, dist.loc, dist.scale, _t_like_h(nu), "df", _t_like_shape(nu))
 
 
 @register_scaled_form("hyvarinen", D.Cauchy)
