@@ -376,3 +376,14 @@ def test_poisson_power_integral_of_mixed_rates_equals_each_alone():
         together = power_integral(D.Poisson(t(*rates)), k)
         alone = [power_integral(D.Poisson(t(r)), k).item() for r in rates]
         assert together.tolist() == pytest.approx(alone, rel=1e-14)
+
+
+@pytest.mark.parametrize("k", [1.5, 2.0, 3.0])
+def test_student_t_power_integral_keeps_its_accuracy_far_along_df(k):
+    # ∫f^k of a t tends to the normal's (2πσ²)^((1-k)/2)/√k as df → ∞, with a relative
+    # correction O(1/df). Differences of lgamma at df = 1e11 lost 2e-4 of it (the ridge a fit
+    # walks along when a sample looks normal); the half-differences keep it to rounding.
+    for df in (1e6, 1e9, 1e11, 1e14):
+        got = power_integral(D.StudentT(t(df), t(0.0), t(2.0)), k).item()
+        limit = (2 * math.pi * 4.0) ** ((1 - k) / 2) / math.sqrt(k)
+        assert got == pytest.approx(limit, rel=10 * k * k / df + 1e-14)
