@@ -25,8 +25,10 @@ For the sandwich, the per-observation gradient is
 
 **Scaled** (CRPS and Hyvärinen on location-scale forecasts; :mod:`likelab.objectives.scaled`):
 :math:`S = \sigma^a h(z)`, :math:`z = (y - \mu)/\sigma`; the risk's derivatives are means of
-:math:`h, h', h''` times powers of σ (formulas there), with parameters other than ``loc`` and
-``scale`` fixed.
+':math:`h, h', h''` times powers of σ (formulas there), and of :math:`h`'s derivatives in a shape
+parameter where the form gives them (a Student-t's df under the Hyvärinen score):
+:math:`S_\nu = \sigma^a h_\nu`, :math:`S_{\nu\mu} = -\sigma^{a-1} h_{\nu z}`,
+:math:`S_{\nu\sigma} = \sigma^{a-1}(a h_\nu - z h_{\nu z})`.
 
 Both give the same numbers as autograd of the objective's loss to rounding (tested to 1e-12
 relative, value, gradient, Hessian and SEs). Sandwich covariance: White (1982), Econometrica
@@ -83,9 +85,9 @@ class Plan:
     """How ``fit`` gets a non-local rule's risk derivatives in closed form on a family.
 
     ``derivatives(u, y)``: risk ``(B,)``, gradient ``(B, p)``, Hessian ``(B, p, p)`` in the
-    unconstrained coordinates, ``y`` of shape ``(B, n)``; ``value(u, y)``: the risk alone, or
-    ``None`` where the objective's own risk is as cheap; ``covariance(u, y)``: the sandwich
-    covariance ``(B, p, p)`` in the free natural parameters.
+    unconstrained coordinates, ``y`` of shape ``(B, n)``; ``value(u, y)``: the risk alone, for
+    the affine rules (:attr:`has_value`; elsewhere the objective's own risk is as cheap);
+    ``covariance(u, y)``: the sandwich covariance ``(B, p, p)`` in the free natural parameters.
     """
 
     fam: Family
@@ -136,7 +138,9 @@ def plan(fam: Family, obj: Objective, y_probe: torch.Tensor) -> Plan | None:
     Affine rules need the family's closed-form log-density derivatives
     (:mod:`likelab.families.derivatives`) and elementwise maps to unconstrained coordinates;
     scaled rules need a registered form on the family's distribution type, with every free
-    parameter among ``loc`` and ``scale``.
+    parameter among ``loc``, ``scale`` and the form's shape parameter if it has its derivatives
+    (hyvarinen on a Student-t with df free; not the CRPS, whose df-derivative needs that of the
+    incomplete beta function in its parameter).
     """
     if any(fam.param(n).domain == "simplex" for n in fam.free):
         return None
