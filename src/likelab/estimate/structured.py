@@ -25,7 +25,7 @@ For the sandwich, the per-observation gradient is
 
 **Scaled** (CRPS and Hyvärinen on location-scale forecasts; :mod:`likelab.objectives.scaled`):
 :math:`S = \sigma^a h(z)`, :math:`z = (y - \mu)/\sigma`; the risk's derivatives are means of
-':math:`h, h', h''` times powers of σ (formulas there), and of :math:`h`'s derivatives in a shape
+:math:`h, h', h''` times powers of σ (formulas there), and of :math:`h`'s derivatives in a shape
 parameter where the form gives them (a Student-t's df under the Hyvärinen score):
 :math:`S_\nu = \sigma^a h_\nu`, :math:`S_{\nu\mu} = -\sigma^{a-1} h_{\nu z}`,
 :math:`S_{\nu\sigma} = \sigma^{a-1}(a h_\nu - z h_{\nu z})`.
