@@ -15,7 +15,11 @@ Hyvärinen score is :math:`\sigma^{-2} h(z)` with :math:`h = 2g'' + g'^2`, :math
     S_{\sigma\sigma} = \sigma^{a-2}\big(a(a-1) h - 2(a-1) z h' + z^2 h''\big).
 
 A form may also give :math:`a h - z h'` itself where the difference of the two terms would cancel
-for large :math:`|z|` (the CRPS, where both are of order :math:`|z|`).
+for large :math:`|z|` (the CRPS, where both are of order :math:`|z|`), and the derivatives
+:math:`h_\nu, h_{\nu\nu}, h_{\nu z}` in a shape parameter ν (a Student-t's df under the
+Hyvärinen score), which may then be free; without them it must be held fixed. The CRPS of a
+Student-t has none: its df-derivative needs that of the incomplete beta function in its parameter,
+which has no closed form (the fit differentiates it by autograd).
 
 :func:`scaled_form` gives the form of an objective on a forecast, or ``None``; every registered
 form is tested equal to its objective's loss, and its derivatives to autograd's.
