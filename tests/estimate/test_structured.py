@@ -134,8 +134,13 @@ def test_standard_errors_equal_autograd_at_the_fit(family, fixed, truth, spec):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(fit_module, "_kink_bread", lambda *a: None)
         want = fit_module._standard_errors(fam, obj, u, y, natural, 2**18)
+    # With a Student-t's df free, both Hessians carry ψ'((ν+1)/2) - ψ'(ν/2) in their df entry
+    # (closed form in families.derivatives, autograd of lgamma in torch's log_prob), each
+    # rounded to about ε ν and then amplified by the condition number of H (~1e2): there the
+    # two sandwiches agree to 1e-11 (measured up to 1.6e-12), elsewhere to 1e-12.
+    rtol = 1e-11 if "df" in fam.free else 1e-12
     for name in fam.free:
-        np.testing.assert_allclose(got[name].numpy(), want[name].numpy(), rtol=1e-12)
+        np.testing.assert_allclose(got[name].numpy(), want[name].numpy(), rtol=rtol)
 
 
 @pytest.mark.parametrize(
