@@ -340,3 +340,50 @@ def test_gauss_legendre_nodes_are_cached_and_exact_for_polynomials():
         w = log_w.exp()
         assert float((w * u**6).sum()) == pytest.approx(2 * u_max**7 / 7, rel=1e-13)
     assert gauss_legendre_nodes(64, 1, torch.float32, cpu)[0].dtype == torch.float32
+
+
+def test_poisson_power_integral_of_a_large_rate_costs_the_same_as_of_a_small_one(monkeypatch):
+    # Σ p^k of a Poisson with a large rate is the integral of the pmf's continuous extension
+    # (Poisson summation), 32 Gauss-Hermite nodes per rate, whatever λ: the window sum over
+    # λ ± (12√λ + 20), thousands of terms with their autograd graph at λ = 1e4, is not built.
+    import likelab.families.quadrature as quadrature
+
+    big = t(80.0, 1e3, 1e4, 1e6)
+    want = [power_integral(D.Poisson(t(v)), 1.3).item() for v in (80.0, 1e3)]
+    y = np.arange(0, 3000)
+    for lam, got in zip((80.0, 1e3), want, strict=True):
+        ref = np.exp(special.logsumexp(1.3 * stats.poisson.logpmf(y, lam)))
+        assert got == pytest.approx(ref, rel=1e-12)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the window sum was built for a large rate")
+
+    monkeypatch.setattr(quadrature, "numerical_power_integral", refuse)
+    rate = big.clone().requires_grad_()
+    total = power_integral(D.Poisson(rate), 1.3)
+    assert total[:2].tolist() == pytest.approx(want, rel=1e-14)
+    # the normal limit: Σ p^k ~ (2πλ)^((1-k)/2) / √k (1 + O(1/λ))
+    assert total[3].item() == pytest.approx((2 * math.pi * 1e6) ** (-0.15) / math.sqrt(1.3), 1e-5)
+    (grad,) = torch.autograd.grad(total.sum(), rate)
+    for i, lam in enumerate((80.0, 1e3)):  # d/dλ Σ p^k = Σ k p^k (y/λ - 1)
+        p = stats.poisson.pmf(y, lam)
+        assert grad[i].item() == pytest.approx(np.sum(1.3 * p**1.3 * (y / lam - 1)), rel=1e-9)
+
+
+def test_poisson_power_integral_of_mixed_rates_equals_each_alone():
+    rates = [0.3, 7.0, 30.0, 200.0, 5e3]
+    for k in (0.5, 1.3, 3.0):
+        together = power_integral(D.Poisson(t(*rates)), k)
+        alone = [power_integral(D.Poisson(t(r)), k).item() for r in rates]
+        assert together.tolist() == pytest.approx(alone, rel=1e-14)
+
+
+@pytest.mark.parametrize("k", [1.5, 2.0, 3.0])
+def test_student_t_power_integral_keeps_its_accuracy_far_along_df(k):
+    # ∫f^k of a t tends to the normal's (2πσ²)^((1-k)/2)/√k as df → ∞, with a relative
+    # correction O(1/df). Differences of lgamma at df = 1e11 lost 2e-4 of it (the ridge a fit
+    # walks along when a sample looks normal); the half-differences keep it to rounding.
+    for df in (1e6, 1e9, 1e11, 1e14):
+        got = power_integral(D.StudentT(t(df), t(0.0), t(2.0)), k).item()
+        limit = (2 * math.pi * 4.0) ** ((1 - k) / 2) / math.sqrt(k)
+        assert got == pytest.approx(limit, rel=10 * k * k / df + 1e-14)

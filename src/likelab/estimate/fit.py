@@ -16,6 +16,7 @@ regular. A family with a kinked density (the Laplace) gets the kink's term in th
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from likelab.errors import (
     UnsupportedError,
     UserContractError,
 )
-from likelab.estimate import fused, support
+from likelab.estimate import fused, structured, support
 from likelab.estimate.moments import local_moments, local_value
 from likelab.estimate.newton import CONVERGED, newton_minimize, value_grad_hess
 from likelab.estimate.sandwich import sandwich_covariance, sandwich_from_moments
@@ -370,33 +371,38 @@ def _fit_prepared(
 
     closed = _closed_form(fam, obj, y[:1, : min(n, 4)])
     phi = (phi_form(obj) or obj.phi) if closed else None
+    # a non-local built-in rule with closed-form derivatives (estimate.structured), else None
+    plan = None if closed else structured.plan(fam, obj, y[:1, : min(n, 4)])
+    affine = plan is not None and plan.affine is not None
     # one decision for the whole problem: the fused kernel (likelab.estimate.fused) needs no
     # per-observation intermediates in memory, so its chunks can be larger
-    fast = closed and fused.use_fused(fam, phi, y)
+    local = phi if closed else (plan.affine.psi if affine else None)
+    fast = local is not None and fused.use_fused(fam, local, y)
+    if plan is not None:
+        plan = dataclasses.replace(plan, fused=fast)
     chunk = max(1, (max_elements * (16 if fast else 1)) // n)
 
+    def risk_chunk(uu: torch.Tensor, ii: torch.Tensor) -> torch.Tensor:
+        if fast and closed:  # the kernel gathers the rows as it reads them
+            return local_value(fam, fam.to_natural(uu), y, phi, fused=True, rows=rows[ii])
+        if fast and affine:
+            return plan.value(uu, y, rows[ii])
+        if plan is not None and plan.has_value:
+            return plan.value(uu, y[rows[ii]])
+        return obj.risk(_dist(fam, fam.to_natural(uu), 1), y[rows[ii]], validate=False)
+
     def risk(u: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        if fast:
-            return _chunked(
-                lambda uu, ii: local_value(
-                    fam, fam.to_natural(uu), y, phi, fused=True, rows=rows[ii]
-                ),
-                u,
-                idx,
-                chunk,
-            )
-        return _chunked(
-            lambda uu, ii: obj.risk(_dist(fam, fam.to_natural(uu), 1), y[rows[ii]], validate=False),
-            u,
-            idx,
-            chunk,
-        )
+        return _chunked(risk_chunk, u, idx, chunk)
 
     def one_chunk(u: torch.Tensor, idx: torch.Tensor):
         if closed:
-            if fast:  # the kernel gathers the rows as it reads them
+            if fast:
                 return _risk_derivatives(fam, phi, u, y, True, rows[idx])
             return _risk_derivatives(fam, phi, u, y[rows[idx]], False)
+        if plan is not None:
+            if fast:
+                return plan.derivatives(u, y, rows[idx])
+            return plan.derivatives(u, y[rows[idx]])
         return value_grad_hess(risk, u, idx)  # autograd, one bounded graph per chunk
 
     def derivs(u: torch.Tensor, idx: torch.Tensor):
@@ -421,6 +427,8 @@ def _fit_prepared(
         errors = {k: torch.full_like(v, math.nan) for k, v in natural.items()}
     elif closed and not kinked:
         errors = _closed_form_standard_errors(fam, phi, u, y, chunk, fast)
+    elif plan is not None and not kinked:
+        errors = structured.standard_errors(plan, u, y, chunk)
     else:
         errors = _standard_errors(fam, obj, u, y, natural, max_elements)
     reasons = np.asarray(res.reason, dtype=object)[pick.cpu().numpy()]

@@ -8,14 +8,16 @@ fallback covers the rest. Every closed form is tested against scipy quadrature.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from torch import distributions as D
 
 from likelab.errors import UnsupportedError
-from likelab.families.distributions import Logistic, once_per_value
+from likelab.families.distributions import Logistic, lgamma_half_difference, once_per_value
 
 __all__ = ["power_integral", "register_power_integral"]
 
@@ -82,15 +84,20 @@ def _logistic(dist: Logistic, k: float) -> torch.Tensor:
 def _student_t(dist: D.StudentT, k: float) -> torch.Tensor:
     """∫ f^k = c^k σ^{1-k} √ν B(1/2, (k(ν+1) - 1)/2), c = Γ((ν+1)/2)/(√(νπ) Γ(ν/2)).
 
-    Finite iff k(ν + 1) > 1.
+    Finite iff k(ν + 1) > 1. Both ratios of Gamma functions, log c and log B(½, b) =
+    log Γ(½) - [log Γ(b + ½) - log Γ(b)], are taken by
+    :func:`~likelab.families.distributions.lgamma_half_difference`: a difference of ``lgamma``
+    loses ε·ν log ν absolutely (2e-4 at ν = 1e11, the df→∞ ridge a fit can walk along), which
+    made the risk of a Student-t under an integral rule too noisy there for a line search.
     """
     nu, s = torch.broadcast_tensors(dist.df, dist.scale)
 
     def of_nu(nu: torch.Tensor) -> torch.Tensor:  # the terms in ν alone
-        log_c = torch.lgamma((nu + 1) / 2) - torch.lgamma(nu / 2) - 0.5 * torch.log(nu * math.pi)
+        log_c = lgamma_half_difference(nu / 2) - 0.5 * torch.log(nu * math.pi)
         b = (k * (nu + 1) - 1) / 2
         safe_b = torch.where(b > 0, b, torch.ones_like(b))
-        return k * log_c + 0.5 * torch.log(nu) + _lbeta(0.5, safe_b)
+        log_beta = 0.5 * math.log(math.pi) - lgamma_half_difference(safe_b)  # log B(½, b)
+        return k * log_c + 0.5 * torch.log(nu) + log_beta
 
     log_val = once_per_value(of_nu, nu) + (1 - k) * torch.log(s)
     b = (k * (nu + 1) - 1) / 2
@@ -146,12 +153,71 @@ def _categorical(dist: D.Categorical, k: float) -> torch.Tensor:
 def _poisson(dist: D.Poisson, k: float) -> torch.Tensor:
     r""":math:`\sum_y p(y)^2 = e^{-2\lambda} I_0(2\lambda)` (the generating function of
     :math:`I_0`, Abramowitz & Stegun 1964, 9.6.33, with :math:`z = 2\lambda`, ``i0e`` in torch),
-    which costs O(1) however large λ; 1 for ``k = 1``; other ``k`` by the window sum of
-    :func:`~likelab.families.quadrature.numerical_power_integral`."""
+    which costs O(1) however large λ; 1 for ``k = 1``; other ``k``: where
+    :func:`_poisson_is_smooth`, the integral of :func:`_poisson_summation` (O(1) per λ), else
+    the window sum of :func:`~likelab.families.quadrature.numerical_power_integral`, whose
+    window of :math:`\lambda \pm (12\sqrt\lambda + 20)` terms is then at most a few hundred."""
+    rate = dist.rate
     if k == 2.0:
-        return torch.special.i0e(2 * dist.rate)
+        return torch.special.i0e(2 * rate)
     if k == 1.0:
-        return torch.ones_like(dist.rate)
+        return torch.ones_like(rate)
     from likelab.families.quadrature import numerical_power_integral
 
-    return numerical_power_integral(dist, k)
+    smooth = _poisson_is_smooth(rate.detach(), k)
+    if bool(smooth.all()):
+        return _poisson_summation(rate, k)
+    if not bool(smooth.any()):
+        return numerical_power_integral(dist, k)
+    # each rule on its own elements; a stand-in elsewhere keeps the other rule finite and small
+    big = _poisson_summation(torch.where(smooth, rate, torch.full_like(rate, 1e3)), k)
+    small = numerical_power_integral(D.Poisson(torch.where(smooth, 1.0, rate)), k)
+    return torch.where(smooth, big, small)
+
+
+#: Gauss-Hermite nodes of :func:`_poisson_summation`.
+_HERMITE_NODES = 32
+
+
+def _poisson_is_smooth(rate: torch.Tensor, k: float) -> torch.Tensor:
+    r"""Where :func:`_poisson_summation` is exact to rounding: the pmf's width
+    :math:`s = \sqrt{\lambda/k}` of :math:`p^k` is at least √3 (Poisson summation error
+    :math:`e^{-2\pi^2 s^2} < 10^{-25}`) and 8 widths below the mode stay above y = 0."""
+    s2 = rate / k
+    return (s2 >= 3.0) & (rate - 0.5 - 8.0 * s2.clamp(min=0).sqrt() >= 0)
+
+
+def _poisson_summation(rate: torch.Tensor, k: float) -> torch.Tensor:
+    r""":math:`\sum_{y \ge 0} p(y)^k` as the integral of its continuous extension
+    :math:`g(y) = \exp k(y \log\lambda - \lambda - \log\Gamma(y + 1))` over
+    :math:`y > -1`, by Gauss-Hermite quadrature.
+
+    By the Poisson summation formula :math:`\sum_y g(y) = \sum_m \hat g(2\pi m)`, and the
+    terms :math:`m \ne 0` of a near-Gaussian g of width :math:`s = \sqrt{\lambda/k}` are
+    :math:`\approx \hat g(0)\, e^{-2\pi^2 m^2 s^2}`, below 1e-25 relative for
+    :math:`s^2 \ge 3` (:func:`_poisson_is_smooth`; g vanishes like :math:`(y+1)^k
+    e^{-k\lambda}` at -1). The integral uses 32 Gauss-Hermite nodes (numpy's ``hermgauss``)
+    centred at :math:`\lambda - \tfrac12` with width s (both detached: they steer the rule);
+    measured against the direct sum: 1e-14 relative for :math:`1 \le k \le 5`, λ up to 1e5
+    (beyond, the direct sum's own log-pmf loses :math:`\epsilon k\lambda\log\lambda`).
+    """
+    t, log_w = _hermite(_HERMITE_NODES, rate.dtype, rate.device)
+    lam = rate.unsqueeze(-1)
+    centre = (lam - 0.5).detach()
+    width = (lam / k).sqrt().detach() * math.sqrt(2.0)
+    y = centre + width * t
+    inside = y > -1
+    ys = torch.where(inside, y, torch.zeros_like(y))
+    log_g = k * (ys * torch.log(lam) - lam - torch.lgamma(ys + 1)) + log_w
+    log_g = torch.where(inside, log_g, torch.full_like(log_g, -math.inf))
+    return width.squeeze(-1) * torch.exp(torch.logsumexp(log_g, -1))
+
+
+@functools.lru_cache(maxsize=8)
+def _hermite(n: int, dtype: torch.dtype, device: torch.device):
+    """Gauss-Hermite nodes t and log(w) + t² (the weight e^{-t²} divided out)."""
+    t, w = np.polynomial.hermite.hermgauss(n)
+    return (
+        torch.as_tensor(t, dtype=dtype, device=device),
+        torch.as_tensor(np.log(w) + t * t, dtype=dtype, device=device),
+    )

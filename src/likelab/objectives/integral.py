@@ -32,7 +32,9 @@ import torch
 from torch.distributions import Distribution
 
 from likelab.families import power_integral
+from likelab.objectives.affine import AffineForm, register_affine_form
 from likelab.objectives.base import Hyper, Properties, gt, register_objective
+from likelab.objectives.forms import ExpLinear
 
 __all__ = [
     "dpd_loss",
@@ -86,6 +88,17 @@ def quadratic_loss(dist: Distribution, y: torch.Tensor) -> torch.Tensor:
     return power_integral(dist, 2.0) - 2.0 * dist.log_prob(y).exp()
 
 
+@register_affine_form("quadratic")
+def _quadratic_form() -> AffineForm:
+    """A = ∫f², C = -2, ψ = f(y)."""
+
+    def coefficients(dist: Distribution) -> tuple[torch.Tensor, torch.Tensor]:
+        a = power_integral(dist, 2.0)
+        return a, torch.full_like(a, -2.0)
+
+    return AffineForm(ExpLinear(coef=1.0, rate=1.0), coefficients)
+
+
 @register_objective(
     "spherical",
     formula="S(F, y) = -f(y) / (∫ f²)^(1/2)",
@@ -105,6 +118,17 @@ def spherical_loss(dist: Distribution, y: torch.Tensor) -> torch.Tensor:
     log_i = _log_power_integral(dist, 2.0)
     value = -torch.exp(dist.log_prob(y) - 0.5 * log_i)
     return _nan_where_infinite(value, log_i)
+
+
+@register_affine_form("spherical")
+def _spherical_form() -> AffineForm:
+    """A = 0, C = -(∫f²)^(-1/2) (nan where the integral diverges), ψ = f(y)."""
+
+    def coefficients(dist: Distribution) -> tuple[torch.Tensor, torch.Tensor]:
+        log_i = _log_power_integral(dist, 2.0)
+        return torch.zeros_like(log_i), _nan_where_infinite(-torch.exp(-0.5 * log_i), log_i)
+
+    return AffineForm(ExpLinear(coef=1.0, rate=1.0), coefficients)
 
 
 def _pseudospherical(dist: Distribution, y: torch.Tensor, gamma: float) -> torch.Tensor:
@@ -140,6 +164,18 @@ def pseudospherical_loss(dist: Distribution, y: torch.Tensor, *, gamma: float) -
     return _pseudospherical(dist, y, gamma)
 
 
+@register_affine_form("pseudospherical")
+def _pseudospherical_form(*, gamma: float) -> AffineForm:
+    """A = 0, C = -(∫f^γ)^(-(γ-1)/γ) (nan where the integral diverges), ψ = f(y)^(γ-1)."""
+
+    def coefficients(dist: Distribution) -> tuple[torch.Tensor, torch.Tensor]:
+        log_i = _log_power_integral(dist, gamma)
+        c = -torch.exp(-(gamma - 1.0) / gamma * log_i)
+        return torch.zeros_like(log_i), _nan_where_infinite(c, log_i)
+
+    return AffineForm(ExpLinear(coef=1.0, rate=gamma - 1.0), coefficients)
+
+
 @register_objective(
     "power",
     formula="S(F, y) = (alpha - 1) ∫ f^alpha - alpha f(y)^(alpha-1),   alpha > 1",
@@ -164,6 +200,17 @@ def power_loss(dist: Distribution, y: torch.Tensor, *, alpha: float) -> torch.Te
     return (alpha - 1.0) * power_integral(dist, alpha) - alpha * torch.exp(
         (alpha - 1.0) * dist.log_prob(y)
     )
+
+
+@register_affine_form("power")
+def _power_form(*, alpha: float) -> AffineForm:
+    """A = (α - 1) ∫f^α, C = -α, ψ = f(y)^(α-1)."""
+
+    def coefficients(dist: Distribution) -> tuple[torch.Tensor, torch.Tensor]:
+        a = (alpha - 1.0) * power_integral(dist, alpha)
+        return a, torch.full_like(a, -alpha)
+
+    return AffineForm(ExpLinear(coef=1.0, rate=alpha - 1.0), coefficients)
 
 
 @register_objective(
@@ -191,6 +238,17 @@ def dpd_loss(dist: Distribution, y: torch.Tensor, *, beta: float) -> torch.Tenso
     return power_integral(dist, 1.0 + beta) - (1.0 + 1.0 / beta) * torch.exp(
         beta * dist.log_prob(y)
     )
+
+
+@register_affine_form("dpd")
+def _dpd_form(*, beta: float) -> AffineForm:
+    """A = ∫f^(1+β), C = -(1 + 1/β), ψ = f(y)^β."""
+
+    def coefficients(dist: Distribution) -> tuple[torch.Tensor, torch.Tensor]:
+        a = power_integral(dist, 1.0 + beta)
+        return a, torch.full_like(a, -(1.0 + 1.0 / beta))
+
+    return AffineForm(ExpLinear(coef=1.0, rate=beta), coefficients)
 
 
 @register_objective(
@@ -222,3 +280,19 @@ def gamma_loss(dist: Distribution, y: torch.Tensor, *, gamma: float) -> torch.Te
     log_i = _log_power_integral(dist, 1.0 + gamma)
     x = gamma * dist.log_prob(y) - (gamma / (1.0 + gamma)) * log_i
     return _nan_where_infinite(-torch.expm1(x) / gamma, log_i)
+
+
+@register_affine_form("gamma")
+def _gamma_form(*, gamma: float) -> AffineForm:
+    """With κ = γ/(1+γ) log ∫f^(1+γ): A = -expm1(-κ)/γ, C = -e^(-κ)/γ, ψ = expm1(γ log f(y)),
+    so that A + Cψ = -expm1(γ log f(y) - κ)/γ, both terms of order log f for small γ (nan where
+    the integral diverges)."""
+
+    def coefficients(dist: Distribution) -> tuple[torch.Tensor, torch.Tensor]:
+        log_i = _log_power_integral(dist, 1.0 + gamma)
+        kappa = (gamma / (1.0 + gamma)) * log_i
+        a = -torch.expm1(-kappa) / gamma
+        c = -torch.exp(-kappa) / gamma
+        return _nan_where_infinite(a, log_i), _nan_where_infinite(c, log_i)
+
+    return AffineForm(ExpLinear(coef=1.0, rate=gamma, minus_one=True), coefficients)
