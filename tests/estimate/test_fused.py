@@ -280,5 +280,8 @@ def test_compiling_leaves_torch_distributions_validation_as_it_was():
     fam, phi = get_family("exponential"), phi_form(get_objective("log"))
     fused.fused_local_moments(fam, _natural("exponential", 3), _data("exponential", 3, 5), phi)
     assert torch.distributions.Distribution._validate_args == before
+    import torch._inductor.config as inductor  # likelab's options are its kernels' own
+
+    assert not inductor.cpp.dynamic_threads and inductor.realize_reads_threshold == 4
     with pytest.raises(ValueError):
         torch.distributions.Exponential(torch.tensor(-1.0))

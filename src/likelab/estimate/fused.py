@@ -190,14 +190,22 @@ def _moments_fn(fam: Family, variant: str, outer: bool):
     return kernel
 
 
-def _configure() -> None:
-    import torch._inductor.config as inductor
-
-    inductor.cpp.dynamic_threads = True  # one kernel for any torch.set_num_threads
-    inductor.compile_threads = 1  # compile in this process: no worker pool to leave behind
+def _options() -> dict[str, Any]:
+    """TorchInductor options for likelab's kernels only (``torch.compile(options=...)``: the
+    process's own settings, for the user's compilations, are left alone)."""
+    options: dict[str, Any] = {
+        "cpp.dynamic_threads": True,  # one kernel for any torch.set_num_threads
+        "compile_threads": 1,  # compile in this process: no worker pool to leave behind
+        # never write a per-observation intermediate to memory: the kernel recomputes it
+        # (the sandwich's second moments read φ, φ' and ∇ℓ many times: 13.8 -> 9.0 ms per 10^6)
+        "realize_reads_threshold": 1000,
+        "realize_acc_reads_threshold": 1000,
+        "realize_opcount_threshold": 1000,
+    }
     cxx = next((c for c in ("g++", "c++", "clang++") if shutil.which(c)), None)
     if cxx is not None:
-        inductor.cpp.cxx = (cxx,)  # never a download (TorchInductor may fetch gcc via conda)
+        options["cpp.cxx"] = (cxx,)  # never a download (TorchInductor may fetch gcc via conda)
+    return options
 
 
 def _own_code(fn: Callable[..., Any], serial: int) -> Callable[..., Any]:
@@ -219,8 +227,8 @@ def _call(key: tuple, build, args: tuple) -> Any | None:
     validate = torch.distributions.Distribution._validate_args
     start = time.perf_counter()
     try:
-        _configure()
-        fn = torch.compile(_own_code(build(), len(_KERNELS)), dynamic=True, fullgraph=False)
+        code = _own_code(build(), len(_KERNELS))
+        fn = torch.compile(code, dynamic=True, fullgraph=False, options=_options())
         out = fn(*args)  # the first call compiles
     except MemoryError:
         raise  # like Ctrl-C (not an Exception): nothing was kept, the next call compiles again
