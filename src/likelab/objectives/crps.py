@@ -157,6 +157,17 @@ def _logistic(dist: Logistic, y: torch.Tensor) -> torch.Tensor:
     return dist.scale * (z - 2.0 * torch.nn.functional.logsigmoid(z) - 1.0)
 
 
+def student_t_crps_constants(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """log k and c_ν of the Student-t CRPS for ν > 1: k = 2√ν/((ν - 1)B(½, ν/2)),
+    c_ν = 2√ν B(½, ν - ½)/((ν - 1)B(½, ν/2)²) (Gneiting & Raftery 2007; Jordan, Krüger &
+    Lerch 2019, scoringRules' crps_t)."""
+    half = torch.full_like(v, 0.5)
+    lb = _lbeta(half, v / 2)
+    log_k = math.log(2.0) + 0.5 * torch.log(v) - torch.log(v - 1) - lb
+    const = 2.0 * torch.sqrt(v) / (v - 1) * torch.exp(_lbeta(half, v - 0.5) - 2.0 * lb)
+    return log_k, const
+
+
 @register_crps(D.StudentT)
 def _student_t(dist: D.StudentT, y: torch.Tensor) -> torch.Tensor:
     r"""σ [z(2F_ν(z) - 1) + 2 f_ν(z)(ν + z²)/(ν - 1) - 2√ν B(½, ν - ½) / ((ν - 1) B(½, ν/2)²)].
@@ -171,15 +182,8 @@ def _student_t(dist: D.StudentT, y: torch.Tensor) -> torch.Tensor:
     nus = torch.where(finite, nu, torch.full_like(nu, 2.0))  # stand-in keeps NaN out of grads
     z = (y - loc) / scale
 
-    def constants(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        half = torch.full_like(v, 0.5)
-        lb = _lbeta(half, v / 2)
-        log_k = math.log(2.0) + 0.5 * torch.log(v) - torch.log(v - 1) - lb
-        const = 2.0 * torch.sqrt(v) / (v - 1) * torch.exp(_lbeta(half, v - 0.5) - 2.0 * lb)
-        return log_k, const
-
     # Functions of ν alone: once per distinct ν when ν is a fixed parameter broadcast over y.
-    log_k, const = _per_value(constants, nus)
+    log_k, const = _per_value(student_t_crps_constants, nus)
     # 2 f(z)(ν + z²)/(ν - 1) = k (1 + z²/ν)^{-(ν-1)/2}, k = 2√ν / ((ν - 1) B(½, ν/2)), with
     # log(1 + z²/ν) that does not overflow for |z| > 1e154 (z² would: inf · 0 = nan)
     spread = torch.exp(log_k - 0.5 * (nus - 1) * _log1p_square(z / torch.sqrt(nus)))

@@ -37,7 +37,8 @@ from torch import distributions as D
 
 from likelab.families.distributions import Logistic
 from likelab.families.distributions import StudentT as LikelabStudentT
-from likelab.objectives._special import _lbeta, _log1p_square, _per_value, student_t_cdf
+from likelab.objectives._special import _log1p_square, _per_value, student_t_cdf
+from likelab.objectives.crps import student_t_crps_constants
 
 __all__ = ["ScaledForm", "register_scaled_form", "scaled_form"]
 
@@ -145,16 +146,9 @@ def _crps_student_t(dist: D.StudentT) -> ScaledForm:
     constants as :func:`likelab.objectives.crps`); ``inf`` for ν <= 1 as there."""
     nu = dist.df
 
-    def constants(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        half = torch.full_like(v, 0.5)
-        lb = _lbeta(half, v / 2)
-        log_k = math.log(2.0) + 0.5 * torch.log(v) - torch.log(v - 1) - lb
-        const = 2.0 * torch.sqrt(v) / (v - 1) * torch.exp(_lbeta(half, v - 0.5) - 2.0 * lb)
-        return log_k, const
-
     finite = nu > 1
     nus = torch.where(finite, nu, torch.full_like(nu, 2.0))
-    log_k, const = _per_value(constants, nus)
+    log_k, const = _per_value(student_t_crps_constants, nus)
 
     def h(z):
         log_w = _log1p_square(z / torch.sqrt(nus))
