@@ -832,29 +832,13 @@ def _closed_form(fam: Family, obj: Objective, y_probe: torch.Tensor) -> bool:
     return log_prob_derivatives(dist, y_probe) is not None
 
 
-_LINKS = {  # θ = h(u) per domain: (h'(u), h''(u)) as functions of θ
-    "real": (torch.ones_like, torch.zeros_like),
-    "positive": (lambda t: t, lambda t: t),
-    "unit": (lambda t: t * (1 - t), lambda t: t * (1 - t) * (1 - 2 * t)),
-}
-
-
 def _risk_derivatives(
     fam: Family, phi, u: torch.Tensor, y: torch.Tensor, fast: bool, rows: torch.Tensor | None = None
 ):
     """Risk, gradient and Hessian in unconstrained coordinates, in closed form (chain rule)."""
     natural = fam.to_natural(u)
     m = local_moments(fam, natural, y, phi, fused=fast, rows=rows)
-    g_t, h_t = m.grad, m.hess
-    theta = torch.stack([natural[n] for n in fam.free], -1)
-    d1 = torch.stack(
-        [_LINKS[fam.param(n).domain][0](theta[..., j]) for j, n in enumerate(fam.free)], -1
-    )
-    d2 = torch.stack(
-        [_LINKS[fam.param(n).domain][1](theta[..., j]) for j, n in enumerate(fam.free)], -1
-    )
-    g_u = g_t * d1
-    h_u = h_t * d1.unsqueeze(-1) * d1.unsqueeze(-2) + torch.diag_embed(g_t * d2)
+    g_u, h_u = structured.to_unconstrained(fam, natural, m.grad, m.hess)
     return m.value, g_u, h_u
 
 
