@@ -47,10 +47,10 @@ import torch
 
 from likelab.errors import ParameterError
 from likelab.families import Family
-from likelab.families.derivatives import log_prob_derivative_components, parameter_terms
+from likelab.families.derivatives import parameter_terms
 from likelab.objectives.forms import ExpLinear
 
-from .moments import LocalMoments
+from .moments import LocalMoments, _free_components, reduce_moments
 
 __all__ = [
     "AUTO_MIN_ELEMENTS",
@@ -154,38 +154,14 @@ def _phi_terms(ell, variant: str, const, lin, coef, rate):
 
 def _moments_fn(fam: Family, variant: str, outer: bool):
     names = list(fam.free)
-    idx = [fam.param_names.index(n) for n in names]
 
     def kernel(params: tuple[torch.Tensor, ...], terms, y, rows, const, lin, coef, rate):
-        y = y[rows]  # gathered as it is read, not copied first
-        natural = {n: v.unsqueeze(-1) for n, v in zip(names, params, strict=True)}
-        dist = fam.distribution_unchecked(natural)
-        ell, g_all, h_all = log_prob_derivative_components(dist, y, terms or None)
-        gl = [g_all[i] for i in idx]
+        natural = dict(zip(names, params, strict=True))
+        # y[rows]: gathered as it is read, not copied first
+        ell, gl, hl = _free_components(fam, natural, y[rows], terms or None)
         f0, f1, f2 = _phi_terms(ell, variant, const, lin, coef, rate)
-        p = len(gl)
-        grad_obs = [(f1 * g).expand_as(ell) for g in gl]
-        grad = torch.stack([g.mean(-1) for g in grad_obs], -1)
-        rows = [[None] * p for _ in range(p)]
-        for a in range(p):
-            for b in range(a, p):
-                term = f2 * gl[a] * gl[b] + f1 * h_all[idx[a]][idx[b]]
-                rows[a][b] = rows[b][a] = term.expand_as(ell).mean(-1)
-        hess = torch.stack([torch.stack(r, -1) for r in rows], -2)
-        value = f0.expand_as(ell).mean(-1)
-        if not outer:
-            return value, grad, hess
-        # v = (φ, φ'∇ℓ): each product written from φ, φ' and ∇ℓ (no per-observation v kept)
-        f01, f11 = f0 * f1, f1 * f1
-        sec = [[None] * (p + 1) for _ in range(p + 1)]
-        sec[0][0] = (f0 * f0).expand_as(ell).mean(-1)
-        for a in range(p):
-            sec[0][a + 1] = sec[a + 1][0] = (f01 * gl[a]).expand_as(ell).mean(-1)
-            for b in range(a, p):
-                sec[a + 1][b + 1] = sec[b + 1][a + 1] = (
-                    (f11 * gl[a] * gl[b]).expand_as(ell).mean(-1)
-                )
-        return value, grad, hess, torch.stack([torch.stack(r, -1) for r in sec], -2)
+        m = reduce_moments(ell, gl, hl, f0, f1, f2, outer=outer)
+        return (m.value, m.grad, m.hess, m.outer) if outer else (m.value, m.grad, m.hess)
 
     return kernel
 

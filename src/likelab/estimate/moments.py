@@ -40,6 +40,7 @@ __all__ = [
     "eager_local_value",
     "local_moments",
     "local_value",
+    "reduce_moments",
 ]
 
 #: ``phi(ell) -> (φ, φ', φ'')`` elementwise.
@@ -66,14 +67,52 @@ def _shaped(fam: Family, natural: Mapping[str, torch.Tensor]):
     return fam.distribution_unchecked({k: v.reshape(*v.shape, 1) for k, v in natural.items()})
 
 
-def _free_components(fam: Family, natural: Mapping[str, torch.Tensor], y: torch.Tensor):
+def _free_components(
+    fam: Family,
+    natural: Mapping[str, torch.Tensor],
+    y: torch.Tensor,
+    terms: tuple[torch.Tensor, ...] | None = None,
+):
+    """ℓ, its gradient entries and its Hessian entries in the free parameters (each
+    broadcastable to ℓ); ``terms``: the family's parameter-only terms, computed beforehand."""
     dist = _shaped(fam, natural)
-    parts = log_prob_derivative_components(dist, y)
+    parts = log_prob_derivative_components(dist, y, terms)
     if parts is None:
         raise TypeError(f"{fam.spec!r} has no closed-form log-density derivatives")
     ell, g_all, h_all = parts
     idx = [fam.param_names.index(n) for n in fam.free]
     return ell, [g_all[i] for i in idx], [[h_all[a][b] for b in idx] for a in idx]
+
+
+def reduce_moments(ell, gl, hl, f0, f1, f2, *, outer: bool = False) -> LocalMoments:
+    """The means over observations of :class:`LocalMoments` from ℓ, its derivative entries
+    ``gl``/``hl`` and φ, φ', φ'' at ℓ: the arithmetic shared by the eager path and the fused
+    kernel. The second moments are written from φ, φ' and ∇ℓ (v v^T = (φ, φ'∇ℓ)(φ, φ'∇ℓ)^T
+    entry by entry), so that a compiled kernel keeps no per-observation v in memory."""
+
+    def mean(t: torch.Tensor) -> torch.Tensor:
+        return t.expand_as(ell).mean(-1)
+
+    def matrix(entries: list[list[torch.Tensor]]) -> torch.Tensor:
+        return torch.stack([torch.stack(row, -1) for row in entries], -2)
+
+    p = len(gl)
+    grad = torch.stack([mean(f1 * g) for g in gl], -1)
+    hess = [[None] * p for _ in range(p)]
+    for a in range(p):
+        for b in range(a, p):
+            hess[a][b] = hess[b][a] = mean(f2 * gl[a] * gl[b] + f1 * hl[a][b])
+    second = None
+    if outer:
+        f01, f11 = f0 * f1, f1 * f1
+        sec = [[None] * (p + 1) for _ in range(p + 1)]
+        sec[0][0] = mean(f0 * f0)
+        for a in range(p):
+            sec[0][a + 1] = sec[a + 1][0] = mean(f01 * gl[a])
+            for b in range(a, p):
+                sec[a + 1][b + 1] = sec[b + 1][a + 1] = mean(f11 * gl[a] * gl[b])
+        second = matrix(sec)
+    return LocalMoments(mean(f0), grad, matrix(hess), second)
 
 
 def local_moments(
@@ -123,23 +162,7 @@ def eager_local_moments(
 ) -> LocalMoments:
     """:func:`local_moments` computed eagerly, one tensor operation at a time: the reference."""
     ell, gl, hl = _free_components(fam, natural, y)
-    f0, f1, f2 = phi(ell)
-    p = len(gl)
-    grad_obs = [(f1 * g).expand_as(ell) for g in gl]
-    grad = torch.stack([g.mean(-1) for g in grad_obs], -1)
-    hess = ell.new_empty(ell.shape[0], p, p)
-    for a in range(p):
-        for b in range(a, p):
-            term = f2 * gl[a] * gl[b] + f1 * hl[a][b]
-            hess[:, a, b] = hess[:, b, a] = term.expand_as(ell).mean(-1)
-    second = None
-    if outer:
-        v = [f0.expand_as(ell), *grad_obs]
-        second = ell.new_empty(ell.shape[0], p + 1, p + 1)
-        for a in range(p + 1):
-            for b in range(a, p + 1):
-                second[:, a, b] = second[:, b, a] = (v[a] * v[b]).mean(-1)
-    return LocalMoments(f0.expand_as(ell).mean(-1), grad, hess, second)
+    return reduce_moments(ell, gl, hl, *phi(ell), outer=outer)
 
 
 def local_value(
