@@ -285,3 +285,14 @@ def test_compiling_leaves_torch_distributions_validation_as_it_was():
     assert not inductor.cpp.dynamic_threads and inductor.realize_reads_threshold == 4
     with pytest.raises(ValueError):
         torch.distributions.Exponential(torch.tensor(-1.0))
+
+
+def test_a_bad_mode_is_bad_input_for_the_cli_not_a_failed_objective(monkeypatch, capsys, tmp_path):
+    from cli_support import run
+
+    data = tmp_path / "y.txt"
+    data.write_text("\n".join(str(v) for v in np.random.default_rng(1).standard_t(4.0, 60)))
+    monkeypatch.setenv("LIKELAB_FUSED", "fast")
+    code, out, err = run(capsys, "fit", data, "--family", "student_t", "--objective", "log")
+    assert code == 2 and out == ""
+    assert err.strip() == "error: LIKELAB_FUSED must be one of auto, on, off; got 'fast'"

@@ -324,7 +324,8 @@ def _prepare(data, family, fixed, multistart, max_iter, seed, dtype, device) -> 
     if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
         raise ParameterError(f"dtype must be a floating torch dtype (float64), got {dtype!r}")
     y, one = _check_data(fam, data, dtype, device)
-    requested_threads()  # a bad LIKELAB_THREADS is bad input for every objective
+    requested_threads()  # a bad LIKELAB_THREADS or LIKELAB_FUSED is bad input for every
+    fused.fused_mode()  # objective, not a failure of one
     if isinstance(fam, CategoricalFamily):
         if fam.num_classes is None:
             fam = type(fam)(num_classes=max(2, int(y.max().item()) + 1), **fam.fixed)
