@@ -94,6 +94,29 @@ def test_fused_moments_equal_the_eager_ones(family):
     assert all(r.outcome == "ok" for r in fused.compile_report())
 
 
+@pytest.mark.parametrize("family", list(TRUTHS))
+def test_every_kernel_traces_as_one_graph_with_validation_on(family):
+    """A graph break splits a kernel into several (each pass over the observations writes its
+    intermediates to memory, each call pays the guards of each): torch's StudentT built its
+    chi-square validating, and TorchDynamo breaks on that check (2.6x slower kernels). Traced
+    here with ``fullgraph=True`` (a break raises) and argument validation on, as the user's
+    default is restored after each compilation; the eager backend: tracing alone, no C++."""
+    torch._dynamo.eval_frame.TorchPatcher.patch()  # what the first compilation does, once
+    validate = torch.distributions.Distribution._validate_args
+    fam = get_family(family)
+    y, natural = _data(family, 5, 7), _natural(family, 5)
+    try:
+        torch.distributions.Distribution.set_default_validate_args(True)
+        for i, (phi, outer) in enumerate(
+            [(ExpLinear(lin=-1.0), False), (ExpLinear(coef=1.0, rate=0.5), True)]
+        ):
+            kernel = fused._own_code(fused._moments_fn(fam, fused._variant(phi), outer), 900 + i)
+            traced = torch.compile(kernel, backend="eager", fullgraph=True, dynamic=True)
+            traced(*fused._args(fam, natural, y, None, phi))
+    finally:
+        torch.distributions.Distribution.set_default_validate_args(validate)
+
+
 def test_one_kernel_serves_every_rule_of_a_form():
     fam = get_family("normal")
     y, natural = _data("normal", 4, 11), _natural("normal", 4)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import ClassVar
 
 import torch
-from torch.distributions import Distribution, constraints
+from torch.distributions import Chi2, Distribution, constraints
 from torch.distributions import StudentT as _TorchStudentT
 from torch.distributions import Uniform as _TorchUniform
 from torch.distributions.utils import broadcast_all
@@ -76,6 +76,15 @@ class StudentT(_TorchStudentT):
     df = 2e6 and ~1e-6 at df = 5e9; fits of normal-looking samples, whose likelihood is maximised
     as df -> infinity, live there. :func:`lgamma_half_difference` removes the cancellation.
     """
+
+    def __init__(self, df, loc=0.0, scale=1.0, validate_args=None) -> None:
+        # As torch's, but the inner chi-square is built without argument validation: ``df`` is
+        # validated here when asked for. torch's own builds it validating by default, which
+        # costs a check per construction and, inside a compiled kernel, a graph break (TorchDynamo
+        # does not trace ``constraints.is_dependent``): five graphs instead of one.
+        self.df, self.loc, self.scale = broadcast_all(df, loc, scale)
+        self._chi2 = Chi2(self.df, validate_args=False)
+        Distribution.__init__(self, self.df.size(), validate_args=validate_args)
 
     def log_prob(self, value):
         if self._validate_args:
