@@ -58,6 +58,12 @@ import numpy as np
 import torch
 
 from likelab._threads import adapt
+from likelab.estimate.small import (
+    cholesky_direction,
+    row_dot,
+    row_max_abs,
+    rows_finite,
+)
 
 __all__ = ["CONVERGED", "STOP_REASONS", "NewtonResult", "newton_minimize", "probe_minimum"]
 
@@ -152,16 +158,11 @@ def saddle_free_direction(g: torch.Tensor, h: torch.Tensor, delta: float) -> tor
     tiny), that is the plain Newton step ``-H⁻¹g``, solved by Cholesky; the eigendecomposition
     is only paid for the other problems.
     """
-    h = 0.5 * (h + h.transpose(-1, -2))
-    chol, info = torch.linalg.cholesky_ex(h)
-    diag = torch.diagonal(chol, dim1=-2, dim2=-1)
-    scale = torch.diagonal(h, dim1=-2, dim2=-1).abs().amax(-1).clamp(min=1.0)
-    ok = (info == 0) & (diag.amin(-1) ** 2 > delta * scale)
-    d = torch.empty_like(g)
-    if bool(ok.any()):
-        d[ok] = -torch.cholesky_solve(g[ok].unsqueeze(-1), chol[ok]).squeeze(-1)
+    d, ok = cholesky_direction(g, h, delta)
     if not bool(ok.all()):
-        d[~ok] = _eigen_direction(g[~ok], h[~ok], delta)
+        bad = (~ok).nonzero().squeeze(-1)
+        hb = h[bad]
+        d[bad] = _eigen_direction(g[bad], 0.5 * (hb + hb.transpose(-1, -2)), delta)
     return d
 
 
@@ -339,9 +340,10 @@ def newton_minimize(
                 derivatives(ua, active) if ahead is None else ahead.take(derivatives, ua, active)
             )
         value[active] = v
-        finite = torch.isfinite(v) & torch.isfinite(g).all(-1) & torch.isfinite(h).all((-1, -2))
-        small_g = g.abs().amax(-1) <= gtol * (1.0 + v.abs())
-        flat = (g.abs().amax(-1) == 0) & (h.abs().amax((-1, -2)) == 0)
+        finite = rows_finite(v, g, h)
+        g_max = row_max_abs(g)
+        small_g = g_max <= gtol * (1.0 + v.abs())
+        flat = (g_max == 0) & (row_max_abs(h.flatten(1)) == 0)
         done = torch.where(~finite, code_of["nonfinite"], 0)
         done = torch.where(finite & small_g, code_of["gtol"], done)
         done = torch.where(finite & flat, code_of["flat"], done)
@@ -367,14 +369,14 @@ def newton_minimize(
         n_iter[active] += 1
 
         d = saddle_free_direction(g, h, delta)
-        slope = (g * d).sum(-1)
+        slope = row_dot(g, d)
         # Newton decrement λ²/2 = -gᵀd/2: the decrease still available near a minimum (Boyd &
         # Vandenberghe 2004, sec. 9.5.1). Below ftol, the full Newton step is taken without a line
         # search (the quadratic model is exact to rounding there) and the problem is done.
         close = -0.5 * slope <= ftol * (1.0 + v.abs())
-        biggest = d.abs().amax(-1, keepdim=True)
+        biggest = row_max_abs(d).unsqueeze(-1)
         d = d * torch.where(biggest > max_step, max_step / biggest, torch.ones_like(biggest))
-        slope = (g * d).sum(-1)  # < 0: descent
+        slope = row_dot(g, d)  # < 0: descent
 
         alpha = torch.ones_like(v)
         accepted = close.clone()
@@ -401,8 +403,8 @@ def newton_minimize(
                 break
             alpha[searching] = alpha[searching] * 0.5
             # a step below xtol cannot change the answer: stop searching for those problems
-            negligible = (alpha[searching, None] * d[searching]).abs().amax(-1) <= xtol * (
-                1.0 + ua[searching].abs().amax(-1)
+            negligible = row_max_abs(alpha[searching, None] * d[searching]) <= xtol * (
+                1.0 + row_max_abs(ua[searching])
             )
             searching = searching[~negligible]
             if searching.numel() == 0:
@@ -415,14 +417,14 @@ def newton_minimize(
             with torch.no_grad():
                 v_close = fun(ua[close] + d[close], active[close])
             v_new[close] = torch.where(torch.isfinite(v_close), v_close, v[close])
-        tiny_step = step.abs().amax(-1) <= xtol * (1.0 + ua.abs().amax(-1))
+        tiny_step = row_max_abs(step) <= xtol * (1.0 + row_max_abs(ua))
         stuck = ~accepted & tiny_step
         failed = ~accepted & ~tiny_step
         done = torch.zeros_like(code[active])
         done = torch.where(close, code_of["ftol"], done)
         done = torch.where(stuck, code_of["xtol"], done)
         done = torch.where(failed, code_of["line_search"], done)
-        far = u[active].abs().amax(-1) > boundary
+        far = row_max_abs(u[active]) > boundary
         done = torch.where((stuck | failed) & far, code_of["boundary"], done)
         at = (stuck & ~far).nonzero().squeeze(-1)
         if at.numel():  # no decrease even for tiny steps: verify a minimum by probing
