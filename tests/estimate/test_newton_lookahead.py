@@ -34,6 +34,7 @@ def _cauchy_problems(r: int = 300, n: int = 25, seed: int = 0):
 
 
 def test_look_ahead_gives_the_same_fit_with_fewer_value_passes(monkeypatch):
+    monkeypatch.setattr(newton, "LINE_SEARCH_ROWS", 1)  # one step length per call: rows count
     fun, derivatives, u0, rows = _cauchy_problems()
     got = newton_minimize(fun, u0, derivatives=derivatives)
     with_look_ahead = dict(rows)
@@ -48,3 +49,29 @@ def test_look_ahead_gives_the_same_fit_with_fewer_value_passes(monkeypatch):
     # the full steps are no longer evaluated by value; a rejected one costs derivatives there
     assert with_look_ahead["value"] < ref.n_iter.sum() / 3 < rows["value"]
     assert with_look_ahead["derivatives"] < 1.25 * rows["derivatives"]
+
+
+def test_several_step_lengths_per_call_give_the_same_fit_in_fewer_calls(monkeypatch):
+    """The last few problems of a line search try k halvings in one call: the same trial
+    points, so the same accepted steps, iterates, values, counts and reasons, bit for bit."""
+    calls = {"value": 0}
+    fun, derivatives, u0, _ = _cauchy_problems(r=60)
+
+    def counted(u, idx):
+        calls["value"] += 1
+        return fun(u, idx)
+
+    for ahead in (True, False):  # the line search with and without closed-form derivatives
+        kw = {"derivatives": derivatives} if ahead else {}
+        calls["value"] = 0
+        got = newton_minimize(counted, u0, **kw)
+        batched = calls["value"]
+        monkeypatch.setattr(newton, "LINE_SEARCH_ROWS", 1)
+        calls["value"] = 0
+        ref = newton_minimize(counted, u0, **kw)
+        monkeypatch.undo()
+        assert torch.equal(got.u, ref.u)
+        assert torch.equal(got.value, ref.value)
+        assert torch.equal(got.n_iter, ref.n_iter)
+        assert got.reason == ref.reason
+        assert batched < calls["value"], (batched, calls["value"])

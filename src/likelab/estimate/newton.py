@@ -285,6 +285,49 @@ class _Ahead:
         return v, g, h
 
 
+#: Rows of trial points per value evaluation that the line search fills with several step
+#: lengths of its last few problems (a call costs about as much as ~1000 rows' work).
+LINE_SEARCH_ROWS = 1024
+
+
+def _still_searching(searching, alpha, d, ua, xtol):
+    """Drop the problems whose (halved) step is below ``xtol``: it cannot change the answer."""
+    negligible = row_max_abs(alpha[searching, None] * d[searching]) <= xtol * (
+        1.0 + row_max_abs(ua[searching])
+    )
+    return searching[~negligible]
+
+
+def _backtrack(
+    fun, searching, k, halving, alpha, accepted, v_new, ua, d, v, slope, active, armijo, xtol
+):
+    """Up to ``k`` halvings of the step of problems ``searching`` from one evaluation of
+    ``fun`` at the k trial points of each; ``alpha``, ``accepted`` and ``v_new`` updated in
+    place as one halving at a time would (Armijo backtracking, Nocedal & Wright 2006, alg.
+    3.1). Returns the problems still searching and the halvings done."""
+    s = searching.numel()
+    powers = 0.5 ** torch.arange(k, dtype=alpha.dtype, device=alpha.device)  # exact
+    steps = alpha[searching][None, :] * powers[:, None]  # (k, S): α, α/2, ...
+    trial = ua[searching][None] + steps[..., None] * d[searching][None]
+    with torch.no_grad():
+        vt = fun(trial.reshape(k * s, -1), active[searching].repeat(k)).reshape(k, s)
+    ok = torch.isfinite(vt) & (vt <= v[searching] + armijo * steps * slope[searching])
+    # after a failed trial j the step is halved, and the search ends if that is negligible
+    size = row_max_abs(d[searching])[None, :] * steps * 0.5
+    stop = size <= xtol * (1.0 + row_max_abs(ua[searching]))[None, :]
+    ends = ok | stop
+    ended = ends.any(0)
+    first = ends.to(torch.int8).argmax(0)  # the first trial that ends the search
+    cols = torch.arange(s, device=alpha.device)
+    hit = ended & ok[first, cols]
+    accepted[searching[hit]] = True
+    v_new[searching[hit]] = vt[first, cols][hit]
+    # accepted: the step of that trial; failed or still searching: the halved one
+    last = torch.where(ended, first, k - 1)
+    alpha[searching] = torch.where(hit, steps[last, cols], steps[last, cols] * 0.5)
+    return searching[~ended], halving + k
+
+
 def newton_minimize(
     fun: ValueFn,
     u0: torch.Tensor,
@@ -382,33 +425,45 @@ def newton_minimize(
         accepted = close.clone()
         v_new = v.clone()
         searching = torch.arange(active.numel(), device=device)[~close]
-        for halving in range(max_halvings if searching.numel() else 0):
-            trial = ua[searching] + alpha[searching, None] * d[searching]
-            full = halving == 0 and ahead is not None
-            with torch.no_grad():
-                if full:
+        halving = 0
+        while halving < max_halvings and searching.numel():
+            if halving == 0 and ahead is not None:
+                # the full step, with the derivatives the next iteration reuses where accepted
+                trial = ua[searching] + alpha[searching, None] * d[searching]
+                with torch.no_grad():
                     vt, gt, ht = derivatives(trial, active[searching])
-                else:
-                    vt = fun(trial, active[searching])
-            ok = torch.isfinite(vt) & (
-                vt <= v[searching] + armijo * alpha[searching] * slope[searching]
+                ok = torch.isfinite(vt) & (
+                    vt <= v[searching] + armijo * alpha[searching] * slope[searching]
+                )
+                ahead.keep(active[searching[ok]], vt[ok], gt[ok], ht[ok])
+                accepted[searching[ok]] = True
+                v_new[searching[ok]] = vt[ok]
+                searching = searching[~ok]
+                halving += 1
+                if searching.numel():
+                    alpha[searching] = alpha[searching] * 0.5
+                    searching = _still_searching(searching, alpha, d, ua, xtol)
+                continue
+            # The next k halvings in one evaluation: a few problems left cost one call each
+            # time whatever their number, so they try k step lengths at once (the same trial
+            # points and the same answer as one at a time: the largest step that is accepted).
+            k = min(max_halvings - halving, max(1, LINE_SEARCH_ROWS // searching.numel()))
+            searching, halving = _backtrack(
+                fun,
+                searching,
+                k,
+                halving,
+                alpha,
+                accepted,
+                v_new,
+                ua,
+                d,
+                v,
+                slope,
+                active,
+                armijo,
+                xtol,
             )
-            hit = searching[ok]
-            if full:
-                ahead.keep(active[hit], vt[ok], gt[ok], ht[ok])
-            accepted[hit] = True
-            v_new[hit] = vt[ok]
-            searching = searching[~ok]
-            if searching.numel() == 0:
-                break
-            alpha[searching] = alpha[searching] * 0.5
-            # a step below xtol cannot change the answer: stop searching for those problems
-            negligible = row_max_abs(alpha[searching, None] * d[searching]) <= xtol * (
-                1.0 + row_max_abs(ua[searching])
-            )
-            searching = searching[~negligible]
-            if searching.numel() == 0:
-                break
         step = alpha[:, None] * d
         u[active[accepted]] = ua[accepted] + step[accepted]
         value[active[accepted]] = v_new[accepted]
