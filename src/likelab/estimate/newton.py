@@ -13,7 +13,9 @@ so one backward pass of :math:`\sum_b f_b` gives every gradient and p more give 
 - a per-problem backtracking line search with the Armijo condition (Nocedal & Wright, alg. 3.1),
   the problems that already satisfy it leaving the search. With closed-form derivatives the
   full step is tried with them, and where it is accepted they serve the next iteration (one
-  value pass per iteration saved; the iterates are the same);
+  value pass per iteration saved; the iterates are the same). When few problems are left
+  searching, one evaluation tries several halvings of their steps (up to ``LINE_SEARCH_ROWS``
+  trial points): the same trial points and accepted steps, in fewer calls;
 - per-problem convergence tests; a problem that has converged or failed leaves the batch, so the
   rest costs less. Failures are recorded as a reason, never raised;
 - where the line search finds no decrease even for steps below ``xtol``, or the gradient and
