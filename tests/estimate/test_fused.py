@@ -147,6 +147,23 @@ def test_fused_moments_do_not_depend_on_the_thread_count_or_batch():
         assert torch.equal(getattr(one, name)[5:9], getattr(sub, name)), name
 
 
+def test_a_batch_of_one_uses_the_kernel_and_equals_its_row_in_a_batch():
+    fam = get_family("student_t")
+    y, natural = _data("student_t", 6, 40), _natural("student_t", 6)
+    phi = phi_form(get_objective("log"))
+    whole = fused.fused_local_moments(fam, natural, y, phi, outer=True)
+    rows = torch.tensor([4])
+    one = fused.fused_local_moments(
+        fam, {k: v[rows] for k, v in natural.items()}, y, phi, outer=True, rows=rows
+    )
+    alone = fused.fused_local_moments(
+        fam, {k: v[4:5] for k, v in natural.items()}, y[4:5], phi, outer=True
+    )
+    for name in ("value", "grad", "hess", "outer"):
+        assert torch.equal(getattr(one, name), getattr(whole, name)[4:5]), name
+        assert torch.equal(getattr(alone, name), getattr(whole, name)[4:5]), name
+
+
 @pytest.mark.parametrize(
     ("family", "objective"),
     [("student_t", "log"), ("normal", "lq:q=0.5"), ("gamma", "log"), ("poisson", "linear")],

@@ -257,8 +257,16 @@ def fused_local_moments(
     the kernel is unavailable (the caller then uses the eager reference). ``rows``: the data
     are ``y[rows]``, gathered inside the kernel."""
     b = y.shape[0] if rows is None else rows.shape[0]
-    if not isinstance(phi, ExpLinear) or b < 2 or y.shape[-1] < 2:
-        return None  # a batch of 1 would make TorchDynamo specialise, i.e. compile again
+    if not isinstance(phi, ExpLinear) or b < 1 or y.shape[-1] < 2:
+        return None
+    if b == 1:  # a batch of 1 would make TorchDynamo specialise (compile again): run it twice
+        rows = torch.zeros(1, dtype=torch.long, device=y.device) if rows is None else rows
+        natural = {k: v.reshape(-1).repeat(2) for k, v in natural.items()}
+        out = fused_local_moments(fam, natural, y, phi, outer=outer, rows=rows.repeat(2))
+        if out is None:
+            return None
+        first = [None if t is None else t[:1] for t in (out.value, out.grad, out.hess, out.outer)]
+        return LocalMoments(*first)
     variant = _variant(phi)
     key = _key("moments", fam, variant, y, "outer" if outer else "")
     args = _args(fam, natural, y, rows, phi)

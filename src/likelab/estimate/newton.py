@@ -14,8 +14,9 @@ so one backward pass of :math:`\sum_b f_b` gives every gradient and p more give 
   the problems that already satisfy it leaving the search. With closed-form derivatives the
   full step is tried with them, and where it is accepted they serve the next iteration (one
   value pass per iteration saved; the iterates are the same). When few problems are left
-  searching, one evaluation tries several halvings of their steps (up to ``LINE_SEARCH_ROWS``
-  trial points): the same trial points and accepted steps, in fewer calls;
+  searching, one evaluation tries several halvings of their steps (1, 2, 4, ... per block, up
+  to ``LINE_SEARCH_ROWS`` trial points): the same trial points and accepted steps, in fewer
+  calls;
 - per-problem convergence tests; a problem that has converged or failed leaves the batch, so the
   rest costs less. Failures are recorded as a reason, never raised;
 - where the line search finds no decrease even for steps below ``xtol``, or the gradient and
@@ -52,6 +53,7 @@ parameter space and there is no finite estimate, as for a gamma fitted to equal 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -126,9 +128,11 @@ class NewtonResult:
     n_iter: torch.Tensor  # (B,) int64
     reason: list[str]
 
-    @property
+    @functools.cached_property
     def converged(self) -> torch.Tensor:
-        return torch.as_tensor(np.isin(np.asarray(self.reason, dtype=object), list(_CONVERGED)))
+        """``(B,)`` bool: whether each problem's reason is a converged one (computed once)."""
+        flags = np.fromiter((r in _CONVERGED for r in self.reason), bool, len(self.reason))
+        return torch.as_tensor(flags)
 
 
 def value_grad_hess(
@@ -427,7 +431,7 @@ def newton_minimize(
         accepted = close.clone()
         v_new = v.clone()
         searching = torch.arange(active.numel(), device=device)[~close]
-        halving = 0
+        halving = blocks = 0
         while halving < max_halvings and searching.numel():
             if halving == 0 and ahead is not None:
                 # the full step, with the derivatives the next iteration reuses where accepted
@@ -449,7 +453,14 @@ def newton_minimize(
             # The next k halvings in one evaluation: a few problems left cost one call each
             # time whatever their number, so they try k step lengths at once (the same trial
             # points and the same answer as one at a time: the largest step that is accepted).
-            k = min(max_halvings - halving, max(1, LINE_SEARCH_ROWS // searching.numel()))
+            # k doubles from one block to the next (1, 2, 4, ...): at most about twice the
+            # trial points of one at a time, in log2 as many calls.
+            k = min(
+                max_halvings - halving,
+                1 << blocks,
+                max(1, LINE_SEARCH_ROWS // searching.numel()),
+            )
+            blocks += 1
             searching, halving = _backtrack(
                 fun,
                 searching,
