@@ -147,6 +147,29 @@ def test_fused_moments_do_not_depend_on_the_thread_count_or_batch():
         assert torch.equal(getattr(one, name)[5:9], getattr(sub, name)), name
 
 
+def test_a_kernel_compiles_once_whatever_the_grad_mode_rows_or_views():
+    """TorchDynamo compiles a kernel again where a guard fails (the grad mode, sizes equal at
+    the first call, a view's base strides), and after 8 compilations runs it uncompiled: the
+    calls of a fit (derivatives with autograd on, line searches off, rows of the active
+    problems, parameters sliced from (B, p) iterates) all reuse the first compilation."""
+    from torch._dynamo.utils import counters
+
+    fam = get_family("normal")
+    y = _data("normal", 12, 30)
+    phi = ExpLinear(coef=1.0, rate=0.7)  # a rule no other test compiles first
+    u = torch.randn(12, 2, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    fused.fused_local_moments(fam, fam.to_natural(u), y, phi)  # compiles (or loads) once
+    frames = counters["frames"]["ok"]
+    for grad in (True, False):
+        with torch.set_grad_enabled(grad):
+            for rows in (None, torch.arange(3, 11), torch.tensor([7, 2, 2, 9])):
+                uu = u if rows is None else u[rows]
+                fused.fused_local_moments(fam, fam.to_natural(uu), y, phi, rows=rows)
+                wide = torch.cat([uu, uu], -1)[:, 1:3]  # a strided view of another base
+                fused.fused_local_moments(fam, fam.to_natural(wide), y, phi, rows=rows)
+    assert counters["frames"]["ok"] == frames
+
+
 def test_a_batch_of_one_uses_the_kernel_and_equals_its_row_in_a_batch():
     fam = get_family("student_t")
     y, natural = _data("student_t", 6, 40), _natural("student_t", 6)

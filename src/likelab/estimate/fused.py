@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch.fx.experimental import _config as _fx_config
 
 from likelab.errors import ParameterError
 from likelab.families import Family
@@ -192,6 +193,16 @@ def _own_code(fn: Callable[..., Any], serial: int) -> Callable[..., Any]:
     return types.FunctionType(code, fn.__globals__, code.co_name, fn.__defaults__, fn.__closure__)
 
 
+def _run(fn: Callable[..., Any], args: tuple) -> Any:
+    """Call a compiled kernel the same way every time, so that TorchDynamo's guards hold and it
+    does not compile again (after 8 compilations of one kernel it would run it uncompiled):
+    without autograd (the kernels' outputs are closed-form derivatives; the grad mode is
+    guarded), and without duck sizing (which assumes that sizes equal at the first call, the
+    rows asked for and the datasets held, stay equal)."""
+    with torch.no_grad(), _fx_config.patch(use_duck_shape=False):
+        return fn(*args)
+
+
 def _call(key: tuple, build, args: tuple) -> Any | None:
     with _LOCK:
         known = key in _KERNELS
@@ -199,13 +210,13 @@ def _call(key: tuple, build, args: tuple) -> Any | None:
     if known and fn is None:
         return None
     if known:
-        return fn(*args)
+        return _run(fn, args)
     validate = torch.distributions.Distribution._validate_args
     start = time.perf_counter()
     try:
         code = _own_code(build(), len(_KERNELS))
         fn = torch.compile(code, dynamic=True, fullgraph=False, options=_options())
-        out = fn(*args)  # the first call compiles
+        out = _run(fn, args)  # the first call compiles
     except MemoryError:
         raise  # like Ctrl-C (not an Exception): nothing was kept, the next call compiles again
     except Exception as exc:  # any compiler failure: this kernel is unavailable, use eager
@@ -229,12 +240,15 @@ def _record(key: tuple, start: float, outcome: str) -> CompileRecord:
 
 
 def _args(fam: Family, natural, y: torch.Tensor, rows: torch.Tensor | None, phi: ExpLinear):
-    params = tuple(natural[n].reshape(-1) for n in fam.free)
+    # fresh tensors, not views: TorchDynamo guards a view's base (its strides), which differs
+    # from one caller to the next
+    params = tuple(natural[n].reshape(-1).clone() for n in fam.free)
     if rows is None:
         rows = torch.arange(params[0].shape[0], device=y.device)
     shaped = {n: v.unsqueeze(-1) for n, v in zip(fam.free, params, strict=True)}
     dist = fam.distribution_unchecked(shaped)
     terms = parameter_terms(dist) or ()  # eager: once per dataset, not once per observation
+    terms = tuple(t if t._base is None else t.clone() for t in terms)
     const = phi.const - phi.coef if phi.minus_one else phi.const  # coef·expm1 = coef·exp - coef
     coeffs = (const, phi.lin, phi.coef, phi.rate)
     return (params, terms, y, rows, *(torch.tensor(c, dtype=y.dtype) for c in coeffs))
