@@ -170,6 +170,41 @@ def test_a_kernel_compiles_once_whatever_the_grad_mode_rows_or_views():
     assert counters["frames"]["ok"] == frames
 
 
+_AFTER_COMPILING = """
+import gc, json, sys, time
+import torch
+from likelab.estimate import fit
+from likelab.families import get_family
+
+y = get_family("normal").sample((3000, 100), seed=1, loc=0.0, scale=1.0)
+fit(y, "normal", "lq:q=0.8")  # compiles (or loads) the kernels
+full = []
+gc.callbacks.append(lambda phase, info: phase == "stop" and info["generation"] == 2
+                    and full.append(1))
+for _ in range(4):
+    fit(y, "normal", "lq:q=0.8")
+print(json.dumps(len(full)))
+"""
+
+
+def test_no_fit_after_a_compilation_stalls_in_the_collectors_full_pass():
+    """A compilation leaves ~400,000 objects for the cyclic garbage collector: its next full
+    pass over them (0.3 s on a 1-second fit) fell inside a later fit. The compilation now runs
+    that pass itself (its reported seconds include it), and the fits after it run none. In a
+    fresh process, where those objects are most of the heap."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "LIKELAB_FUSED": "on"}
+    proc = subprocess.run(
+        [sys.executable, "-c", _AFTER_COMPILING], capture_output=True, text=True, env=env
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == 0
+
+
 def test_a_batch_of_one_uses_the_kernel_and_equals_its_row_in_a_batch():
     fam = get_family("student_t")
     y, natural = _data("student_t", 6, 40), _natural("student_t", 6)

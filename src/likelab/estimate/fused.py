@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import gc
 import os
 import shutil
 import threading
@@ -228,6 +229,10 @@ def _call(key: tuple, build, args: tuple) -> Any | None:
         # TorchDynamo's first compilation turns torch.distributions' argument validation off
         # for the whole process (TorchPatcher.patch); the user's default is theirs to keep
         torch.distributions.Distribution.set_default_validate_args(validate)
+    # A compilation leaves ~400,000 new objects (TorchDynamo's and TorchInductor's) for the
+    # cyclic garbage collector: its next full pass over them (0.3 s) would fall inside a later
+    # fit. Paid here, as part of the compilation, the later passes find them old and stay rare.
+    gc.collect()
     with _LOCK:
         _KERNELS[key] = fn
         _REPORT.append(_record(key, start, "ok"))
