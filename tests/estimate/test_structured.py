@@ -92,6 +92,46 @@ def test_plans_exist_exactly_where_documented():
         assert structured.plan(get_family("normal"), get_objective(spec), y) is None
 
 
+CHAIN_RULE = [(f, x, t, s) for f, x, t, s in PAIRS if s in INTEGRAL and f != "poisson"]
+
+
+@pytest.mark.parametrize(
+    ("family", "fixed", "truth", "spec"),
+    CHAIN_RULE,
+    ids=[f"{_label(f, x)}-{s}" for f, x, _, s in CHAIN_RULE],
+)
+def test_coefficient_derivatives_by_the_chain_rule_equal_autograd(
+    family, fixed, truth, spec, monkeypatch
+):
+    """Every integral rule's coefficients on every family with closed-form derivatives of
+    log ∫f^k take the chain rule (no autograd through the special functions), and equal the
+    autograd path's to 1e-12 of the largest entry; their values are the same bits."""
+    from likelab.objectives.affine import affine_form
+
+    fam, form = get_family(family, **fixed), affine_form(get_objective(spec))
+    y = _data(family, truth)
+    gen = torch.Generator().manual_seed(7)
+    u = fam.to_unconstrained(fam.start(y))
+    natural = fam.to_natural(u + 0.2 * torch.randn(u.shape, generator=gen, dtype=u.dtype))
+    got = structured._coefficients_by_chain_rule(fam, form, natural)
+    assert got is not None
+    monkeypatch.setattr(structured, "_coefficients_by_chain_rule", lambda *a: None)
+    want = structured._coefficient_derivatives(fam, form, natural)
+    for (gv, gg, gh), (wv, wg, wh) in zip(got, want, strict=True):
+        assert torch.equal(gv, wv)
+        if wg is None:  # identically zero by autograd: zero (or left out) by the chain rule
+            assert gg is None or bool((gg == 0).all())
+            assert gh is None or bool((gh == 0).all())
+            continue
+        assert _rel(gg, wg) <= 1e-12
+        # The Hessian's terms g''∇L∇Lᵀ and g'∇²L are of order |∇A|²/|A|; where they cancel
+        # exactly (A linear in a parameter: an exponential's ∫f² = λ/2), to rounding of that
+        # order, not of the largest entry (zero)
+        terms = wg.abs().amax(-1) ** 2 / wv.abs()
+        ref = torch.maximum(wh.abs().amax((-1, -2)), terms)
+        assert bool(((gh - wh).abs().amax((-1, -2)) <= 1e-12 * ref).all())
+
+
 @pytest.mark.parametrize(("family", "fixed", "truth", "spec"), PAIRS, ids=IDS)
 def test_value_gradient_hessian_equal_autograd(family, fixed, truth, spec):
     fam, obj = get_family(family, **fixed), get_objective(spec)

@@ -46,6 +46,7 @@ from likelab.estimate.moments import local_moments, local_value
 from likelab.estimate.sandwich import sandwich_from_moments
 from likelab.families import Family
 from likelab.families.derivatives import log_prob_derivatives
+from likelab.families.integrals import log_power_integral_derivatives
 from likelab.objectives import Objective
 from likelab.objectives.affine import AffineForm, affine_form
 from likelab.objectives.scaled import has_scaled_form, scaled_form
@@ -184,10 +185,15 @@ def _dist(fam: Family, natural: Mapping[str, torch.Tensor], obs: bool = False):
 
 
 def _coefficient_derivatives(fam: Family, form: AffineForm, natural: Mapping[str, torch.Tensor]):
-    """``(A, ∇A, ∇²A), (C, ∇C, ∇²C)`` in the free natural parameters, by autograd on the
-    per-dataset parameters ``(B, p)`` (independent rows: one backward pass of the sum gives every
-    gradient, p more every Hessian). A derivative that is identically zero (a constant
-    coefficient, or one linear in the parameters) is ``None``: the caller skips its terms."""
+    """``(A, ∇A, ∇²A), (C, ∇C, ∇²C)`` in the free natural parameters: by the chain rule from
+    the closed-form derivatives of ``L = log ∫ f^k`` where the form and the family have them
+    (:func:`_coefficients_by_chain_rule`), else by autograd on the per-dataset parameters
+    ``(B, p)`` (independent rows: one backward pass of the sum gives every gradient, p more every
+    Hessian). A derivative that is identically zero (a constant coefficient, or one linear in
+    the parameters) is ``None``: the caller skips its terms."""
+    closed = _coefficients_by_chain_rule(fam, form, natural)
+    if closed is not None:
+        return closed
     b, p = next(iter(natural.values())).shape[0], fam.n_free
     with torch.enable_grad():
         theta = torch.stack([natural[n].detach() for n in fam.free], -1).requires_grad_(True)
@@ -209,6 +215,63 @@ def _coefficient_derivatives(fam: Family, form: AffineForm, natural: Mapping[str
                 rows.append(theta.new_zeros(b, p) if hj is None else hj)
             out.append((t.detach(), g.detach(), torch.stack(rows, 1).detach()))
     return out[0], out[1]
+
+
+def _coefficients_by_chain_rule(fam: Family, form: AffineForm, natural: Mapping[str, torch.Tensor]):
+    r"""The coefficients' derivatives where they are functions :math:`g` of
+    :math:`L = \log\int f^k` alone (``form.of_log_integral``) and the family's distribution has
+    closed-form derivatives of L
+    (:func:`~likelab.families.integrals.log_power_integral_derivatives`), else ``None``:
+    :math:`\nabla g = g'(L)\nabla L`,
+    :math:`\nabla^2 g = g''(L)\nabla L\nabla L^\top + g'(L)\nabla^2 L`, with :math:`g', g''`
+    by autograd in the one variable L. The values are ``form.coefficients``' own (both are
+    ``g(log ∫ f^k)``), so that a line search compares like with like. Autograd through the
+    special functions of L (a Student-t's ``lgamma`` series, twice) cost more than the fused
+    kernel's pass over every observation."""
+    if form.power is None or form.of_log_integral is None:
+        return None
+    dist = _dist(fam, natural)
+    got = log_power_integral_derivatives(dist, form.power)
+    if got is None:
+        return None
+    log_i, dl, d2l = got
+    free = fam.free
+    b = next(iter(natural.values())).shape[0]
+    like = log_i.reshape(b)
+    zero = torch.zeros_like(like)
+    grad_l = [dl[n].reshape(b) if n in dl else None for n in free]
+    hess_l = [
+        [d2l.get((m, n), d2l.get((n, m))) for n in free] for m in free
+    ]  # None where identically zero
+    if all(g is None for g in grad_l) and all(h is None for row in hess_l for h in row):
+        grad_l = None  # L does not depend on the free parameters (a location alone)
+    with torch.enable_grad():
+        x = like.detach().requires_grad_(True)
+        outs = form.of_log_integral(x)  # the values of form.coefficients(dist), bit for bit
+        result = []
+        for t in outs:
+            value = t.reshape(b).detach()
+            if grad_l is None or not t.requires_grad:
+                result.append((value, None, None))
+                continue
+            (g1,) = torch.autograd.grad(t.sum(), x, create_graph=True)
+            if g1.requires_grad:
+                (g2,) = torch.autograd.grad(g1.sum(), x, retain_graph=True)
+            else:
+                g2 = zero
+            g1, g2 = g1.detach(), g2.detach()
+            cols = [zero if g is None else g for g in grad_l]
+            grad = torch.stack([g1 * c for c in cols], -1)
+            rows = []
+            for i in range(len(free)):
+                row = []
+                for j in range(len(free)):
+                    entry = g2 * (cols[i] * cols[j])
+                    h = hess_l[i][j]
+                    row.append(entry if h is None else entry + g1 * h.reshape(b))
+                rows.append(torch.stack(row, -1))
+            result.append((value, grad, torch.stack(rows, -2)))
+    return result[0], result[1]
 
 
 def _affine(

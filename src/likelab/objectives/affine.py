@@ -33,11 +33,18 @@ class AffineForm:
 
     ``psi`` is the local term (an :class:`ExpLinear` with ``coef = 1``: :math:`e^{c\ell}`, or
     :math:`\operatorname{expm1}(c\ell)` with ``minus_one``); ``coefficients(F) -> (A, C)``, each
-    of shape ``F.batch_shape``, differentiable in the forecast's parameters.
+    of shape ``F.batch_shape``, differentiable in the forecast's parameters; ``power`` and
+    ``of_log_integral``, where given, write them as functions of :math:`\log\int f^k`.
     """
 
     psi: ExpLinear
     coefficients: Callable[[Distribution], tuple[torch.Tensor, torch.Tensor]]
+    #: ``k`` where ``(A, C)`` are functions of ``L = log ∫ f^k`` alone (every built-in form):
+    #: ``coefficients(F) == of_log_integral(L)``, so that their derivatives in the parameters
+    #: follow by the chain rule from L's closed-form ones
+    #: (:func:`likelab.families.integrals.log_power_integral_derivatives`)
+    power: float | None = None
+    of_log_integral: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None
 
 
 _FORMS: dict[str, Callable[..., AffineForm]] = {}

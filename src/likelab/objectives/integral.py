@@ -92,11 +92,13 @@ def quadratic_loss(dist: Distribution, y: torch.Tensor) -> torch.Tensor:
 def _quadratic_form() -> AffineForm:
     """A = ∫f², C = -2, ψ = f(y)."""
 
-    def coefficients(dist: Distribution) -> tuple[torch.Tensor, torch.Tensor]:
-        a = power_integral(dist, 2.0)
-        return a, torch.full_like(a, -2.0)
+    def of_log_integral(log_i: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.exp(log_i), torch.full_like(log_i, -2.0)
 
-    return AffineForm(ExpLinear(coef=1.0, rate=1.0), coefficients)
+    def coefficients(dist: Distribution) -> tuple[torch.Tensor, torch.Tensor]:
+        return of_log_integral(_log_power_integral(dist, 2.0))
+
+    return AffineForm(ExpLinear(coef=1.0, rate=1.0), coefficients, 2.0, of_log_integral)
 
 
 @register_objective(
@@ -124,11 +126,13 @@ def spherical_loss(dist: Distribution, y: torch.Tensor) -> torch.Tensor:
 def _spherical_form() -> AffineForm:
     """A = 0, C = -(∫f²)^(-1/2) (nan where the integral diverges), ψ = f(y)."""
 
-    def coefficients(dist: Distribution) -> tuple[torch.Tensor, torch.Tensor]:
-        log_i = _log_power_integral(dist, 2.0)
+    def of_log_integral(log_i: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return torch.zeros_like(log_i), _nan_where_infinite(-torch.exp(-0.5 * log_i), log_i)
 
-    return AffineForm(ExpLinear(coef=1.0, rate=1.0), coefficients)
+    def coefficients(dist: Distribution) -> tuple[torch.Tensor, torch.Tensor]:
+        return of_log_integral(_log_power_integral(dist, 2.0))
+
+    return AffineForm(ExpLinear(coef=1.0, rate=1.0), coefficients, 2.0, of_log_integral)
 
 
 def _pseudospherical(dist: Distribution, y: torch.Tensor, gamma: float) -> torch.Tensor:
@@ -168,12 +172,14 @@ def pseudospherical_loss(dist: Distribution, y: torch.Tensor, *, gamma: float) -
 def _pseudospherical_form(*, gamma: float) -> AffineForm:
     """A = 0, C = -(∫f^γ)^(-(γ-1)/γ) (nan where the integral diverges), ψ = f(y)^(γ-1)."""
 
-    def coefficients(dist: Distribution) -> tuple[torch.Tensor, torch.Tensor]:
-        log_i = _log_power_integral(dist, gamma)
+    def of_log_integral(log_i: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         c = -torch.exp(-(gamma - 1.0) / gamma * log_i)
         return torch.zeros_like(log_i), _nan_where_infinite(c, log_i)
 
-    return AffineForm(ExpLinear(coef=1.0, rate=gamma - 1.0), coefficients)
+    def coefficients(dist: Distribution) -> tuple[torch.Tensor, torch.Tensor]:
+        return of_log_integral(_log_power_integral(dist, gamma))
+
+    return AffineForm(ExpLinear(coef=1.0, rate=gamma - 1.0), coefficients, gamma, of_log_integral)
 
 
 @register_objective(
@@ -206,11 +212,14 @@ def power_loss(dist: Distribution, y: torch.Tensor, *, alpha: float) -> torch.Te
 def _power_form(*, alpha: float) -> AffineForm:
     """A = (α - 1) ∫f^α, C = -α, ψ = f(y)^(α-1)."""
 
-    def coefficients(dist: Distribution) -> tuple[torch.Tensor, torch.Tensor]:
-        a = (alpha - 1.0) * power_integral(dist, alpha)
-        return a, torch.full_like(a, -alpha)
+    def of_log_integral(log_i: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return (alpha - 1.0) * torch.exp(log_i), torch.full_like(log_i, -alpha)
 
-    return AffineForm(ExpLinear(coef=1.0, rate=alpha - 1.0), coefficients)
+    def coefficients(dist: Distribution) -> tuple[torch.Tensor, torch.Tensor]:
+        return of_log_integral(_log_power_integral(dist, alpha))
+
+    form = ExpLinear(coef=1.0, rate=alpha - 1.0)
+    return AffineForm(form, coefficients, alpha, of_log_integral)
 
 
 @register_objective(
@@ -244,11 +253,13 @@ def dpd_loss(dist: Distribution, y: torch.Tensor, *, beta: float) -> torch.Tenso
 def _dpd_form(*, beta: float) -> AffineForm:
     """A = ∫f^(1+β), C = -(1 + 1/β), ψ = f(y)^β."""
 
-    def coefficients(dist: Distribution) -> tuple[torch.Tensor, torch.Tensor]:
-        a = power_integral(dist, 1.0 + beta)
-        return a, torch.full_like(a, -(1.0 + 1.0 / beta))
+    def of_log_integral(log_i: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.exp(log_i), torch.full_like(log_i, -(1.0 + 1.0 / beta))
 
-    return AffineForm(ExpLinear(coef=1.0, rate=beta), coefficients)
+    def coefficients(dist: Distribution) -> tuple[torch.Tensor, torch.Tensor]:
+        return of_log_integral(_log_power_integral(dist, 1.0 + beta))
+
+    return AffineForm(ExpLinear(coef=1.0, rate=beta), coefficients, 1.0 + beta, of_log_integral)
 
 
 @register_objective(
@@ -288,11 +299,14 @@ def _gamma_form(*, gamma: float) -> AffineForm:
     so that A + Cψ = -expm1(γ log f(y) - κ)/γ, both terms of order log f for small γ (nan where
     the integral diverges)."""
 
-    def coefficients(dist: Distribution) -> tuple[torch.Tensor, torch.Tensor]:
-        log_i = _log_power_integral(dist, 1.0 + gamma)
+    def of_log_integral(log_i: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         kappa = (gamma / (1.0 + gamma)) * log_i
         a = -torch.expm1(-kappa) / gamma
         c = -torch.exp(-kappa) / gamma
         return _nan_where_infinite(a, log_i), _nan_where_infinite(c, log_i)
 
-    return AffineForm(ExpLinear(coef=1.0, rate=gamma, minus_one=True), coefficients)
+    def coefficients(dist: Distribution) -> tuple[torch.Tensor, torch.Tensor]:
+        return of_log_integral(_log_power_integral(dist, 1.0 + gamma))
+
+    psi = ExpLinear(coef=1.0, rate=gamma, minus_one=True)
+    return AffineForm(psi, coefficients, 1.0 + gamma, of_log_integral)
