@@ -75,3 +75,24 @@ def test_several_step_lengths_per_call_give_the_same_fit_in_fewer_calls(monkeypa
         assert torch.equal(got.n_iter, ref.n_iter)
         assert got.reason == ref.reason
         assert batched < calls["value"], (batched, calls["value"])
+
+
+def test_a_few_problems_try_as_many_halvings_as_fill_the_minimum_rows_at_once(monkeypatch):
+    """A block of halvings starts with as many step lengths as fill LINE_SEARCH_MIN_ROWS rows:
+    a handful of problems in Newton's tail no longer pays one call (its fixed cost) per
+    doubling. Same trial points, so the same fit bit for bit, in fewer calls."""
+    fun, derivatives, u0, _ = _cauchy_problems(r=8, seed=3)
+    calls = {"value": 0}
+
+    def counted(u, idx):
+        calls["value"] += 1
+        return fun(u, idx)
+
+    got = newton_minimize(counted, u0, derivatives=derivatives)
+    batched = calls["value"]
+    monkeypatch.setattr(newton, "LINE_SEARCH_MIN_ROWS", 1)  # doubling from 1, as before
+    calls["value"] = 0
+    ref = newton_minimize(counted, u0, derivatives=derivatives)
+    assert torch.equal(got.u, ref.u) and torch.equal(got.value, ref.value)
+    assert torch.equal(got.n_iter, ref.n_iter) and got.reason == ref.reason
+    assert batched < calls["value"], (batched, calls["value"])

@@ -14,8 +14,9 @@ so one backward pass of :math:`\sum_b f_b` gives every gradient and p more give 
   the problems that already satisfy it leaving the search. With closed-form derivatives the
   full step is tried with them, and where it is accepted they serve the next iteration (one
   value pass per iteration saved; the iterates are the same). When few problems are left
-  searching, one evaluation tries several halvings of their steps (1, 2, 4, ... per block, up
-  to ``LINE_SEARCH_ROWS`` trial points): the same trial points and accepted steps, in fewer
+  searching, one evaluation tries several halvings of their steps (1, 2, 4, ... per block, or
+  from the first as many as fill ``LINE_SEARCH_MIN_ROWS`` rows, up to ``LINE_SEARCH_ROWS``
+  trial points): the same trial points and accepted steps, in fewer
   calls;
 - per-problem convergence tests; a problem that has converged or failed leaves the batch, so the
   rest costs less. Failures are recorded as a reason, never raised;
@@ -308,6 +309,10 @@ class _Ahead:
 #: Rows of trial points per value evaluation that the line search fills with several step
 #: lengths of its last few problems (a call costs about as much as ~1000 rows' work).
 LINE_SEARCH_ROWS = 1024
+#: A block of halvings fills at least this many rows from the start: below it, the call's fixed
+#: cost (0.5-1 ms: dispatch, a compiled kernel's launch) outweighs the rows' work, and a few
+#: problems that need many halvings (Newton's tail) took one call per doubling.
+LINE_SEARCH_MIN_ROWS = 256
 
 
 def _still_searching(searching, alpha, d, ua, xtol):
@@ -468,10 +473,11 @@ def newton_minimize(
             # time whatever their number, so they try k step lengths at once (the same trial
             # points and the same answer as one at a time: the largest step that is accepted).
             # k doubles from one block to the next (1, 2, 4, ...): at most about twice the
-            # trial points of one at a time, in log2 as many calls.
+            # trial points of one at a time, in log2 as many calls; it starts where the block
+            # fills LINE_SEARCH_MIN_ROWS rows.
             k = min(
                 max_halvings - halving,
-                1 << blocks,
+                max(1 << blocks, LINE_SEARCH_MIN_ROWS // searching.numel()),
                 max(1, LINE_SEARCH_ROWS // searching.numel()),
             )
             blocks += 1
