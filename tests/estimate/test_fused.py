@@ -33,7 +33,16 @@ TRUTHS = {
     "poisson": {"rate": 3.0},
 }
 # Every built-in rule with an ExpLinear form, and the local parts f^c of the integral rules.
-RULES = ["log", "linear", "lq:q=0.5", "lq:q=0.95", "gce:q=0.7", "mae"]
+RULES = [
+    "log",
+    "linear",
+    "lq:q=0.5",
+    "lq:q=0.95",
+    "gce:q=0.7",
+    "mae",
+    "focal:gamma=2",
+    "focal:gamma=0.5",
+]
 POWERS = [0.3, 1.0, 2.0]
 
 
@@ -224,7 +233,13 @@ def test_a_batch_of_one_uses_the_kernel_and_equals_its_row_in_a_batch():
 
 @pytest.mark.parametrize(
     ("family", "objective"),
-    [("student_t", "log"), ("normal", "lq:q=0.5"), ("gamma", "log"), ("poisson", "linear")],
+    [
+        ("student_t", "log"),
+        ("normal", "lq:q=0.5"),
+        ("gamma", "log"),
+        ("poisson", "linear"),
+        ("student_t", "focal:gamma=2"),
+    ],
 )
 def test_fused_fit_equals_the_eager_fit(family, objective, monkeypatch):
     y = _data(family, 40, 50, seed=3).numpy()

@@ -9,10 +9,11 @@ compiled by ``torch.compile`` (TorchInductor's C++/OpenMP backend, Ansel et al. 
 ASPLOS '24) into one loop per dataset row that keeps every intermediate in registers.
 
 - **Which rules.** φ must be an :class:`~likelab.objectives.forms.ExpLinear`
-  (const + lin·ℓ + coef·E(rate·ℓ)): every built-in local rule, and the local part f(y)^c of every
-  integral rule. Its coefficients are tensors, not constants, so one kernel per family and
-  variant (with or without an exponential; with or without the sandwich's second moments)
-  serves every rule and hyperparameter.
+  (const + lin·ℓ + coef·E(rate·ℓ)): every built-in local rule but focal, and the local part f(y)^c
+  of every integral rule; or a :class:`~likelab.objectives.forms.Focal`. Their coefficients
+  (γ for focal) are tensors, not constants, so one kernel per family and variant (linear, with
+  an exponential, or focal; with or without the sandwich's second moments) serves every rule
+  and hyperparameter.
 - **When.** ``LIKELAB_FUSED``: ``auto`` (the default) compiles where a batch has at least
   :data:`AUTO_MIN_ELEMENTS` observations, or belongs to a job declared that large
   (:func:`expected_work`: a simulation study), and a C++ compiler is on the PATH; ``on``
@@ -50,7 +51,7 @@ from torch.fx.experimental import _config as _fx_config
 from likelab.errors import ParameterError
 from likelab.families import Family
 from likelab.families.derivatives import parameter_terms
-from likelab.objectives.forms import ExpLinear
+from likelab.objectives.forms import ExpLinear, Focal, focal_terms
 
 from .moments import LocalMoments, _free_components, reduce_moments
 
@@ -122,7 +123,7 @@ def use_fused(fam: Family, phi: Any, y: torch.Tensor) -> bool:
     """Whether the fused kernel applies to a problem on data ``y`` (see the module docstring);
     a caller that works on ``y`` in chunks asks once, with the whole of ``y``."""
     mode = fused_mode()
-    if mode == "off" or not isinstance(phi, ExpLinear) or y.device.type != "cpu":
+    if mode == "off" or not isinstance(phi, _FORMS) or y.device.type != "cpu":
         return False
     if not y.dtype.is_floating_point:
         return False
@@ -137,7 +138,13 @@ def compile_report() -> list[CompileRecord]:
         return list(_REPORT)
 
 
-def _variant(phi: ExpLinear) -> str:
+#: The forms of φ that a kernel serves, with their coefficients as data.
+_FORMS = (ExpLinear, Focal)
+
+
+def _variant(phi: ExpLinear | Focal) -> str:
+    if isinstance(phi, Focal):
+        return "focal"
     return "lin" if phi.coef == 0.0 else "exp"
 
 
@@ -149,6 +156,8 @@ def _phi_terms(ell, variant: str, const, lin, coef, rate):
     if variant == "lin":
         one = torch.ones_like(ell)
         return const + lin * ell, lin * one, 0.0 * one
+    if variant == "focal":  # const carries γ
+        return focal_terms(ell, const)
     e = torch.exp(rate * ell)
     d1 = coef * rate * e
     return const + lin * ell + coef * e, lin + d1, rate * d1
@@ -244,7 +253,7 @@ def _record(key: tuple, start: float, outcome: str) -> CompileRecord:
     return CompileRecord(" ".join(str(k) for k in key), seconds, outcome.splitlines()[0][:300])
 
 
-def _args(fam: Family, natural, y: torch.Tensor, rows: torch.Tensor | None, phi: ExpLinear):
+def _args(fam: Family, natural, y: torch.Tensor, rows: torch.Tensor | None, phi: ExpLinear | Focal):
     # fresh tensors, not views: TorchDynamo guards a view's base (its strides), which differs
     # from one caller to the next
     params = tuple(natural[n].reshape(-1).clone() for n in fam.free)
@@ -254,8 +263,11 @@ def _args(fam: Family, natural, y: torch.Tensor, rows: torch.Tensor | None, phi:
     dist = fam.distribution_unchecked(shaped)
     terms = parameter_terms(dist) or ()  # eager: once per dataset, not once per observation
     terms = tuple(t if t._base is None else t.clone() for t in terms)
-    const = phi.const - phi.coef if phi.minus_one else phi.const  # coef·expm1 = coef·exp - coef
-    coeffs = (const, phi.lin, phi.coef, phi.rate)
+    if isinstance(phi, Focal):
+        coeffs = (phi.gamma, 0.0, 0.0, 0.0)
+    else:
+        const = phi.const - phi.coef if phi.minus_one else phi.const  # coef·expm1 = coef·exp - coef
+        coeffs = (const, phi.lin, phi.coef, phi.rate)
     return (params, terms, y, rows, *(torch.tensor(c, dtype=y.dtype) for c in coeffs))
 
 
@@ -267,7 +279,7 @@ def fused_local_moments(
     fam: Family,
     natural: Mapping[str, torch.Tensor],
     y: torch.Tensor,
-    phi: ExpLinear,
+    phi: ExpLinear | Focal,
     *,
     outer: bool = False,
     rows: torch.Tensor | None = None,
@@ -276,7 +288,7 @@ def fused_local_moments(
     the kernel is unavailable (the caller then uses the eager reference). ``rows``: the data
     are ``y[rows]``, gathered inside the kernel."""
     b = y.shape[0] if rows is None else rows.shape[0]
-    if not isinstance(phi, ExpLinear) or b < 1 or y.shape[-1] < 2:
+    if not isinstance(phi, _FORMS) or b < 1 or y.shape[-1] < 2:
         return None
     if b == 1:  # a batch of 1 would make TorchDynamo specialise (compile again): run it twice
         rows = torch.zeros(1, dtype=torch.long, device=y.device) if rows is None else rows
@@ -299,7 +311,7 @@ def fused_local_value(
     fam: Family,
     natural: Mapping[str, torch.Tensor],
     y: torch.Tensor,
-    phi: ExpLinear,
+    phi: ExpLinear | Focal,
     *,
     rows: torch.Tensor | None = None,
 ) -> torch.Tensor | None:

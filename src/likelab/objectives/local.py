@@ -11,7 +11,7 @@ import torch
 from torch.distributions import Distribution
 
 from likelab.objectives.base import Hyper, Properties, gt, in_interval, register_objective
-from likelab.objectives.forms import ExpLinear, register_phi_form
+from likelab.objectives.forms import ExpLinear, Focal, focal_terms, register_phi_form
 
 __all__ = ["focal_loss", "gce_loss", "linear_loss", "log_loss", "lq_loss", "mae_loss"]
 
@@ -150,12 +150,21 @@ def mae_loss(dist: Distribution, y: torch.Tensor) -> torch.Tensor:
     return 2.0 * (1.0 - dist.log_prob(y).exp())
 
 
+def _phi_focal(ell, gamma: float):
+    """S = -(1 - f)_+^γ log f (:func:`~likelab.objectives.forms.focal_terms`); γ = 0 is log."""
+    return _phi_log(ell) if gamma == 0.0 else focal_terms(ell, gamma)
+
+
+register_phi_form("focal")(lambda gamma: ExpLinear(lin=-1.0) if gamma == 0.0 else Focal(gamma))
+
+
 def _focal_properties(gamma: float) -> Properties:
     return Properties(proper=gamma == 0.0, strictly_proper=gamma == 0.0, local=True, robust=False)
 
 
 @register_objective(
     "focal",
+    phi=_phi_focal,
     formula="S(F, y) = -(1 - f(y))_+^gamma log f(y)   (a density f(y) >= 1 counts as certain)",
     reference="Lin, Goyal, Girshick, He & Dollár (2017), Focal loss for dense object detection, "
     "ICCV",
