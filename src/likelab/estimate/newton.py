@@ -48,11 +48,8 @@ the direction), ``"flat"`` (gradient and Hessian exactly zero and the probe find
 value in some direction up to radius 10⁻¹: the objective is flat to the last bit there, as on the
 underflowed plateau of the naive product or of a far-off sum of likelihoods; no evidence of a
 minimum), ``"boundary"`` (stopped without a small gradient with a coordinate beyond ``±boundary`` =
-25, i.e. a parameter beyond e^±25 on its log or logit scale, or, from beyond it, still falling
-outwards by more than 1e-9 of the value per step where the Hessian is not positive definite: the
-infimum lies at the edge of the parameter space and there is no finite estimate, as for a gamma
-fitted to equal observations, or a scale running to 0 at an observation under a score unbounded
-below there, such as gce).
+25, i.e. a parameter beyond e^±25 on its log or logit scale: the infimum lies at the edge of the
+parameter space and there is no finite estimate, as for a gamma fitted to equal observations).
 """
 
 from __future__ import annotations
@@ -168,34 +165,23 @@ def saddle_free_direction(g: torch.Tensor, h: torch.Tensor, delta: float) -> tor
     tiny), that is the plain Newton step ``-H⁻¹g``, solved by Cholesky; the eigendecomposition
     is only paid for the other problems.
     """
-    return _direction(g, h, delta)[0]
-
-
-def _direction(g: torch.Tensor, h: torch.Tensor, delta: float):
-    """:func:`saddle_free_direction` and whether each H was safely positive definite."""
     d, ok = cholesky_direction(g, h, delta)
     if not bool(ok.all()):
         bad = (~ok).nonzero().squeeze(-1)
         hb = h[bad]
         d[bad] = _eigen_direction(g[bad], 0.5 * (hb + hb.transpose(-1, -2)), delta)
-    return d, ok
+    return d
 
 
 def _eigen_direction(g: torch.Tensor, h: torch.Tensor, delta: float) -> torch.Tensor:
-    """Eigenvalues replaced by |λ|, and those numerically zero (0 <= λ <= δ·max(1, max|λ|)) by
+    """Eigenvalues replaced by |λ|, and those numerically zero (|λ| <= δ·max(1, max|λ|)) by
     max(√‖g‖∞, δ·max(1, max|λ|)). The √‖g‖ floor (as in regularised Newton methods, Mishchenko
     2023, SIAM J. Optim. 33:1440-1462) keeps steps of order √‖g‖ along directions of zero
     curvature (the location of a Laplace fit) and vanishes at a minimum; small but genuine
-    curvature (df of a Student-t far out, ~1e-8) keeps its full Newton step.
-
-    A negative curvature keeps |λ| however small beside the largest: along it the objective
-    falls at least as fast as its linear model, and the step is capped (``max_step``) and
-    searched. Floored instead, by a threshold that another curvature sets (a scale running to 0
-    with the location pinned at an observation: -86 beside 4e14), Newton's steps there shrank
-    to 1e-2 and it crept for the iteration limit towards an edge it can now reach."""
+    curvature (df of a Student-t far out, ~1e-8) keeps its full Newton step."""
     lam, q = torch.linalg.eigh(h)
     scale = lam.abs().amax(dim=-1, keepdim=True).clamp(min=1.0)
-    zero = (lam.abs() <= delta * scale) & (lam >= 0)  # numerically zero curvature
+    zero = lam.abs() <= delta * scale  # numerically zero curvature
     floor = torch.maximum(delta * scale, g.abs().amax(-1, keepdim=True).sqrt())
     lam = torch.where(zero, floor.expand_as(lam), lam.abs())
     return -(q @ ((q.transpose(-1, -2) @ g.unsqueeze(-1)) / lam.unsqueeze(-1))).squeeze(-1)
@@ -436,7 +422,7 @@ def newton_minimize(
             continue
         n_iter[active] += 1
 
-        d, posdef = _direction(g, h, delta)
+        d = saddle_free_direction(g, h, delta)
         slope = row_dot(g, d)
         # Newton decrement λ²/2 = -gᵀd/2: the decrease still available near a minimum (Boyd &
         # Vandenberghe 2004, sec. 9.5.1). Below ftol, the full Newton step is taken without a line
@@ -514,15 +500,6 @@ def newton_minimize(
         done = torch.where(failed, code_of["line_search"], done)
         far = row_max_abs(u[active]) > boundary
         done = torch.where((stuck | failed) & far, code_of["boundary"], done)
-        # Beyond the boundary already, still falling (by more than 1e-9 of the value: not
-        # a flat ridge, such as a Student-t's df -> inf, where the gradient vanishes) outwards
-        # where H is not positive definite: no minimum near, the infimum lies at the edge (a
-        # scale running to 0 under a score unbounded below there); going on would only run to
-        # the iteration limit.
-        outwards = accepted & ~close & ~posdef & (row_max_abs(ua) > boundary)
-        outwards = outwards & (row_max_abs(u[active]) >= row_max_abs(ua)) & (done == 0)
-        outwards = outwards & (v - v_new > 1e-9 * (1.0 + v.abs()))
-        done = torch.where(outwards, code_of["boundary"], done)
         at = (stuck & ~far).nonzero().squeeze(-1)
         if at.numel():  # no decrease even for tiny steps: verify a minimum by probing
             up, down, bu, bv = probe_minimum(fun, ua[at], v[at], active[at], [g[at], d[at]])
