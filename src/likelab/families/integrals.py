@@ -312,20 +312,22 @@ def _student_t_log_derivatives(dist: D.StudentT, k: float) -> LogIntegralDerivat
     value = torch.log(power_integral(dist, k))
     nu, scale, value = torch.broadcast_tensors(dist.df, dist.scale, value)
 
-    # the terms in ν alone: once where ν is one value broadcast (a fixed df)
-    one = nu.dim() > 0 and nu.numel() > 1 and all(st == 0 for st in nu.stride())
-    v = nu.reshape(-1)[:1] if one else nu
-    b = (k * (v + 1) - 1) / 2
-    b = torch.where(b > 0, b, torch.ones_like(b))  # diverges there: L = inf, derivatives nan
-    l_nu = k * (0.5 * digamma_half_difference(v / 2) - 0.5 / v) + 0.5 / v
-    l_nu = l_nu - 0.5 * k * digamma_half_difference(b)
-    l_nunu = k * (0.25 * trigamma_half_difference(v / 2) + 0.5 / (v * v)) - 0.5 / (v * v)
-    l_nunu = l_nunu - 0.25 * k * k * trigamma_half_difference(b)
-    if one:
-        l_nu, l_nunu = l_nu.reshape(()).expand(nu.shape), l_nunu.reshape(()).expand(nu.shape)
+    def b_of(v: torch.Tensor) -> torch.Tensor:  # diverges where b <= 0: L = inf, derivatives nan
+        b = (k * (v + 1) - 1) / 2
+        return torch.where(b > 0, b, torch.ones_like(b))
+
+    def l_nu(v: torch.Tensor) -> torch.Tensor:
+        d = k * (0.5 * digamma_half_difference(v / 2) - 0.5 / v) + 0.5 / v
+        return d - 0.5 * k * digamma_half_difference(b_of(v))
+
+    def l_nunu(v: torch.Tensor) -> torch.Tensor:
+        d = k * (0.25 * trigamma_half_difference(v / 2) + 0.5 / (v * v)) - 0.5 / (v * v)
+        return d - 0.25 * k * k * trigamma_half_difference(b_of(v))
+
     grad, hess = _log_scale_terms(scale, k)
-    grad["df"] = l_nu
-    hess["df", "df"] = l_nunu
+    # the terms in ν alone: once where ν is one value broadcast (a fixed df)
+    grad["df"] = once_per_value(l_nu, nu)
+    hess["df", "df"] = once_per_value(l_nunu, nu)
     return value, grad, hess
 
 

@@ -57,6 +57,15 @@ def _log_power_integral(dist: Distribution, k: float) -> torch.Tensor:
     return torch.log(power_integral(dist, k))
 
 
+def _of_log_integral_form(psi: ExpLinear, k: float, of_log_integral) -> AffineForm:
+    """The :class:`AffineForm` whose coefficients are ``of_log_integral(log ∫ f^k)``."""
+
+    def coefficients(dist: Distribution) -> tuple[torch.Tensor, torch.Tensor]:
+        return of_log_integral(_log_power_integral(dist, k))
+
+    return AffineForm(psi, coefficients, k, of_log_integral)
+
+
 def _nan_where_infinite(value: torch.Tensor, log_integral: torch.Tensor) -> torch.Tensor:
     """``value``, with ``nan`` wherever the power integral it was divided by is infinite.
 
@@ -95,10 +104,7 @@ def _quadratic_form() -> AffineForm:
     def of_log_integral(log_i: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return torch.exp(log_i), torch.full_like(log_i, -2.0)
 
-    def coefficients(dist: Distribution) -> tuple[torch.Tensor, torch.Tensor]:
-        return of_log_integral(_log_power_integral(dist, 2.0))
-
-    return AffineForm(ExpLinear(coef=1.0, rate=1.0), coefficients, 2.0, of_log_integral)
+    return _of_log_integral_form(ExpLinear(coef=1.0, rate=1.0), 2.0, of_log_integral)
 
 
 @register_objective(
@@ -129,10 +135,7 @@ def _spherical_form() -> AffineForm:
     def of_log_integral(log_i: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return torch.zeros_like(log_i), _nan_where_infinite(-torch.exp(-0.5 * log_i), log_i)
 
-    def coefficients(dist: Distribution) -> tuple[torch.Tensor, torch.Tensor]:
-        return of_log_integral(_log_power_integral(dist, 2.0))
-
-    return AffineForm(ExpLinear(coef=1.0, rate=1.0), coefficients, 2.0, of_log_integral)
+    return _of_log_integral_form(ExpLinear(coef=1.0, rate=1.0), 2.0, of_log_integral)
 
 
 def _pseudospherical(dist: Distribution, y: torch.Tensor, gamma: float) -> torch.Tensor:
@@ -176,10 +179,7 @@ def _pseudospherical_form(*, gamma: float) -> AffineForm:
         c = -torch.exp(-(gamma - 1.0) / gamma * log_i)
         return torch.zeros_like(log_i), _nan_where_infinite(c, log_i)
 
-    def coefficients(dist: Distribution) -> tuple[torch.Tensor, torch.Tensor]:
-        return of_log_integral(_log_power_integral(dist, gamma))
-
-    return AffineForm(ExpLinear(coef=1.0, rate=gamma - 1.0), coefficients, gamma, of_log_integral)
+    return _of_log_integral_form(ExpLinear(coef=1.0, rate=gamma - 1.0), gamma, of_log_integral)
 
 
 @register_objective(
@@ -215,11 +215,8 @@ def _power_form(*, alpha: float) -> AffineForm:
     def of_log_integral(log_i: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return (alpha - 1.0) * torch.exp(log_i), torch.full_like(log_i, -alpha)
 
-    def coefficients(dist: Distribution) -> tuple[torch.Tensor, torch.Tensor]:
-        return of_log_integral(_log_power_integral(dist, alpha))
-
     form = ExpLinear(coef=1.0, rate=alpha - 1.0)
-    return AffineForm(form, coefficients, alpha, of_log_integral)
+    return _of_log_integral_form(form, alpha, of_log_integral)
 
 
 @register_objective(
@@ -256,10 +253,7 @@ def _dpd_form(*, beta: float) -> AffineForm:
     def of_log_integral(log_i: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return torch.exp(log_i), torch.full_like(log_i, -(1.0 + 1.0 / beta))
 
-    def coefficients(dist: Distribution) -> tuple[torch.Tensor, torch.Tensor]:
-        return of_log_integral(_log_power_integral(dist, 1.0 + beta))
-
-    return AffineForm(ExpLinear(coef=1.0, rate=beta), coefficients, 1.0 + beta, of_log_integral)
+    return _of_log_integral_form(ExpLinear(coef=1.0, rate=beta), 1.0 + beta, of_log_integral)
 
 
 @register_objective(
@@ -305,8 +299,5 @@ def _gamma_form(*, gamma: float) -> AffineForm:
         c = -torch.exp(-kappa) / gamma
         return _nan_where_infinite(a, log_i), _nan_where_infinite(c, log_i)
 
-    def coefficients(dist: Distribution) -> tuple[torch.Tensor, torch.Tensor]:
-        return of_log_integral(_log_power_integral(dist, 1.0 + gamma))
-
     psi = ExpLinear(coef=1.0, rate=gamma, minus_one=True)
-    return AffineForm(psi, coefficients, 1.0 + gamma, of_log_integral)
+    return _of_log_integral_form(psi, 1.0 + gamma, of_log_integral)
