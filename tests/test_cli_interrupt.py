@@ -45,7 +45,9 @@ def test_ctrl_c_during_train_exits_130_and_says_nothing_was_kept(tmp_path):
         env=_env(),
         start_new_session=True,
     )
-    time.sleep(6)  # imports, data, and well into the first of four long runs
+    # imports, data, and well into the first of four long runs (minutes each at 100,000 epochs);
+    # 6 s was too short on a loaded 2-core machine (the interrupt landed before training began)
+    time.sleep(15)
     assert proc.poll() is None
     os.killpg(proc.pid, signal.SIGINT)
     out, err = proc.communicate(timeout=60)
