@@ -43,7 +43,7 @@ INTEGRAL = [
     "gamma:gamma=0.5",
 ]
 SCALED = {  # the (family, fixed) pairs with a closed form of crps / hyvarinen
-    "crps": ["normal", "normal:scale=2", "student_t:df=4", "logistic", "laplace"],
+    "crps": ["normal", "normal:scale=2", "student_t", "student_t:df=4", "logistic", "laplace"],
     "hyvarinen": ["normal", "normal:scale=2", "student_t", "student_t:df=4", "logistic", "cauchy"],
 }
 
@@ -147,6 +147,19 @@ def test_value_gradient_hessian_equal_autograd(family, fixed, truth, spec):
 
     want = value_grad_hess(risk, u, idx)
     got = plan.derivatives(u, y)
+    if spec == "crps" and "df" in fam.free:
+        # Autograd's h_νν goes through torch's polygamma(1) (3.1e-10 relative) inside the t CDF's
+        # continued fraction, off by up to 5e-9 against mpmath (measured); the plan's, by
+        # student_t_cdf_df_derivatives, is within 1e-12 (tests/objectives/test_scaled.py). The
+        # df-df entry (a mean of terms that cancel: the risk is flat in df) is held to 1e-8 of
+        # the largest entry (measured 5.1e-10); every other entry, the value and the gradient
+        # to 1e-12.
+        j = fam.free.index("df")
+        g_h, w_h = got[2].clone(), want[2].clone()
+        largest = w_h.abs().amax((-1, -2))
+        assert bool(((g_h[:, j, j] - w_h[:, j, j]).abs() <= 1e-8 * largest).all())
+        g_h[:, j, j] = w_h[:, j, j]
+        got, want = (got[0], got[1], g_h), (want[0], want[1], w_h)
     for g, w in zip(got, want, strict=True):
         assert _rel(g, w) <= 1e-12
     if plan.has_value:
@@ -179,6 +192,10 @@ def test_standard_errors_equal_autograd_at_the_fit(family, fixed, truth, spec):
     # rounded to about ε ν and then amplified by the condition number of H (~1e2): there the
     # two sandwiches agree to 1e-11 (measured up to 1.6e-12), elsewhere to 1e-12.
     rtol = 1e-11 if "df" in fam.free else 1e-12
+    if spec == "crps" and "df" in fam.free:
+        # the reference's df-df Hessian entry is autograd's, off by up to 5e-9 (see
+        # test_value_gradient_hessian_equal_autograd), amplified by H's condition number (~1e2)
+        rtol = 2e-7  # measured 6.3e-8
     for name in fam.free:
         np.testing.assert_allclose(got[name].numpy(), want[name].numpy(), rtol=rtol)
 
@@ -191,6 +208,7 @@ def test_standard_errors_equal_autograd_at_the_fit(family, fixed, truth, spec):
         ("gamma", {}, {"concentration": 3.0, "rate": 2.0}, "spherical"),
         ("poisson", {}, {"rate": 4.0}, "dpd:beta=0.3"),
         ("student_t", {"df": 4.0}, {"df": 4.0, "loc": 0.0, "scale": 1.0}, "crps"),
+        ("student_t", {}, {"df": 4.0, "loc": 0.0, "scale": 1.0}, "crps"),
         ("logistic", {}, {"loc": -1.0, "scale": 0.5}, "hyvarinen"),
     ],
 )

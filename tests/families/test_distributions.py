@@ -56,7 +56,7 @@ def test_digamma_half_difference_matches_mpmath(x):
     assert abs(got - exact) <= 1e-14 * abs(exact) + direct
 
 
-@pytest.mark.parametrize("x", [0.05, 0.5, 3.0, 29.9, 30.0, 31.0, 1e3, 1e6, 1e9])
+@pytest.mark.parametrize("x", [1e-3, 0.05, 0.5, 0.75, 3.0, 7.5, 15.0, 29.9, 30.0, 31.0, 1e3, 1e9])
 def test_trigamma_half_difference_matches_mpmath(x):
     from likelab.families.distributions import trigamma_half_difference
 
@@ -68,6 +68,9 @@ def test_trigamma_half_difference_matches_mpmath(x):
     # for x in [0.5, 29]; scipy's is exact to rounding): bounded by 4e-10 of each term
     direct = 4e-10 * (abs(float(mpmath.psi(1, half))) + abs(float(mpmath.psi(1, x))))
     assert abs(got - exact) <= 1e-13 * abs(exact) + (direct if x < 30 else 0.0)
+    # recurrence=True: 30 steps of psi'(x) = psi'(x + 1) + 1/x^2 then the series, 1e-13 throughout
+    got = trigamma_half_difference(torch.tensor(x, dtype=torch.float64), recurrence=True).item()
+    assert abs(got - exact) <= 1e-13 * abs(exact)
 
 
 @pytest.mark.parametrize("df_requires_grad", [False, True])

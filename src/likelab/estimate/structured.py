@@ -156,8 +156,7 @@ def plan(fam: Family, obj: Objective, y_probe: torch.Tensor) -> Plan | None:
     (:mod:`likelab.families.derivatives`) and elementwise maps to unconstrained coordinates;
     scaled rules need a registered form on the family's distribution type, with every free
     parameter among ``loc``, ``scale`` and the form's shape parameter if it has its derivatives
-    (hyvarinen on a Student-t with df free; not the CRPS, whose df-derivative needs that of the
-    incomplete beta function in its parameter).
+    (hyvarinen and crps on a Student-t with df free).
     """
     if any(fam.param(n).domain == "simplex" for n in fam.free):
         return None

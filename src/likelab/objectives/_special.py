@@ -11,6 +11,9 @@ Algorithms (Press, Teukolsky, Vetterling & Flannery (2007), *Numerical Recipes*,
 - :func:`betainc`: the continued fraction of sec. 6.4 (eq. 6.4.5), evaluated with the modified
   Lentz method (sec. 5.2), with the symmetry :math:`I_x(a, b) = 1 - I_{1-x}(b, a)` where
   :math:`x > (a + 1)/(a + b + 2)` so that the fraction converges quickly.
+- :func:`student_t_cdf_df_derivatives`: the first two derivatives of the t CDF in its degrees of
+  freedom, as integrals of the density's ν-derivatives (fixed quadrature rules and a series, see
+  there): no fraction to differentiate.
 - :func:`gammainc` / :func:`gammaincc`: the series (eq. 6.2.5) for :math:`x < a + 1`, the
   continued fraction (eq. 6.2.7, Lentz) otherwise.
 - :func:`student_t_cdf`: :func:`betainc`'s fraction, except at integer degrees of freedom
@@ -53,7 +56,13 @@ from fractions import Fraction
 
 import torch
 
-__all__ = ["betainc", "gammainc", "gammaincc", "student_t_cdf"]
+__all__ = [
+    "betainc",
+    "gammainc",
+    "gammaincc",
+    "student_t_cdf",
+    "student_t_cdf_df_derivatives",
+]
 
 _CHECK_EVERY = 4
 _DEFAULT_MAX_ITER = 2000
@@ -334,6 +343,156 @@ def _student_t_cdf_betainc(
     tail = torch.exp(0.5 * nus * log_x + 0.5 * log_t - lb) * cf / nus
     f_tail = torch.where(zs < 0, tail, 1.0 - tail)
     return torch.where(centre, f_centre, f_tail)
+
+
+# ------------------------------------------------------------------ d/dν of the t CDF
+_DF_CORE_NODES = 16  # Gauss-Legendre nodes on [0, θ_z]
+_DF_FAR_NODES = 24  # Gauss-Laguerre nodes in r for the far tail
+_DF_SERIES_TERMS = 28  # terms of the incomplete-beta series for x <= 1/4: 4^-28 < 1e-16
+_DF_FAR_FROM = 2.0  # (ν - 1)/2 · log(1 + z²/ν) beyond which the far-tail rule is used,
+_DF_FAR_MIN_DF = 3.0  # for ν at least this (its integrand has e^{-2r/(ν-1)} in it)
+_DF_SERIES_BELOW = 0.25  # x = ν/(ν + z²) at or below which the series is used
+
+
+@functools.cache
+def _gauss_rule(kind: str, m: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Nodes and weights of the m-point Gauss-Legendre rule on [0, 1] or Gauss-Laguerre rule
+    (weight e^{-r} on [0, ∞), numpy's ``laggauss``), as floats."""
+    if kind == "legendre":
+        nodes, weights = _gauss_legendre_unit(m)
+        return tuple(float(v) for v in nodes), tuple(float(w) for w in weights)
+    import numpy as np
+
+    nodes, weights = np.polynomial.laguerre.laggauss(m)
+    return tuple(float(v) for v in nodes), tuple(float(w) for w in weights)
+
+
+def _df_score_terms(nu, a1, a2, u2, log_c2):
+    r"""The density's ν-score and :math:`s^2 + s'` at :math:`t = \sqrt\nu\tan\varphi`, in
+    :math:`u = \sin^2\varphi` and :math:`\log\cos^2\varphi`:
+    :math:`s = a_1 + \tfrac12(\log\cos^2\varphi + u) + u/(2\nu)`,
+    :math:`s' = a_2 + u/(2\nu) - u/(2\nu^2) - (\nu+1)u(1-u)/(2\nu^2)`."""
+    s = a1 + 0.5 * (log_c2 + u2) + u2 / (2.0 * nu)
+    nu2 = 2.0 * nu * nu
+    ds = a2 + u2 / (2.0 * nu) - u2 / nu2 - (nu + 1.0) * u2 * (1.0 - u2) / nu2
+    return s, s * s + ds
+
+
+def student_t_cdf_df_derivatives(
+    z: torch.Tensor | float, df: torch.Tensor | float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r""":math:`\partial F_\nu(z)/\partial\nu` and :math:`\partial^2 F_\nu(z)/\partial\nu^2` of the
+    standard Student-t CDF, without differentiating an iteration.
+
+    With :math:`\partial_\nu f_\nu = f_\nu s`, :math:`s(t) = \tfrac12[\psi(\tfrac{\nu+1}2)
+    - \psi(\tfrac\nu2)] - \tfrac1{2\nu} - \tfrac12\log(1 + t^2/\nu)
+    + \tfrac{(\nu+1)t^2}{2\nu(\nu+t^2)}`
+    (the density's ν-score), :math:`F_\nu' = \operatorname{sign}(z)\int_0^{|z|} f s\,dt
+    = -\operatorname{sign}(z)\int_{|z|}^\infty f s\,dt` (the density integrates to ½ on each
+    side for every ν), and :math:`F_\nu''` the same with :math:`s^2 + \partial_\nu s`. With
+    :math:`t = \sqrt\nu\tan\varphi`, :math:`f\,dt = C_\nu\cos^{\nu-1}\varphi\,d\varphi`,
+    :math:`C_\nu = \Gamma(\tfrac{\nu+1}2)/(\sqrt\pi\,\Gamma(\tfrac\nu2))`, three rules, each where
+    it converges fast (:math:`x = \nu/(\nu + z^2) = \cos^2\theta_z`):
+
+    - far tail, :math:`r_z = -\tfrac{\nu-1}2\log x \ge 2` and :math:`\nu \ge 3`: the
+      substitution :math:`\cos^{\nu-1}\varphi = \cos^{\nu-1}\theta_z\, e^{-r}` turns
+      :math:`\int_{\theta_z}^{\pi/2}` into :math:`\frac{C_\nu x^{(\nu-1)/2}}{\nu-1}\int_0^\infty
+      e^{-r} s\cot\varphi\,dr`, smooth in r (24-point Gauss-Laguerre): the tail keeps its
+      relative accuracy however small it is, and the core rule below is spared the cancellation
+      of a small :math:`\int_0^{\theta_z}` against its large parts;
+    - else :math:`x \le \tfrac14`: the series :math:`\tfrac12 I_x(\tfrac\nu2, \tfrac12) =
+      \frac{x^{\nu/2}}{2B(\nu/2, 1/2)}\sum_k \frac{(1/2)_k}{k!}\frac{x^k}{\nu/2 + k}`
+      (A&S 26.5.4 with 15.1.1), differentiated term by term (28 terms: :math:`4^{-28} < 10^{-16}`);
+    - else :math:`\int_0^{\theta_z}` by 16-point Gauss-Legendre: :math:`\theta_z \le \pi/3`, and
+      for ν >= 3 :math:`\cos^{\nu-1}` is within 2 e-folds of its peak there.
+
+    Checked against mpmath (its incomplete beta function at 40 digits, differentiated by
+    ``mpmath.diff``): within 3e-13 relative for 0.5 <= ν <= 1000 and |z| up to 1e5, including
+    tails of 1e-200; the core's error grows like ν·eps beyond (1e-12 at ν = 1e4, where the score
+    is a difference of terms of order 1/ν whose integral is of order 1/ν²). ``nan`` outside
+    ``df > 0``; 0 at ``z = ±inf``. Not differentiable (use it for the derivatives it returns).
+    """
+    from likelab.families.distributions import (
+        digamma_half_difference,
+        lgamma_half_difference,
+        trigamma_half_difference,
+    )
+
+    z, nu = _promote(z, df)
+    # Functions of ν alone on df as given (a per-dataset column stays a column), then broadcast.
+    nu0 = torch.as_tensor(df, dtype=nu.dtype, device=nu.device)
+    nu0 = torch.where((nu0 > 0) & ~nu0.isnan(), nu0, torch.full_like(nu0, 2.0))
+    half = nu0 / 2
+    d0, d1, d2 = (
+        torch.broadcast_to(_per_value(fn, half), z.shape)
+        for fn in (
+            lgamma_half_difference,
+            digamma_half_difference,
+            functools.partial(trigamma_half_difference, recurrence=True),
+        )
+    )
+    invalid = (nu <= 0) | nu.isnan() | z.isnan()
+    nu = torch.where(invalid, torch.full_like(nu, 2.0), nu)
+    z = torch.where(invalid | z.isinf(), torch.zeros_like(z), z)
+    a1 = 0.5 * d1 - 0.5 / nu
+    a2 = 0.25 * d2 + 0.5 / (nu * nu)
+    log_c = d0 - 0.5 * math.log(math.pi)  # log C_ν
+    w = z / torch.sqrt(nu)
+    log_x = -_log1p_square(w)  # log cos² θ_z
+    sign = torch.sign(z)
+    far = (-0.5 * (nu - 1.0) * log_x >= _DF_FAR_FROM) & (nu >= _DF_FAR_MIN_DF)
+    series = ~far & (log_x <= math.log(_DF_SERIES_BELOW))
+    core = ~(far | series)
+    g1, g2 = torch.zeros_like(z), torch.zeros_like(z)
+
+    def pick(mask, *ts):
+        return tuple(t[mask] for t in ts)
+
+    if bool(core.any()):
+        nu_c, a1_c, a2_c, w_c, lc = pick(core, nu, a1, a2, w, log_c)
+        theta = torch.atan(w_c.abs())
+        acc1, acc2 = torch.zeros_like(theta), torch.zeros_like(theta)
+        for u, wt in zip(*_gauss_rule("legendre", _DF_CORE_NODES), strict=True):
+            sin = torch.sin(theta * u)
+            u2 = sin * sin
+            log_c2 = torch.log1p(-u2)
+            s1, s2 = _df_score_terms(nu_c, a1_c, a2_c, u2, log_c2)
+            p = wt * torch.exp(0.5 * (nu_c - 1.0) * log_c2)
+            acc1, acc2 = acc1 + p * s1, acc2 + p * s2
+        front = torch.exp(lc) * theta * sign[core]
+        g1[core], g2[core] = front * acc1, front * acc2
+    if bool(far.any()):
+        nu_f, a1_f, a2_f, lx, lc = pick(far, nu, a1, a2, log_x, log_c)
+        acc1, acc2 = torch.zeros_like(lx), torch.zeros_like(lx)
+        for r, wt in zip(*_gauss_rule("laguerre", _DF_FAR_NODES), strict=True):
+            log_c2 = lx - 2.0 * r / (nu_f - 1.0)
+            c2, u2 = torch.exp(log_c2), -torch.expm1(log_c2)
+            s1, s2 = _df_score_terms(nu_f, a1_f, a2_f, u2, log_c2)
+            p = wt * torch.sqrt(c2 / u2)  # cot φ
+            acc1, acc2 = acc1 + p * s1, acc2 + p * s2
+        front = -sign[far] * torch.exp(lc + 0.5 * (nu_f - 1.0) * lx) / (nu_f - 1.0)
+        g1[far], g2[far] = front * acc1, front * acc2
+    if bool(series.any()):
+        nu_s, d1_s, d2_s, lx, lc = pick(series, nu, d1, d2, log_x, log_c)
+        a = nu_s / 2
+        x = torch.exp(lx)
+        y = -torch.expm1(lx)
+        q0, q1, q2 = torch.zeros_like(x), torch.zeros_like(x), torch.zeros_like(x)
+        coef, x_k = 1.0, torch.ones_like(x)
+        for k in range(_DF_SERIES_TERMS):  # q_k = c_k x^k/(a + k), c_k = (1/2)_k/k!
+            q = coef * x_k / (a + k)
+            e = k * y / nu_s - 0.5 / (a + k)  # ∂ log q_k/∂ν (∂x/∂ν = xy/ν)
+            de = -k * y * (1.0 + x) / (nu_s * nu_s) + 0.25 / ((a + k) * (a + k))
+            q0, q1, q2 = q0 + q, q1 + q * e, q2 + q * (e * e + de)
+            coef, x_k = coef * (k + 0.5) / (k + 1), x_k * x
+        # P(T > |z|) = x^a C_ν Σ_k q_k / 2, C_ν = 1/B(ν/2, 1/2)
+        tail = torch.exp(a * lx + lc - math.log(2.0)) * q0
+        l1 = 0.5 * lx + 0.5 * y + 0.5 * d1_s + q1 / q0  # ∂ log T/∂ν
+        l2 = y * y / (2.0 * nu_s) + 0.25 * d2_s + q2 / q0 - (q1 / q0) ** 2
+        g1[series] = -sign[series] * tail * l1
+        g2[series] = -sign[series] * tail * (l2 + l1 * l1)
+    nan = torch.full_like(g1, math.nan)
+    return torch.where(invalid, nan, g1), torch.where(invalid, nan, g2)
 
 
 # Integer degrees of freedom take the finite forms up to this ν. Measured (CPU, 600 points,

@@ -17,9 +17,9 @@ Hyvärinen score is :math:`\sigma^{-2} h(z)` with :math:`h = 2g'' + g'^2`, :math
 A form may also give :math:`a h - z h'` itself where the difference of the two terms would cancel
 for large :math:`|z|` (the CRPS, where both are of order :math:`|z|`), and the derivatives
 :math:`h_\nu, h_{\nu\nu}, h_{\nu z}` in a shape parameter ν (a Student-t's df under the
-Hyvärinen score), which may then be free; without them it must be held fixed. The CRPS of a
-Student-t has none: its df-derivative needs that of the incomplete beta function in its parameter,
-which has no closed form (the fit differentiates it by autograd).
+Hyvärinen score, and the CRPS through the t CDF's df-derivatives of
+:func:`~likelab.objectives._special.student_t_cdf_df_derivatives`), which may then be free;
+without them it must be held fixed.
 
 :func:`scaled_form` gives the form of an objective on a forecast, or ``None``; every registered
 form is tested equal to its objective's loss, and its derivatives to autograd's.
@@ -35,9 +35,18 @@ from typing import Any
 import torch
 from torch import distributions as D
 
-from likelab.families.distributions import Logistic
+from likelab.families.distributions import (
+    Logistic,
+    digamma_half_difference,
+    trigamma_half_difference,
+)
 from likelab.families.distributions import StudentT as LikelabStudentT
-from likelab.objectives._special import _log1p_square, _per_value, student_t_cdf
+from likelab.objectives._special import (
+    _log1p_square,
+    _per_value,
+    student_t_cdf,
+    student_t_cdf_df_derivatives,
+)
 from likelab.objectives.crps import student_t_crps_constants
 
 __all__ = ["ScaledForm", "register_scaled_form", "scaled_form"]
@@ -140,10 +149,11 @@ def _crps_laplace(dist: D.Laplace) -> ScaledForm:
 
 @register_scaled_form("crps", D.StudentT, LikelabStudentT)
 def _crps_student_t(dist: D.StudentT) -> ScaledForm:
-    r"""ν fixed: c = z(2F_ν - 1) + k(1 + z²/ν)^{-(ν-1)/2} - c_ν, c' = 2F_ν - 1,
+    r"""c = z(2F_ν - 1) + k(1 + z²/ν)^{-(ν-1)/2} - c_ν, c' = 2F_ν - 1,
     c'' = 2f_ν(z) = k (ν - 1)/ν (1 + z²/ν)^{-(ν+1)/2}, c - z c' = k(1 + z²/ν)^{-(ν-1)/2} - c_ν,
     k = 2√ν/((ν - 1)B(½, ν/2)), c_ν = 2√ν B(½, ν - ½)/((ν - 1)B(½, ν/2)²) (the same
-    constants as :func:`likelab.objectives.crps`); ``inf`` for ν <= 1 as there."""
+    constants as :func:`likelab.objectives.crps`); ``inf`` for ν <= 1 as there. The
+    ν-derivatives are :func:`_crps_t_shape`'s: df may be free."""
     nu = dist.df
 
     finite = nu > 1
@@ -160,7 +170,59 @@ def _crps_student_t(dist: D.StudentT) -> ScaledForm:
         value = torch.where(finite, z * c1 + scale_term, inf)
         return value, c1, c2, torch.where(finite, scale_term, inf)
 
-    return ScaledForm(1.0, dist.loc, dist.scale, h)
+    return ScaledForm(1.0, dist.loc, dist.scale, h, "df", _crps_t_shape(nus, finite, log_k, const))
+
+
+def _crps_t_constant_derivatives(v: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    r"""First and second ν-derivatives of :math:`\log k` and of :math:`\log c_\nu`
+    (:func:`~likelab.objectives.crps.student_t_crps_constants`), with
+    :math:`D_j(x) = \psi^{(j-1)}(x + \tfrac12) - \psi^{(j-1)}(x)`
+    (:mod:`likelab.families.distributions`, no cancellation for large ν; ψ' to 1e-13 by its
+    recurrence):
+    :math:`\log k = \log 2 + \tfrac12\log\nu - \log(\nu-1) - \tfrac12\log\pi + D_0(\nu/2)`,
+    :math:`\log c_\nu = \log 2 + \tfrac12\log\nu - \log(\nu-1) - \tfrac12\log\pi
+    - D_0(\nu - \tfrac12) + 2D_0(\nu/2)`."""
+    base1 = 0.5 / v - 1.0 / (v - 1.0)
+    base2 = -0.5 / (v * v) + 1.0 / ((v - 1.0) * (v - 1.0))
+    d1_half = digamma_half_difference(v / 2)
+    d2_half = trigamma_half_difference(v / 2, recurrence=True)
+    d1_less = digamma_half_difference(v - 0.5)
+    d2_less = trigamma_half_difference(v - 0.5, recurrence=True)
+    return (
+        base1 + 0.5 * d1_half,
+        base2 + 0.25 * d2_half,
+        base1 - d1_less + d1_half,
+        base2 - d2_less + 0.5 * d2_half,
+    )
+
+
+def _crps_t_shape(nus, finite, log_k, const):
+    r"""The ν-derivatives of the Student-t CRPS's c (:func:`_crps_student_t`):
+    :math:`c_\nu = 2z F_\nu + S_\nu - c_\nu'`, :math:`c_{\nu\nu} = 2z F_{\nu\nu} + S_{\nu\nu}
+    - c_\nu''`, :math:`c_{\nu z} = 2F_\nu` (as :math:`c_z = 2F - 1`), with :math:`F_\nu,
+    F_{\nu\nu}` from :func:`~likelab.objectives._special.student_t_cdf_df_derivatives` and
+    :math:`S = k W^{-(\nu-1)/2}`, :math:`W = 1 + z^2/\nu`, :math:`y = 1 - 1/W`:
+    :math:`S_\nu = S\,T`, :math:`T = (\log k)' - \tfrac12\log W + (\nu - 1)y/(2\nu)`,
+    :math:`S_{\nu\nu} = S\,(T^2 + T')`, :math:`T' = (\log k)'' + y/(2\nu) + y/(2\nu^2)
+    - (\nu - 1)y(1 - y)/(2\nu^2)`. Zero where ν <= 1 (the score is ``inf`` there), as
+    autograd gives through its ``where``."""
+    lk1, lk2, lc1, lc2 = _per_value(_crps_t_constant_derivatives, nus)
+    c1, c2 = const * lc1, const * (lc1 * lc1 + lc2)
+
+    def h_shape(z):
+        log_w = _log1p_square(z / torch.sqrt(nus))
+        y = -torch.expm1(-log_w)
+        spread = torch.exp(log_k - 0.5 * (nus - 1) * log_w)
+        t = lk1 - 0.5 * log_w + (nus - 1) * y / (2.0 * nus)
+        nu2 = 2.0 * nus * nus
+        dt = lk2 + y / (2.0 * nus) + y / nu2 - (nus - 1) * y * (1 - y) / nu2
+        f1, f2 = student_t_cdf_df_derivatives(z, nus)
+        zero = torch.zeros_like(f1)
+        h_n = torch.where(finite, 2.0 * z * f1 + spread * t - c1, zero)
+        h_nn = torch.where(finite, 2.0 * z * f2 + spread * (t * t + dt) - c2, zero)
+        return h_n, h_nn, torch.where(finite, 2.0 * f1, zero)
+
+    return h_shape
 
 
 # ------------------------------------------------------------------ Hyvärinen: S = h(z)/σ²
