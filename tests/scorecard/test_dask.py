@@ -21,7 +21,9 @@ def test_a_running_scheduler_gives_the_local_rows(tmp_path):
         threads_per_worker=1,
         processes=True,
         host="127.0.0.1",
-        dashboard_address=None,
+        # a plain scheduler serves HTTP whatever this says (None: on 127.0.0.1:8787, where
+        # test_the_embedded_cluster_serves_no_http checks that nothing answers): a free port
+        dashboard_address="127.0.0.1:0",
     )
     try:
         remote = scorecard(

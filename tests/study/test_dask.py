@@ -46,7 +46,9 @@ def test_a_worker_killed_mid_study_loses_nothing(tmp_path, spec):
         threads_per_worker=1,
         processes=True,
         host="127.0.0.1",
-        dashboard_address=None,
+        # a plain scheduler serves HTTP whatever this says (None: on 127.0.0.1:8787, where
+        # test_the_embedded_cluster_serves_no_http checks that nothing answers): a free port
+        dashboard_address="127.0.0.1:0",
     )
     try:
         # the worker's process ids through a client of our own, closed before the run: a user's
@@ -101,12 +103,15 @@ def test_the_embedded_cluster_serves_no_http(tmp_path, spec):
     scheduler, whatever the dashboard settings: the embedded cluster's run none."""
     psutil = pytest.importorskip("psutil")
     seen = []
+    me = psutil.Process()
+    # ports this process listened on before the run (an earlier test's cluster in this process
+    # may leave a server behind): only those the run opens are looked at
+    before = _listening_ports({me.pid})
 
     def look(done, total, fits):
         if not seen:
-            me = psutil.Process()
             pids = {me.pid} | {c.pid for c in me.children(recursive=True)}
-            ports = _listening_ports(pids)
+            ports = _listening_ports(pids) - before
             seen.append((len(pids), ports, {p for p in ports if _answers_http(p)}))
 
     run_study(spec, tmp_path / "d.duckdb", executor="dask", workers=2, on_cell=look)
