@@ -114,6 +114,30 @@ def test_crps_shape_derivatives_equal_mpmath(df):
             assert abs(float(got) - float(w)) <= tol, (j, zi, got, w)
 
 
+@pytest.mark.parametrize("df", [1.5, 2.7, 7.3, 40.5])
+def test_crps_student_t_form_without_a_gradient_equals_the_loss(df, monkeypatch):
+    # a fit's z carries no gradient: the form's CDF then comes from the quadrature rules that also
+    # give its df-derivatives (computed once per z for h and h_shape), not from student_t_cdf
+    from likelab.objectives import scaled
+
+    calls = []
+    rules = scaled._student_t_cdf_and_df_derivatives
+    monkeypatch.setattr(
+        scaled, "_student_t_cdf_and_df_derivatives", lambda *a: calls.append(1) or rules(*a)
+    )
+    dist = StudentT(T(df), LOC, SCALE)
+    obj = get_objective("crps")
+    form = scaled_form(obj, dist)
+    z = Z.double()
+    want = obj.loss(dist, LOC + SCALE * z, validate=False)
+    got = form.scale**form.power * form.h(z)[0]
+    assert torch.all((got - want).abs() <= 1e-13 * (1.0 + want.abs()))
+    form.h_shape(z)
+    assert len(calls) == 1  # h and h_shape on the same z: the rules ran once
+    form.h(z + 0.0)
+    assert len(calls) == 2
+
+
 def test_crps_shape_derivatives_are_zero_where_the_score_is_infinite():
     # df <= 1: the CRPS is inf (no mean); its derivatives are 0, as autograd gives through where
     form = scaled_form(get_objective("crps"), StudentT(T(0.8, 1.0, 3.0), LOC, SCALE))

@@ -349,8 +349,7 @@ def _student_t_cdf_betainc(
 _DF_CORE_NODES = 16  # Gauss-Legendre nodes on [0, θ_z]
 _DF_FAR_NODES = 24  # Gauss-Laguerre nodes in r for the far tail
 _DF_SERIES_TERMS = 28  # terms of the incomplete-beta series for x <= 1/4: 4^-28 < 1e-16
-_DF_FAR_FROM = 2.0  # (ν - 1)/2 · log(1 + z²/ν) beyond which the far-tail rule is used,
-_DF_FAR_MIN_DF = 3.0  # for ν at least this (its integrand has e^{-2r/(ν-1)} in it)
+_DF_FAR_FROM = 4.0  # (ν - 1)/2 · log(1 + z²/ν) from which the far-tail rule is used
 _DF_SERIES_BELOW = 0.25  # x = ν/(ν + z²) at or below which the series is used
 
 
@@ -365,6 +364,39 @@ def _gauss_rule(kind: str, m: int) -> tuple[tuple[float, ...], tuple[float, ...]
 
     nodes, weights = np.polynomial.laguerre.laggauss(m)
     return tuple(float(v) for v in nodes), tuple(float(w) for w in weights)
+
+
+_EXCESS_SHIFT = 100  # recurrence steps before the asymptotic series (its next term < 1e-15 rel.)
+
+
+def _digamma_half_excess(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    r""":math:`e_1 = \psi(a+\tfrac12) - \psi(a) - \tfrac1{2a}` and its derivative
+    :math:`e_2 = \psi'(a+\tfrac12) - \psi'(a) + \tfrac1{2a^2}`, both without cancellation
+    (each is about :math:`1/(8a^2)` resp. :math:`-1/(4a^3)`, a small remainder of terms of order
+    :math:`1/a`): ``digamma`` differences would lose 60 ulps at a = 15.
+
+    By :math:`\psi(x+1) = \psi(x) + 1/x` (A&S 6.3.5) :math:`e_1(a) = e_1(a + N) +
+    \sum_{k<N} \frac{1}{4pqm}`, :math:`p = a+k, q = p+1, m = p+\tfrac12` (the trapezoid excess
+    :math:`\tfrac12(1/p + 1/q) - 1/m` in closed form); beyond, the asymptotic series
+    :math:`e_1 = \tfrac1{8x^2} - \tfrac1{64x^4} + \tfrac1{128x^6} - \tfrac{17}{2048x^8}`
+    (that of :func:`~likelab.families.distributions.digamma_half_difference` less its leading
+    term) at x = a + N >= 100, where its next term is below 1e-15 of the sum. Every recurrence
+    term of :math:`e_1` is positive, every one of :math:`e_2` negative."""
+    big = a >= _EXCESS_SHIFT
+    x = torch.where(big, a, a + _EXCESS_SHIFT)
+    r = 1.0 / x
+    r2 = r * r
+    e1 = r2 * (1 / 8 - r2 * (1 / 64 - r2 * (1 / 128 - r2 * (17 / 2048))))
+    e2 = -r2 * r * (1 / 4 - r2 * (1 / 16 - r2 * (6 / 128 - r2 * (136 / 2048))))
+    small = torch.where(big, torch.ones_like(a), a)
+    s1, s2 = torch.zeros_like(a), torch.zeros_like(a)
+    for k in range(_EXCESS_SHIFT):
+        p = small + k
+        q, m = p + 1.0, p + 0.5
+        t = 0.25 / (p * q * m)
+        s1 = s1 + t
+        s2 = s2 - t * (1.0 / p + 1.0 / q + 1.0 / m)
+    return torch.where(big, e1, e1 + s1), torch.where(big, e2, e2 + s2)
 
 
 def _df_score_terms(nu, a1, a2, u2, log_c2):
@@ -394,24 +426,38 @@ def student_t_cdf_df_derivatives(
     :math:`C_\nu = \Gamma(\tfrac{\nu+1}2)/(\sqrt\pi\,\Gamma(\tfrac\nu2))`, three rules, each where
     it converges fast (:math:`x = \nu/(\nu + z^2) = \cos^2\theta_z`):
 
-    - far tail, :math:`r_z = -\tfrac{\nu-1}2\log x \ge 2` and :math:`\nu \ge 3`: the
-      substitution :math:`\cos^{\nu-1}\varphi = \cos^{\nu-1}\theta_z\, e^{-r}` turns
-      :math:`\int_{\theta_z}^{\pi/2}` into :math:`\frac{C_\nu x^{(\nu-1)/2}}{\nu-1}\int_0^\infty
-      e^{-r} s\cot\varphi\,dr`, smooth in r (24-point Gauss-Laguerre): the tail keeps its
-      relative accuracy however small it is, and the core rule below is spared the cancellation
-      of a small :math:`\int_0^{\theta_z}` against its large parts;
-    - else :math:`x \le \tfrac14`: the series :math:`\tfrac12 I_x(\tfrac\nu2, \tfrac12) =
+    - :math:`x \le \tfrac14`: the series :math:`\tfrac12 I_x(\tfrac\nu2, \tfrac12) =
       \frac{x^{\nu/2}}{2B(\nu/2, 1/2)}\sum_k \frac{(1/2)_k}{k!}\frac{x^k}{\nu/2 + k}`
       (A&S 26.5.4 with 15.1.1), differentiated term by term (28 terms: :math:`4^{-28} < 10^{-16}`);
-    - else :math:`\int_0^{\theta_z}` by 16-point Gauss-Legendre: :math:`\theta_z \le \pi/3`, and
-      for ν >= 3 :math:`\cos^{\nu-1}` is within 2 e-folds of its peak there.
+    - else, far in the tail, :math:`r_z = -\tfrac{\nu-1}2\log x \ge 4`: the substitution
+      :math:`\cos^{\nu-1}\varphi = \cos^{\nu-1}\theta_z\, e^{-r}` turns
+      :math:`\int_{\theta_z}^{\pi/2}` into :math:`\frac{C_\nu x^{(\nu-1)/2}}{\nu-1}\int_0^\infty
+      e^{-r} s\cot\varphi\,dr` (24-point Gauss-Laguerre), whose integrand's nearest singularity
+      (:math:`\sin\varphi = 0`) is at :math:`r = -r_z`: the tail keeps its relative accuracy
+      however small it is;
+    - else :math:`\int_0^{\theta_z}` by 16-point Gauss-Legendre: :math:`\theta_z \le \pi/3` and
+      :math:`\cos^{\nu-1}` stays within 4 e-folds of its peak.
+
+    The constant part of s, :math:`\tfrac12[\psi(\tfrac{\nu+1}2) - \psi(\tfrac\nu2)]
+    - \tfrac1{2\nu}`, and its ν-derivative are each a remainder of order :math:`1/\nu^2` of
+    terms of order :math:`1/\nu`, computed without that cancellation (``_digamma_half_excess``).
 
     Checked against mpmath (its incomplete beta function at 40 digits, differentiated by
-    ``mpmath.diff``): within 3e-13 relative for 0.5 <= ν <= 1000 and |z| up to 1e5, including
-    tails of 1e-200; the core's error grows like ν·eps beyond (1e-12 at ν = 1e4, where the score
-    is a difference of terms of order 1/ν whose integral is of order 1/ν²). ``nan`` outside
-    ``df > 0``; 0 at ``z = ±inf``. Not differentiable (use it for the derivatives it returns).
+    ``mpmath.diff``): within 1.1e-13 relative for 0.5 <= ν <= 1000 and |z| up to 1e5, on both
+    sides of every switch between rules and in tails below 1e-200; 4e-13 at ν = 1e4 (the
+    density's score is there a difference of terms of order 1/ν whose integral is of order 1/ν²).
+    ``nan`` outside ``df > 0``; 0 at ``z = ±inf``. Not differentiable (use it for the
+    derivatives it returns).
     """
+    return _student_t_cdf_and_df_derivatives(z, df)[1:]
+
+
+def _student_t_cdf_and_df_derivatives(
+    z: torch.Tensor | float, df: torch.Tensor | float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:math:`F_\\nu(z)` with :func:`student_t_cdf_df_derivatives`' two derivatives, from the same
+    nodes and terms (the density itself integrated beside its ν-derivatives: within 1e-15 of
+    :func:`student_t_cdf`, tested)."""
     from likelab.families.distributions import (
         digamma_half_difference,
         lgamma_half_difference,
@@ -423,27 +469,27 @@ def student_t_cdf_df_derivatives(
     nu0 = torch.as_tensor(df, dtype=nu.dtype, device=nu.device)
     nu0 = torch.where((nu0 > 0) & ~nu0.isnan(), nu0, torch.full_like(nu0, 2.0))
     half = nu0 / 2
-    d0, d1, d2 = (
-        torch.broadcast_to(_per_value(fn, half), z.shape)
-        for fn in (
-            lgamma_half_difference,
-            digamma_half_difference,
-            functools.partial(trigamma_half_difference, recurrence=True),
+    d0, d1, d2, e1, e2 = (
+        torch.broadcast_to(t, z.shape)
+        for t in (
+            _per_value(lgamma_half_difference, half),
+            _per_value(digamma_half_difference, half),
+            _per_value(functools.partial(trigamma_half_difference, recurrence=True), half),
+            *_per_value(_digamma_half_excess, half),
         )
     )
     invalid = (nu <= 0) | nu.isnan() | z.isnan()
     nu = torch.where(invalid, torch.full_like(nu, 2.0), nu)
     z = torch.where(invalid | z.isinf(), torch.zeros_like(z), z)
-    a1 = 0.5 * d1 - 0.5 / nu
-    a2 = 0.25 * d2 + 0.5 / (nu * nu)
+    a1, a2 = 0.5 * e1, 0.25 * e2  # ½D₁(ν/2) - 1/(2ν), ¼D₂(ν/2) + 1/(2ν²): no cancellation
     log_c = d0 - 0.5 * math.log(math.pi)  # log C_ν
     w = z / torch.sqrt(nu)
     log_x = -_log1p_square(w)  # log cos² θ_z
     sign = torch.sign(z)
-    far = (-0.5 * (nu - 1.0) * log_x >= _DF_FAR_FROM) & (nu >= _DF_FAR_MIN_DF)
-    series = ~far & (log_x <= math.log(_DF_SERIES_BELOW))
+    series = log_x <= math.log(_DF_SERIES_BELOW)
+    far = ~series & (-0.5 * (nu - 1.0) * log_x >= _DF_FAR_FROM)
     core = ~(far | series)
-    g1, g2 = torch.zeros_like(z), torch.zeros_like(z)
+    g0, g1, g2 = torch.full_like(z, 0.5), torch.zeros_like(z), torch.zeros_like(z)
 
     def pick(mask, *ts):
         return tuple(t[mask] for t in ts)
@@ -451,27 +497,29 @@ def student_t_cdf_df_derivatives(
     if bool(core.any()):
         nu_c, a1_c, a2_c, w_c, lc = pick(core, nu, a1, a2, w, log_c)
         theta = torch.atan(w_c.abs())
-        acc1, acc2 = torch.zeros_like(theta), torch.zeros_like(theta)
+        acc0, acc1, acc2 = (torch.zeros_like(theta) for _ in range(3))
         for u, wt in zip(*_gauss_rule("legendre", _DF_CORE_NODES), strict=True):
             sin = torch.sin(theta * u)
             u2 = sin * sin
             log_c2 = torch.log1p(-u2)
             s1, s2 = _df_score_terms(nu_c, a1_c, a2_c, u2, log_c2)
             p = wt * torch.exp(0.5 * (nu_c - 1.0) * log_c2)
-            acc1, acc2 = acc1 + p * s1, acc2 + p * s2
+            acc0, acc1, acc2 = acc0 + p, acc1 + p * s1, acc2 + p * s2
         front = torch.exp(lc) * theta * sign[core]
-        g1[core], g2[core] = front * acc1, front * acc2
+        g0[core], g1[core], g2[core] = 0.5 + front * acc0, front * acc1, front * acc2
     if bool(far.any()):
         nu_f, a1_f, a2_f, lx, lc = pick(far, nu, a1, a2, log_x, log_c)
-        acc1, acc2 = torch.zeros_like(lx), torch.zeros_like(lx)
+        acc0, acc1, acc2 = (torch.zeros_like(lx) for _ in range(3))
         for r, wt in zip(*_gauss_rule("laguerre", _DF_FAR_NODES), strict=True):
             log_c2 = lx - 2.0 * r / (nu_f - 1.0)
             c2, u2 = torch.exp(log_c2), -torch.expm1(log_c2)
             s1, s2 = _df_score_terms(nu_f, a1_f, a2_f, u2, log_c2)
             p = wt * torch.sqrt(c2 / u2)  # cot φ
-            acc1, acc2 = acc1 + p * s1, acc2 + p * s2
-        front = -sign[far] * torch.exp(lc + 0.5 * (nu_f - 1.0) * lx) / (nu_f - 1.0)
-        g1[far], g2[far] = front * acc1, front * acc2
+            acc0, acc1, acc2 = acc0 + p, acc1 + p * s1, acc2 + p * s2
+        size = torch.exp(lc + 0.5 * (nu_f - 1.0) * lx) / (nu_f - 1.0)
+        tail = size * acc0  # P(T > |z|)
+        g0[far] = torch.where(sign[far] > 0, 1.0 - tail, tail)
+        g1[far], g2[far] = -sign[far] * size * acc1, -sign[far] * size * acc2
     if bool(series.any()):
         nu_s, d1_s, d2_s, lx, lc = pick(series, nu, d1, d2, log_x, log_c)
         a = nu_s / 2
@@ -489,10 +537,11 @@ def student_t_cdf_df_derivatives(
         tail = torch.exp(a * lx + lc - math.log(2.0)) * q0
         l1 = 0.5 * lx + 0.5 * y + 0.5 * d1_s + q1 / q0  # ∂ log T/∂ν
         l2 = y * y / (2.0 * nu_s) + 0.25 * d2_s + q2 / q0 - (q1 / q0) ** 2
+        g0[series] = torch.where(sign[series] > 0, 1.0 - tail, tail)
         g1[series] = -sign[series] * tail * l1
         g2[series] = -sign[series] * tail * (l2 + l1 * l1)
     nan = torch.full_like(g1, math.nan)
-    return torch.where(invalid, nan, g1), torch.where(invalid, nan, g2)
+    return tuple(torch.where(invalid, nan, g) for g in (g0, g1, g2))
 
 
 # Integer degrees of freedom take the finite forms up to this ν. Measured (CPU, 600 points,
