@@ -3,6 +3,8 @@ h' and h'' equal autograd's derivatives of h in z, and the scale term equals a h
 
 from __future__ import annotations
 
+import math
+
 import mpmath
 import pytest
 import torch
@@ -146,3 +148,9 @@ def test_crps_shape_derivatives_are_zero_where_the_score_is_infinite():
     assert torch.equal(hnn[:2], torch.zeros(2, dtype=torch.float64))
     assert torch.equal(hnz[:2], torch.zeros(2, dtype=torch.float64))
     assert torch.isfinite(hn[2]) and hn[2] != 0
+    # z = ±inf (a scale of 0): the limits, not inf · 0
+    form = scaled_form(get_objective("crps"), StudentT(T(3.5), LOC, SCALE))
+    hn, hnn, hnz = form.h_shape(T(math.inf, -math.inf, 1e300))
+    assert torch.isfinite(hn).all() and torch.isfinite(hnn).all() and torch.equal(hnz[:2], T(0, 0))
+    assert torch.allclose(hn[:2], hn[2:].expand(2), rtol=1e-12)
+    assert torch.isinf(form.h(T(math.inf, -math.inf))[0]).all()

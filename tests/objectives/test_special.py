@@ -531,6 +531,10 @@ def test_student_t_cdf_df_derivatives_domain():
     d1, d2 = student_t_cdf_df_derivatives(t(1.0, 1.0), t(0.0, -1.0))
     assert d1.isnan().all() and d2.isnan().all()
     assert student_t_cdf_df_derivatives(t(0.0), t(4.0))[0] == 0  # F(0) = 1/2 for every df
+    from likelab.objectives._special import _student_t_cdf_and_df_derivatives
+
+    cdf, d1, d2 = _student_t_cdf_and_df_derivatives(t(math.inf, -math.inf, 0.0), t(3.5))
+    assert cdf.tolist() == [1.0, 0.0, 0.5] and d1[:2].tolist() == [0.0, 0.0]
 
 
 @pytest.mark.parametrize("df", [0.5, 1.05, 2.2, 3.3, 4.5, 7.5, 30.5, 150.5, 1000.5])

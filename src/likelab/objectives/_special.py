@@ -480,7 +480,9 @@ def _student_t_cdf_and_df_derivatives(
     )
     invalid = (nu <= 0) | nu.isnan() | z.isnan()
     nu = torch.where(invalid, torch.full_like(nu, 2.0), nu)
-    z = torch.where(invalid | z.isinf(), torch.zeros_like(z), z)
+    infinite = z.isinf()
+    limit = (z > 0).to(z.dtype)  # F(±inf) = 1, 0; its derivatives there are 0
+    z = torch.where(invalid | infinite, torch.zeros_like(z), z)
     a1, a2 = 0.5 * e1, 0.25 * e2  # ½D₁(ν/2) - 1/(2ν), ¼D₂(ν/2) + 1/(2ν²): no cancellation
     log_c = d0 - 0.5 * math.log(math.pi)  # log C_ν
     w = z / torch.sqrt(nu)
@@ -541,6 +543,7 @@ def _student_t_cdf_and_df_derivatives(
         g1[series] = -sign[series] * tail * l1
         g2[series] = -sign[series] * tail * (l2 + l1 * l1)
     nan = torch.full_like(g1, math.nan)
+    g0 = torch.where(infinite, limit, g0)
     return tuple(torch.where(invalid, nan, g) for g in (g0, g1, g2))
 
 

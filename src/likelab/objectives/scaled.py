@@ -245,8 +245,11 @@ def _crps_t_shape(nus, finite, log_k, const, terms):
         dt = lk2 + y / (2.0 * nus) + y / nu2 - (nus - 1) * y * (1 - y) / nu2
         _, f1, f2 = terms(z)
         zero = torch.zeros_like(f1)
-        h_n = torch.where(finite, 2.0 * z * f1 + spread * t - c1, zero)
-        h_nn = torch.where(finite, 2.0 * z * f2 + spread * (t * t + dt) - c2, zero)
+        # at z = ±inf (a scale of 0) z F_ν and S_ν vanish (inf · 0 would be nan): -c_ν', -c_ν''
+        far = z.isinf()
+        h_n = torch.where(far, -c1, 2.0 * z * f1 + spread * t - c1)
+        h_nn = torch.where(far, -c2, 2.0 * z * f2 + spread * (t * t + dt) - c2)
+        h_n, h_nn = torch.where(finite, h_n, zero), torch.where(finite, h_nn, zero)
         return h_n, h_nn, torch.where(finite, 2.0 * f1, zero)
 
     return h_shape
