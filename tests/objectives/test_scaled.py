@@ -138,6 +138,11 @@ def test_crps_student_t_form_without_a_gradient_equals_the_loss(df, monkeypatch)
     assert len(calls) == 1  # h and h_shape on the same z: the rules ran once
     form.h(z + 0.0)
     assert len(calls) == 2
+    # a small integer df (a fixed one): student_t_cdf's finite forms, no derivatives unasked
+    fixed = scaled_form(obj, StudentT(T(4.0), LOC, SCALE))
+    want = obj.loss(StudentT(T(4.0), LOC, SCALE), LOC + SCALE * z, validate=False)
+    assert torch.all((fixed.scale * fixed.h(z)[0] - want).abs() <= 1e-13 * (1.0 + want.abs()))
+    assert len(calls) == 2
 
 
 def test_crps_shape_derivatives_are_zero_where_the_score_is_infinite():
