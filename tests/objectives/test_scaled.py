@@ -89,12 +89,12 @@ def _crps_t_mp(z, nu):
 
 
 @pytest.mark.parametrize("df", [1.05, 1.5, 2.5, 4.0, 7.3, 30.0, 300.0])
-def test_crps_shape_derivatives_equal_mpmath(df):
+def test_crps_shape_derivatives_equal_mpmath(df, monkeypatch):
     # crps on a Student-t with df free: h_ν, h_νν, h_νz (through the t CDF's df-derivatives,
     # integrated by student_t_cdf_df_derivatives) against mpmath.diff of the whole score at 40
     # digits. Autograd is no oracle for h_νν here: torch's polygamma(1), the second derivative of
     # its lgamma, is off by up to 3e-10 relative (7e-10 of h_νν at df = 1.05, measured).
-    mpmath.mp.dps = 40
+    monkeypatch.setattr(mpmath.mp, "dps", 40)  # restored after the test
     form = scaled_form(get_objective("crps"), StudentT(T(df), LOC, SCALE))
     rows = [*range(0, Z.numel(), 9), 100]  # 100: z = 0
     z = Z.double()[rows]
